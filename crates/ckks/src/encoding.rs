@@ -1,0 +1,247 @@
+//! Canonical-embedding encoder (Cheon-Kim-Kim-Song 2017, Sec. 3.1).
+//!
+//! Slot j holds m(zeta^(5^j)) for zeta = exp(i*pi/N), j < N/2. Ordering the slots along the
+//! powers of 5 (the cyclic subgroup of Z_2N^* of order N/2) makes the automorphism
+//! X -> X^(5^k) a left rotation of the slots by k, and X -> X^-1 their complex conjugation.
+//! Evaluating m at all odd powers zeta^(2t+1) is a size-N FFT of the "twisted" coefficients
+//! m_k zeta^k; encoding is the inverse transform of the conjugate-symmetric completion of the
+//! slot vector, so the resulting coefficients are real.
+
+use crate::error::{CkksError, Result};
+use crate::params::CkksParameters;
+use crate::plaintext::Plaintext;
+use crate::ring::context::for_each_limb;
+use num_complex::Complex64;
+
+/// Encodes complex or real vectors into plaintext polynomials and decodes them back.
+pub struct Encoder {
+    params: CkksParameters,
+    /// For slot j, the FFT index t with 2t+1 = 5^j mod 2N.
+    slot_index: Vec<usize>,
+    /// For slot j, the FFT index of the conjugate point, 2t+1 = -5^j mod 2N.
+    conj_index: Vec<usize>,
+    /// exp(2 pi i k / N), k < N.
+    roots: Vec<Complex64>,
+    /// zeta^k = exp(i pi k / N), k < N.
+    twist: Vec<Complex64>,
+}
+
+impl Encoder {
+    /// Precomputes the slot permutation and FFT tables.
+    pub fn new(params: &CkksParameters) -> Self {
+        let n = params.n();
+        let two_n = 2 * n;
+        let mut slot_index = Vec::with_capacity(n / 2);
+        let mut conj_index = Vec::with_capacity(n / 2);
+        let mut e = 1usize;
+        for _ in 0..n / 2 {
+            slot_index.push((e - 1) / 2);
+            conj_index.push((two_n - e - 1) / 2);
+            e = (e * 5) % two_n;
+        }
+        let roots = (0..n)
+            .map(|k| Complex64::from_polar(1.0, 2.0 * std::f64::consts::PI * k as f64 / n as f64))
+            .collect();
+        let twist = (0..n)
+            .map(|k| Complex64::from_polar(1.0, std::f64::consts::PI * k as f64 / n as f64))
+            .collect();
+        Self {
+            params: params.clone(),
+            slot_index,
+            conj_index,
+            roots,
+            twist,
+        }
+    }
+
+    /// Number of slots (N/2).
+    pub fn slots(&self) -> usize {
+        self.params.slots()
+    }
+
+    /// In-place radix-2 DFT: a_t <- sum_k a_k w^(sign * t k), w = exp(2 pi i / N).
+    fn fft(&self, a: &mut [Complex64], inverse: bool) {
+        let n = a.len();
+        let log_n = n.trailing_zeros();
+        for i in 0..n {
+            let j = i.reverse_bits() >> (usize::BITS - log_n);
+            if i < j {
+                a.swap(i, j);
+            }
+        }
+        let mut len = 2;
+        while len <= n {
+            let step = n / len;
+            for start in (0..n).step_by(len) {
+                for k in 0..len / 2 {
+                    let w = self.roots[k * step];
+                    let w = if inverse { w.conj() } else { w };
+                    let u = a[start + k];
+                    let v = a[start + k + len / 2] * w;
+                    a[start + k] = u + v;
+                    a[start + k + len / 2] = u - v;
+                }
+            }
+            len <<= 1;
+        }
+    }
+
+    /// Real coefficients (before scaling) of the polynomial whose slots are `values`.
+    fn slots_to_coeffs(&self, values: &[Complex64]) -> Vec<f64> {
+        let n = self.params.n();
+        let mut v = vec![Complex64::new(0.0, 0.0); n];
+        for (j, z) in values.iter().enumerate() {
+            v[self.slot_index[j]] = *z;
+            v[self.conj_index[j]] = z.conj();
+        }
+        self.fft(&mut v, true);
+        let inv_n = 1.0 / n as f64;
+        v.iter()
+            .zip(&self.twist)
+            .map(|(x, t)| (x * t.conj()).re * inv_n)
+            .collect()
+    }
+
+    /// Slots of the polynomial with real coefficients `coeffs` (unscaled).
+    fn coeffs_to_slots(&self, coeffs: &[f64]) -> Vec<Complex64> {
+        let mut v: Vec<Complex64> = coeffs
+            .iter()
+            .zip(&self.twist)
+            .map(|(&c, t)| t * c)
+            .collect();
+        self.fft(&mut v, false);
+        self.slot_index.iter().map(|&t| v[t]).collect()
+    }
+
+    /// Encodes up to N/2 complex values at `level` with `scale` (remaining slots are zero).
+    pub fn encode_complex(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
+        self.params.check_level(level)?;
+        if values.len() > self.slots() {
+            return Err(CkksError::TooManyValues {
+                given: values.len(),
+                slots: self.slots(),
+            });
+        }
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(CkksError::EncodingOverflow(format!("invalid scale {scale}")));
+        }
+        if values.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+            return Err(CkksError::EncodingOverflow("non-finite value".into()));
+        }
+        let coeffs = self.slots_to_coeffs(values);
+        self.encode_coeffs(&coeffs, level, scale)
+    }
+
+    /// Encodes up to N/2 real values at `level` with `scale`.
+    pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let z: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        self.encode_complex(&z, level, scale)
+    }
+
+    /// Rounds scaled coefficients and reduces them into every prime of the level (NTT form).
+    fn encode_coeffs(&self, coeffs: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let ring = self.params.ring();
+        let log_q: f64 = self.params.q()[..=level].iter().map(|&q| (q as f64).log2()).sum();
+        let limit = 2f64.powf(log_q - 1.0).min(2f64.powi(126));
+        let mut ints = Vec::with_capacity(coeffs.len());
+        for &c in coeffs {
+            let x = (c * scale).round();
+            if !(x.abs() < limit) {
+                return Err(CkksError::EncodingOverflow(format!(
+                    "scaled coefficient 2^{:.1} does not fit modulus of 2^{log_q:.1} at level {level}",
+                    x.abs().log2()
+                )));
+            }
+            ints.push(x as i128);
+        }
+        let basis = self.params.q_basis(level);
+        let mut poly = crate::ring::Poly::zero(ring.n(), basis.len());
+        for_each_limb(poly.data_mut(), ring.n(), |j, limb| {
+            let m = ring.modulus(basis[j]);
+            for (o, &x) in limb.iter_mut().zip(&ints) {
+                *o = match i64::try_from(x) {
+                    Ok(v) => m.reduce_i64(v),
+                    Err(_) => m.reduce_i128(x),
+                };
+            }
+        });
+        ring.ntt_forward(&mut poly, &basis);
+        Ok(Plaintext::new(poly, level, scale))
+    }
+
+    /// Encodes the same real constant in every slot (a constant polynomial: no FFT needed).
+    pub fn encode_constant(&self, value: f64, level: usize, scale: f64) -> Result<Plaintext> {
+        let mut coeffs = vec![0.0; self.params.n()];
+        coeffs[0] = value;
+        self.params.check_level(level)?;
+        self.encode_coeffs(&coeffs, level, scale)
+    }
+
+    /// Decodes all N/2 complex slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Vec<Complex64> {
+        let ring = self.params.ring();
+        let basis = self.params.q_basis(pt.level());
+        let mut poly = pt.poly().clone();
+        ring.ntt_inverse(&mut poly, &basis);
+        let crt = self.params.crt(pt.level());
+        let n = ring.n();
+        let mut residues = vec![0u64; basis.len()];
+        let inv_scale = 1.0 / pt.scale();
+        let coeffs: Vec<f64> = (0..n)
+            .map(|k| {
+                for (j, r) in residues.iter_mut().enumerate() {
+                    *r = poly.limb(j)[k];
+                }
+                crt.centered_f64(&residues) * inv_scale
+            })
+            .collect();
+        self.coeffs_to_slots(&coeffs)
+    }
+
+    /// Decodes the real parts of all N/2 slots.
+    pub fn decode(&self, pt: &Plaintext) -> Vec<f64> {
+        self.decode_complex(pt).iter().map(|z| z.re).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fft_roundtrip_and_real_coefficients() {
+        let params = CkksParameters::new(12, &[40], &[40], 30).unwrap();
+        let enc = Encoder::new(&params);
+        let vals: Vec<Complex64> = (0..512)
+            .map(|i| Complex64::new((i as f64 * 0.1).sin(), (i as f64 * 0.3).cos()))
+            .collect();
+        let coeffs = enc.slots_to_coeffs(&vals);
+        let back = enc.coeffs_to_slots(&coeffs);
+        for (a, b) in vals.iter().zip(&back) {
+            assert!((a - b).norm() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn slot_rotation_is_automorphism_by_five() {
+        let params = CkksParameters::new(12, &[40], &[40], 30).unwrap();
+        let enc = Encoder::new(&params);
+        let n = params.n();
+        let vals: Vec<Complex64> = (0..n / 2).map(|i| Complex64::new(i as f64, 0.0)).collect();
+        let coeffs = enc.slots_to_coeffs(&vals);
+        // Apply X -> X^5 on real coefficients.
+        let mut rot = vec![0.0; n];
+        for (i, &c) in coeffs.iter().enumerate() {
+            let t = (i * 5) % (2 * n);
+            if t < n {
+                rot[t] += c;
+            } else {
+                rot[t - n] -= c;
+            }
+        }
+        let back = enc.coeffs_to_slots(&rot);
+        for j in 0..n / 2 {
+            assert!((back[j].re - vals[(j + 1) % (n / 2)].re).abs() < 1e-6);
+        }
+    }
+}

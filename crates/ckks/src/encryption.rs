@@ -1,0 +1,152 @@
+//! Encryption (public or secret key) and decryption.
+
+use crate::error::{CkksError, Result};
+use crate::keys::{PublicKey, SecretKey};
+use crate::params::CkksParameters;
+use crate::plaintext::{Ciphertext, Plaintext};
+use crate::ring::Poly;
+use crate::sampling::{uniform_from_seed, Sampler};
+use std::sync::Mutex;
+use zeroize::Zeroize;
+
+/// Encrypts plaintexts under a public key.
+pub struct Encryptor {
+    params: CkksParameters,
+    pk: PublicKey,
+    sampler: Mutex<Sampler>,
+}
+
+impl Encryptor {
+    /// An encryptor for `pk` with its own OS-seeded CSPRNG.
+    pub fn new(params: &CkksParameters, pk: &PublicKey) -> Result<Self> {
+        if pk.fingerprint != params.fingerprint() {
+            return Err(CkksError::FingerprintMismatch);
+        }
+        Ok(Self {
+            params: params.clone(),
+            pk: pk.clone(),
+            sampler: Mutex::new(Sampler::from_os()?),
+        })
+    }
+
+    /// (c0, c1) = (u b + e0 + m, u a + e1) with u ternary, e0, e1 Gaussian
+    /// (Cheon-Kim-Kim-Song 2017, Sec. 3.4).
+    pub fn encrypt(&self, pt: &Plaintext) -> Result<Ciphertext> {
+        let level = pt.level();
+        self.params.check_level(level)?;
+        let ring = self.params.ring();
+        let n = ring.n();
+        let basis = self.params.q_basis(level);
+        let (mut u, e0, e1) = {
+            let mut s = self
+                .sampler
+                .lock()
+                .map_err(|_| CkksError::Randomness("sampler lock poisoned".into()))?;
+            (s.ternary(n), s.gaussian(n), s.gaussian(n))
+        };
+        let mut polys = [
+            ring.poly_from_i64(&u, &basis),
+            ring.poly_from_i64(&e0, &basis),
+            ring.poly_from_i64(&e1, &basis),
+        ];
+        u.zeroize();
+        // The three transforms are independent: one parallel batch.
+        rayon::scope(|sc| {
+            for p in polys.iter_mut() {
+                let b = &basis;
+                sc.spawn(move |_| ring.ntt_forward(p, b));
+            }
+        });
+        let [mut u_ntt, e0_ntt, e1_ntt] = polys;
+        let pk_b = self.pk.b.prefix(basis.len());
+        let pk_a = self.pk.a.prefix(basis.len());
+        let mut c0 = e0_ntt;
+        ring.mul_acc(&mut c0, &u_ntt, &pk_b, &basis);
+        ring.add_assign(&mut c0, pt.poly(), &basis);
+        let mut c1 = e1_ntt;
+        ring.mul_acc(&mut c1, &u_ntt, &pk_a, &basis);
+        u_ntt.zeroize();
+        Ok(Ciphertext {
+            parts: vec![c0, c1],
+            level,
+            scale: pt.scale(),
+            seed: None,
+        })
+    }
+}
+
+/// Encrypts with and decrypts under the secret key.
+pub struct Decryptor {
+    params: CkksParameters,
+    sk: SecretKey,
+    sampler: Mutex<Sampler>,
+}
+
+impl Decryptor {
+    /// A decryptor (and secret-key encryptor) holding a copy of the secret key.
+    pub fn new(params: &CkksParameters, sk: &SecretKey) -> Result<Self> {
+        if sk.fingerprint != params.fingerprint() {
+            return Err(CkksError::FingerprintMismatch);
+        }
+        Ok(Self {
+            params: params.clone(),
+            sk: SecretKey {
+                fingerprint: sk.fingerprint,
+                coeffs: sk.coeffs.clone(),
+                ntt: sk.ntt.clone(),
+            },
+            sampler: Mutex::new(Sampler::from_os()?),
+        })
+    }
+
+    /// Secret-key encryption (c0, c1) = (-a s + e + m, a) with a = uniform(seed): the
+    /// ciphertext keeps the seed, so its serialised seeded form is half the size.
+    pub fn encrypt_symmetric(&self, pt: &Plaintext) -> Result<Ciphertext> {
+        let level = pt.level();
+        self.params.check_level(level)?;
+        let ring = self.params.ring();
+        let basis = self.params.q_basis(level);
+        let (seed, e) = {
+            let mut s = self
+                .sampler
+                .lock()
+                .map_err(|_| CkksError::Randomness("sampler lock poisoned".into()))?;
+            (s.seed(), s.gaussian(ring.n()))
+        };
+        let a = uniform_from_seed(ring, &seed, 0, &basis);
+        let mut c0 = ring.poly_from_i64(&e, &basis);
+        ring.ntt_forward(&mut c0, &basis);
+        let mut s = self.sk.ntt.prefix(basis.len());
+        let mut as_ = ring.mul(&a, &s, &basis);
+        s.zeroize();
+        ring.sub_assign(&mut c0, &as_, &basis);
+        as_.zeroize();
+        ring.add_assign(&mut c0, pt.poly(), &basis);
+        Ok(Ciphertext {
+            parts: vec![c0, a],
+            level,
+            scale: pt.scale(),
+            seed: Some(seed),
+        })
+    }
+
+    /// m = c0 + c1 s (+ c2 s^2).
+    pub fn decrypt(&self, ct: &Ciphertext) -> Result<Plaintext> {
+        let level = ct.level;
+        self.params.check_level(level)?;
+        let ring = self.params.ring();
+        let basis = self.params.q_basis(level);
+        let mut s = self.sk.ntt.prefix(basis.len());
+        let mut m: Poly = ct.parts[0].clone();
+        let mut s_pow = s.clone();
+        for (i, c) in ct.parts.iter().enumerate().skip(1) {
+            if i > 1 {
+                s_pow = ring.mul(&s_pow, &s, &basis);
+            }
+            ring.mul_acc(&mut m, c, &s_pow, &basis);
+        }
+        s_pow.zeroize();
+        s.zeroize();
+        Ok(Plaintext::new(m, level, ct.scale))
+    }
+}

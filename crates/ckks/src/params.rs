@@ -1,0 +1,384 @@
+//! CKKS parameter sets: ring degree, prime chain, special primes, scale, secret distribution,
+//! the HomomorphicEncryption.org 128-bit security bound and a parameter fingerprint.
+
+use crate::error::{CkksError, Result};
+use crate::ring::primes::{generate_primes, is_prime};
+use crate::ring::{CrtReconstructor, RingContext};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Largest log2(QP) for 128-bit classical security with a ternary secret and sigma = 3.2,
+/// for N = 2^10 ..= 2^16 (HomomorphicEncryption.org security standard, Albrecht et al. 2018,
+/// Table 1).
+pub const MAX_LOG_QP_128: [(u32, u32); 7] = [
+    (10, 27),
+    (11, 54),
+    (12, 109),
+    (13, 218),
+    (14, 438),
+    (15, 881),
+    (16, 1761),
+];
+
+/// Largest prime size accepted: tfhe-ntt's AVX-512 IFMA kernels need p < 2^50.
+pub const MAX_PRIME_BITS: u32 = 50;
+/// Smallest prime size accepted (keeps Barrett preconditions and noise budget sensible).
+pub const MIN_PRIME_BITS: u32 = 20;
+
+/// Standard deviation of the discrete Gaussian error.
+pub const ERROR_STD_DEV: f64 = 3.2;
+/// Error samples are rejected beyond this bound (6 sigma).
+pub const ERROR_BOUND: i64 = 19;
+
+/// 128-bit security bound on log2(QP) for a ring degree, if the degree is supported.
+pub fn max_log_qp(log_n: u32) -> Option<u32> {
+    MAX_LOG_QP_128
+        .iter()
+        .find(|(l, _)| *l == log_n)
+        .map(|(_, b)| *b)
+}
+
+/// How the secret key is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDistribution {
+    /// Each coefficient uniform in {-1, 0, 1}.
+    UniformTernary,
+    /// Exactly `h` nonzero coefficients, each +-1 (sparse secret; same security table is
+    /// only valid for reasonably large h, e.g. h >= 64 or so).
+    HammingWeight(usize),
+}
+
+struct Inner {
+    log_n: u32,
+    q: Vec<u64>,
+    p: Vec<u64>,
+    log_scale: u32,
+    secret: SecretDistribution,
+    ring: RingContext,
+    fingerprint: [u8; 32],
+    crt: Vec<CrtReconstructor>,
+    level_scales: Vec<f64>,
+}
+
+/// A validated, 128-bit-secure CKKS parameter set. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct CkksParameters {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CkksParameters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CkksParameters")
+            .field("log_n", &self.inner.log_n)
+            .field("q", &self.inner.q)
+            .field("p", &self.inner.p)
+            .field("log_scale", &self.inner.log_scale)
+            .field("secret", &self.inner.secret)
+            .finish()
+    }
+}
+
+impl PartialEq for CkksParameters {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.fingerprint == other.inner.fingerprint
+    }
+}
+
+impl CkksParameters {
+    /// Parameters with N = 2^log_n, ciphertext primes of the given bit sizes (q_0 first),
+    /// special primes of the given bit sizes and default scale 2^log_scale; uniform ternary
+    /// secret. Primes are generated deterministically, searching downward from 2^bits.
+    pub fn new(log_n: u32, q_bits: &[u32], p_bits: &[u32], log_scale: u32) -> Result<Self> {
+        Self::with_secret(
+            log_n,
+            q_bits,
+            p_bits,
+            log_scale,
+            SecretDistribution::UniformTernary,
+        )
+    }
+
+    /// As [`CkksParameters::new`] with a chosen secret distribution.
+    pub fn with_secret(
+        log_n: u32,
+        q_bits: &[u32],
+        p_bits: &[u32],
+        log_scale: u32,
+        secret: SecretDistribution,
+    ) -> Result<Self> {
+        check_degree(log_n)?;
+        let n = 1usize << log_n;
+        for &b in q_bits.iter().chain(p_bits) {
+            if !(MIN_PRIME_BITS..=MAX_PRIME_BITS).contains(&b) {
+                return Err(CkksError::InvalidParameters(format!(
+                    "prime size {b} bits outside {MIN_PRIME_BITS}..={MAX_PRIME_BITS}"
+                )));
+            }
+        }
+        // Check security on the bit sizes first so that an insecure request fails fast.
+        let approx: f64 = q_bits.iter().chain(p_bits).map(|&b| b as f64).sum();
+        check_security(log_n, approx - 1.0)?;
+        let mut used = Vec::new();
+        let mut q = Vec::new();
+        for &b in q_bits {
+            let p = generate_primes(b, 1, n, &used)?[0];
+            used.push(p);
+            q.push(p);
+        }
+        let mut p = Vec::new();
+        for &b in p_bits {
+            let x = generate_primes(b, 1, n, &used)?[0];
+            used.push(x);
+            p.push(x);
+        }
+        Self::from_primes(log_n, &q, &p, log_scale, secret)
+    }
+
+    /// Parameters from explicit primes (all distinct, NTT-friendly, <= 50 bits).
+    pub fn from_primes(
+        log_n: u32,
+        q: &[u64],
+        p: &[u64],
+        log_scale: u32,
+        secret: SecretDistribution,
+    ) -> Result<Self> {
+        check_degree(log_n)?;
+        let n = 1usize << log_n;
+        if q.is_empty() {
+            return Err(CkksError::InvalidParameters(
+                "at least one ciphertext prime is needed".into(),
+            ));
+        }
+        if p.is_empty() {
+            return Err(CkksError::InvalidParameters(
+                "at least one special prime is needed for key switching".into(),
+            ));
+        }
+        let all: Vec<u64> = q.iter().chain(p).copied().collect();
+        for (i, &x) in all.iter().enumerate() {
+            let bits = 64 - x.leading_zeros();
+            if !(MIN_PRIME_BITS..=MAX_PRIME_BITS).contains(&bits)
+                || !is_prime(x)
+                || x % (2 * n as u64) != 1
+            {
+                return Err(CkksError::InvalidParameters(format!(
+                    "{x} is not an NTT-friendly prime of {MIN_PRIME_BITS}..={MAX_PRIME_BITS} bits for N = {n}"
+                )));
+            }
+            if all[..i].contains(&x) {
+                return Err(CkksError::InvalidParameters(format!("prime {x} repeated")));
+            }
+        }
+        let log_qp: f64 = all.iter().map(|&x| (x as f64).log2()).sum();
+        check_security(log_n, log_qp)?;
+        if !(10..=60).contains(&log_scale) {
+            return Err(CkksError::InvalidParameters(format!(
+                "log_scale {log_scale} outside 10..=60"
+            )));
+        }
+        if let SecretDistribution::HammingWeight(h) = secret {
+            if h == 0 || h > n {
+                return Err(CkksError::InvalidParameters(format!(
+                    "Hamming weight {h} outside 1..=N"
+                )));
+            }
+        }
+        let ring = RingContext::new(n, &all)?;
+        let crt = (0..q.len())
+            .map(|l| CrtReconstructor::new(&ring.moduli()[..=l]))
+            .collect();
+        // Scale per level when every level is entered by squaring and rescaling:
+        // s_L = 2^log_scale, s_{l-1} = s_l^2 / q_l.
+        let mut level_scales = vec![0.0; q.len()];
+        let mut s = 2f64.powi(log_scale as i32);
+        for l in (0..q.len()).rev() {
+            level_scales[l] = s;
+            s = s * s / q[l] as f64;
+        }
+        let fingerprint = fingerprint(log_n, q, p, log_scale, secret);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                log_n,
+                q: q.to_vec(),
+                p: p.to_vec(),
+                log_scale,
+                secret,
+                ring,
+                fingerprint,
+                crt,
+                level_scales,
+            }),
+        })
+    }
+
+    /// log2(N).
+    pub fn log_n(&self) -> u32 {
+        self.inner.log_n
+    }
+
+    /// Ring degree N.
+    pub fn n(&self) -> usize {
+        1 << self.inner.log_n
+    }
+
+    /// Number of complex slots, N/2.
+    pub fn slots(&self) -> usize {
+        self.n() / 2
+    }
+
+    /// Ciphertext primes q_0 .. q_L.
+    pub fn q(&self) -> &[u64] {
+        &self.inner.q
+    }
+
+    /// Special primes used only during key switching.
+    pub fn p(&self) -> &[u64] {
+        &self.inner.p
+    }
+
+    /// Highest level L (a fresh ciphertext has L+1 primes).
+    pub fn max_level(&self) -> usize {
+        self.inner.q.len() - 1
+    }
+
+    /// Default scale 2^log_scale.
+    pub fn default_scale(&self) -> f64 {
+        2f64.powi(self.inner.log_scale as i32)
+    }
+
+    /// log2 of the default scale.
+    pub fn log_scale(&self) -> u32 {
+        self.inner.log_scale
+    }
+
+    /// Scale a ciphertext has at `level` if it was encrypted at the top level with the
+    /// default scale and every level was entered by a multiplication of two such ciphertexts
+    /// followed by a rescale.
+    pub fn scale_at_level(&self, level: usize) -> f64 {
+        self.inner.level_scales[level.min(self.max_level())]
+    }
+
+    /// Secret distribution.
+    pub fn secret_distribution(&self) -> SecretDistribution {
+        self.inner.secret
+    }
+
+    /// Number of special primes (alpha), i.e. the size of one key-switching digit group.
+    pub fn alpha(&self) -> usize {
+        self.inner.p.len()
+    }
+
+    /// Number of key-switching digits, dnum = ceil((L+1) / alpha) (Han-Ki 2020).
+    pub fn dnum(&self) -> usize {
+        self.inner.q.len().div_ceil(self.alpha())
+    }
+
+    /// log2(Q P).
+    pub fn log_qp(&self) -> f64 {
+        self.inner
+            .q
+            .iter()
+            .chain(&self.inner.p)
+            .map(|&x| (x as f64).log2())
+            .sum()
+    }
+
+    /// SHA-256 over every value that defines the parameter set.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.inner.fingerprint
+    }
+
+    /// The ring (NTT plans over q_0..q_L then p_0..p_{alpha-1}).
+    pub fn ring(&self) -> &RingContext {
+        &self.inner.ring
+    }
+
+    /// Modulus indices of the ciphertext basis at `level`.
+    pub(crate) fn q_basis(&self, level: usize) -> Vec<usize> {
+        (0..=level).collect()
+    }
+
+    /// Modulus indices of the special primes.
+    pub(crate) fn p_indices(&self) -> Vec<usize> {
+        let l1 = self.inner.q.len();
+        (l1..l1 + self.inner.p.len()).collect()
+    }
+
+    /// Modulus indices of the extended basis Q_level ∪ P.
+    pub(crate) fn qp_basis(&self, level: usize) -> Vec<usize> {
+        let mut b = self.q_basis(level);
+        b.extend(self.p_indices());
+        b
+    }
+
+    /// Modulus indices of the full basis Q_L ∪ P (keys live there).
+    pub(crate) fn full_basis(&self) -> Vec<usize> {
+        self.qp_basis(self.max_level())
+    }
+
+    pub(crate) fn crt(&self, level: usize) -> &CrtReconstructor {
+        &self.inner.crt[level]
+    }
+
+    pub(crate) fn check_level(&self, level: usize) -> Result<()> {
+        if level > self.max_level() {
+            Err(CkksError::InvalidLevel {
+                requested: level,
+                max: self.max_level(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn check_degree(log_n: u32) -> Result<()> {
+    if max_log_qp(log_n).is_none() {
+        Err(CkksError::UnsupportedDegree { log_n })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_security(log_n: u32, log_qp: f64) -> Result<()> {
+    let max_bits = max_log_qp(log_n).ok_or(CkksError::UnsupportedDegree { log_n })?;
+    if log_qp > max_bits as f64 {
+        Err(CkksError::InsecureParameters {
+            log_n,
+            log_qp,
+            max_bits,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn fingerprint(
+    log_n: u32,
+    q: &[u64],
+    p: &[u64],
+    log_scale: u32,
+    secret: SecretDistribution,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"heman-ckks-parameters-v1");
+    h.update(log_n.to_le_bytes());
+    h.update((q.len() as u64).to_le_bytes());
+    for x in q {
+        h.update(x.to_le_bytes());
+    }
+    h.update((p.len() as u64).to_le_bytes());
+    for x in p {
+        h.update(x.to_le_bytes());
+    }
+    h.update(log_scale.to_le_bytes());
+    match secret {
+        SecretDistribution::UniformTernary => h.update([0u8]),
+        SecretDistribution::HammingWeight(w) => {
+            h.update([1u8]);
+            h.update((w as u64).to_le_bytes());
+        }
+    }
+    h.update(ERROR_STD_DEV.to_le_bytes());
+    h.finalize().into()
+}

@@ -1,0 +1,286 @@
+//! RNS basis operations: fast (approximate) basis conversion used by ModUp/ModDown
+//! (Cheon-Han-Kim-Kim-Song 2018, "A full RNS variant of approximate homomorphic
+//! encryption", Sec. 2.2) and exact CRT reconstruction for decoding.
+
+use super::context::{for_each_limb, RingContext};
+use super::modular::Modulus;
+use super::poly::Poly;
+
+/// Precomputed constants to convert residues from a source basis {q_i} to target primes:
+/// x ~ sum_i [x_i * (Q/q_i)^-1]_{q_i} * (Q/q_i)  (mod p), exact up to a small multiple of Q.
+pub struct BasisConverter {
+    src: Vec<usize>,
+    dst: Vec<usize>,
+    /// [(Q/q_i)^-1]_{q_i} and its Shoup companion.
+    qhat_inv: Vec<(u64, u64)>,
+    /// (Q/q_i) mod p_k, indexed [k][i].
+    qhat_mod_dst: Vec<Vec<u64>>,
+}
+
+impl BasisConverter {
+    /// Constants for converting from modulus indices `src` to `dst` (disjoint lists).
+    pub fn new(ctx: &RingContext, src: &[usize], dst: &[usize]) -> Self {
+        let qhat_inv = src
+            .iter()
+            .map(|&i| {
+                let m = ctx.modulus(i);
+                let mut prod = 1u64;
+                for &j in src {
+                    if j != i {
+                        prod = m.mul(prod, m.reduce(ctx.modulus(j).value()));
+                    }
+                }
+                // Distinct primes: the product is invertible.
+                let inv = m.inv(prod).unwrap_or(0);
+                (inv, m.shoup(inv))
+            })
+            .collect();
+        let qhat_mod_dst = dst
+            .iter()
+            .map(|&k| {
+                let p = ctx.modulus(k);
+                src.iter()
+                    .map(|&i| {
+                        let mut prod = 1u64;
+                        for &j in src {
+                            if j != i {
+                                prod = p.mul(prod, p.reduce(ctx.modulus(j).value()));
+                            }
+                        }
+                        prod
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            src: src.to_vec(),
+            dst: dst.to_vec(),
+            qhat_inv,
+            qhat_mod_dst,
+        }
+    }
+
+    /// Converts the coefficient-domain limbs `input` (modulo `src`) into a new poly with one
+    /// limb per `dst` modulus (coefficient domain).
+    pub fn convert(&self, ctx: &RingContext, input: &Poly) -> Poly {
+        let n = ctx.n();
+        debug_assert_eq!(input.num_limbs(), self.src.len());
+        let mut out = Poly::zero(n, self.dst.len());
+        if self.src.len() == 1 {
+            // Single source prime: the conversion is exact, reduce the centered value.
+            let q = ctx.modulus(self.src[0]).value();
+            let half = q / 2;
+            let x = input.limb(0);
+            for_each_limb(out.data_mut(), n, |k, limb| {
+                let p = ctx.modulus(self.dst[k]);
+                let q_mod_p = p.reduce(q);
+                for (o, &v) in limb.iter_mut().zip(x) {
+                    let r = p.reduce(v);
+                    *o = if v > half { p.sub(r, q_mod_p) } else { r };
+                }
+            });
+            return out;
+        }
+        // y_i = x_i * qhat_inv_i mod q_i, computed once for all targets.
+        let mut y = input.clone();
+        for_each_limb(y.data_mut(), n, |i, limb| {
+            let m = ctx.modulus(self.src[i]);
+            let (w, ws) = self.qhat_inv[i];
+            for x in limb.iter_mut() {
+                *x = m.mul_shoup(*x, w, ws);
+            }
+        });
+        for_each_limb(out.data_mut(), n, |k, limb| {
+            let p: &Modulus = ctx.modulus(self.dst[k]);
+            let consts = &self.qhat_mod_dst[k];
+            for (i, &c) in consts.iter().enumerate() {
+                let cs = p.shoup(c);
+                let yi = y.limb(i);
+                for (o, &v) in limb.iter_mut().zip(yi) {
+                    // v < q_i < 2^62: mul_shoup reduces any 64-bit input.
+                    *o = p.add(*o, p.mul_shoup(v, c, cs));
+                }
+            }
+        });
+        out
+    }
+}
+
+/// Exact CRT reconstruction of centered integers from residues, for decoding.
+pub struct CrtReconstructor {
+    moduli: Vec<Modulus>,
+    /// Q as little-endian 64-bit words.
+    big_q: Vec<u64>,
+    /// Q/q_i as words.
+    qhat: Vec<Vec<u64>>,
+    /// [(Q/q_i)^-1]_{q_i}.
+    qhat_inv: Vec<u64>,
+}
+
+fn mul_word(a: &[u64], w: u64, out: &mut [u64]) {
+    let mut carry = 0u128;
+    for (o, &x) in out.iter_mut().zip(a) {
+        let t = x as u128 * w as u128 + carry;
+        *o = t as u64;
+        carry = t >> 64;
+    }
+    let len = a.len();
+    if len < out.len() {
+        out[len] = carry as u64;
+    }
+}
+
+fn add_assign_words(a: &mut [u64], b: &[u64]) {
+    let mut carry = 0u64;
+    for (i, x) in a.iter_mut().enumerate() {
+        let y = b.get(i).copied().unwrap_or(0);
+        let (s1, c1) = x.overflowing_add(y);
+        let (s2, c2) = s1.overflowing_add(carry);
+        *x = s2;
+        carry = (c1 as u64) + (c2 as u64);
+    }
+}
+
+fn sub_assign_words(a: &mut [u64], b: &[u64]) {
+    let mut borrow = 0u64;
+    for (i, x) in a.iter_mut().enumerate() {
+        let y = b.get(i).copied().unwrap_or(0);
+        let (s1, b1) = x.overflowing_sub(y);
+        let (s2, b2) = s1.overflowing_sub(borrow);
+        *x = s2;
+        borrow = (b1 as u64) + (b2 as u64);
+    }
+}
+
+fn geq_words(a: &[u64], b: &[u64]) -> bool {
+    let len = a.len().max(b.len());
+    for i in (0..len).rev() {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        if x != y {
+            return x > y;
+        }
+    }
+    true
+}
+
+fn words_to_f64(a: &[u64]) -> f64 {
+    a.iter().rev().fold(0.0, |acc, &w| acc * 18446744073709551616.0 + w as f64)
+}
+
+impl CrtReconstructor {
+    /// Constants for the given moduli.
+    pub fn new(moduli: &[Modulus]) -> Self {
+        let words = moduli.len() + 1;
+        let mut big_q = vec![0u64; words];
+        big_q[0] = 1;
+        for m in moduli {
+            let mut t = vec![0u64; words];
+            mul_word(&big_q, m.value(), &mut t);
+            big_q = t;
+        }
+        let mut qhat = Vec::new();
+        let mut qhat_inv = Vec::new();
+        for (i, m) in moduli.iter().enumerate() {
+            let mut h = vec![0u64; words];
+            h[0] = 1;
+            let mut r = 1u64;
+            for (j, o) in moduli.iter().enumerate() {
+                if i != j {
+                    let mut t = vec![0u64; words];
+                    mul_word(&h, o.value(), &mut t);
+                    h = t;
+                    r = m.mul(r, m.reduce(o.value()));
+                }
+            }
+            qhat.push(h);
+            qhat_inv.push(m.inv(r).unwrap_or(0));
+        }
+        Self {
+            moduli: moduli.to_vec(),
+            big_q,
+            qhat,
+            qhat_inv,
+        }
+    }
+
+    /// The centered integer (in (-Q/2, Q/2]) with the given residues, as f64.
+    pub fn centered_f64(&self, residues: &[u64]) -> f64 {
+        if self.moduli.len() == 1 {
+            return self.moduli[0].center(residues[0]) as f64;
+        }
+        let words = self.big_q.len() + 1;
+        let mut acc = vec![0u64; words];
+        let mut t = vec![0u64; words];
+        for (i, m) in self.moduli.iter().enumerate() {
+            let y = m.mul(residues[i], self.qhat_inv[i]);
+            t.iter_mut().for_each(|x| *x = 0);
+            mul_word(&self.qhat[i], y, &mut t);
+            add_assign_words(&mut acc, &t);
+        }
+        while geq_words(&acc, &self.big_q) {
+            sub_assign_words(&mut acc, &self.big_q);
+        }
+        // Centre: if 2*acc > Q, the value is acc - Q.
+        let mut twice = acc.clone();
+        let copy = acc.clone();
+        add_assign_words(&mut twice, &copy);
+        if geq_words(&twice, &self.big_q) && twice != self.big_q {
+            let mut neg = self.big_q.clone();
+            neg.push(0);
+            sub_assign_words(&mut neg, &acc);
+            -words_to_f64(&neg)
+        } else {
+            words_to_f64(&acc)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::primes::generate_primes;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn crt_reconstructs_signed_values(x in any::<i64>(), k in 1usize..5) {
+            let qs = generate_primes(40, k, 1024, &[]).unwrap();
+            let moduli: Vec<Modulus> = qs.iter().map(|&q| Modulus::new(q)).collect();
+            let crt = CrtReconstructor::new(&moduli);
+            let x = if k == 1 { x % (1 << 38) } else { x };
+            let res: Vec<u64> = moduli.iter().map(|m| m.reduce_i64(x)).collect();
+            prop_assert_eq!(crt.centered_f64(&res), x as f64);
+        }
+
+        #[test]
+        fn basis_conversion_is_exact_up_to_multiple_of_q(vals in proptest::collection::vec(any::<i64>(), 16), k in 1usize..4) {
+            let n = 16;
+            let qs = generate_primes(40, k, n, &[]).unwrap();
+            let ps = generate_primes(45, 2, n, &[]).unwrap();
+            let all: Vec<u64> = qs.iter().chain(&ps).copied().collect();
+            let ctx = RingContext::new(n, &all).unwrap();
+            let src: Vec<usize> = (0..k).collect();
+            let dst: Vec<usize> = (k..k + 2).collect();
+            let big_q: i128 = qs.iter().map(|&q| q as i128).product();
+            let vals: Vec<i128> = vals.iter().map(|&v| if k == 1 { (v % (1 << 38)) as i128 } else { v as i128 }).collect();
+            let mut input = Poly::zero(n, k);
+            for i in 0..k {
+                for (c, &v) in vals.iter().enumerate() {
+                    input.limb_mut(i)[c] = ctx.modulus(i).reduce_i128(v);
+                }
+            }
+            let out = BasisConverter::new(&ctx, &src, &dst).convert(&ctx, &input);
+            for (kk, &d) in dst.iter().enumerate() {
+                let p = ctx.modulus(d);
+                for (c, &v) in vals.iter().enumerate() {
+                    // The result is v + u*Q with |u| <= k.
+                    let got = out.limb(kk)[c];
+                    let ok = (-(k as i128)..=(k as i128)).any(|u| p.reduce_i128(v + u * big_q) == got);
+                    prop_assert!(ok);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Sets of input arrays: calibration sets (`.zip` / `.npz` archives of `.npy`, or
+//! a directory of `.npy`) and labelled evaluation sets.
+
+use std::cmp::Ordering;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ModelError, Result};
+use crate::io::npy::{parse_npy, read_npy};
+use crate::tensor::Tensor;
+
+/// One array of a set, with the name it had in the archive or directory.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+/// Loads every `.npy` of an archive (`.zip`, `.npz`) or directory, in natural
+/// name order (`2.npy` before `10.npy`).
+pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
+    let mut samples = if path.is_dir() {
+        load_directory(path)?
+    } else {
+        load_archive(path)?
+    };
+    if samples.is_empty() {
+        return Err(dataset_error(path, "holds no .npy arrays"));
+    }
+    samples.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    Ok(samples)
+}
+
+fn load_directory(dir: &Path) -> Result<Vec<Sample>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut samples = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| ModelError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        if path.extension().is_some_and(|e| e == "npy") {
+            let name = file_stem(&path);
+            samples.push(Sample {
+                name,
+                tensor: read_npy(&path)?,
+            });
+        }
+    }
+    Ok(samples)
+}
+
+fn load_archive(path: &Path) -> Result<Vec<Sample>> {
+    let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| dataset_error(path, format!("not a .zip/.npz archive: {e}")))?;
+    let mut samples = Vec::new();
+    for index in 0..archive.len() {
+        let mut member = archive
+            .by_index(index)
+            .map_err(|e| dataset_error(path, format!("damaged archive: {e}")))?;
+        let name = member.name().to_string();
+        if member.is_dir() || !name.ends_with(".npy") || name.contains("__MACOSX") {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(member.size() as usize);
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| dataset_error(path, format!("member '{name}': {e}")))?;
+        let origin = path.join(&name);
+        samples.push(Sample {
+            name: file_stem(Path::new(&name)),
+            tensor: parse_npy(&bytes, &origin)?,
+        });
+    }
+    Ok(samples)
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn dataset_error(path: &Path, message: impl Into<String>) -> ModelError {
+    ModelError::Dataset {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Compares names with digit runs ordered by value.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    while let (Some(&x), Some(&y)) = (a.first(), b.first()) {
+        if x.is_ascii_digit() && y.is_ascii_digit() {
+            let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+            let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            let na = std::str::from_utf8(&a[..da]).unwrap_or("0").trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[..db]).unwrap_or("0").trim_start_matches('0');
+            let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            a = &a[da..];
+            b = &b[db..];
+        } else {
+            if x != y {
+                return x.cmp(&y);
+            }
+            a = &a[1..];
+            b = &b[1..];
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// What an evaluation set asks of a model's output.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Predicted class = argmax of the output; compared with the label.
+    Classification { labels: Vec<usize> },
+    /// Face verification (HE-MAN's LFW scoring): the output embedding and the
+    /// reference embedding are normalised; "same person" when their cosine
+    /// similarity exceeds `threshold`.
+    Verification {
+        references: Vec<Tensor>,
+        same: Vec<bool>,
+        threshold: f64,
+    },
+}
+
+/// Inputs with what the model should answer for each.
+#[derive(Debug, Clone)]
+pub struct LabelledSet {
+    pub root: PathBuf,
+    pub inputs: Vec<Sample>,
+    pub task: Task,
+}
+
+/// HE-MAN's LFW decision threshold on the cosine similarity.
+pub const LFW_THRESHOLD: f64 = 0.3;
+
+impl LabelledSet {
+    /// Loads an evaluation set in one of HE-MAN's layouts, keeping the first
+    /// `limit` items:
+    /// - `<label>-<k>.npy` files (the demo's test data);
+    /// - `<i>.npy` files with `labels.npy` (MNIST);
+    /// - `data/<i>.npy` with `verification/<i>.npy` (LFW pairs; pair `i` is the
+    ///   same person when `i` is even).
+    pub fn load(root: &Path, limit: Option<usize>) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(dataset_error(root, "evaluation set must be a directory"));
+        }
+        let take = |mut v: Vec<Sample>| {
+            if let Some(limit) = limit {
+                v.truncate(limit);
+            }
+            v
+        };
+        let labels_path = root.join("labels.npy");
+        let lfw_data = root.join("data");
+        if lfw_data.is_dir() && root.join("verification").is_dir() {
+            let inputs = take(load_arrays(&lfw_data)?);
+            let mut references = Vec::with_capacity(inputs.len());
+            let mut same = Vec::with_capacity(inputs.len());
+            for sample in &inputs {
+                let reference = root.join("verification").join(format!("{}.npy", sample.name));
+                references.push(read_npy(&reference)?);
+                let index: usize = sample.name.parse().map_err(|_| {
+                    dataset_error(&lfw_data, format!("'{}.npy' is not a pair number", sample.name))
+                })?;
+                same.push(index % 2 == 0);
+            }
+            return Ok(Self {
+                root: root.to_path_buf(),
+                inputs,
+                task: Task::Verification {
+                    references,
+                    same,
+                    threshold: LFW_THRESHOLD,
+                },
+            });
+        }
+        let mut all = load_arrays(root)?;
+        if labels_path.is_file() {
+            all.retain(|s| s.name != "labels");
+            let labels = read_npy(&labels_path)?;
+            let inputs = take(all);
+            if labels.len() < inputs.len() {
+                return Err(dataset_error(
+                    &labels_path,
+                    format!("{} labels for {} inputs", labels.len(), inputs.len()),
+                ));
+            }
+            let mut picked = Vec::with_capacity(inputs.len());
+            for sample in &inputs {
+                let index: usize = sample.name.parse().map_err(|_| {
+                    dataset_error(root, format!("'{}.npy' is not an image number", sample.name))
+                })?;
+                let label = labels.data().get(index).copied().ok_or_else(|| {
+                    dataset_error(&labels_path, format!("no label for image {index}"))
+                })?;
+                picked.push(label as usize);
+            }
+            return Ok(Self {
+                root: root.to_path_buf(),
+                inputs,
+                task: Task::Classification { labels: picked },
+            });
+        }
+        let inputs = take(all);
+        let labels = inputs
+            .iter()
+            .map(|s| {
+                s.name
+                    .split('-')
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .ok_or_else(|| {
+                        dataset_error(
+                            root,
+                            format!(
+                                "'{}.npy': expected '<label>-<k>.npy' names, 'labels.npy', or data/ + verification/",
+                                s.name
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            inputs,
+            task: Task::Classification { labels },
+        })
+    }
+
+    /// Whether the model's `output` for item `index` is right.
+    pub fn is_correct(&self, index: usize, output: &Tensor) -> bool {
+        match &self.task {
+            Task::Classification { labels } => output.argmax() == Some(labels[index]),
+            Task::Verification {
+                references,
+                same,
+                threshold,
+            } => (cosine_similarity(output, &references[index]) > *threshold) == same[index],
+        }
+    }
+}
+
+/// Cosine similarity of two tensors taken as flat vectors.
+pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> f64 {
+    let dot: f64 = a.data().iter().zip(b.data()).map(|(x, y)| x * y).sum();
+    let na = a.data().iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb = b.data().iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut names = vec!["10", "2", "1-10", "1-9", "01000", "999"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, vec!["1-9", "1-10", "2", "10", "999", "01000"]);
+    }
+}

@@ -1,0 +1,92 @@
+//! Element-wise nonlinearities and softmax.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::normalize_axis;
+use crate::tensor::{Shape, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Activation {
+    Relu,
+    LeakyRelu { alpha: f64 },
+    Sigmoid,
+    Tanh,
+    Clip { min: f64, max: f64 },
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "Relu",
+            Activation::LeakyRelu { .. } => "LeakyRelu",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+            Activation::Clip { .. } => "Clip",
+        }
+    }
+
+    /// The function on one value.
+    pub fn apply(&self, x: f64) -> f64 {
+        match *self {
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::Tanh => x.tanh(),
+            Activation::Clip { min, max } => x.max(min).min(max),
+        }
+    }
+
+    pub fn eval(&self, x: &Tensor) -> Tensor {
+        x.map(|v| self.apply(v))
+    }
+}
+
+/// `Softmax`. Before opset 13 the input is coerced to 2-D at `axis` and the
+/// softmax runs over the whole trailing block; from 13 on it runs along `axis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Softmax {
+    pub axis: i64,
+    pub coerce_2d: bool,
+}
+
+impl Softmax {
+    pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
+        normalize_axis(self.axis, x.len())?;
+        Ok(x.to_vec())
+    }
+
+    pub fn eval(&self, x: &Tensor) -> Tensor {
+        let shape = x.shape();
+        let axis = normalize_axis(self.axis, shape.len()).expect("axis checked at import");
+        let outer: usize = shape[..axis].iter().product();
+        let (extent, inner) = if self.coerce_2d {
+            (shape[axis..].iter().product::<usize>(), 1)
+        } else {
+            (shape[axis], shape[axis + 1..].iter().product::<usize>())
+        };
+        let mut out = x.clone();
+        let data = out.data_mut();
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |k: usize| o * extent * inner + k * inner + i;
+                let max = (0..extent).map(|k| data[at(k)]).fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for k in 0..extent {
+                    let e = (data[at(k)] - max).exp();
+                    data[at(k)] = e;
+                    sum += e;
+                }
+                for k in 0..extent {
+                    data[at(k)] /= sum;
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,95 @@
+//! `AveragePool`, `MaxPool` and `GlobalAveragePool`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::window::Window;
+use crate::tensor::{strides, volume, Shape, Tensor};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PoolKind {
+    /// `count_include_pad`: padding positions count in the divisor.
+    Average { count_include_pad: bool },
+    Max,
+}
+
+impl PoolKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolKind::Average { .. } => "AveragePool",
+            PoolKind::Max => "MaxPool",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub kind: PoolKind,
+    /// Global pools have a window covering the whole input (set at import).
+    pub window: Window,
+}
+
+impl Pool {
+    pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
+        let rank = self.window.rank();
+        if x.len() != rank + 2 {
+            return Err(format!(
+                "{rank}-D pooling needs a rank {} input [N, C, ...], got {x:?}",
+                rank + 2
+            ));
+        }
+        let mut out = x[..2].to_vec();
+        out.extend(self.window.output_dims(&x[2..])?);
+        Ok(out)
+    }
+
+    pub fn eval(&self, x: &Tensor) -> Tensor {
+        let out_shape = self.output_shape(x.shape()).expect("checked at import");
+        let in_spatial = &x.shape()[2..];
+        let out_spatial = &out_shape[2..];
+        let (in_volume, out_volume) = (volume(in_spatial), volume(out_spatial));
+        let (in_strides, out_strides) = (strides(in_spatial), strides(out_spatial));
+        let kernel_positions = self.window.kernel_positions();
+        let planes = x.shape()[0] * x.shape()[1];
+        let mut out = vec![0.0; planes * out_volume];
+        let mut coords = vec![0usize; out_spatial.len()];
+        for pos in 0..out_volume {
+            for (axis, coord) in coords.iter_mut().enumerate() {
+                *coord = (pos / out_strides[axis]) % out_spatial[axis];
+            }
+            let mut taps = Vec::with_capacity(kernel_positions.len());
+            let mut padded_count = 0usize;
+            for k in &kernel_positions {
+                let mut flat = Some(0);
+                let mut in_padded_range = true;
+                for axis in 0..coords.len() {
+                    let i = self.window.input_coord(axis, coords[axis], k[axis]);
+                    let limit = (in_spatial[axis] + self.window.pads_end[axis]) as isize;
+                    if i < -(self.window.pads_begin[axis] as isize) || i >= limit {
+                        in_padded_range = false;
+                    }
+                    if i < 0 || i as usize >= in_spatial[axis] {
+                        flat = None;
+                    } else if let Some(f) = flat.as_mut() {
+                        *f += i as usize * in_strides[axis];
+                    }
+                }
+                padded_count += in_padded_range as usize;
+                if let Some(f) = flat {
+                    taps.push(f);
+                }
+            }
+            for plane in 0..planes {
+                let base = plane * in_volume;
+                let values = taps.iter().map(|&t| x.data()[base + t]);
+                out[plane * out_volume + pos] = match self.kind {
+                    PoolKind::Max => values.fold(f64::NEG_INFINITY, f64::max),
+                    PoolKind::Average { count_include_pad } => {
+                        let divisor = if count_include_pad { padded_count } else { taps.len() };
+                        values.sum::<f64>() / divisor.max(1) as f64
+                    }
+                };
+            }
+        }
+        Tensor::new(out_shape, out)
+    }
+}
