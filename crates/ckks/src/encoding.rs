@@ -114,7 +114,12 @@ impl Encoder {
     }
 
     /// Encodes up to N/2 complex values at `level` with `scale` (remaining slots are zero).
-    pub fn encode_complex(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
+    pub fn encode_complex(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext> {
         self.params.check_level(level)?;
         if values.len() > self.slots() {
             return Err(CkksError::TooManyValues {
@@ -123,9 +128,14 @@ impl Encoder {
             });
         }
         if !(scale.is_finite() && scale >= 1.0) {
-            return Err(CkksError::EncodingOverflow(format!("invalid scale {scale}")));
+            return Err(CkksError::EncodingOverflow(format!(
+                "invalid scale {scale}"
+            )));
         }
-        if values.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+        if values
+            .iter()
+            .any(|z| !(z.re.is_finite() && z.im.is_finite()))
+        {
             return Err(CkksError::EncodingOverflow("non-finite value".into()));
         }
         let coeffs = self.slots_to_coeffs(values);
@@ -141,7 +151,10 @@ impl Encoder {
     /// Rounds scaled coefficients and reduces them into every prime of the level (NTT form).
     fn encode_coeffs(&self, coeffs: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
         let ring = self.params.ring();
-        let log_q: f64 = self.params.q()[..=level].iter().map(|&q| (q as f64).log2()).sum();
+        let log_q: f64 = self.params.q()[..=level]
+            .iter()
+            .map(|&q| (q as f64).log2())
+            .sum();
         let limit = 2f64.powf(log_q - 1.0).min(2f64.powi(126));
         let mut ints = Vec::with_capacity(coeffs.len());
         for &c in coeffs {

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use heman_ckks::*;
-//! let params = CkksParameters::new(12, &[45, 35, 35], &[45], 35).unwrap();
+//! let params = CkksParameters::new(13, &[50, 40], &[50], 40).unwrap();
 //! let mut kg = KeyGenerator::new(&params).unwrap();
 //! let sk = kg.gen_secret_key();
 //! let pk = kg.gen_public_key(&sk).unwrap();
@@ -33,6 +33,7 @@ pub mod params;
 pub mod plaintext;
 pub mod ring;
 pub mod sampling;
+pub mod serialization;
 
 pub use encoding::Encoder;
 pub use encryption::{Decryptor, Encryptor};
@@ -42,3 +43,4 @@ pub use keys::{GaloisKeys, KeyGenerator, PublicKey, RelinearizationKey, SecretKe
 pub use num_complex::Complex64;
 pub use params::{CkksParameters, SecretDistribution};
 pub use plaintext::{Ciphertext, Plaintext};
+pub use serialization::{inspect, ObjectInfo, ObjectKind};

@@ -84,7 +84,12 @@ impl Sampler {
 /// Expands `seed` (stream `stream`) into a uniform polynomial over `basis`, read as NTT
 /// evaluations (uniform in one domain is uniform in the other, so no transform is needed).
 /// Deterministic: the same seed and stream always give the same polynomial.
-pub(crate) fn uniform_from_seed(ctx: &RingContext, seed: &Seed, stream: u64, basis: &[usize]) -> Poly {
+pub(crate) fn uniform_from_seed(
+    ctx: &RingContext,
+    seed: &Seed,
+    stream: u64,
+    basis: &[usize],
+) -> Poly {
     let mut rng = ChaCha20Rng::from_seed(*seed);
     rng.set_stream(stream);
     let n = ctx.n();

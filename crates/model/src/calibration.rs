@@ -90,7 +90,9 @@ impl CalibrationRanges {
         let mut accumulators = vec![Accumulator::default(); graph.values.len()];
         for (index, sample) in samples.iter().enumerate() {
             graph
-                .run_observed(std::slice::from_ref(&sample.tensor), |id, t| accumulators[id].add(t))
+                .run_observed(std::slice::from_ref(&sample.tensor), |id, t| {
+                    accumulators[id].add(t)
+                })
                 .map_err(|e| ModelError::InSample {
                     sample: sample.name.clone(),
                     source: Box::new(e),

@@ -124,7 +124,12 @@ impl Graph {
                 found: tensor.shape().to_vec(),
             });
         }
-        if let Some((index, &v)) = tensor.data().iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        if let Some((index, &v)) = tensor
+            .data()
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite())
+        {
             return Err(ModelError::NonFinite {
                 name: value.name.clone(),
                 index,
@@ -185,7 +190,10 @@ impl Graph {
             .iter()
             .map(|&id| {
                 slots[id].as_deref().cloned().ok_or_else(|| {
-                    ModelError::InvalidGraph(format!("output '{}' is never computed", self.values[id].name))
+                    ModelError::InvalidGraph(format!(
+                        "output '{}' is never computed",
+                        self.values[id].name
+                    ))
                 })
             })
             .collect()
@@ -196,7 +204,11 @@ impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "graph '{}' (opset {})", self.name, self.opset)?;
         for &id in &self.inputs {
-            writeln!(f, "  input  {} {:?}", self.values[id].name, self.values[id].shape)?;
+            writeln!(
+                f,
+                "  input  {} {:?}",
+                self.values[id].name, self.values[id].shape
+            )?;
         }
         for node in &self.nodes {
             let args: Vec<String> = node
@@ -222,7 +234,11 @@ impl fmt::Display for Graph {
             )?;
         }
         for &id in &self.outputs {
-            writeln!(f, "  output {} {:?}", self.values[id].name, self.values[id].shape)?;
+            writeln!(
+                f,
+                "  output {} {:?}",
+                self.values[id].name, self.values[id].shape
+            )?;
         }
         Ok(())
     }

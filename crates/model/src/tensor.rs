@@ -25,8 +25,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -99,7 +107,10 @@ impl Tensor {
     }
 
     pub fn map(&self, f: impl Fn(f64) -> f64) -> Self {
-        Self::new(self.shape.clone(), self.data.iter().map(|&x| f(x)).collect())
+        Self::new(
+            self.shape.clone(),
+            self.data.iter().map(|&x| f(x)).collect(),
+        )
     }
 
     /// Element-wise binary operation with ONNX multidirectional broadcasting.
@@ -107,7 +118,12 @@ impl Tensor {
     pub fn zip_broadcast(&self, other: &Tensor, f: impl Fn(f64, f64) -> f64) -> Option<Tensor> {
         let shape = broadcast_shapes(&self.shape, &other.shape)?;
         if self.shape == other.shape {
-            let data = self.data.iter().zip(&other.data).map(|(&a, &b)| f(a, b)).collect();
+            let data = self
+                .data
+                .iter()
+                .zip(&other.data)
+                .map(|(&a, &b)| f(a, b))
+                .collect();
             return Some(Tensor::new(shape, data));
         }
         let a_index = BroadcastIndex::new(&self.shape, &shape);
@@ -121,7 +137,9 @@ impl Tensor {
     /// This tensor broadcast to `shape` (which must be a valid broadcast target).
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
         let index = BroadcastIndex::new(&self.shape, shape);
-        let data = (0..volume(shape)).map(|i| self.data[index.source(i)]).collect();
+        let data = (0..volume(shape))
+            .map(|i| self.data[index.source(i)])
+            .collect();
         Tensor::new(shape.to_vec(), data)
     }
 

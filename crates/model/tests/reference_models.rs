@@ -26,7 +26,10 @@ fn generated_models_match_onnxruntime() {
         let input = read_npy(&file("input_file")).unwrap();
         let expected = read_npy(&file("output_file")).unwrap();
         // Both the graph as written and the simplified one must agree.
-        for (stage, graph) in [("raw", read_onnx(&file("file"))), ("simplified", load_onnx(&file("file")))] {
+        for (stage, graph) in [
+            ("raw", read_onnx(&file("file"))),
+            ("simplified", load_onnx(&file("file"))),
+        ] {
             match graph.and_then(|g| g.run(std::slice::from_ref(&input))) {
                 Err(e) => failures.push(format!("{name} ({stage}): {e}")),
                 Ok(out) if out[0].shape() != expected.shape() => failures.push(format!(
@@ -43,16 +46,27 @@ fn generated_models_match_onnxruntime() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Compares our evaluator with tract on `input`.
 fn check_against_tract(path: &Path, input: &Tensor) -> Result<(), String> {
     let graph = load_onnx(path).map_err(|e| e.to_string())?;
-    let ours = graph.run(std::slice::from_ref(input)).map_err(|e| e.to_string())?;
+    let ours = graph
+        .run(std::slice::from_ref(input))
+        .map_err(|e| e.to_string())?;
     let reference = tract_run(path, input);
     if ours[0].len() != reference.len() {
-        return Err(format!("shape {:?} vs tract {:?}", ours[0].shape(), reference.shape()));
+        return Err(format!(
+            "shape {:?} vs tract {:?}",
+            ours[0].shape(),
+            reference.shape()
+        ));
     }
     let err = relative_error(&ours[0], &reference);
     if err > TOLERANCE {
@@ -68,15 +82,22 @@ fn heman_models_match_tract() {
     };
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mnist: Vec<Tensor> = (0..5).map(|i| read_npy(&data.join(format!("mnist/{i}.npy"))).unwrap()).collect();
-    let lfw: Vec<Tensor> = (0..3).map(|i| read_npy(&data.join(format!("lfw/data/{i}.npy"))).unwrap()).collect();
+    let mnist: Vec<Tensor> = (0..5)
+        .map(|i| read_npy(&data.join(format!("mnist/{i}.npy"))).unwrap())
+        .collect();
+    let lfw: Vec<Tensor> = (0..3)
+        .map(|i| read_npy(&data.join(format!("lfw/data/{i}.npy"))).unwrap())
+        .collect();
     let demo = read_npy(&data.join("demo/input.npy")).unwrap();
     let mut cases: Vec<(std::path::PathBuf, Vec<Tensor>)> = vec![];
     for model in ["cryptonets", "cryptonets_square", "lenet5", "lenet5_square"] {
         cases.push((data.join(format!("models/{model}.onnx")), mnist.clone()));
     }
     cases.push((data.join("models/mobilefacenets.onnx"), lfw));
-    cases.push((data.join("demo/mnist.onnx"), vec![demo.clone().reshaped(vec![1, 1, 28, 28])]));
+    cases.push((
+        data.join("demo/mnist.onnx"),
+        vec![demo.clone().reshaped(vec![1, 1, 28, 28])],
+    ));
     let mut tests_models: Vec<_> = std::fs::read_dir(data.join("tests/models"))
         .unwrap()
         .map(|e| e.unwrap().path())

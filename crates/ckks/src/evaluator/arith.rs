@@ -11,7 +11,10 @@ impl Evaluator {
         &self,
         a: &'a Ciphertext,
         b: &'a Ciphertext,
-    ) -> Result<(std::borrow::Cow<'a, Ciphertext>, std::borrow::Cow<'a, Ciphertext>)> {
+    ) -> Result<(
+        std::borrow::Cow<'a, Ciphertext>,
+        std::borrow::Cow<'a, Ciphertext>,
+    )> {
         use std::borrow::Cow;
         Self::check_scales(a.scale, b.scale)?;
         let l = a.level.min(b.level);
@@ -139,7 +142,9 @@ impl Evaluator {
         }
         let x = x as i128;
         let ring = self.params.ring();
-        Ok((0..=level).map(|i| ring.modulus(i).reduce_i128(x)).collect())
+        Ok((0..=level)
+            .map(|i| ring.modulus(i).reduce_i128(x))
+            .collect())
     }
 
     /// ct * c for a real constant c encoded as round(c * const_scale); the scale becomes
@@ -162,7 +167,10 @@ impl Evaluator {
     pub fn mul_integer(&self, ct: &Ciphertext, k: i64) -> Ciphertext {
         let ring = self.params.ring();
         let basis = self.params.q_basis(ct.level);
-        let ks: Vec<u64> = basis.iter().map(|&i| ring.modulus(i).reduce_i64(k)).collect();
+        let ks: Vec<u64> = basis
+            .iter()
+            .map(|&i| ring.modulus(i).reduce_i64(k))
+            .collect();
         let mut out = ct.clone();
         out.seed = None;
         for p in out.parts.iter_mut() {

@@ -73,9 +73,17 @@ impl Evaluator {
         // Limbs 0..len hold the b-part, len..2len the a-part: one parallel loop over both.
         let len = ext.len();
         for_each_limb(acc.data_mut(), n, |k2, out| {
-            let (k, a_part) = if k2 < len { (k2, false) } else { (k2 - len, true) };
+            let (k, a_part) = if k2 < len {
+                (k2, false)
+            } else {
+                (k2 - len, true)
+            };
             let idx = ext[k];
-            let mut tmp = if perm.is_some() { vec![0u64; n] } else { Vec::new() };
+            let mut tmp = if perm.is_some() {
+                vec![0u64; n]
+            } else {
+                Vec::new()
+            };
             for (j, digit) in dec.digits.iter().enumerate() {
                 let key_poly = if a_part { &key.a[j] } else { &key.b[j] };
                 let d = digit.limb(k);

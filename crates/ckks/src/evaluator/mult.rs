@@ -66,7 +66,12 @@ impl Evaluator {
     }
 
     /// a * b followed by relinearisation (rescale separately).
-    pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext, rlk: &RelinearizationKey) -> Result<Ciphertext> {
+    pub fn mul_relin(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        rlk: &RelinearizationKey,
+    ) -> Result<Ciphertext> {
         let t = self.mul(a, b)?;
         self.relinearize(&t, rlk)
     }

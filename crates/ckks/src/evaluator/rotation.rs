@@ -17,7 +17,13 @@ impl Evaluator {
     }
 
     /// Applies X -> X^g and switches the key back to s.
-    fn apply_galois(&self, ct: &Ciphertext, g: u64, step: Option<i64>, gk: &GaloisKeys) -> Result<Ciphertext> {
+    fn apply_galois(
+        &self,
+        ct: &Ciphertext,
+        g: u64,
+        step: Option<i64>,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext> {
         self.check_rotatable(ct, gk)?;
         if g == 1 {
             return Ok(ct.clone());
@@ -58,7 +64,12 @@ impl Evaluator {
     /// (hoisting, Halevi-Shoup 2018 Sec. 5; Bossuat et al. 2021): the automorphism commutes
     /// with the digit decomposition, so each step only permutes the raised digits, takes an
     /// inner product with its key and runs ModDown.
-    pub fn rotate_hoisted(&self, ct: &Ciphertext, steps: &[i64], gk: &GaloisKeys) -> Result<Vec<Ciphertext>> {
+    pub fn rotate_hoisted(
+        &self,
+        ct: &Ciphertext,
+        steps: &[i64],
+        gk: &GaloisKeys,
+    ) -> Result<Vec<Ciphertext>> {
         self.check_rotatable(ct, gk)?;
         let n = self.params.n();
         // Look every key up before any work so a missing key fails fast.

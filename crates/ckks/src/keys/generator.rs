@@ -90,7 +90,10 @@ impl KeyGenerator {
         let p_mod_q: Vec<u64> = (0..num_q)
             .map(|i| {
                 let m = ring.modulus(i);
-                params.p().iter().fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)))
+                params
+                    .p()
+                    .iter()
+                    .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)))
             })
             .collect();
         let errors: Vec<Poly> = (0..dnum).map(|_| self.error_ntt(&basis)).collect();
@@ -134,7 +137,12 @@ impl KeyGenerator {
 
     /// Galois keys for left rotations by each of `steps` (negative = right), plus complex
     /// conjugation if `conjugate`. Steps that are multiples of N/2 need no key and are skipped.
-    pub fn gen_galois_keys(&mut self, sk: &SecretKey, steps: &[i64], conjugate: bool) -> Result<GaloisKeys> {
+    pub fn gen_galois_keys(
+        &mut self,
+        sk: &SecretKey,
+        steps: &[i64],
+        conjugate: bool,
+    ) -> Result<GaloisKeys> {
         self.check(sk)?;
         let n = self.params.n();
         let mut elements: Vec<u64> = steps

@@ -165,7 +165,9 @@ fn geq_words(a: &[u64], b: &[u64]) -> bool {
 }
 
 fn words_to_f64(a: &[u64]) -> f64 {
-    a.iter().rev().fold(0.0, |acc, &w| acc * 18446744073709551616.0 + w as f64)
+    a.iter()
+        .rev()
+        .fold(0.0, |acc, &w| acc * 18446744073709551616.0 + w as f64)
 }
 
 impl CrtReconstructor {

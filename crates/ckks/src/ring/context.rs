@@ -28,7 +28,10 @@ impl std::fmt::Debug for RingContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingContext")
             .field("n", &self.n)
-            .field("moduli", &self.moduli.iter().map(|m| m.value()).collect::<Vec<_>>())
+            .field(
+                "moduli",
+                &self.moduli.iter().map(|m| m.value()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -39,7 +42,9 @@ where
     F: Fn(usize, &mut [u64]) + Sync + Send,
 {
     if n >= PARALLEL_MIN_N && data.len() > n {
-        data.par_chunks_mut(n).enumerate().for_each(|(i, l)| f(i, l));
+        data.par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, l)| f(i, l));
     } else {
         data.chunks_mut(n).enumerate().for_each(|(i, l)| f(i, l));
     }
@@ -56,7 +61,9 @@ impl RingContext {
         let mut plans = Vec::with_capacity(moduli.len());
         for &q in moduli {
             let plan = Plan::try_new(n, q).ok_or_else(|| {
-                CkksError::InvalidParameters(format!("{q} is not an NTT-friendly prime for N = {n}"))
+                CkksError::InvalidParameters(format!(
+                    "{q} is not an NTT-friendly prime for N = {n}"
+                ))
             })?;
             plans.push(plan);
         }
@@ -119,7 +126,9 @@ impl RingContext {
     /// Forward negacyclic NTT of every limb (limb j modulo `basis[j]`).
     pub fn ntt_forward(&self, p: &mut Poly, basis: &[usize]) {
         debug_assert_eq!(p.num_limbs(), basis.len());
-        for_each_limb(p.data_mut(), self.n, |j, limb| self.plans[basis[j]].fwd(limb));
+        for_each_limb(p.data_mut(), self.n, |j, limb| {
+            self.plans[basis[j]].fwd(limb)
+        });
     }
 
     /// Inverse negacyclic NTT of every limb, including the 1/N normalisation.

@@ -13,10 +13,7 @@ pub struct Modulus {
 impl Modulus {
     /// Builds a modulus. `value` must be odd, at least 3 and below 2^62.
     pub fn new(value: u64) -> Self {
-        assert!(
-            (3..(1u64 << 62)).contains(&value),
-            "modulus out of range"
-        );
+        assert!((3..(1u64 << 62)).contains(&value), "modulus out of range");
         let bits = 64 - value.leading_zeros();
         let barrett = ((1u128 << (2 * bits)) / value as u128) as u64;
         Self {
@@ -126,7 +123,9 @@ impl Modulus {
     #[inline]
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let q_hat = ((a as u128 * w_shoup as u128) >> 64) as u64;
-        let r = a.wrapping_mul(w).wrapping_sub(q_hat.wrapping_mul(self.value));
+        let r = a
+            .wrapping_mul(w)
+            .wrapping_sub(q_hat.wrapping_mul(self.value));
         if r >= self.value {
             r - self.value
         } else {

@@ -44,7 +44,12 @@ pub fn random_vec(len: usize, bound: f64, seed: u64) -> Vec<f64> {
 pub fn random_complex(len: usize, bound: f64, seed: u64) -> Vec<Complex64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..len)
-        .map(|_| Complex64::new(rng.random_range(-bound..bound), rng.random_range(-bound..bound)))
+        .map(|_| {
+            Complex64::new(
+                rng.random_range(-bound..bound),
+                rng.random_range(-bound..bound),
+            )
+        })
         .collect()
 }
 
@@ -77,6 +82,7 @@ impl Ctx {
     }
 
     pub fn decrypt(&self, ct: &Ciphertext) -> Vec<f64> {
-        self.encoder.decode(&self.decryptor.decrypt(ct).expect("decrypt"))
+        self.encoder
+            .decode(&self.decryptor.decrypt(ct).expect("decrypt"))
     }
 }

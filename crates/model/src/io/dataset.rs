@@ -104,8 +104,12 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
         if x.is_ascii_digit() && y.is_ascii_digit() {
             let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
             let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
-            let na = std::str::from_utf8(&a[..da]).unwrap_or("0").trim_start_matches('0');
-            let nb = std::str::from_utf8(&b[..db]).unwrap_or("0").trim_start_matches('0');
+            let na = std::str::from_utf8(&a[..da])
+                .unwrap_or("0")
+                .trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[..db])
+                .unwrap_or("0")
+                .trim_start_matches('0');
             let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
             if ord != Ordering::Equal {
                 return ord;
@@ -173,12 +177,17 @@ impl LabelledSet {
             let mut references = Vec::with_capacity(inputs.len());
             let mut same = Vec::with_capacity(inputs.len());
             for sample in &inputs {
-                let reference = root.join("verification").join(format!("{}.npy", sample.name));
+                let reference = root
+                    .join("verification")
+                    .join(format!("{}.npy", sample.name));
                 references.push(read_npy(&reference)?);
                 let index: usize = sample.name.parse().map_err(|_| {
-                    dataset_error(&lfw_data, format!("'{}.npy' is not a pair number", sample.name))
+                    dataset_error(
+                        &lfw_data,
+                        format!("'{}.npy' is not a pair number", sample.name),
+                    )
                 })?;
-                same.push(index % 2 == 0);
+                same.push(index.is_multiple_of(2));
             }
             return Ok(Self {
                 root: root.to_path_buf(),
@@ -204,7 +213,10 @@ impl LabelledSet {
             let mut picked = Vec::with_capacity(inputs.len());
             for sample in &inputs {
                 let index: usize = sample.name.parse().map_err(|_| {
-                    dataset_error(root, format!("'{}.npy' is not an image number", sample.name))
+                    dataset_error(
+                        root,
+                        format!("'{}.npy' is not an image number", sample.name),
+                    )
                 })?;
                 let label = labels.data().get(index).copied().ok_or_else(|| {
                     dataset_error(&labels_path, format!("no label for image {index}"))

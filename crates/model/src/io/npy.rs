@@ -60,8 +60,11 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
     let shape = header_value(header, "shape")
         .and_then(parse_shape)
         .ok_or_else(|| fail(format!("header has no valid 'shape': {header}")))?;
-    let element = ElementType::parse(descr)
-        .ok_or_else(|| fail(format!("unsupported dtype '{descr}' (expected a real number type)")))?;
+    let element = ElementType::parse(descr).ok_or_else(|| {
+        fail(format!(
+            "unsupported dtype '{descr}' (expected a real number type)"
+        ))
+    })?;
     let count = volume(&shape);
     let body = &bytes[header_end..];
     let needed = count * element.size;
@@ -101,7 +104,10 @@ pub fn encode_npy(tensor: &Tensor, dtype: NpyDtype) -> Vec<u8> {
         [n] => format!("({n},)"),
         dims => format!(
             "({})",
-            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
@@ -126,7 +132,9 @@ pub fn encode_npy(tensor: &Tensor, dtype: NpyDtype) -> Vec<u8> {
 /// The text after `'key':` in a header dict.
 fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let quoted_key = [format!("'{key}'"), format!("\"{key}\"")];
-    let start = quoted_key.iter().find_map(|k| header.find(k.as_str()).map(|i| i + k.len()))?;
+    let start = quoted_key
+        .iter()
+        .find_map(|k| header.find(k.as_str()).map(|i| i + k.len()))?;
     let rest = header[start..].trim_start();
     Some(rest.strip_prefix(':')?.trim_start())
 }
@@ -227,7 +235,10 @@ mod tests {
         let t = Tensor::new(vec![2, 3], vec![1.5, -2.0, 3.25, 0.0, 1e-3, 7.0]);
         for dtype in [NpyDtype::F64, NpyDtype::F32] {
             let bytes = encode_npy(&t, dtype);
-            assert_eq!((bytes.len() - t.len() * if dtype == NpyDtype::F64 { 8 } else { 4 }) % 64, 0);
+            assert_eq!(
+                (bytes.len() - t.len() * if dtype == NpyDtype::F64 { 8 } else { 4 }) % 64,
+                0
+            );
             let back = parse_npy(&bytes, Path::new("x.npy")).unwrap();
             assert_eq!(back.shape(), t.shape());
             for (a, b) in back.data().iter().zip(t.data()) {

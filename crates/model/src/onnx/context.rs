@@ -40,7 +40,12 @@ impl<'a> NodeContext<'a> {
         self.node.attribute.iter().find(|a| a.name == name)
     }
 
-    fn typed(&self, name: &str, ty: i32, what: &str) -> Result<Option<&'a AttributeProto>, ModelError> {
+    fn typed(
+        &self,
+        name: &str,
+        ty: i32,
+        what: &str,
+    ) -> Result<Option<&'a AttributeProto>, ModelError> {
         match self.attribute(name) {
             None => Ok(None),
             Some(a) if !a.ref_attr_name.is_empty() => {
@@ -53,31 +58,43 @@ impl<'a> NodeContext<'a> {
     }
 
     pub fn int(&self, name: &str, default: i64) -> Result<i64, ModelError> {
-        Ok(self.typed(name, attribute_type::INT, "an integer")?.map_or(default, |a| a.i))
+        Ok(self
+            .typed(name, attribute_type::INT, "an integer")?
+            .map_or(default, |a| a.i))
     }
 
     pub fn float(&self, name: &str, default: f64) -> Result<f64, ModelError> {
-        Ok(self.typed(name, attribute_type::FLOAT, "a float")?.map_or(default, |a| a.f as f64))
+        Ok(self
+            .typed(name, attribute_type::FLOAT, "a float")?
+            .map_or(default, |a| a.f as f64))
     }
 
     pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>, ModelError> {
-        Ok(self.typed(name, attribute_type::INTS, "a list of integers")?.map(|a| a.ints.clone()))
+        Ok(self
+            .typed(name, attribute_type::INTS, "a list of integers")?
+            .map(|a| a.ints.clone()))
     }
 
     pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>, ModelError> {
-        Ok(self.typed(name, attribute_type::FLOATS, "a list of floats")?.map(|a| a.floats.clone()))
+        Ok(self
+            .typed(name, attribute_type::FLOATS, "a list of floats")?
+            .map(|a| a.floats.clone()))
     }
 
     pub fn string(&self, name: &str, default: &str) -> Result<String, ModelError> {
         Ok(self
             .typed(name, attribute_type::STRING, "a string")?
-            .map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned()))
+            .map_or(default.to_string(), |a| {
+                String::from_utf8_lossy(&a.s).into_owned()
+            }))
     }
 
     pub fn tensor(&self, name: &str) -> Result<Option<Tensor>, ModelError> {
         self.typed(name, attribute_type::TENSOR, "a tensor")?
             .map(|a| {
-                let proto = a.t.as_ref().ok_or_else(|| self.error(format!("attribute '{name}' has no tensor")))?;
+                let proto =
+                    a.t.as_ref()
+                        .ok_or_else(|| self.error(format!("attribute '{name}' has no tensor")))?;
                 tensor_from_proto(proto).map_err(|m| self.error(format!("attribute '{name}': {m}")))
             })
             .transpose()
@@ -106,7 +123,11 @@ impl<'a> NodeContext<'a> {
     }
 
     /// The data of optional input `index`, which must be a constant when present.
-    pub fn optional_constant(&self, index: usize, what: &str) -> Result<Option<&'a Tensor>, ModelError> {
+    pub fn optional_constant(
+        &self,
+        index: usize,
+        what: &str,
+    ) -> Result<Option<&'a Tensor>, ModelError> {
         match self.inputs.get(index).copied().flatten() {
             None => Ok(None),
             Some(v) => v.constant.as_ref().map(Some).ok_or_else(|| {
@@ -128,7 +149,10 @@ impl<'a> NodeContext<'a> {
         match self.optional_constant(index, what)? {
             None => Ok(None),
             Some(t) if t.len() == 1 => Ok(Some(t.data()[0])),
-            Some(t) => Err(self.error(format!("{what} must be a scalar, has shape {:?}", t.shape()))),
+            Some(t) => Err(self.error(format!(
+                "{what} must be a scalar, has shape {:?}",
+                t.shape()
+            ))),
         }
     }
 }

@@ -140,7 +140,12 @@ impl Importer {
         Ok(importer)
     }
 
-    fn define(&mut self, name: String, shape: Vec<usize>, constant: Option<crate::tensor::Tensor>) -> ValueId {
+    fn define(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        constant: Option<crate::tensor::Tensor>,
+    ) -> ValueId {
         let id = self.graph.add_value(name.clone(), shape, constant);
         self.ids.insert(name, id);
         id
@@ -192,8 +197,15 @@ impl Importer {
             .filter(|o| !o.is_empty())
             .ok_or_else(|| ctx.error("has no output"))?
             .clone();
-        if let Some(extra) = node.output.iter().skip(1).find(|o| !o.is_empty() && self.used.contains(*o)) {
-            return Err(ctx.error(format!("output '{extra}' is used, but only the first output is supported")));
+        if let Some(extra) = node
+            .output
+            .iter()
+            .skip(1)
+            .find(|o| !o.is_empty() && self.used.contains(*o))
+        {
+            return Err(ctx.error(format!(
+                "output '{extra}' is used, but only the first output is supported"
+            )));
         }
         let parse = parser(&node.op_type).expect("checked by check_supported");
         let (op, positions) = match parse(&ctx)? {
@@ -255,8 +267,12 @@ fn static_input_shape(input: &ValueInfoProto) -> Result<Vec<usize>> {
         .map(|(axis, d)| match (d.dim_value, &d.dim_param) {
             (Some(v), _) if v > 0 => Ok(v as usize),
             (_, _) if axis == 0 => Ok(1),
-            (_, Some(p)) => Err(fail(format!("dynamic extent '{p}' on axis {axis}; heman needs static shapes"))),
-            _ => Err(fail(format!("unknown extent on axis {axis}; heman needs static shapes"))),
+            (_, Some(p)) => Err(fail(format!(
+                "dynamic extent '{p}' on axis {axis}; heman needs static shapes"
+            ))),
+            _ => Err(fail(format!(
+                "unknown extent on axis {axis}; heman needs static shapes"
+            ))),
         })
         .collect()
 }

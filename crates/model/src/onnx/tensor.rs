@@ -66,8 +66,12 @@ fn decode_raw(data_type: i32, c: &[u8]) -> f64 {
         data_type::INT32 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
         data_type::UINT32 => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
         data_type::DOUBLE => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-        data_type::INT64 => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64,
-        data_type::UINT64 => u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64,
+        data_type::INT64 => {
+            i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64
+        }
+        data_type::UINT64 => {
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64
+        }
         data_type::INT16 => i16::from_le_bytes([c[0], c[1]]) as f64,
         data_type::UINT16 => u16::from_le_bytes([c[0], c[1]]) as f64,
         data_type::INT8 => c[0] as i8 as f64,

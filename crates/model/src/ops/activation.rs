@@ -75,7 +75,9 @@ impl Softmax {
         for o in 0..outer {
             for i in 0..inner {
                 let at = |k: usize| o * extent * inner + k * inner + i;
-                let max = (0..extent).map(|k| data[at(k)]).fold(f64::NEG_INFINITY, f64::max);
+                let max = (0..extent)
+                    .map(|k| data[at(k)])
+                    .fold(f64::NEG_INFINITY, f64::max);
                 let mut sum = 0.0;
                 for k in 0..extent {
                     let e = (data[at(k)] - max).exp();

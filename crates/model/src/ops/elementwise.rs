@@ -50,13 +50,19 @@ pub struct Binary {
 impl Binary {
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         let [a, b] = inputs else {
-            return Err(format!("{} takes 2 inputs, got {}", self.kind.name(), inputs.len()));
+            return Err(format!(
+                "{} takes 2 inputs, got {}",
+                self.kind.name(),
+                inputs.len()
+            ));
         };
         let out = broadcast_shapes(a, b)
             .ok_or_else(|| format!("shapes {a:?} and {b:?} do not broadcast"))?;
         // PRelu broadcasts the slope to the input only (unidirectional).
         if self.kind == BinaryKind::PRelu && out != *a {
-            return Err(format!("slope of shape {b:?} does not broadcast to input {a:?}"));
+            return Err(format!(
+                "slope of shape {b:?} does not broadcast to input {a:?}"
+            ));
         }
         Ok(out)
     }

@@ -54,8 +54,14 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     let batch = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).expect("checked");
     let batches = volume(&batch);
     // Broadcast both operands to full batch extents, then multiply block by block.
-    let a_full = a.clone().reshaped(a2.clone()).broadcast_to(&[batch.clone(), vec![m, k]].concat());
-    let b_full = b.clone().reshaped(b2.clone()).broadcast_to(&[batch, vec![k, n]].concat());
+    let a_full = a
+        .clone()
+        .reshaped(a2.clone())
+        .broadcast_to(&[batch.clone(), vec![m, k]].concat());
+    let b_full = b
+        .clone()
+        .reshaped(b2.clone())
+        .broadcast_to(&[batch, vec![k, n]].concat());
     let mut out = vec![0.0; batches * m * n];
     for t in 0..batches {
         let ab = &a_full.data()[t * m * k..(t + 1) * m * k];
@@ -97,8 +103,16 @@ impl Gemm {
         if a.len() != 2 || b.len() != 2 {
             return Err(format!("Gemm operands must be 2-D, got {a:?} and {b:?}"));
         }
-        let (m, k) = if self.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
-        let (k2, n) = if self.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+        let (m, k) = if self.trans_a {
+            (a[1], a[0])
+        } else {
+            (a[0], a[1])
+        };
+        let (k2, n) = if self.trans_b {
+            (b[1], b[0])
+        } else {
+            (b[0], b[1])
+        };
         if k != k2 {
             return Err(format!(
                 "inner dimensions differ: A {a:?} (transA={}) x B {b:?} (transB={})",
@@ -124,14 +138,24 @@ impl Gemm {
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let (a, b) = (inputs[0], inputs[1]);
         let (m, k, n) = self.dims(a.shape(), b.shape()).expect("checked at import");
-        let a = if self.trans_a { transpose_2d(a) } else { a.clone() };
-        let b = if self.trans_b { transpose_2d(b) } else { b.clone() };
+        let a = if self.trans_a {
+            transpose_2d(a)
+        } else {
+            a.clone()
+        };
+        let b = if self.trans_b {
+            transpose_2d(b)
+        } else {
+            b.clone()
+        };
         let mut out = vec![0.0; m * n];
         matmul_block(a.data(), b.data(), &mut out, m, k, n);
         let mut y = Tensor::new(vec![m, n], out).map(|v| self.alpha * v);
         if let Some(c) = inputs.get(2) {
             let beta = self.beta;
-            y = y.zip_broadcast(c, |v, cv| v + beta * cv).expect("checked at import");
+            y = y
+                .zip_broadcast(c, |v, cv| v + beta * cv)
+                .expect("checked at import");
         }
         y
     }

@@ -35,7 +35,9 @@ pub enum Op {
     /// `x * x` (from `Mul(x, x)` or `Pow(x, 2)`).
     Square,
     /// `Pow` with a constant integer exponent.
-    Pow { exponent: i32 },
+    Pow {
+        exponent: i32,
+    },
     MatMul,
     Gemm(Gemm),
     Conv(Conv),
@@ -43,7 +45,9 @@ pub enum Op {
     BatchNormalization(BatchNormalization),
     Pad(Pad),
     /// `Flatten`, `Reshape`, `Squeeze`, `Unsqueeze`: a new static shape, same data.
-    Reshape { shape: Shape },
+    Reshape {
+        shape: Shape,
+    },
     Transpose(Transpose),
     Concat(Concat),
     Activation(Activation),
@@ -122,5 +126,9 @@ pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
     if axis < -r || axis >= r.max(1) {
         return Err(format!("axis {axis} out of range for rank {rank}"));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }

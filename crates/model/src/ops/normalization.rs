@@ -14,7 +14,10 @@ pub struct BatchNormalization {
 impl BatchNormalization {
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         if inputs.len() != 5 {
-            return Err(format!("BatchNormalization takes 5 inputs, got {}", inputs.len()));
+            return Err(format!(
+                "BatchNormalization takes 5 inputs, got {}",
+                inputs.len()
+            ));
         }
         let x = inputs[0];
         if x.len() < 2 {
@@ -29,7 +32,13 @@ impl BatchNormalization {
     }
 
     /// Per-channel `(multiplier, offset)` with `y = multiplier * x + offset`.
-    pub fn affine(&self, scale: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor) -> Vec<(f64, f64)> {
+    pub fn affine(
+        &self,
+        scale: &Tensor,
+        bias: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+    ) -> Vec<(f64, f64)> {
         (0..scale.len())
             .map(|c| {
                 let mul = scale.data()[c] / (var.data()[c] + self.epsilon).sqrt();

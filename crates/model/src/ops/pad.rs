@@ -35,7 +35,10 @@ impl Pad {
                 let out = x[axis] as i64 + self.begin[axis] + self.end[axis];
                 let reflect_limit = x[axis] as i64 - 1;
                 if out <= 0 {
-                    Err(format!("pads remove all of axis {axis} (extent {})", x[axis]))
+                    Err(format!(
+                        "pads remove all of axis {axis} (extent {})",
+                        x[axis]
+                    ))
                 } else if self.mode == PadMode::Reflect
                     && (self.begin[axis] > reflect_limit || self.end[axis] > reflect_limit)
                 {
@@ -83,7 +86,10 @@ impl Pad {
     pub fn spatial_zero_pads(&self) -> Option<(Vec<usize>, Vec<usize>)> {
         let zero = matches!(self.mode, PadMode::Constant(v) if v == 0.0);
         let untouched = self.begin.len() >= 2
-            && self.begin[..2].iter().chain(&self.end[..2]).all(|&p| p == 0);
+            && self.begin[..2]
+                .iter()
+                .chain(&self.end[..2])
+                .all(|&p| p == 0);
         let non_negative = self.begin.iter().chain(&self.end).all(|&p| p >= 0);
         (zero && untouched && non_negative).then(|| {
             (

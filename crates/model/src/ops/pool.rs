@@ -8,7 +8,9 @@ use crate::tensor::{strides, volume, Shape, Tensor};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PoolKind {
     /// `count_include_pad`: padding positions count in the divisor.
-    Average { count_include_pad: bool },
+    Average {
+        count_include_pad: bool,
+    },
     Max,
 }
 
@@ -84,7 +86,11 @@ impl Pool {
                 out[plane * out_volume + pos] = match self.kind {
                     PoolKind::Max => values.fold(f64::NEG_INFINITY, f64::max),
                     PoolKind::Average { count_include_pad } => {
-                        let divisor = if count_include_pad { padded_count } else { taps.len() };
+                        let divisor = if count_include_pad {
+                            padded_count
+                        } else {
+                            taps.len()
+                        };
                         values.sum::<f64>() / divisor.max(1) as f64
                     }
                 };

@@ -37,7 +37,9 @@ impl Transpose {
         let data = (0..x.len())
             .map(|flat| {
                 let src: usize = (0..out_shape.len())
-                    .map(|axis| ((flat / out_strides[axis]) % out_shape[axis]) * in_strides[self.perm[axis]])
+                    .map(|axis| {
+                        ((flat / out_strides[axis]) % out_shape[axis]) * in_strides[self.perm[axis]]
+                    })
                     .sum();
                 x.data()[src]
             })
@@ -55,15 +57,17 @@ impl Concat {
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         let first = inputs.first().ok_or("Concat needs at least one input")?;
         if self.axis >= first.len() {
-            return Err(format!("axis {} out of range for rank {}", self.axis, first.len()));
+            return Err(format!(
+                "axis {} out of range for rank {}",
+                self.axis,
+                first.len()
+            ));
         }
         let mut out = first.to_vec();
         out[self.axis] = 0;
         for shape in inputs {
             let same_rank = shape.len() == first.len();
-            if !same_rank
-                || (0..first.len()).any(|a| a != self.axis && shape[a] != first[a])
-            {
+            if !same_rank || (0..first.len()).any(|a| a != self.axis && shape[a] != first[a]) {
                 return Err(format!(
                     "inputs {first:?} and {shape:?} differ outside axis {}",
                     self.axis

@@ -30,14 +30,20 @@ fn try_fold(graph: &mut Graph, index: usize) -> bool {
     if !graph.has_single_use(x) {
         return false;
     }
-    let params: Option<Vec<&Tensor>> = bn_node.inputs[1..].iter().map(|&id| graph.constant(id)).collect();
+    let params: Option<Vec<&Tensor>> = bn_node.inputs[1..]
+        .iter()
+        .map(|&id| graph.constant(id))
+        .collect();
     let Some(params) = params else {
         return false;
     };
     let affine = bn.affine(params[0], params[1], params[2], params[3]);
     let bn_output = bn_node.output;
     let node = &graph.nodes[producer];
-    let weights: Option<Vec<&Tensor>> = node.inputs[1..].iter().map(|&id| graph.constant(id)).collect();
+    let weights: Option<Vec<&Tensor>> = node.inputs[1..]
+        .iter()
+        .map(|&id| graph.constant(id))
+        .collect();
     let Some(weights) = weights else {
         return false;
     };
@@ -87,8 +93,17 @@ fn fold_conv(w: &Tensor, b: Option<&Tensor>, affine: &[(f64, f64)]) -> (Tensor, 
 }
 
 /// Returns `B'` as `[K, N]` (no transpose, alpha folded in) and `C'`.
-fn fold_gemm(gemm: &Gemm, b: &Tensor, c: Option<&Tensor>, affine: &[(f64, f64)]) -> (Tensor, Tensor) {
-    let b = if gemm.trans_b { transpose_2d(b) } else { b.clone() };
+fn fold_gemm(
+    gemm: &Gemm,
+    b: &Tensor,
+    c: Option<&Tensor>,
+    affine: &[(f64, f64)],
+) -> (Tensor, Tensor) {
+    let b = if gemm.trans_b {
+        transpose_2d(b)
+    } else {
+        b.clone()
+    };
     let n = affine.len();
     let mut b2 = b;
     for (i, v) in b2.data_mut().iter_mut().enumerate() {

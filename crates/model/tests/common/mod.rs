@@ -66,8 +66,12 @@ pub fn tract_run(path: &std::path::Path, input: &Tensor) -> Tensor {
         .and_then(|m| m.into_runnable())
         .unwrap_or_else(|e| panic!("tract cannot load {}: {e:?}", path.display()));
     let data: Vec<f32> = input.data().iter().map(|&v| v as f32).collect();
-    let tensor = tract_onnx::prelude::Tensor::from_shape(input.shape(), &data).expect("input tensor");
+    let tensor =
+        tract_onnx::prelude::Tensor::from_shape(input.shape(), &data).expect("input tensor");
     let outputs = plan.run(tvec!(tensor.into())).expect("tract run");
     let view = outputs[0].to_plain_array_view::<f32>().expect("f32 output");
-    heman_model::Tensor::new(view.shape().to_vec(), view.iter().map(|&v| v as f64).collect())
+    heman_model::Tensor::new(
+        view.shape().to_vec(),
+        view.iter().map(|&v| v as f64).collect(),
+    )
 }

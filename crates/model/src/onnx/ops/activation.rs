@@ -3,7 +3,11 @@ use crate::onnx::context::NodeContext;
 use crate::onnx::ops::Parsed;
 use crate::ops::{Activation, Op, Softmax};
 
-fn activation(ctx: &NodeContext, activation: Activation, known: &[&str]) -> Result<Parsed, ModelError> {
+fn activation(
+    ctx: &NodeContext,
+    activation: Activation,
+    known: &[&str],
+) -> Result<Parsed, ModelError> {
     ctx.allow_attributes(known)?;
     Ok(Parsed::leading(Op::Activation(activation), 1))
 }

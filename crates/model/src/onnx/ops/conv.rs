@@ -94,7 +94,14 @@ fn spatial<'a>(ctx: &NodeContext<'a>) -> Result<&'a [usize], ModelError> {
 }
 
 pub fn conv(ctx: &NodeContext) -> Result<Parsed, ModelError> {
-    ctx.allow_attributes(&["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+    ctx.allow_attributes(&[
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ])?;
     let w = ctx.input_shape(1)?;
     let kernel = match kernel_shape(ctx)? {
         Some(k) => k,

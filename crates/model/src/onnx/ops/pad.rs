@@ -9,7 +9,9 @@ pub fn pad(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     let rank = ctx.input_shape(0)?.len();
     let (pads, value, axes) = if ctx.opset < 11 {
         ctx.allow_attributes(&["mode", "pads", "value"])?;
-        let pads = ctx.ints("pads")?.ok_or_else(|| ctx.error("pads is required"))?;
+        let pads = ctx
+            .ints("pads")?
+            .ok_or_else(|| ctx.error("pads is required"))?;
         (pads, ctx.float("value", 0.0)?, None)
     } else {
         ctx.allow_attributes(&["mode"])?;
@@ -44,7 +46,12 @@ pub fn pad(ctx: &NodeContext) -> Result<Parsed, ModelError> {
         "edge" => PadMode::Edge,
         "reflect" => PadMode::Reflect,
         "wrap" if ctx.opset >= 19 => PadMode::Wrap,
-        other => return Err(ctx.error(format!("mode '{other}' is not supported at opset {}", ctx.opset))),
+        other => {
+            return Err(ctx.error(format!(
+                "mode '{other}' is not supported at opset {}",
+                ctx.opset
+            )))
+        }
     };
     Ok(Parsed::leading(Op::Pad(Pad { mode, begin, end }), 1))
 }

@@ -39,7 +39,9 @@ pub fn reshape(ctx: &NodeContext) -> Result<Parsed, ModelError> {
                 shape.push(1);
             }
             0 if !allow_zero => shape.push(*x.get(axis).ok_or_else(|| {
-                ctx.error(format!("shape {target:?} copies axis {axis} the input {x:?} lacks"))
+                ctx.error(format!(
+                    "shape {target:?} copies axis {axis} the input {x:?} lacks"
+                ))
             })?),
             d if d >= 0 => shape.push(d as usize),
             _ => return Err(ctx.error(format!("invalid target shape {target:?}"))),
@@ -47,7 +49,7 @@ pub fn reshape(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     }
     if let Some(axis) = inferred {
         let known = volume(&shape);
-        if known == 0 || volume(x) % known != 0 {
+        if known == 0 || !volume(x).is_multiple_of(known) {
             return Err(ctx.error(format!("cannot reshape {x:?} to {target:?}")));
         }
         shape[axis] = volume(x) / known;
@@ -79,9 +81,15 @@ pub fn squeeze(ctx: &NodeContext) -> Result<Parsed, ModelError> {
             .collect::<Result<Vec<_>, _>>()?,
     };
     if let Some(&a) = axes.iter().find(|&&a| x[a] != 1) {
-        return Err(ctx.error(format!("cannot squeeze axis {a} of extent {} in {x:?}", x[a])));
+        return Err(ctx.error(format!(
+            "cannot squeeze axis {a} of extent {} in {x:?}",
+            x[a]
+        )));
     }
-    let shape = (0..x.len()).filter(|a| !axes.contains(a)).map(|a| x[a]).collect();
+    let shape = (0..x.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| x[a])
+        .collect();
     Ok(reshape_to(shape))
 }
 
@@ -99,7 +107,13 @@ pub fn unsqueeze(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     let mut rest = x.iter();
     let shape = inserted
         .iter()
-        .map(|&new| if new { 1 } else { *rest.next().expect("rank counted") })
+        .map(|&new| {
+            if new {
+                1
+            } else {
+                *rest.next().expect("rank counted")
+            }
+        })
         .collect();
     Ok(reshape_to(shape))
 }
@@ -124,11 +138,20 @@ pub fn concat(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     }
     let rank = ctx.input_shape(0)?.len();
     let axis = normalize_axis(ctx.int("axis", 0)?, rank).map_err(|m| ctx.error(m))?;
-    Ok(Parsed::leading(Op::Concat(Concat { axis }), ctx.input_count()))
+    Ok(Parsed::leading(
+        Op::Concat(Concat { axis }),
+        ctx.input_count(),
+    ))
 }
 
 pub fn constant(ctx: &NodeContext) -> Result<Parsed, ModelError> {
-    ctx.allow_attributes(&["value", "value_float", "value_floats", "value_int", "value_ints"])?;
+    ctx.allow_attributes(&[
+        "value",
+        "value_float",
+        "value_floats",
+        "value_int",
+        "value_ints",
+    ])?;
     let ints = |v: Vec<i64>| Tensor::new(vec![v.len()], v.iter().map(|&x| x as f64).collect());
     let tensor = if let Some(t) = ctx.tensor("value")? {
         t

@@ -1,0 +1,3 @@
+pub mod calibrate;
+pub mod eval;
+pub mod inspect;

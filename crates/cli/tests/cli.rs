@@ -1,0 +1,134 @@
+//! The `heman` binary end to end on the repository's own example.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn heman(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heman"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("heman runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn eval_reports_the_example_accuracy() {
+    let out = heman(&[
+        "eval",
+        "-m",
+        "examples/digits/digits_square.onnx",
+        "-d",
+        "examples/digits/test",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // 93 of the 100 test digits, as onnxruntime scores them (examples/digits/README.md).
+    assert!(
+        text(&out.stdout).contains("93.00% (93/100)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn calibrate_writes_ranges() {
+    let dir = std::env::temp_dir().join(format!("heman-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("ranges.json");
+    let out = heman(&[
+        "calibrate",
+        "-m",
+        "examples/digits/digits_relu.onnx",
+        "-c",
+        "examples/digits/calibration.npz",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ranges: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(ranges["samples"], 200);
+    assert!(ranges["ranges"]["input"]["max"].as_f64().unwrap() <= 1.0);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn inspect_lists_operators() {
+    let out = heman(&["inspect", "examples/digits/digits_square.onnx"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Square x2") && stdout.contains("Conv x1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_files_fail_with_a_message_not_a_panic() {
+    for (args, expected) in [
+        (
+            vec!["inspect", "tests/models/bad/truncated.onnx"],
+            "truncated.onnx: not a valid ONNX model",
+        ),
+        (
+            vec!["inspect", "tests/models/bad/unsupported_ops.onnx"],
+            "unsupported operator(s)",
+        ),
+        (
+            vec![
+                "eval",
+                "-m",
+                "examples/digits/digits_square.onnx",
+                "-d",
+                "tests/models",
+            ],
+            "expected '<label>-<k>.npy' names",
+        ),
+    ] {
+        let out = heman(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(expected) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// HE-MAN's models on their own data: the plaintext accuracies the issue and
+/// HE-MAN's paper report for the first 1000 MNIST test images.
+#[test]
+fn heman_suite_accuracies() {
+    let shared = std::env::var_os("HEMAN_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data/heman"));
+    if !shared.is_dir() {
+        println!(
+            "SKIPPED heman_suite_accuracies: no HE-MAN data at {}",
+            shared.display()
+        );
+        eprintln!(
+            "SKIPPED heman_suite_accuracies: no HE-MAN data at {}",
+            shared.display()
+        );
+        return;
+    }
+    let out = heman(&["eval", "--suite", shared.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for row in [
+        "| models/cryptonets.onnx | mnist (accuracy) | 1000 | 98.00% |",
+        "| models/cryptonets_square.onnx | mnist (accuracy) | 1000 | 97.30% |",
+        "| models/lenet5.onnx | mnist (accuracy) | 1000 | 98.60% |",
+        "| models/lenet5_square.onnx | mnist (accuracy) | 1000 | 99.00% |",
+        "| models/mobilefacenets.onnx | lfw (verification accuracy) | 1000 | 98.20% |",
+    ] {
+        assert!(stdout.contains(row), "missing {row} in\n{stdout}");
+    }
+}
