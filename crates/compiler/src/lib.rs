@@ -1,0 +1,17 @@
+//! heman's compiler: from a model graph to a [`Plan`] of slot operations for
+//! CKKS ciphertexts. Affine chains become one sparse linear map each, lowered
+//! to baby-step giant-step diagonal products over layouts chosen by cost.
+
+pub mod compile;
+pub mod error;
+pub mod layout;
+pub mod linear;
+pub mod linear_map;
+pub mod plan;
+pub mod simulate;
+pub mod stages;
+
+pub use compile::compile;
+pub use error::{CompileError, Result};
+pub use layout::SlotLayout;
+pub use plan::{Plan, PlanStage};

@@ -1,0 +1,304 @@
+//! Lowering of an affine map between two slot layouts to diagonal
+//! matrix-vector products (Halevi-Shoup 2014: `y = sum_d diag_d * rot(x, d)`),
+//! evaluated baby-step giant-step with hoisted baby rotations (Halevi-Shoup
+//! 2018; Bossuat et al. 2021), over the nonzero diagonals only.
+//!
+//! Two forms:
+//! - **direct**: output positions anywhere (e.g. a convolution's output kept
+//!   on the input's grid, gaps and all, so that its diagonals are the few
+//!   kernel offsets; Lee et al. 2022 multiplexed convolutions use the idea);
+//! - **rotate-and-sum** (Juvekar et al. 2018, Gazelle's hybrid method): the
+//!   `m` outputs land at every slot `= o mod m`: `m` diagonals, then
+//!   `log2(T/m)` rotations summing the partial products of the input period
+//!   `T`. Best for dense layers with few outputs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::SlotLayout;
+use crate::linear_map::AffineMap;
+
+/// One generalized diagonal: slot -> weight (zero elsewhere).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagonal {
+    pub entries: Vec<(u32, f64)>,
+}
+
+impl Diagonal {
+    /// The dense slot vector.
+    pub fn to_dense(&self, slots: usize) -> Vec<f64> {
+        let mut v = vec![0.0; slots];
+        for &(s, w) in &self.entries {
+            v[s as usize] = w;
+        }
+        v
+    }
+}
+
+/// `out += sum_g rot(sum_b diag'_{g,b} * rot(in, b), g)`: one block of a
+/// baby-step giant-step product, reading input ciphertext `input` and adding
+/// into output ciphertext `output`. The diagonals are stored pre-rotated by
+/// `-g` so that one rotation per giant step suffices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagonalMatVec {
+    pub input: usize,
+    pub output: usize,
+    /// Baby rotation steps of the input (one hoisted decomposition).
+    pub baby_steps: Vec<usize>,
+    /// Giant step `g` with its `(baby step, pre-rotated diagonal)` terms.
+    pub giant_steps: Vec<(usize, Vec<(usize, Diagonal)>)>,
+}
+
+impl DiagonalMatVec {
+    pub fn diagonal_count(&self) -> usize {
+        self.giant_steps.iter().map(|(_, terms)| terms.len()).sum()
+    }
+
+    pub fn rotation_count(&self) -> usize {
+        self.baby_steps.iter().filter(|&&b| b != 0).count()
+            + self.giant_steps.iter().filter(|(g, _)| *g != 0).count()
+    }
+}
+
+/// A lowered affine stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearTransform {
+    pub input_ciphertexts: usize,
+    pub output_ciphertexts: usize,
+    pub blocks: Vec<DiagonalMatVec>,
+    /// Rotate-and-sum steps applied to every output ciphertext afterwards.
+    pub sum_steps: Vec<usize>,
+    /// Bias to add at each output ciphertext, as (slot, value).
+    pub bias: Vec<Vec<(u32, f64)>>,
+    pub output_layout: SlotLayout,
+}
+
+impl LinearTransform {
+    pub fn rotation_steps(&self) -> impl Iterator<Item = usize> + '_ {
+        self.blocks
+            .iter()
+            .flat_map(|b| {
+                b.baby_steps
+                    .iter()
+                    .copied()
+                    .chain(b.giant_steps.iter().map(|(g, _)| *g))
+            })
+            .chain(self.sum_steps.iter().copied())
+            .filter(|&s| s != 0)
+    }
+
+    /// Relative cost: plaintext products plus rotations, a rotation being
+    /// about as dear as `ROTATION_COST` plaintext products.
+    pub fn cost(&self) -> usize {
+        const ROTATION_COST: usize = 12;
+        self.blocks
+            .iter()
+            .map(|b| b.diagonal_count() + ROTATION_COST * b.rotation_count())
+            .sum::<usize>()
+            + ROTATION_COST * self.sum_steps.len() * self.output_ciphertexts
+    }
+}
+
+/// Diagonals of one (input ct, output ct) block: step -> slot -> weight.
+type Blocks = BTreeMap<(usize, usize), BTreeMap<usize, BTreeMap<u32, f64>>>;
+
+fn add_entry(blocks: &mut Blocks, key: (usize, usize), step: usize, slot: usize, w: f64) {
+    *blocks
+        .entry(key)
+        .or_default()
+        .entry(step)
+        .or_default()
+        .entry(slot as u32)
+        .or_insert(0.0) += w;
+}
+
+/// The direct form into `output`.
+pub fn lower_direct(map: &AffineMap, input: &SlotLayout, output: &SlotLayout) -> LinearTransform {
+    let slots = input.slots;
+    let mut blocks = Blocks::new();
+    for (i, column) in map.columns.iter().enumerate() {
+        let p = input.positions[i] as usize;
+        for &(o, w) in column {
+            let q = output.positions[o as usize] as usize;
+            let (out_ct, out_slot) = (q / slots, q % slots);
+            let (in_ct, step) = match input.period {
+                // Any replica of x_i will do: take the one `step` slots after
+                // the output slot, with `step` in [0, period).
+                Some(period) => (0, (p + period - out_slot % period) % period),
+                None => (p / slots, (p % slots + slots - out_slot) % slots),
+            };
+            add_entry(&mut blocks, (in_ct, out_ct), step, out_slot, w);
+        }
+    }
+    finish(
+        blocks,
+        input.ciphertexts,
+        output.clone(),
+        Vec::new(),
+        &map.bias,
+    )
+}
+
+/// The rotate-and-sum form: outputs compact with period `m`.
+pub fn lower_rotate_and_sum(map: &AffineMap, input: &SlotLayout) -> Option<LinearTransform> {
+    let slots = input.slots;
+    let m = map.rows.next_power_of_two();
+    let period = input.period.unwrap_or(slots);
+    if input.ciphertexts > 1 && input.period.is_some() || m >= period {
+        return None;
+    }
+    let copies = slots / period;
+    let mut blocks = Blocks::new();
+    for (i, column) in map.columns.iter().enumerate() {
+        let p = input.positions[i] as usize % period;
+        let in_ct = input.positions[i] as usize / slots;
+        for &(o, w) in column {
+            let step = (p + m - o as usize % m) % m;
+            // z[s] = diag[s] * x[s + step] holds x_i; s = o (mod m).
+            let s = (p + period - step) % period;
+            for k in 0..copies {
+                add_entry(&mut blocks, (in_ct, 0), step, s + k * period, w);
+            }
+        }
+    }
+    let sum_steps = std::iter::successors(Some(m), |&s| Some(s * 2))
+        .take_while(|&s| s < period)
+        .collect();
+    let output = SlotLayout {
+        slots,
+        positions: (0..map.rows as u32).collect(),
+        period: Some(m),
+        ciphertexts: 1,
+    };
+    Some(finish(
+        blocks,
+        input.ciphertexts,
+        output,
+        sum_steps,
+        &map.bias,
+    ))
+}
+
+/// Arranges each block's diagonals baby-step giant-step with the baby size
+/// (a power of two) that needs the fewest rotations.
+fn finish(
+    blocks: Blocks,
+    input_ciphertexts: usize,
+    output: SlotLayout,
+    sum_steps: Vec<usize>,
+    bias: &[f64],
+) -> LinearTransform {
+    let slots = output.slots;
+    let mut lowered = Vec::with_capacity(blocks.len());
+    for ((input, out_ct), diagonals) in blocks {
+        let steps: Vec<usize> = diagonals.keys().copied().collect();
+        let baby = best_baby_size(&steps, slots);
+        let mut giants: BTreeMap<usize, Vec<(usize, Diagonal)>> = BTreeMap::new();
+        for (step, entries) in diagonals {
+            let (g, b) = (step - step % baby, step % baby);
+            // Pre-rotate by -g: the weight for slot s moves to slot s + g.
+            let entries = entries
+                .into_iter()
+                .filter(|(_, w)| *w != 0.0)
+                .map(|(s, w)| (((s as usize + g) % slots) as u32, w))
+                .collect();
+            giants.entry(g).or_default().push((b, Diagonal { entries }));
+        }
+        let baby_steps: Vec<usize> = giants
+            .values()
+            .flat_map(|terms| terms.iter().map(|(b, _)| *b))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        lowered.push(DiagonalMatVec {
+            input,
+            output: out_ct,
+            baby_steps,
+            giant_steps: giants.into_iter().collect(),
+        });
+    }
+    let mut bias_slots = vec![Vec::new(); output.ciphertexts];
+    for (o, &b) in bias.iter().enumerate() {
+        if b != 0.0 {
+            let q = output.positions[o] as usize;
+            match output.period {
+                Some(period) => {
+                    for copy in (q % period..slots).step_by(period) {
+                        bias_slots[0].push((copy as u32, b));
+                    }
+                }
+                None => bias_slots[q / slots].push(((q % slots) as u32, b)),
+            }
+        }
+    }
+    LinearTransform {
+        input_ciphertexts,
+        output_ciphertexts: output.ciphertexts,
+        blocks: lowered,
+        sum_steps,
+        bias: bias_slots,
+        output_layout: output,
+    }
+}
+
+fn best_baby_size(steps: &[usize], slots: usize) -> usize {
+    let rotations = |baby: usize| {
+        let babies: HashSet<usize> = steps.iter().map(|s| s % baby).filter(|&b| b != 0).collect();
+        let giants: HashSet<usize> = steps
+            .iter()
+            .map(|s| s - s % baby)
+            .filter(|&g| g != 0)
+            .collect();
+        babies.len() + giants.len()
+    };
+    std::iter::successors(Some(1usize), |&b| Some(b * 2))
+        .take_while(|&b| b <= slots)
+        .min_by_key(|&b| (rotations(b), b))
+        .unwrap_or(1)
+}
+
+/// Candidate output layouts for a map from a tensor of `in_shape` laid out as
+/// `input` to one of `out_shape`: compact, and for images the input's grid
+/// subsampled (gapped) at the output's stride.
+pub fn candidate_layouts(
+    input: &SlotLayout,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<SlotLayout> {
+    let slots = input.slots;
+    let n: usize = out_shape.iter().product();
+    let mut candidates = vec![SlotLayout::strided(&[n], &[1], slots)];
+    if let (Some([sc, sy, sx]), &[1, c, h, w]) = (input.grid_strides(in_shape), out_shape) {
+        let (ry, rx) = ((in_shape[2] / h).max(1), (in_shape[3] / w).max(1));
+        let (gy, gx) = (sy * ry, sx * rx);
+        let span = (h - 1) * gy + (w - 1) * gx + 1;
+        let channel = if c > 1 && span <= sc { sc } else { span };
+        candidates.push(SlotLayout::strided(
+            &[1, c, h, w],
+            &[0, channel, gy, gx],
+            slots,
+        ));
+    }
+    candidates
+}
+
+/// The cheapest lowering of `map` among the candidate layouts and forms.
+pub fn lower(
+    map: &AffineMap,
+    input: &SlotLayout,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> LinearTransform {
+    let mut options: Vec<LinearTransform> = candidate_layouts(input, in_shape, out_shape)
+        .iter()
+        .map(|layout| lower_direct(map, input, layout))
+        .collect();
+    options.extend(lower_rotate_and_sum(map, input));
+    options
+        .into_iter()
+        .min_by_key(LinearTransform::cost)
+        .expect("at least one candidate")
+}

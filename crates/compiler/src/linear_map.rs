@@ -1,0 +1,75 @@
+//! The linear map and bias an affine stage computes, found by probing: the
+//! stage evaluated on zero gives the bias, on each unit vector one column.
+//! Probing reuses the plaintext evaluator, so the map is exactly what the
+//! operators compute, whatever the chain holds.
+
+use heman_model::{Graph, Tensor};
+use rayon::prelude::*;
+
+/// `y = M x + b` with `M` stored by columns, zero entries omitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffineMap {
+    pub rows: usize,
+    pub cols: usize,
+    /// For each input element, the (output element, weight) pairs it feeds.
+    pub columns: Vec<Vec<(u32, f64)>>,
+    pub bias: Vec<f64>,
+}
+
+impl AffineMap {
+    /// Probes the chain of `nodes` of `graph` (each affine in the previous
+    /// one's output) on inputs of shape `input_shape`.
+    pub fn probe(graph: &Graph, nodes: &[usize], input_shape: &[usize]) -> Self {
+        let run = |x: Tensor| -> Tensor {
+            nodes.iter().fold(x, |value, &index| {
+                let node = &graph.nodes[index];
+                let args: Vec<&Tensor> = node
+                    .inputs
+                    .iter()
+                    .map(|&id| graph.constant(id).unwrap_or(&value))
+                    .collect();
+                node.op.eval(&args)
+            })
+        };
+        let cols: usize = input_shape.iter().product();
+        let bias = run(Tensor::zeros(input_shape.to_vec())).into_data();
+        let columns = (0..cols)
+            .into_par_iter()
+            .map(|j| {
+                let mut unit = Tensor::zeros(input_shape.to_vec());
+                unit.data_mut()[j] = 1.0;
+                run(unit)
+                    .data()
+                    .iter()
+                    .zip(&bias)
+                    .enumerate()
+                    .filter_map(|(i, (y, b))| {
+                        let w = y - b;
+                        (w != 0.0).then_some((i as u32, w))
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            rows: bias.len(),
+            cols,
+            columns,
+            bias,
+        }
+    }
+
+    /// `M x + b`.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        let mut y = self.bias.clone();
+        for (column, &xj) in self.columns.iter().zip(x) {
+            for &(i, w) in column {
+                y[i as usize] += w * xj;
+            }
+        }
+        y
+    }
+
+    pub fn nonzeros(&self) -> usize {
+        self.columns.iter().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,73 @@
+//! The compiled model: a chain of slot-level stages between an input and an
+//! output layout. It holds plaintext weights (the model owner's secret) and
+//! no key material.
+
+use serde::{Deserialize, Serialize};
+
+use heman_model::ops::Activation;
+
+use crate::layout::SlotLayout;
+use crate::linear::LinearTransform;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PlanStage {
+    Linear(LinearTransform),
+    /// Every slot squared (one ciphertext multiplication per ciphertext).
+    Square,
+    /// A nonlinearity on values calibrated to lie in `interval`.
+    Activation {
+        function: Activation,
+        interval: (f64, f64),
+    },
+}
+
+impl PlanStage {
+    /// Multiplicative levels the stage consumes (activations: set by the
+    /// polynomial chosen for them).
+    pub fn depth(&self) -> usize {
+        match self {
+            PlanStage::Linear(_) | PlanStage::Square => 1,
+            PlanStage::Activation { .. } => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub slots: usize,
+    pub input_shape: Vec<usize>,
+    pub input_layout: SlotLayout,
+    pub stages: Vec<PlanStage>,
+    pub output_shape: Vec<usize>,
+    pub output_layout: SlotLayout,
+}
+
+impl Plan {
+    /// Every rotation step some stage uses: the Galois keys to generate.
+    pub fn rotation_steps(&self) -> Vec<usize> {
+        let mut steps: Vec<usize> = self
+            .stages
+            .iter()
+            .filter_map(|s| match s {
+                PlanStage::Linear(l) => Some(l.rotation_steps()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    }
+
+    /// Ciphertexts flowing between stages, at most.
+    pub fn max_ciphertexts(&self) -> usize {
+        self.stages
+            .iter()
+            .filter_map(|s| match s {
+                PlanStage::Linear(l) => Some(l.input_ciphertexts.max(l.output_ciphertexts)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(self.input_layout.ciphertexts)
+    }
+}

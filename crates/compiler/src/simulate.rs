@@ -1,0 +1,65 @@
+//! Runs a [`Plan`] on plain slot vectors with exactly the slot operations the
+//! encrypted runtime performs: the reference that layouts and diagonals are
+//! tested against, free of encryption noise.
+
+use heman_model::Tensor;
+
+use crate::linear::LinearTransform;
+use crate::plan::{Plan, PlanStage};
+
+/// Left rotation: slot `s` receives slot `s + k`.
+pub fn rotate(v: &[f64], k: usize) -> Vec<f64> {
+    let n = v.len();
+    (0..n).map(|s| v[(s + k) % n]).collect()
+}
+
+pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let slots = input[0].len();
+    let mut out = vec![vec![0.0; slots]; transform.output_ciphertexts];
+    for block in &transform.blocks {
+        let x = &input[block.input];
+        for (g, terms) in &block.giant_steps {
+            let mut inner = vec![0.0; slots];
+            for (b, diagonal) in terms {
+                let rotated = rotate(x, *b);
+                for &(s, w) in &diagonal.entries {
+                    inner[s as usize] += w * rotated[s as usize];
+                }
+            }
+            for (o, v) in out[block.output].iter_mut().zip(rotate(&inner, *g)) {
+                *o += v;
+            }
+        }
+    }
+    for (ct, bias) in out.iter_mut().zip(&transform.bias) {
+        for &step in &transform.sum_steps {
+            let rotated = rotate(ct, step);
+            for (a, b) in ct.iter_mut().zip(rotated) {
+                *a += b;
+            }
+        }
+        for &(s, b) in bias {
+            ct[s as usize] += b;
+        }
+    }
+    out
+}
+
+/// The plan's output for `input`, activations evaluated exactly.
+pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
+    let mut cts = plan.input_layout.pack(input.data());
+    for stage in &plan.stages {
+        cts = match stage {
+            PlanStage::Linear(t) => apply_linear(t, &cts),
+            PlanStage::Square => cts
+                .into_iter()
+                .map(|v| v.iter().map(|x| x * x).collect())
+                .collect(),
+            PlanStage::Activation { function, .. } => cts
+                .into_iter()
+                .map(|v| v.iter().map(|&x| function.apply(x)).collect())
+                .collect(),
+        };
+    }
+    Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts))
+}

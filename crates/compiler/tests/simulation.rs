@@ -1,0 +1,149 @@
+//! Plans run on plain slot vectors equal the plaintext evaluator: layouts,
+//! diagonals, baby-step giant-step and rotate-and-sum are all exercised
+//! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
+
+use std::path::PathBuf;
+
+use heman_compiler::simulate::simulate;
+use heman_compiler::{compile, PlanStage};
+use heman_model::io::dataset::load_arrays;
+use heman_model::io::npy::read_npy;
+use heman_model::{load_onnx, CalibrationRanges, Tensor};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("HEMAN_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data/heman"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("SKIPPED: HE-MAN data not found at {}", dir.display());
+        eprintln!("SKIPPED: HE-MAN data not found at {}", dir.display());
+        None
+    }
+}
+
+fn check(
+    model: &std::path::Path,
+    calibration: Option<&std::path::Path>,
+    inputs: &[Tensor],
+    slots: usize,
+) {
+    let graph = load_onnx(model).unwrap();
+    let ranges = calibration
+        .map(|c| CalibrationRanges::measure(&graph, &load_arrays(c).unwrap()[..50]).unwrap());
+    let plan = compile(&graph, slots, ranges.as_ref()).unwrap();
+    let linear: Vec<_> = plan
+        .stages
+        .iter()
+        .filter_map(|s| match s {
+            PlanStage::Linear(l) => Some(format!(
+                "{}ct->{}ct diag {} rot {} sum {}",
+                l.input_ciphertexts,
+                l.output_ciphertexts,
+                l.blocks.iter().map(|b| b.diagonal_count()).sum::<usize>(),
+                l.blocks.iter().map(|b| b.rotation_count()).sum::<usize>(),
+                l.sum_steps.len()
+            )),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "{}: slots {slots}, {} rotation keys; {}",
+        model.file_name().unwrap().to_string_lossy(),
+        plan.rotation_steps().len(),
+        linear.join(" | ")
+    );
+    for input in inputs {
+        let expected = graph.run(std::slice::from_ref(input)).unwrap().remove(0);
+        let actual = simulate(&plan, &graph.check_input(0, input).unwrap());
+        let scale = expected.max_abs().max(1.0);
+        let err = actual
+            .data()
+            .iter()
+            .zip(expected.data())
+            .map(|(a, e)| (a - e).abs())
+            .fold(0.0, f64::max);
+        assert!(err <= 1e-9 * scale, "{}: error {err}", model.display());
+    }
+}
+
+#[test]
+fn digits_example_plans_match_the_evaluator() {
+    let root = repo().join("examples/digits");
+    let inputs: Vec<Tensor> = load_arrays(&root.join("test"))
+        .unwrap()
+        .into_iter()
+        .take(5)
+        .map(|s| s.tensor)
+        .collect();
+    for slots in [256, 1024, 4096] {
+        check(&root.join("digits_square.onnx"), None, &inputs, slots);
+        check(
+            &root.join("digits_relu.onnx"),
+            Some(&root.join("calibration.npz")),
+            &inputs,
+            slots,
+        );
+    }
+}
+
+#[test]
+fn generated_operator_models_match_the_evaluator() {
+    let dir = repo().join("tests/models");
+    for case in [
+        "conv2d_strides_pads_dilations",
+        "conv2d_depthwise",
+        "conv2d_group2",
+        "avgpool_cip0",
+        "gemm_transA",
+        "matmul_3d_bcast",
+        "pad_v11_edge",
+        "transpose_perm",
+        "he_friendly_v14",
+        "conv_bn_v15",
+    ] {
+        let input = read_npy(&dir.join(format!("{case}.input.npy"))).unwrap();
+        check(&dir.join(format!("{case}.onnx")), None, &[input], 1024);
+    }
+}
+
+#[test]
+fn heman_model_plans_match_the_evaluator() {
+    let Some(data) = shared() else {
+        return;
+    };
+    let mnist: Vec<Tensor> = (0..3)
+        .map(|i| read_npy(&data.join(format!("mnist/{i}.npy"))).unwrap())
+        .collect();
+    let calib = data.join("mnist/calibration-data.zip");
+    check(
+        &data.join("models/cryptonets_square.onnx"),
+        None,
+        &mnist,
+        4096,
+    );
+    check(
+        &data.join("models/cryptonets.onnx"),
+        Some(&calib),
+        &mnist,
+        4096,
+    );
+    check(&data.join("models/lenet5_square.onnx"), None, &mnist, 8192);
+    let demo = read_npy(&data.join("demo/input.npy")).unwrap();
+    check(&data.join("demo/mnist.onnx"), None, &[demo], 4096);
+    let lfw: Vec<Tensor> = (0..2)
+        .map(|i| read_npy(&data.join(format!("lfw/data/{i}.npy"))).unwrap())
+        .collect();
+    check(&data.join("models/mobilefacenets.onnx"), None, &lfw, 16384);
+    check(
+        &data.join("models/mobilefacenets.onnx"),
+        None,
+        &lfw[..1],
+        8192,
+    );
+}
