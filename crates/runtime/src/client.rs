@@ -1,0 +1,76 @@
+//! The data owner's side: tensors to ciphertexts in the plan's input layout
+//! and back from its output layout.
+
+use heman_ckks::{Ciphertext, CkksParameters, Decryptor, Encoder, Encryptor};
+use heman_compiler::SlotLayout;
+use heman_model::Tensor;
+
+use crate::error::{Result, RuntimeError};
+
+/// The key a data owner encrypts with.
+pub enum InputKey<'a> {
+    /// Secret-key encryption: noise of a fresh sample (sigma) instead of
+    /// public-key encryption's ~N sigma, and a seeded ciphertext half the
+    /// size. The data owner holds the secret key in heman's workflow.
+    Secret(&'a Decryptor),
+    Public(&'a Encryptor),
+}
+
+/// Encrypts `tensor` laid out as `layout`, one ciphertext per layout
+/// ciphertext, at the top level and the parameters' scale.
+pub fn encrypt_tensor(
+    params: &CkksParameters,
+    key: InputKey<'_>,
+    layout: &SlotLayout,
+    tensor: &Tensor,
+) -> Result<Vec<Ciphertext>> {
+    if tensor.len() != layout.len() {
+        return Err(RuntimeError::Input(format!(
+            "{} values for a layout of {}",
+            tensor.len(),
+            layout.len()
+        )));
+    }
+    if layout.slots != params.slots() {
+        return Err(RuntimeError::Input(format!(
+            "layout of {} slots for parameters with {}",
+            layout.slots,
+            params.slots()
+        )));
+    }
+    let encoder = Encoder::new(params);
+    layout
+        .pack(tensor.data())
+        .iter()
+        .map(|slots| {
+            let pt = encoder.encode(slots, params.max_level(), params.default_scale())?;
+            Ok(match key {
+                InputKey::Secret(k) => k.encrypt_symmetric(&pt)?,
+                InputKey::Public(k) => k.encrypt(&pt)?,
+            })
+        })
+        .collect()
+}
+
+/// Decrypts ciphertexts laid out as `layout` into a tensor of `shape`.
+pub fn decrypt_tensor(
+    params: &CkksParameters,
+    decryptor: &Decryptor,
+    layout: &SlotLayout,
+    shape: &[usize],
+    cts: &[Ciphertext],
+) -> Result<Tensor> {
+    if cts.len() != layout.ciphertexts {
+        return Err(RuntimeError::Input(format!(
+            "{} ciphertexts for a layout of {}",
+            cts.len(),
+            layout.ciphertexts
+        )));
+    }
+    let encoder = Encoder::new(params);
+    let slots = cts
+        .iter()
+        .map(|ct| Ok(encoder.decode(&decryptor.decrypt(ct)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::new(shape.to_vec(), layout.unpack(&slots)))
+}

@@ -1,0 +1,17 @@
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("CKKS: {0}")]
+    Ckks(#[from] heman_ckks::CkksError),
+    #[error("plan needs {needed} levels after stage {stage}, the ciphertext has {available}")]
+    OutOfLevels {
+        stage: usize,
+        needed: usize,
+        available: usize,
+    },
+    #[error("input: {0}")]
+    Input(String),
+    #[error("stage {stage}: {message}")]
+    Unsupported { stage: usize, message: String },
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

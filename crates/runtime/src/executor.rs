@@ -1,0 +1,192 @@
+//! Runs a plan on ciphertexts.
+//!
+//! Scale management: every linear stage encodes its diagonals at scale
+//! `q_l * target / ct.scale` (`q_l` the prime the following rescale removes),
+//! so its output comes back to exactly the parameters' scale whatever a
+//! preceding square left; biases are encoded at the output's exact scale.
+
+use std::collections::BTreeMap;
+
+use heman_ckks::{Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, RelinearizationKey};
+use heman_compiler::linear::LinearTransform;
+use heman_compiler::{Plan, PlanStage};
+use rayon::prelude::*;
+use tracing::debug;
+
+use crate::error::{Result, RuntimeError};
+
+/// The model owner's evaluation context: parameters and evaluation keys only.
+pub struct Executor<'a> {
+    params: &'a CkksParameters,
+    encoder: Encoder,
+    evaluator: Evaluator,
+    relin: &'a RelinearizationKey,
+    galois: &'a GaloisKeys,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(
+        params: &'a CkksParameters,
+        relin: &'a RelinearizationKey,
+        galois: &'a GaloisKeys,
+    ) -> Self {
+        Self {
+            params,
+            encoder: Encoder::new(params),
+            evaluator: Evaluator::new(params),
+            relin,
+            galois,
+        }
+    }
+
+    /// Runs every stage; `on_stage(index)` is called after each.
+    pub fn run(
+        &self,
+        plan: &Plan,
+        mut cts: Vec<Ciphertext>,
+        mut on_stage: impl FnMut(usize),
+    ) -> Result<Vec<Ciphertext>> {
+        if cts.len() != plan.input_layout.ciphertexts {
+            return Err(RuntimeError::Input(format!(
+                "the plan takes {} input ciphertext(s), {} given",
+                plan.input_layout.ciphertexts,
+                cts.len()
+            )));
+        }
+        for (index, stage) in plan.stages.iter().enumerate() {
+            let level = cts[0].level();
+            if level < stage.depth() {
+                return Err(RuntimeError::OutOfLevels {
+                    stage: index,
+                    needed: stage.depth(),
+                    available: level,
+                });
+            }
+            let start = std::time::Instant::now();
+            cts = match stage {
+                PlanStage::Linear(t) => self.linear(t, &cts)?,
+                PlanStage::Square => cts
+                    .par_iter()
+                    .map(|ct| {
+                        let sq = self.evaluator.square_relin(ct, self.relin)?;
+                        Ok(self.evaluator.rescale(&sq)?)
+                    })
+                    .collect::<Result<_>>()?,
+                PlanStage::Activation { function, .. } => {
+                    return Err(RuntimeError::Unsupported {
+                        stage: index,
+                        message: format!(
+                            "{} needs a polynomial approximation in the plan",
+                            function.name()
+                        ),
+                    })
+                }
+            };
+            debug!(
+                stage = index,
+                level = cts[0].level(),
+                ms = start.elapsed().as_secs_f64() * 1e3,
+                "stage done"
+            );
+            on_stage(index);
+        }
+        Ok(cts)
+    }
+
+    fn linear(&self, t: &LinearTransform, input: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+        let level = input[0].level();
+        let target = self.params.default_scale();
+        let slots = self.params.slots();
+        // Plaintext scale that lands the rescaled product on `target`.
+        let pt_scale = self.params.q()[level] as f64 * target / input[0].scale();
+        // One hoisted set of baby rotations per input ciphertext.
+        let mut baby: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for block in &t.blocks {
+            baby.entry(block.input)
+                .or_default()
+                .extend(&block.baby_steps);
+        }
+        let rotated: BTreeMap<usize, BTreeMap<usize, Ciphertext>> = baby
+            .into_par_iter()
+            .map(|(ct, mut steps)| {
+                steps.sort_unstable();
+                steps.dedup();
+                let signed: Vec<i64> = steps.iter().map(|&s| s as i64).collect();
+                let outs = self
+                    .evaluator
+                    .rotate_hoisted(&input[ct], &signed, self.galois)?;
+                Ok((ct, steps.into_iter().zip(outs).collect()))
+            })
+            .collect::<Result<_>>()?;
+        // Every (block, giant step) is independent: inner products, then one
+        // rotation each, all before the rescale.
+        let terms: Vec<(
+            usize,
+            &usize,
+            &Vec<(usize, heman_compiler::linear::Diagonal)>,
+        )> = t
+            .blocks
+            .iter()
+            .flat_map(|b| b.giant_steps.iter().map(move |(g, terms)| (b, g, terms)))
+            .map(|(b, g, terms)| (b.output, g, terms))
+            .collect();
+        let block_inputs: Vec<usize> = t
+            .blocks
+            .iter()
+            .flat_map(|b| b.giant_steps.iter().map(move |_| b.input))
+            .collect();
+        let partials: Vec<(usize, Ciphertext)> = terms
+            .par_iter()
+            .zip(&block_inputs)
+            .map(|(&(out, &g, terms), &inp)| {
+                let mut acc: Option<Ciphertext> = None;
+                for (b, diagonal) in terms {
+                    let pt = self
+                        .encoder
+                        .encode(&diagonal.to_dense(slots), level, pt_scale)?;
+                    let product = self.evaluator.mul_plain(&rotated[&inp][b], &pt)?;
+                    acc = Some(match acc {
+                        None => product,
+                        Some(a) => self.evaluator.add(&a, &product)?,
+                    });
+                }
+                let inner = acc.expect("a giant step has at least one term");
+                let moved = if g == 0 {
+                    inner
+                } else {
+                    self.evaluator.rotate(&inner, g as i64, self.galois)?
+                };
+                Ok((out, moved))
+            })
+            .collect::<Result<_>>()?;
+        let mut sums: Vec<Option<Ciphertext>> = vec![None; t.output_ciphertexts];
+        for (out, ct) in partials {
+            sums[out] = Some(match sums[out].take() {
+                None => ct,
+                Some(a) => self.evaluator.add(&a, &ct)?,
+            });
+        }
+        sums.into_par_iter()
+            .zip(&t.bias)
+            .map(|(sum, bias)| {
+                let sum = sum.ok_or_else(|| {
+                    RuntimeError::Input("an output ciphertext receives no term".into())
+                })?;
+                let mut ct = self.evaluator.rescale(&sum)?;
+                for &step in &t.sum_steps {
+                    let rotated = self.evaluator.rotate(&ct, step as i64, self.galois)?;
+                    ct = self.evaluator.add(&ct, &rotated)?;
+                }
+                if !bias.is_empty() {
+                    let mut dense = vec![0.0; slots];
+                    for &(s, b) in bias {
+                        dense[s as usize] = b;
+                    }
+                    let pt = self.encoder.encode(&dense, ct.level(), ct.scale())?;
+                    ct = self.evaluator.add_plain(&ct, &pt)?;
+                }
+                Ok(ct)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,11 @@
+//! heman's runtime: runs a compiled [`Plan`](heman_compiler::Plan) on CKKS
+//! ciphertexts (the model owner's side), and packs/unpacks tensors to and
+//! from slot layouts (the data owner's side).
+
+pub mod client;
+pub mod error;
+pub mod executor;
+
+pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
+pub use error::{Result, RuntimeError};
+pub use executor::Executor;

@@ -1,0 +1,72 @@
+//! Encrypted inference end to end on the repository's example: compile, make
+//! keys for exactly the plan's rotations, encrypt, run, decrypt, and compare
+//! with the plaintext evaluator.
+
+use std::path::PathBuf;
+
+use heman_ckks::{CkksParameters, Decryptor, Encryptor, KeyGenerator};
+use heman_compiler::compile;
+use heman_model::io::dataset::load_arrays;
+use heman_model::load_onnx;
+use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn digits_square_encrypted_matches_plaintext() {
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+    // Depth 5 (three linear stages, two squares); N = 2^13 within 218 bits.
+    let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
+    let plan = compile(&graph, params.slots(), None).unwrap();
+    let mut keygen = KeyGenerator::new(&params).unwrap();
+    let sk = keygen.gen_secret_key();
+    let pk = keygen.gen_public_key(&sk).unwrap();
+    let rlk = keygen.gen_relin_key(&sk).unwrap();
+    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
+    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let encryptor = Encryptor::new(&params, &pk).unwrap();
+    let decryptor = Decryptor::new(&params, &sk).unwrap();
+    let executor = Executor::new(&params, &rlk, &gk);
+    let samples = load_arrays(&root.join("test")).unwrap();
+    let mut worst = 0.0f64;
+    for sample in samples.iter().take(4) {
+        let x = graph.check_input(0, &sample.tensor).unwrap();
+        let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
+        let key = if sample.name.ends_with('0') {
+            InputKey::Public(&encryptor)
+        } else {
+            InputKey::Secret(&decryptor)
+        };
+        let cts = encrypt_tensor(&params, key, &plan.input_layout, &x).unwrap();
+        let out = executor.run(&plan, cts, |_| {}).unwrap();
+        let y = decrypt_tensor(
+            &params,
+            &decryptor,
+            &plan.output_layout,
+            &plan.output_shape,
+            &out,
+        )
+        .unwrap();
+        let scale = expected.max_abs().max(1.0);
+        let err = y
+            .data()
+            .iter()
+            .zip(expected.data())
+            .map(|(a, e)| (a - e).abs())
+            .fold(0.0, f64::max)
+            / scale;
+        println!("{}: relative error {err:e}", sample.name);
+        worst = worst.max(err);
+        assert_eq!(
+            y.argmax(),
+            expected.argmax(),
+            "{}: {y:?} vs {expected:?}",
+            sample.name
+        );
+    }
+    println!("worst relative error {worst:e}");
+    assert!(worst < 1e-3, "relative error {worst}");
+}
