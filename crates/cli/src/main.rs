@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Keyparams(commands::workflow::KeyparamsArgs),
+    Keygen(commands::workflow::KeygenArgs),
+    Encrypt(commands::workflow::EncryptArgs),
+    Inference(commands::workflow::InferenceArgs),
+    Decrypt(commands::workflow::DecryptArgs),
+    Demo(commands::demo::DemoArgs),
     Eval(commands::eval::EvalArgs),
     Calibrate(commands::calibrate::CalibrateArgs),
     Inspect(commands::inspect::InspectArgs),
@@ -44,6 +51,12 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
+        Command::Keyparams(args) => commands::workflow::keyparams(args),
+        Command::Keygen(args) => commands::workflow::keygen(args),
+        Command::Encrypt(args) => commands::workflow::encrypt(args),
+        Command::Inference(args) => commands::workflow::inference(args),
+        Command::Decrypt(args) => commands::workflow::decrypt(args),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Calibrate(args) => commands::calibrate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),

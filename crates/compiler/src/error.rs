@@ -10,6 +10,8 @@ pub enum CompileError {
     Graph(String),
     #[error("model: {0}")]
     Model(#[from] heman_model::ModelError),
+    #[error("parameters: {0}")]
+    Parameters(String),
     #[error("layout: {0}")]
     Layout(String),
 }

@@ -7,6 +7,8 @@ pub mod error;
 pub mod layout;
 pub mod linear;
 pub mod linear_map;
+pub mod parameters;
+pub mod pipeline;
 pub mod plan;
 pub mod simulate;
 pub mod stages;

@@ -1,3 +1,5 @@
 pub mod calibrate;
+pub mod demo;
 pub mod eval;
 pub mod inspect;
+pub mod workflow;

@@ -1,0 +1,197 @@
+//! The binary artifacts of the workflow.
+
+use std::path::Path;
+
+use heman_ckks::{
+    Ciphertext, CkksParameters, GaloisKeys, PublicKey, RelinearizationKey, SecretKey,
+};
+use heman_compiler::Plan;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::container::{hex, Container, Kind};
+use crate::error::{invalid, ArtifactError, Result};
+use crate::keyparams::KeyParams;
+
+fn ckks_error(path: &Path) -> impl Fn(heman_ckks::CkksError) -> ArtifactError + '_ {
+    move |source| ArtifactError::Ckks {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Length-prefixed byte strings, for payloads of several parts.
+fn join_parts(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum::<usize>() + 4);
+    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn split_parts<'a>(payload: &'a [u8], path: &Path) -> Result<Vec<&'a [u8]>> {
+    let bad = || invalid(path, "malformed payload");
+    let count = u32::from_le_bytes(
+        payload
+            .get(..4)
+            .ok_or_else(bad)?
+            .try_into()
+            .expect("4 bytes"),
+    ) as usize;
+    let mut rest = &payload[4..];
+    let mut parts = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let len = u64::from_le_bytes(rest.get(..8).ok_or_else(bad)?.try_into().expect("8 bytes"))
+            as usize;
+        let part = rest
+            .get(8..8usize.checked_add(len).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        parts.push(part);
+        rest = &rest[8 + len..];
+    }
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(parts)
+}
+
+/// The model owner's compiled model: the plan (weights included) and the
+/// keyparams it was compiled with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompiledModel {
+    pub keyparams: KeyParams,
+    pub plan: Plan,
+}
+
+/// SHA-256 of a plan's serialisation (hex).
+pub fn plan_fingerprint(plan: &Plan) -> String {
+    hex(&Sha256::digest(
+        bincode::serialize(plan).expect("plan serialises"),
+    ))
+}
+
+impl CompiledModel {
+    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+        let payload = bincode::serialize(self).expect("model serialises");
+        Container::new(Kind::CompiledModel, params.fingerprint(), payload).write(path, true)
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let container = Container::read_expecting(path, Kind::CompiledModel, None)?;
+        let model: Self = bincode::deserialize(&container.payload)
+            .map_err(|e| invalid(path, format!("malformed compiled model: {e}")))?;
+        if plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint {
+            return Err(invalid(
+                path,
+                "the plan does not match its keyparams fingerprint",
+            ));
+        }
+        Ok(model)
+    }
+}
+
+/// What the data owner sends the model owner once: no secret.
+pub struct EvaluationKeys {
+    pub relin: RelinearizationKey,
+    pub galois: GaloisKeys,
+}
+
+impl EvaluationKeys {
+    /// Written in seeded form: the uniform half of every key is a 32-byte seed.
+    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+        let payload = join_parts(&[
+            self.relin.to_bytes_seeded(params),
+            self.galois.to_bytes_seeded(params),
+        ]);
+        Container::new(Kind::EvaluationKeys, params.fingerprint(), payload).write(path, false)
+    }
+
+    pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
+        let container =
+            Container::read_expecting(path, Kind::EvaluationKeys, Some(&params.fingerprint()))?;
+        let parts = split_parts(&container.payload, path)?;
+        let [relin, galois] = parts[..] else {
+            return Err(invalid(path, "evaluation keys need 2 parts"));
+        };
+        Ok(Self {
+            relin: RelinearizationKey::from_bytes(params, relin).map_err(ckks_error(path))?,
+            galois: GaloisKeys::from_bytes(params, galois).map_err(ckks_error(path))?,
+        })
+    }
+}
+
+/// The data owner's secret key file (mode 0600).
+pub fn write_secret_key(path: &Path, params: &CkksParameters, sk: &SecretKey) -> Result<()> {
+    Container::new(Kind::SecretKey, params.fingerprint(), sk.to_bytes(params)).write(path, true)
+}
+
+pub fn read_secret_key(path: &Path, params: &CkksParameters) -> Result<SecretKey> {
+    let container = Container::read_expecting(path, Kind::SecretKey, Some(&params.fingerprint()))?;
+    SecretKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
+}
+
+pub fn write_public_key(path: &Path, params: &CkksParameters, pk: &PublicKey) -> Result<()> {
+    Container::new(
+        Kind::PublicKey,
+        params.fingerprint(),
+        pk.to_bytes_seeded(params),
+    )
+    .write(path, false)
+}
+
+pub fn read_public_key(path: &Path, params: &CkksParameters) -> Result<PublicKey> {
+    let container = Container::read_expecting(path, Kind::PublicKey, Some(&params.fingerprint()))?;
+    PublicKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
+}
+
+/// An encrypted tensor: its ciphertexts (seeded where fresh).
+pub struct CiphertextFile {
+    pub ciphertexts: Vec<Ciphertext>,
+}
+
+impl CiphertextFile {
+    pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
+        let parts: Vec<Vec<u8>> = self
+            .ciphertexts
+            .iter()
+            .map(|ct| {
+                ct.to_bytes_seeded(params)
+                    .unwrap_or_else(|_| ct.to_bytes(params))
+            })
+            .collect();
+        Container::new(Kind::Ciphertexts, params.fingerprint(), join_parts(&parts)).to_bytes()
+    }
+
+    pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
+        let container = Container::from_bytes(bytes, path)?;
+        if container.kind != Kind::Ciphertexts {
+            return Err(invalid(
+                path,
+                format!("is a {} file, expected ciphertexts", container.kind.name()),
+            ));
+        }
+        if container.fingerprint != params.fingerprint() {
+            return Err(ArtifactError::Mismatch {
+                path: path.to_path_buf(),
+                found: hex(&container.fingerprint[..8]),
+                expected: hex(&params.fingerprint()[..8]),
+            });
+        }
+        let ciphertexts = split_parts(&container.payload, path)?
+            .into_iter()
+            .map(|part| Ciphertext::from_bytes(params, part).map_err(ckks_error(path)))
+            .collect::<Result<_>>()?;
+        Ok(Self { ciphertexts })
+    }
+
+    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+        crate::container::write_file(path, &self.to_bytes(params), false)
+    }
+
+    pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| crate::error::io(path, e))?;
+        Self::from_bytes(&bytes, path, params)
+    }
+}

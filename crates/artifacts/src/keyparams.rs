@@ -1,0 +1,130 @@
+//! `keyparams.json`: everything the data owner needs to make keys, encrypt
+//! inputs and decode outputs, and nothing of the model's weights.
+
+use std::path::Path;
+
+use heman_ckks::params::max_log_qp;
+use heman_ckks::CkksParameters;
+use heman_compiler::parameters::ParameterChoice;
+use heman_compiler::SlotLayout;
+use serde::{Deserialize, Serialize};
+
+use crate::container::{hex, write_file};
+use crate::error::{invalid, io, Result};
+
+pub const FORMAT: &str = "heman-keyparams";
+pub const VERSION: u32 = 1;
+
+/// A tensor crossing the encryption boundary and its place in the slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub layout: SlotLayout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyParams {
+    pub format: String,
+    pub version: u32,
+    pub backend: String,
+    pub security: String,
+    /// Ring degree N = 2^log_n.
+    pub log_n: u32,
+    pub slots: usize,
+    /// The ciphertext moduli q_0..q_L and the special primes.
+    pub q: Vec<u64>,
+    pub p: Vec<u64>,
+    pub log_scale: u32,
+    pub log_qp: f64,
+    pub max_log_qp: u32,
+    pub parameters: ParameterChoice,
+    /// Levels the plan consumes.
+    pub depth: usize,
+    /// The only rotations the plan performs: the Galois keys to generate.
+    pub rotation_steps: Vec<usize>,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    /// SHA-256 of the CKKS parameter set (hex).
+    pub params_fingerprint: String,
+    /// SHA-256 of the compiled model's plan (hex): binds this file to it.
+    pub model_fingerprint: String,
+}
+
+impl KeyParams {
+    pub fn new(
+        params: &CkksParameters,
+        parameters: ParameterChoice,
+        depth: usize,
+        rotation_steps: Vec<usize>,
+        input: TensorSpec,
+        output: TensorSpec,
+        model_fingerprint: String,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            backend: "ckks".into(),
+            security: "128-bit classical, HomomorphicEncryption.org standard table, ternary secret, sigma 3.2".into(),
+            log_n: params.log_n(),
+            slots: params.slots(),
+            q: params.q().to_vec(),
+            p: params.p().to_vec(),
+            log_scale: params.log_scale(),
+            log_qp: params.log_qp(),
+            max_log_qp: max_log_qp(params.log_n()).unwrap_or(0),
+            parameters,
+            depth,
+            rotation_steps,
+            input,
+            output,
+            params_fingerprint: hex(&params.fingerprint()),
+            model_fingerprint,
+        }
+    }
+
+    /// Rebuilds the CKKS parameters and checks they are the ones described.
+    pub fn ckks_parameters(&self, path: &Path) -> Result<CkksParameters> {
+        let params = self
+            .parameters
+            .build()
+            .map_err(|e| invalid(path, format!("parameters: {e}")))?;
+        if hex(&params.fingerprint()) != self.params_fingerprint
+            || params.q() != self.q
+            || params.p() != self.p
+        {
+            return Err(invalid(
+                path,
+                "the parameter description does not reproduce its moduli and fingerprint (edited or damaged?)",
+            ));
+        }
+        Ok(params)
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        let value: Self = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
+        if value.format != FORMAT {
+            return Err(invalid(
+                path,
+                format!("format '{}', expected '{FORMAT}'", value.format),
+            ));
+        }
+        if value.version != VERSION {
+            return Err(invalid(
+                path,
+                format!(
+                    "keyparams version {}; this heman reads version {VERSION}",
+                    value.version
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("keyparams serialise");
+        write_file(path, &json, false)
+    }
+}

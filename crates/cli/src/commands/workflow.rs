@@ -1,0 +1,158 @@
+//! HE-MAN's five commands, with HE-MAN's flags.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::workflow::{self, file_size, human, EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
+
+/// Model owner: calibrate, derive CKKS parameters, compile the model.
+#[derive(Args)]
+pub struct KeyparamsArgs {
+    /// The ONNX model.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Calibration inputs: a .zip or .npz of .npy arrays, or a directory.
+    #[arg(short, long)]
+    calibration: PathBuf,
+    /// Where to write the key parameters (JSON, for the data owner).
+    #[arg(short, long, default_value = "keyparams.json")]
+    output: PathBuf,
+    /// Where to write the compiled model (default: beside the keyparams, named after the model).
+    #[arg(long)]
+    compiled: Option<PathBuf>,
+}
+
+pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
+    let compiled = args.compiled.unwrap_or_else(|| {
+        let stem = args
+            .model
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        args.output.with_file_name(format!("{stem}.heman"))
+    });
+    let kp = workflow::keyparams(&args.model, &args.calibration, &args.output, &compiled)?;
+    println!(
+        "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
+        kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
+    );
+    println!(
+        "{} rotation keys needed: {:?}",
+        kp.rotation_steps.len(),
+        kp.rotation_steps
+    );
+    println!(
+        "keyparams: {} ({})",
+        args.output.display(),
+        human(file_size(&args.output))
+    );
+    println!(
+        "compiled model: {} ({})",
+        compiled.display(),
+        human(file_size(&compiled))
+    );
+    Ok(())
+}
+
+/// Data owner: secret key, public key and evaluation keys.
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// The keyparams.json from the model owner.
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Directory for the keys.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<()> {
+    workflow::keygen(&args.input, &args.output)?;
+    for (name, note) in [
+        (SECRET_KEY, "keep it: never leaves the data owner"),
+        (PUBLIC_KEY, ""),
+        (EVAL_KEYS, "send to the model owner"),
+    ] {
+        let path = args.output.join(name);
+        println!("{} ({}) {note}", path.display(), human(file_size(&path)));
+    }
+    Ok(())
+}
+
+/// Data owner: encrypt an input.
+#[derive(Args)]
+pub struct EncryptArgs {
+    /// Keys directory from `heman keygen`.
+    #[arg(short, long)]
+    keys: PathBuf,
+    /// Input .npy.
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Encrypted output.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn encrypt(args: EncryptArgs) -> Result<()> {
+    workflow::encrypt(&args.keys, &args.input, &args.output)?;
+    println!(
+        "{} ({})",
+        args.output.display(),
+        human(file_size(&args.output))
+    );
+    Ok(())
+}
+
+/// Model owner: run the compiled model on an encrypted input.
+#[derive(Args)]
+pub struct InferenceArgs {
+    /// The compiled model from `heman keyparams`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// The data owner's evaluation keys (eval.keys).
+    #[arg(short, long)]
+    keys: PathBuf,
+    /// Encrypted input.
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Encrypted output.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn inference(args: InferenceArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    workflow::inference(&args.model, &args.keys, &args.input, &args.output)?;
+    println!(
+        "{} ({}) in {:.3} s",
+        args.output.display(),
+        human(file_size(&args.output)),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Data owner: decrypt an output.
+#[derive(Args)]
+pub struct DecryptArgs {
+    /// Keys directory from `heman keygen`.
+    #[arg(short, long)]
+    keys: PathBuf,
+    /// Encrypted output from `heman inference`.
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Decrypted .npy.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn decrypt(args: DecryptArgs) -> Result<()> {
+    let tensor = workflow::decrypt(&args.keys, &args.input, &args.output)?;
+    let argmax = tensor.argmax().unwrap_or(0);
+    println!(
+        "{} shape {:?}, argmax {argmax}",
+        args.output.display(),
+        tensor.shape()
+    );
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The two-party workflow's steps, shared by the five commands and `demo`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use heman_artifacts::{
+    read_secret_key, write_public_key, write_secret_key, CiphertextFile, CompiledModel,
+    EvaluationKeys, KeyParams, TensorSpec,
+};
+use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_compiler::pipeline::{compile_ckks, CompileOptions};
+use heman_model::io::dataset::load_arrays;
+use heman_model::{load_onnx, CalibrationRanges, Tensor};
+use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
+use tracing::info;
+
+use crate::progress;
+
+/// File names inside a keys directory.
+pub const SECRET_KEY: &str = "secret.key";
+pub const PUBLIC_KEY: &str = "public.key";
+pub const EVAL_KEYS: &str = "eval.keys";
+pub const KEYPARAMS: &str = "keyparams.json";
+
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// The model owner: calibrate, derive parameters, compile; writes
+/// `keyparams` (JSON, for the data owner) and the compiled model.
+pub fn keyparams(
+    model: &Path,
+    calibration: &Path,
+    keyparams_out: &Path,
+    compiled_out: &Path,
+) -> Result<KeyParams> {
+    let graph = load_onnx(model)?;
+    let samples = load_arrays(calibration)?;
+    let bar = progress::bar(samples.len(), "calibrating");
+    let ranges = CalibrationRanges::measure_with_progress(&graph, &samples, |_| bar.inc(1))
+        .with_context(|| format!("calibration set {}", calibration.display()))?;
+    bar.finish_and_clear();
+    let start = Instant::now();
+    let compiled = compile_ckks(&graph, &ranges, CompileOptions::default())
+        .with_context(|| format!("compiling {}", model.display()))?;
+    info!(seconds = start.elapsed().as_secs_f64(), "compiled");
+    let input_id = graph.inputs[0];
+    let output_id = graph.outputs[0];
+    let model_fingerprint = heman_artifacts::plan_fingerprint(&compiled.plan);
+    let keyparams = KeyParams::new(
+        &compiled.params,
+        compiled.choice.clone(),
+        compiled.depth,
+        compiled.plan.rotation_steps(),
+        TensorSpec {
+            name: graph.value(input_id).name.clone(),
+            shape: compiled.plan.input_shape.clone(),
+            layout: compiled.plan.input_layout.clone(),
+        },
+        TensorSpec {
+            name: graph.value(output_id).name.clone(),
+            shape: compiled.plan.output_shape.clone(),
+            layout: compiled.plan.output_layout.clone(),
+        },
+        model_fingerprint,
+    );
+    keyparams.write(keyparams_out)?;
+    CompiledModel {
+        keyparams: keyparams.clone(),
+        plan: compiled.plan,
+    }
+    .write(compiled_out, &compiled.params)?;
+    Ok(keyparams)
+}
+
+/// The data owner: secret key (0600), public key and evaluation keys (only
+/// the rotations the plan uses), plus a copy of the keyparams.
+pub fn keygen(keyparams_path: &Path, out: &Path) -> Result<()> {
+    let keyparams = KeyParams::read(keyparams_path)?;
+    let params = keyparams.ckks_parameters(keyparams_path)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let spinner = progress::bar(keyparams.rotation_steps.len() + 2, "keygen");
+    let mut generator = KeyGenerator::new(&params)?;
+    let sk = generator.gen_secret_key();
+    let pk = generator.gen_public_key(&sk)?;
+    let relin = generator.gen_relin_key(&sk)?;
+    spinner.inc(2);
+    let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
+    let galois = generator.gen_galois_keys(&sk, &steps, false)?;
+    spinner.finish_and_clear();
+    write_secret_key(&out.join(SECRET_KEY), &params, &sk)?;
+    write_public_key(&out.join(PUBLIC_KEY), &params, &pk)?;
+    EvaluationKeys { relin, galois }.write(&out.join(EVAL_KEYS), &params)?;
+    keyparams.write(&out.join(KEYPARAMS))?;
+    Ok(())
+}
+
+/// The data owner's keyparams, parameters and decryptor from a keys directory.
+fn data_owner(keys: &Path) -> Result<(KeyParams, CkksParameters, Decryptor)> {
+    let keyparams_path = keys.join(KEYPARAMS);
+    let keyparams = KeyParams::read(&keyparams_path).with_context(|| {
+        format!(
+            "{} is not a keys directory made by `heman keygen`",
+            keys.display()
+        )
+    })?;
+    let params = keyparams.ckks_parameters(&keyparams_path)?;
+    let sk = read_secret_key(&keys.join(SECRET_KEY), &params)?;
+    let decryptor = Decryptor::new(&params, &sk)?;
+    Ok((keyparams, params, decryptor))
+}
+
+/// Encrypts an `.npy` input with the secret key (lowest noise, seeded form).
+pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
+    let (keyparams, params, decryptor) = data_owner(keys)?;
+    let tensor = heman_model::io::npy::read_npy(input)?;
+    let tensor = fit_input(&tensor, &keyparams.input, input)?;
+    let cts = encrypt_tensor(
+        &params,
+        InputKey::Secret(&decryptor),
+        &keyparams.input.layout,
+        &tensor,
+    )?;
+    CiphertextFile { ciphertexts: cts }.write(output, &params)?;
+    Ok(())
+}
+
+/// Checks an input against the model's input: same shape (extents of 1
+/// aside) and finite values.
+fn fit_input(tensor: &Tensor, spec: &TensorSpec, path: &Path) -> Result<Tensor> {
+    let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    if squeeze(tensor.shape()) != squeeze(&spec.shape) {
+        bail!(
+            "{}: shape {:?}, the model's input '{}' is {:?}",
+            path.display(),
+            tensor.shape(),
+            spec.name,
+            spec.shape
+        );
+    }
+    if let Some((i, v)) = tensor
+        .data()
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+    {
+        bail!("{}: element {i} is {v}", path.display());
+    }
+    Ok(tensor.clone().reshaped(spec.shape.clone()))
+}
+
+/// The model owner: runs the compiled model on an encrypted input with the
+/// evaluation keys only.
+pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) -> Result<()> {
+    let compiled = CompiledModel::read(model)?;
+    let params = compiled.keyparams.ckks_parameters(model)?;
+    let keys = EvaluationKeys::read(eval_keys, &params)
+        .with_context(|| format!("evaluation keys do not belong to {}", model.display()))?;
+    let cts = CiphertextFile::read(input, &params)?.ciphertexts;
+    let executor = Executor::new(&params, &keys.relin, &keys.galois);
+    let bar = progress::bar(compiled.plan.stages.len(), "inference");
+    let out = executor.run(&compiled.plan, cts, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    CiphertextFile { ciphertexts: out }.write(output, &params)?;
+    Ok(())
+}
+
+pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
+    let (keyparams, params, decryptor) = data_owner(keys)?;
+    let cts = CiphertextFile::read(input, &params)?.ciphertexts;
+    let spec = &keyparams.output;
+    let tensor = decrypt_tensor(&params, &decryptor, &spec.layout, &spec.shape, &cts)?;
+    heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
+    Ok(tensor)
+}
+
+/// The repository's own example (`examples/digits`), wherever heman runs from.
+pub fn example_dir() -> PathBuf {
+    let built_in = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/digits"
+    ));
+    if built_in.is_dir() {
+        built_in
+    } else {
+        PathBuf::from("examples/digits")
+    }
+}
