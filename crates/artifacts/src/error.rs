@@ -2,12 +2,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}: made for other parameters (fingerprint {found}, expected {expected}): keys, ciphertexts and model must come from the same keyparams")]
@@ -16,11 +12,10 @@ pub enum ArtifactError {
         found: String,
         expected: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Ckks {
         path: PathBuf,
-        #[source]
-        source: heman_ckks::CkksError,
+        error: heman_ckks::CkksError,
     },
 }
 
@@ -33,9 +28,9 @@ pub(crate) fn invalid(path: &std::path::Path, message: impl Into<String>) -> Art
     }
 }
 
-pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> ArtifactError {
+pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> ArtifactError {
     ArtifactError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }

@@ -14,9 +14,9 @@ use crate::error::{invalid, ArtifactError, Result};
 use crate::keyparams::KeyParams;
 
 fn ckks_error(path: &Path) -> impl Fn(heman_ckks::CkksError) -> ArtifactError + '_ {
-    move |source| ArtifactError::Ckks {
+    move |error| ArtifactError::Ckks {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

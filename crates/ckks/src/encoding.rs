@@ -159,7 +159,7 @@ impl Encoder {
         let mut ints = Vec::with_capacity(coeffs.len());
         for &c in coeffs {
             let x = (c * scale).round();
-            if !(x.abs() < limit) {
+            if x.is_nan() || x.abs() >= limit {
                 return Err(CkksError::EncodingOverflow(format!(
                     "scaled coefficient 2^{:.1} does not fit modulus of 2^{log_q:.1} at level {level}",
                     x.abs().log2()

@@ -51,20 +51,25 @@ impl Encryptor {
         ];
         u.zeroize();
         // The three transforms are independent: one parallel batch.
-        rayon::scope(|sc| {
+        if crate::parallel::enabled() {
+            rayon::scope(|sc| {
+                for p in polys.iter_mut() {
+                    let b = &basis;
+                    sc.spawn(move |_| ring.ntt_forward(p, b));
+                }
+            });
+        } else {
             for p in polys.iter_mut() {
-                let b = &basis;
-                sc.spawn(move |_| ring.ntt_forward(p, b));
+                ring.ntt_forward(p, &basis);
             }
-        });
+        }
         let [mut u_ntt, e0_ntt, e1_ntt] = polys;
-        let pk_b = self.pk.b.prefix(basis.len());
-        let pk_a = self.pk.a.prefix(basis.len());
+        // The public key lives at the top level; limb-wise products read its first limbs.
         let mut c0 = e0_ntt;
-        ring.mul_acc(&mut c0, &u_ntt, &pk_b, &basis);
+        ring.mul_acc(&mut c0, &u_ntt, &self.pk.b, &basis);
         ring.add_assign(&mut c0, pt.poly(), &basis);
         let mut c1 = e1_ntt;
-        ring.mul_acc(&mut c1, &u_ntt, &pk_a, &basis);
+        ring.mul_acc(&mut c1, &u_ntt, &self.pk.a, &basis);
         u_ntt.zeroize();
         Ok(Ciphertext {
             parts: vec![c0, c1],

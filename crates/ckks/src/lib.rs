@@ -24,11 +24,14 @@
 //! assert!((out[1] - 4.0).abs() < 1e-4);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod encoding;
 pub mod encryption;
 pub mod error;
 pub mod evaluator;
 pub mod keys;
+mod parallel;
 pub mod params;
 pub mod plaintext;
 pub mod ring;

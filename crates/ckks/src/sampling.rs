@@ -34,17 +34,19 @@ impl Sampler {
 
     /// N coefficients uniform in {-1, 0, 1}.
     pub fn ternary(&mut self, n: usize) -> Vec<i64> {
-        (0..n)
-            .map(|_| {
-                // Rejection from 2 bits keeps the three values exactly equiprobable.
-                loop {
-                    let r = self.rng.next_u32() & 3;
-                    if r < 3 {
-                        return r as i64 - 1;
-                    }
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            // 32 two-bit draws per word; rejecting 3 keeps the values exactly equiprobable.
+            let mut w = self.rng.next_u64();
+            for _ in 0..32 {
+                let r = w & 3;
+                w >>= 2;
+                if r < 3 && out.len() < n {
+                    out.push(r as i64 - 1);
                 }
-            })
-            .collect()
+            }
+        }
+        out
     }
 
     /// N coefficients with exactly h nonzero entries, each +-1 (positions uniform).
@@ -61,24 +63,55 @@ impl Sampler {
         out
     }
 
-    /// N samples of a rounded Gaussian of standard deviation 3.2, rejected beyond 6 sigma.
+    /// N samples of the discrete Gaussian of parameter sigma = 3.2 restricted to
+    /// |x| <= 6 sigma, by inversion of a 64-bit cumulative table of |x| plus a sign bit.
     pub fn gaussian(&mut self, n: usize) -> Vec<i64> {
+        let table = gaussian_cdt();
         let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            // Box-Muller from two 53-bit uniforms in (0, 1].
-            let u1 = ((self.rng.next_u64() >> 11) as f64 + 1.0) * (1.0 / 9007199254740992.0);
-            let u2 = (self.rng.next_u64() >> 11) as f64 * (1.0 / 9007199254740992.0);
-            let r = (-2.0 * u1.ln()).sqrt() * ERROR_STD_DEV;
-            let theta = 2.0 * std::f64::consts::PI * u2;
-            for z in [r * theta.cos(), r * theta.sin()] {
-                let x = z.round() as i64;
-                if x.abs() <= ERROR_BOUND && out.len() < n {
-                    out.push(x);
-                }
+        let mut signs = 0u64;
+        for i in 0..n {
+            if i % 64 == 0 {
+                signs = self.rng.next_u64();
             }
+            let r = self.rng.next_u64();
+            let mag = table.iter().position(|&t| r < t).unwrap_or(table.len() - 1) as i64;
+            let neg = (signs >> (i % 64)) & 1 == 1;
+            out.push(if neg { -mag } else { mag });
         }
         out
     }
+}
+
+/// Cumulative distribution of |x| for the discrete Gaussian exp(-x^2 / (2 sigma^2)) on
+/// |x| <= ERROR_BOUND, scaled to 2^64 (the sign is drawn separately, so |x| = 0 gets half
+/// the weight of each nonzero magnitude's two signs combined).
+fn gaussian_cdt() -> &'static [u64] {
+    static TABLE: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let weights: Vec<f64> = (0..=ERROR_BOUND)
+            .map(|x| {
+                let w = (-((x * x) as f64) / (2.0 * ERROR_STD_DEV * ERROR_STD_DEV)).exp();
+                if x == 0 {
+                    w
+                } else {
+                    2.0 * w
+                }
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        let mut table: Vec<u64> = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                (acc * 18446744073709551616.0).min(u64::MAX as f64) as u64
+            })
+            .collect();
+        if let Some(last) = table.last_mut() {
+            *last = u64::MAX;
+        }
+        table
+    })
 }
 
 /// Expands `seed` (stream `stream`) into a uniform polynomial over `basis`, read as NTT
@@ -108,4 +141,51 @@ pub(crate) fn uniform_from_seed(
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_has_the_right_moments_and_bound() {
+        let mut s = Sampler::from_os().unwrap();
+        let v = s.gaussian(1 << 16);
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<i64>() as f64 / n;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 0.1, "mean {mean}");
+        assert!(
+            (var.sqrt() - ERROR_STD_DEV).abs() < 0.1,
+            "std {}",
+            var.sqrt()
+        );
+        assert!(v.iter().all(|x| x.abs() <= ERROR_BOUND));
+        assert!(v.iter().any(|&x| x < -6) && v.iter().any(|&x| x > 6));
+    }
+
+    #[test]
+    fn ternary_is_balanced() {
+        let mut s = Sampler::from_os().unwrap();
+        let v = s.ternary(30_000);
+        for t in -1..=1 {
+            let c = v.iter().filter(|&&x| x == t).count();
+            assert!((9_000..11_000).contains(&c), "{t}: {c}");
+        }
+        let h = s.hamming_weight(1024, 64);
+        assert_eq!(h.iter().filter(|&&x| x != 0).count(), 64);
+    }
+
+    #[test]
+    fn seeded_expansion_is_deterministic() {
+        let ctx = RingContext::new(
+            64,
+            &[crate::ring::primes::generate_primes(40, 1, 64, &[]).unwrap()[0]],
+        )
+        .unwrap();
+        let a = uniform_from_seed(&ctx, &[7u8; 32], 3, &[0]);
+        assert_eq!(a, uniform_from_seed(&ctx, &[7u8; 32], 3, &[0]));
+        assert_ne!(a, uniform_from_seed(&ctx, &[7u8; 32], 4, &[0]));
+        assert!(a.limb(0).iter().all(|&x| x < ctx.modulus(0).value()));
+    }
 }

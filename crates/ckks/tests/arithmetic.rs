@@ -97,10 +97,10 @@ fn plaintext_and_constant_multiplication_with_rescale() {
     assert!(bits >= 20.0, "ct-pt: {bits}");
     let q_last = c.params.q()[cx.level()] as f64;
     let r = e
-        .rescale(&e.mul_const(&cx, 0.3183, q_last).unwrap())
+        .rescale(&e.mul_const(&cx, 0.4321, q_last).unwrap())
         .unwrap();
     assert!(((r.scale() - cx.scale()) / cx.scale()).abs() < 1e-12);
-    let want: Vec<f64> = x.iter().map(|a| a * 0.3183).collect();
+    let want: Vec<f64> = x.iter().map(|a| a * 0.4321).collect();
     let bits = precision_bits(&c.decrypt(&r), &want);
     assert!(bits >= 20.0, "const: {bits}");
 }

@@ -74,7 +74,8 @@ fn hoisted_rotations_with_several_digit_groups() {
             .zip(c.eval.rotate_hoisted(&ct, &steps, &gk).unwrap())
         {
             let bits = precision_bits(&c.decrypt(&r), &rotated(&x, s));
-            assert!(bits >= 20.0, "level {level} step {s}: {bits}");
+            // Fresh public-key noise at N = 2^14 alone costs about 21 bits at scale 2^40.
+            assert!(bits >= 18.0, "level {level} step {s}: {bits}");
         }
         if level == 0 {
             // A product at scale 2^80 does not fit the 50-bit q_0: nothing to check there.
@@ -85,7 +86,7 @@ fn hoisted_rotations_with_several_digit_groups() {
         let m = c.eval.mul_relin(&ct, &cy, &c.rlk).unwrap();
         let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
         let bits = precision_bits(&c.decrypt(&m), &want);
-        assert!(bits >= 20.0, "relin level {level}: {bits}");
+        assert!(bits >= 18.0, "relin level {level}: {bits}");
     }
 }
 
@@ -131,4 +132,23 @@ fn rotation_composes_with_multiplication() {
         .collect();
     let bits = precision_bits(&c.decrypt(&sq), &want);
     assert!(bits >= 14.0, "{bits}");
+}
+
+#[test]
+fn decomposition_can_be_reused_across_calls() {
+    let mut c = setup(12, &[38, 32], &[38], 32);
+    let gk = c.kg.gen_galois_keys(&c.sk, &[1, 5], false).unwrap();
+    let x = random_vec(c.params.slots(), 1.0, 27);
+    let ct = c.encrypt(&x);
+    let dec = c.eval.decompose_for_rotation(&ct).unwrap();
+    for s in [1i64, 5, 0] {
+        let r = c.eval.rotate_decomposed(&ct, &dec, s, &gk).unwrap();
+        let bits = precision_bits(&c.decrypt(&r), &rotated(&x, s));
+        assert!(bits >= 12.0, "step {s}: {bits}");
+    }
+    let low = c.eval.drop_level(&ct, 1).unwrap();
+    assert!(matches!(
+        c.eval.rotate_decomposed(&low, &dec, 1, &gk),
+        Err(CkksError::LevelMismatch(..))
+    ));
 }

@@ -95,7 +95,7 @@ impl CalibrationRanges {
                 })
                 .map_err(|e| ModelError::InSample {
                     sample: sample.name.clone(),
-                    source: Box::new(e),
+                    error: Box::new(e),
                 })?;
             progress(index + 1);
         }

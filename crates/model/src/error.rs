@@ -27,12 +27,8 @@ impl fmt::Display for UnsupportedNode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: not a valid ONNX model: {message}")]
     Decode { path: PathBuf, message: String },
     #[error("{} unsupported operator(s): {}", .0.len(), list(.0))]
@@ -59,11 +55,10 @@ pub enum ModelError {
     },
     #[error("{path}: {message}")]
     Npy { path: PathBuf, message: String },
-    #[error("sample '{sample}': {source}")]
+    #[error("sample '{sample}': {error}")]
     InSample {
         sample: String,
-        #[source]
-        source: Box<ModelError>,
+        error: Box<ModelError>,
     },
     #[error("{path}: {message}")]
     Dataset { path: PathBuf, message: String },
@@ -78,6 +73,14 @@ fn list(nodes: &[UnsupportedNode]) -> String {
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Wraps an I/O error with the path it concerns.
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |error| ModelError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
 
 /// Builds an [`ModelError::InvalidNode`] for `node` of kind `op`.
 pub(crate) fn invalid(node: &str, op: &str, message: impl Into<String>) -> ModelError {

@@ -84,13 +84,14 @@ impl Evaluator {
         out
     }
 
-    /// The plaintext's limbs at the ciphertext's level (a plaintext at a higher level is
-    /// valid at every lower level).
-    fn plain_at(&self, pt: &Plaintext, level: usize) -> Result<Poly> {
+    /// The plaintext's polynomial for use at the ciphertext's level: a plaintext at a higher
+    /// level is valid at every lower level, and limb-wise operations only read the first
+    /// level+1 limbs, so no copy is needed.
+    fn plain_at<'a>(&self, pt: &'a Plaintext, level: usize) -> Result<&'a Poly> {
         if pt.level() < level {
             return Err(CkksError::LevelMismatch(level, pt.level()));
         }
-        Ok(pt.poly().prefix(level + 1))
+        Ok(pt.poly())
     }
 
     fn add_sub_plain(&self, ct: &Ciphertext, pt: &Plaintext, sub: bool) -> Result<Ciphertext> {
@@ -101,9 +102,9 @@ impl Evaluator {
         let mut out = ct.clone();
         out.seed = None;
         if sub {
-            ring.sub_assign(&mut out.parts[0], &m, &basis);
+            ring.sub_assign(&mut out.parts[0], m, &basis);
         } else {
-            ring.add_assign(&mut out.parts[0], &m, &basis);
+            ring.add_assign(&mut out.parts[0], m, &basis);
         }
         Ok(out)
     }
@@ -123,7 +124,7 @@ impl Evaluator {
         let ring = self.params.ring();
         let basis = self.params.q_basis(ct.level);
         let m = self.plain_at(pt, ct.level)?;
-        let parts = ct.parts.iter().map(|p| ring.mul(p, &m, &basis)).collect();
+        let parts = ct.parts.iter().map(|p| ring.mul(p, m, &basis)).collect();
         Ok(Ciphertext {
             parts,
             level: ct.level,

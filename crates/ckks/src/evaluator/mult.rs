@@ -18,12 +18,11 @@ impl Evaluator {
         let l = a.level.min(b.level);
         let ring = self.params.ring();
         let basis = self.params.q_basis(l);
-        let limbs = l + 1;
-        let pa: Vec<_> = a.parts.iter().map(|p| p.prefix(limbs)).collect();
-        let pb: Vec<_> = b.parts.iter().map(|p| p.prefix(limbs)).collect();
-        let ((d0, d2), d1) = rayon::join(
+        // Limb-wise products read only the first l+1 limbs of a higher-level operand.
+        let (pa, pb) = (&a.parts, &b.parts);
+        let ((d0, d2), d1) = crate::parallel::join(
             || {
-                rayon::join(
+                crate::parallel::join(
                     || ring.mul(&pa[0], &pb[0], &basis),
                     || ring.mul(&pa[1], &pb[1], &basis),
                 )

@@ -4,7 +4,9 @@
 use super::Evaluator;
 use crate::error::{CkksError, Result};
 use crate::plaintext::Ciphertext;
+use crate::ring::basis::lift_centered;
 use crate::ring::context::for_each_limb;
+use crate::ring::kernels;
 use crate::ring::Poly;
 
 impl Evaluator {
@@ -17,7 +19,6 @@ impl Evaluator {
         let ring = self.params.ring();
         let n = ring.n();
         let q_last = ring.modulus(level).value();
-        let half = q_last / 2;
         let parts = ct
             .parts
             .iter()
@@ -27,25 +28,14 @@ impl Evaluator {
                 let mut out = p.prefix(level);
                 for_each_limb(out.data_mut(), n, |i, limb| {
                     let m = ring.modulus(i);
-                    let q_mod = m.reduce(q_last);
-                    let inv = m.inv(q_mod).unwrap_or(0);
-                    let inv_s = m.shoup(inv);
-                    // Centred lift of the last limb into q_i, then back to NTT form.
-                    let mut t: Vec<u64> = last
-                        .iter()
-                        .map(|&v| {
-                            let r = m.reduce(v);
-                            if v > half {
-                                m.sub(r, q_mod)
-                            } else {
-                                r
-                            }
-                        })
-                        .collect();
+                    let q = m.value();
+                    let inv = m.inv(m.reduce(q_last)).unwrap_or(0);
+                    // Centred lift of the last limb into q_i (rounding), back to NTT form.
+                    let mut t = vec![0u64; n];
+                    lift_centered(ring, &mut t, &last, q_last, i);
                     ring.ntt_forward_limb(&mut t, i);
-                    for (x, &y) in limb.iter_mut().zip(&t) {
-                        *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
-                    }
+                    kernels::sub_mod(limb, &t, q);
+                    ring.mul_const_limb(i, limb, inv);
                 });
                 out
             })

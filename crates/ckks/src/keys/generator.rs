@@ -9,7 +9,6 @@ use crate::error::{CkksError, Result};
 use crate::params::{CkksParameters, SecretDistribution};
 use crate::ring::Poly;
 use crate::sampling::{uniform_from_seed, Sampler};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use zeroize::Zeroize;
 
@@ -77,8 +76,14 @@ impl KeyGenerator {
         })
     }
 
-    /// Key switching key from `s_prime` (NTT over the full basis) to `sk`.
+    /// Key switching key from `s_prime` to `sk` (both NTT over the full basis).
     pub(crate) fn gen_switching_key(&mut self, sk: &SecretKey, s_prime: &Poly) -> SwitchingKey {
+        self.gen_switching_key_under(&sk.ntt, s_prime)
+    }
+
+    /// Key switching key from `s_prime` to the secret `s` (both NTT over the full basis):
+    /// b_j = -a_j s + e_j + P [Q~_j] s'.
+    fn gen_switching_key_under(&mut self, s: &Poly, s_prime: &Poly) -> SwitchingKey {
         let params = self.params.clone();
         let ring = params.ring();
         let basis = params.full_basis();
@@ -97,25 +102,22 @@ impl KeyGenerator {
             })
             .collect();
         let errors: Vec<Poly> = (0..dnum).map(|_| self.error_ntt(&basis)).collect();
-        let pairs: Vec<(Poly, Poly)> = errors
-            .into_par_iter()
-            .enumerate()
-            .map(|(j, mut b)| {
-                let a = uniform_from_seed(ring, &seed, j as u64, &basis);
-                let as_ = ring.mul(&a, &sk.ntt, &basis);
-                ring.sub_assign(&mut b, &as_, &basis);
-                for i in j * alpha..((j + 1) * alpha).min(num_q) {
-                    let m = ring.modulus(i);
-                    let w = p_mod_q[i];
-                    let ws = m.shoup(w);
-                    let sp = s_prime.limb(i);
-                    for (x, &y) in b.limb_mut(i).iter_mut().zip(sp) {
-                        *x = m.add(*x, m.mul_shoup(y, w, ws));
-                    }
+        let indexed: Vec<(usize, Poly)> = errors.into_iter().enumerate().collect();
+        let pairs: Vec<(Poly, Poly)> = crate::parallel::map_owned(indexed, |(j, mut b)| {
+            let a = uniform_from_seed(ring, &seed, j as u64, &basis);
+            let as_ = ring.mul(&a, s, &basis);
+            ring.sub_assign(&mut b, &as_, &basis);
+            let group = j * alpha..((j + 1) * alpha).min(num_q);
+            for (i, &w) in p_mod_q.iter().enumerate().take(group.end).skip(group.start) {
+                let m = ring.modulus(i);
+                let ws = m.shoup(w);
+                let sp = s_prime.limb(i);
+                for (x, &y) in b.limb_mut(i).iter_mut().zip(sp) {
+                    *x = m.add(*x, m.mul_shoup(y, w, ws));
                 }
-                (b, a)
-            })
-            .collect();
+            }
+            (b, a)
+        });
         let (b, a) = pairs.into_iter().unzip();
         SwitchingKey { b, a, seed }
     }
@@ -165,17 +167,24 @@ impl KeyGenerator {
         })
     }
 
-    /// Key switching key for the automorphism X -> X^g.
+    /// Key for the automorphism sigma_g: X -> X^g. It switches s to sigma_g^-1(s), i.e. it
+    /// is encrypted under sigma_g^-1(s). The evaluator then key-switches c1 *before* the
+    /// automorphism and permutes only the two outputs: sigma_g(u0 + u1 sigma_g^-1(s)) =
+    /// sigma_g(u0) + sigma_g(u1) s ~ sigma_g(c1) sigma_g(s). This keeps the digits of a
+    /// hoisted decomposition unpermuted (as in Lattigo, Bossuat et al. 2021).
     fn gen_galois_key(&mut self, sk: &SecretKey, g: u64) -> SwitchingKey {
         let params = self.params.clone();
         let ring = params.ring();
-        // sigma_g(s) in NTT form is a permutation of s's evaluations. The key switches
-        // sigma_g(s) back to s, so that sigma_g applied to a ciphertext under s can be
-        // re-encrypted under s.
-        let perm = ring.automorphism_permutation(g);
-        let mut s_g = ring.permute(&sk.ntt, &perm);
-        let key = self.gen_switching_key(sk, &s_g);
-        s_g.zeroize();
+        let two_n = 2 * params.n() as u64;
+        // The Galois group Z_2N^* has order N, so g^-1 = g^(N-1) mod 2N.
+        let mut g_inv = 1u64;
+        for _ in 1..params.n() {
+            g_inv = g_inv * g % two_n;
+        }
+        let perm = ring.automorphism_permutation(g_inv);
+        let mut s_inv = ring.permute(&sk.ntt, &perm);
+        let key = self.gen_switching_key_under(&s_inv, &sk.ntt);
+        s_inv.zeroize();
         key
     }
 }

@@ -60,50 +60,92 @@ impl BasisConverter {
         }
     }
 
+    /// First step of a conversion: y_i = [x_i * (Q/q_i)^-1]_{q_i} for limb-major
+    /// coefficient-domain `input` modulo `src` (a no-op for a single source prime, whose
+    /// conversion is exact and uses the centred value instead).
+    pub fn prepare<'a>(&self, ctx: &RingContext, input: &'a [u64]) -> std::borrow::Cow<'a, [u64]> {
+        let n = ctx.n();
+        debug_assert_eq!(input.len(), n * self.src.len());
+        if self.src.len() == 1 {
+            return std::borrow::Cow::Borrowed(input);
+        }
+        let mut y = input.to_vec();
+        for_each_limb(&mut y, n, |i, limb| {
+            ctx.mul_const_limb(self.src[i], limb, self.qhat_inv[i].0);
+        });
+        std::borrow::Cow::Owned(y)
+    }
+
+    /// Second step: the residues modulo target `dst[k]` (coefficient domain) of the
+    /// prepared `y`, written to `out`.
+    pub fn convert_limb(&self, ctx: &RingContext, y: &[u64], k: usize, out: &mut [u64]) {
+        let n = ctx.n();
+        if self.src.len() == 1 {
+            lift_centered(ctx, out, y, ctx.modulus(self.src[0]).value(), self.dst[k]);
+            return;
+        }
+        out.fill(0);
+        let mut t = vec![0u64; n];
+        for (i, &c) in self.qhat_mod_dst[k].iter().enumerate() {
+            let yi = &y[i * n..(i + 1) * n];
+            reduce_into(
+                ctx,
+                &mut t,
+                yi,
+                ctx.modulus(self.src[i]).value(),
+                self.dst[k],
+            );
+            ctx.mul_const_acc_limb(self.dst[k], out, &t, c);
+        }
+    }
+
     /// Converts the coefficient-domain limbs `input` (modulo `src`) into a new poly with one
     /// limb per `dst` modulus (coefficient domain).
     pub fn convert(&self, ctx: &RingContext, input: &Poly) -> Poly {
         let n = ctx.n();
-        debug_assert_eq!(input.num_limbs(), self.src.len());
+        let y = self.prepare(ctx, input.data());
         let mut out = Poly::zero(n, self.dst.len());
-        if self.src.len() == 1 {
-            // Single source prime: the conversion is exact, reduce the centered value.
-            let q = ctx.modulus(self.src[0]).value();
-            let half = q / 2;
-            let x = input.limb(0);
-            for_each_limb(out.data_mut(), n, |k, limb| {
-                let p = ctx.modulus(self.dst[k]);
-                let q_mod_p = p.reduce(q);
-                for (o, &v) in limb.iter_mut().zip(x) {
-                    let r = p.reduce(v);
-                    *o = if v > half { p.sub(r, q_mod_p) } else { r };
-                }
-            });
-            return out;
-        }
-        // y_i = x_i * qhat_inv_i mod q_i, computed once for all targets.
-        let mut y = input.clone();
-        for_each_limb(y.data_mut(), n, |i, limb| {
-            let m = ctx.modulus(self.src[i]);
-            let (w, ws) = self.qhat_inv[i];
-            for x in limb.iter_mut() {
-                *x = m.mul_shoup(*x, w, ws);
-            }
-        });
         for_each_limb(out.data_mut(), n, |k, limb| {
-            let p: &Modulus = ctx.modulus(self.dst[k]);
-            let consts = &self.qhat_mod_dst[k];
-            for (i, &c) in consts.iter().enumerate() {
-                let cs = p.shoup(c);
-                let yi = y.limb(i);
-                for (o, &v) in limb.iter_mut().zip(yi) {
-                    // v < q_i < 2^62: mul_shoup reduces any 64-bit input.
-                    *o = p.add(*o, p.mul_shoup(v, c, cs));
-                }
-            }
+            self.convert_limb(ctx, &y, k, limb)
         });
         out
     }
+}
+
+/// out = x mod p_idx for residues x < q: a plain copy when q <= p, one branch-free
+/// conditional subtraction when q <= 2p (a chain of similar-sized primes), otherwise
+/// tfhe-ntt's vectorised Barrett kernel (x * 1 accumulated onto zero).
+///
+/// The kernel computes floor(x / p) up to an error of 2 for any x < 2^51 when p >= 2^26
+/// (Barrett's two truncation errors are each below one; see `reduce_kernel_is_exact`), and
+/// `mul_accumulate` applies two conditional subtractions, so its output is exact.
+pub fn reduce_into(ctx: &RingContext, out: &mut [u64], x: &[u64], q: u64, p_idx: usize) {
+    let p = ctx.modulus(p_idx);
+    let pv = p.value();
+    if q <= pv {
+        out.copy_from_slice(x);
+    } else if q <= 2 * pv {
+        super::kernels::cond_sub(out, x, pv);
+    } else if q < (1 << 51) && p.bits() >= 27 {
+        out.fill(0);
+        ctx.mul_const_acc_limb(p_idx, out, x, 1);
+    } else {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = p.reduce(v);
+        }
+    }
+}
+
+/// out = `[x]_q mod p_idx`, where `[x]_q` is the centred representative in (-q/2, q/2] of
+/// x < q. Centring makes basis extension and rescaling round to nearest.
+pub fn lift_centered(ctx: &RingContext, out: &mut [u64], x: &[u64], q: u64, p_idx: usize) {
+    let p = ctx.modulus(p_idx);
+    let pv = p.value();
+    let half = q / 2;
+    // Adding (p - q mod p) maps x to x - q modulo p.
+    let shift = p.neg(p.reduce(q));
+    reduce_into(ctx, out, x, q, p_idx);
+    super::kernels::center_shift(out, x, half, shift, pv);
 }
 
 /// Exact CRT reconstruction of centered integers from residues, for decoding.
@@ -243,6 +285,37 @@ mod tests {
     use super::*;
     use crate::ring::primes::generate_primes;
     use proptest::prelude::*;
+
+    #[test]
+    fn reduce_kernel_is_exact() {
+        // Every prime size the kernel path may see, with random and extreme inputs < 2^51.
+        let n = 16;
+        for bits in 27..=50u32 {
+            let p = generate_primes(bits, 1, n, &[]).unwrap()[0];
+            let ctx = RingContext::new(n, &[p]).unwrap();
+            let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ bits as u64;
+            for round in 0..200 {
+                let x: Vec<u64> = (0..n)
+                    .map(|i| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        match (round + i) % 5 {
+                            0 => (1u64 << 51) - 1 - (s % 1000),
+                            1 => (s % ((1u64 << 51) / p)) * p + (s % 3),
+                            2 => (s % ((1u64 << 51) / p)) * p - 1 - (s % 2),
+                            _ => s % (1u64 << 51),
+                        }
+                    })
+                    .collect();
+                let mut out = vec![0u64; n];
+                reduce_into(&ctx, &mut out, &x, 1 << 51, 0);
+                for (o, v) in out.iter().zip(&x) {
+                    assert_eq!(*o, v % p, "bits {bits} x {v}");
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]

@@ -1,11 +1,17 @@
-//! The ring Z_Q[X]/(X^N+1) over a list of NTT-friendly primes: NTT plans (tfhe-ntt),
+//! The ring `Z_Q[X]/(X^N+1)` over a list of NTT-friendly primes: NTT plans (tfhe-ntt),
 //! limb-wise arithmetic and automorphisms in the NTT domain.
 
+use super::kernels;
 use super::modular::Modulus;
 use super::poly::Poly;
 use crate::error::{CkksError, Result};
 use rayon::prelude::*;
 use tfhe_ntt::prime64::Plan;
+
+thread_local! {
+    /// Per-thread buffer for constant vectors fed to tfhe-ntt's vectorised kernels.
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Below this degree the per-limb work is too small for rayon to pay off.
 const PARALLEL_MIN_N: usize = 1 << 12;
@@ -41,7 +47,7 @@ pub(crate) fn for_each_limb<F>(data: &mut [u64], n: usize, f: F)
 where
     F: Fn(usize, &mut [u64]) + Sync + Send,
 {
-    if n >= PARALLEL_MIN_N && data.len() > n {
+    if n >= PARALLEL_MIN_N && data.len() > n && crate::parallel::enabled() {
         data.par_chunks_mut(n)
             .enumerate()
             .for_each(|(i, l)| f(i, l));
@@ -155,45 +161,42 @@ impl RingContext {
         plan.normalize(limb);
     }
 
-    /// a += b, limb-wise.
+    /// a += b, limb-wise (b may have more limbs than a).
     pub fn add_assign(&self, a: &mut Poly, b: &Poly, basis: &[usize]) {
-        let n = self.n;
-        for_each_limb(a.data_mut(), n, |j, limb| {
-            let m = &self.moduli[basis[j]];
-            let q = m.value();
-            for (x, &y) in limb.iter_mut().zip(b.limb(j)) {
-                let s = *x + y;
-                *x = s.min(s.wrapping_sub(q));
-            }
+        for_each_limb(a.data_mut(), self.n, |j, limb| {
+            kernels::add_mod(limb, b.limb(j), self.moduli[basis[j]].value());
         });
     }
 
-    /// a -= b, limb-wise.
+    /// a -= b, limb-wise (b may have more limbs than a).
     pub fn sub_assign(&self, a: &mut Poly, b: &Poly, basis: &[usize]) {
-        let n = self.n;
-        for_each_limb(a.data_mut(), n, |j, limb| {
-            let q = self.moduli[basis[j]].value();
-            for (x, &y) in limb.iter_mut().zip(b.limb(j)) {
-                let s = x.wrapping_sub(y);
-                *x = s.min(s.wrapping_add(q));
-            }
+        for_each_limb(a.data_mut(), self.n, |j, limb| {
+            kernels::sub_mod(limb, b.limb(j), self.moduli[basis[j]].value());
         });
     }
 
     /// a = -a, limb-wise.
     pub fn neg_assign(&self, a: &mut Poly, basis: &[usize]) {
         for_each_limb(a.data_mut(), self.n, |j, limb| {
-            let m = &self.moduli[basis[j]];
-            for x in limb.iter_mut() {
-                *x = m.neg(*x);
-            }
+            kernels::neg_mod(limb, self.moduli[basis[j]].value());
         });
     }
 
     /// acc += a * b (NTT domain, point-wise), using tfhe-ntt's IFMA kernel where available.
     pub fn mul_acc(&self, acc: &mut Poly, a: &Poly, b: &Poly, basis: &[usize]) {
-        for_each_limb(acc.data_mut(), self.n, |j, limb| {
-            self.plans[basis[j]].mul_accumulate(limb, a.limb(j), b.limb(j));
+        self.mul_acc_data(acc, a.data(), b.data(), basis);
+    }
+
+    /// acc += a * b where a and b are limb-major residue slices with at least as many limbs
+    /// as `basis` (lets callers use a prefix of a higher-level operand without copying).
+    pub fn mul_acc_data(&self, acc: &mut Poly, a: &[u64], b: &[u64], basis: &[usize]) {
+        let n = self.n;
+        for_each_limb(acc.data_mut(), n, |j, limb| {
+            self.plans[basis[j]].mul_accumulate(
+                limb,
+                &a[j * n..(j + 1) * n],
+                &b[j * n..(j + 1) * n],
+            );
         });
     }
 
@@ -210,15 +213,34 @@ impl RingContext {
         out
     }
 
+    /// limb *= w modulo modulus `idx` (limb values and w reduced). tfhe-ntt's
+    /// `mul_assign_normalize` computes lhs * rhs / N with its vectorised (AVX-512 IFMA when
+    /// present) kernel; feeding rhs = w * N makes it a fast constant multiplication.
+    pub fn mul_const_limb(&self, idx: usize, limb: &mut [u64], w: u64) {
+        let m = &self.moduli[idx];
+        let wn = m.mul(w, m.reduce(self.n as u64));
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.resize(limb.len(), wn);
+            self.plans[idx].mul_assign_normalize(limb, &s);
+        });
+    }
+
+    /// acc += a * w modulo modulus `idx` (all inputs reduced), vectorised.
+    pub fn mul_const_acc_limb(&self, idx: usize, acc: &mut [u64], a: &[u64], w: u64) {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.resize(a.len(), w);
+            self.plans[idx].mul_accumulate(acc, a, &s);
+        });
+    }
+
     /// a *= c where c is given per limb (already reduced modulo each limb's prime).
     pub fn mul_scalar_assign(&self, a: &mut Poly, c: &[u64], basis: &[usize]) {
         for_each_limb(a.data_mut(), self.n, |j, limb| {
-            let m = &self.moduli[basis[j]];
-            let w = c[j];
-            let ws = m.shoup(w);
-            for x in limb.iter_mut() {
-                *x = m.mul_shoup(*x, w, ws);
-            }
+            self.mul_const_limb(basis[j], limb, c[j]);
         });
     }
 
@@ -226,23 +248,21 @@ impl RingContext {
     /// evaluations are all equal to c).
     pub fn add_scalar_assign(&self, a: &mut Poly, c: &[u64], basis: &[usize]) {
         for_each_limb(a.data_mut(), self.n, |j, limb| {
-            let m = &self.moduli[basis[j]];
-            for x in limb.iter_mut() {
-                *x = m.add(*x, c[j]);
-            }
+            kernels::add_scalar_mod(limb, c[j], self.moduli[basis[j]].value());
         });
     }
 
     /// Index permutation realising X -> X^g on NTT-domain limbs:
-    /// out[i] = in[perm[i]].
+    /// `out[i] = in[perm[i]]`.
     pub fn automorphism_permutation(&self, g: u64) -> Vec<u32> {
-        let two_n = 2 * self.n as u64;
-        let g = g % two_n;
+        // 2N is a power of two: reduce with a mask.
+        let mask = 2 * self.n as u64 - 1;
+        let g = g & mask;
         self.ntt_exponent
             .iter()
             .map(|&e| {
-                let t = (e as u64 * g) % two_n;
-                self.ntt_index_of_exponent[((t - 1) / 2) as usize]
+                let t = (e as u64).wrapping_mul(g) & mask;
+                self.ntt_index_of_exponent[(t >> 1) as usize]
             })
             .collect()
     }
@@ -251,10 +271,7 @@ impl RingContext {
     pub fn permute(&self, src: &Poly, perm: &[u32]) -> Poly {
         let mut out = Poly::zero(self.n, src.num_limbs());
         for_each_limb(out.data_mut(), self.n, |j, limb| {
-            let s = src.limb(j);
-            for (o, &p) in limb.iter_mut().zip(perm) {
-                *o = s[p as usize];
-            }
+            kernels::gather(limb, src.limb(j), perm);
         });
         out
     }
@@ -276,13 +293,21 @@ impl RingContext {
         out
     }
 
-    /// Reduces small signed coefficients into every limb of `basis` (coefficient domain).
+    /// Reduces signed coefficients into every limb of `basis` (coefficient domain).
     pub fn poly_from_i64(&self, coeffs: &[i64], basis: &[usize]) -> Poly {
         let mut p = Poly::zero(self.n, basis.len());
+        let max_abs = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
         for_each_limb(p.data_mut(), self.n, |j, limb| {
             let m = &self.moduli[basis[j]];
-            for (x, &c) in limb.iter_mut().zip(coeffs) {
-                *x = m.reduce_i64(c);
+            if max_abs < m.value() {
+                // Small values (secrets, errors): branch-free, vectorisable.
+                for (x, &c) in limb.iter_mut().zip(coeffs) {
+                    *x = m.reduce_small_i64(c);
+                }
+            } else {
+                for (x, &c) in limb.iter_mut().zip(coeffs) {
+                    *x = m.reduce_i64(c);
+                }
             }
         });
         p

@@ -8,6 +8,8 @@ pub struct Modulus {
     bits: u32,
     /// floor(2^(2*bits) / value), fits in 64 bits because value >= 2^(bits-1).
     barrett: u64,
+    /// floor(2^64 / value): Shoup companion of 1, reduces any u64 with one high product.
+    shoup_one: u64,
 }
 
 impl Modulus {
@@ -16,10 +18,12 @@ impl Modulus {
         assert!((3..(1u64 << 62)).contains(&value), "modulus out of range");
         let bits = 64 - value.leading_zeros();
         let barrett = ((1u128 << (2 * bits)) / value as u128) as u64;
+        let shoup_one = ((1u128 << 64) / value as u128) as u64;
         Self {
             value,
             bits,
             barrett,
+            shoup_one,
         }
     }
 
@@ -83,27 +87,36 @@ impl Modulus {
         r
     }
 
-    /// Reduces any u64 (Barrett when 2^64 <= 2^(2 bits), which holds for q >= 2^31).
+    /// Reduces any u64 (Shoup multiplication by 1: one high product, one correction).
     #[inline]
     pub fn reduce(&self, x: u64) -> u64 {
-        if self.bits >= 32 {
-            self.reduce_u128(x as u128)
-        } else {
-            x % self.value
-        }
+        self.mul_shoup(x, 1, self.shoup_one)
+    }
+
+    /// Reduces a signed integer with |x| < q into [0, q), branch-free.
+    #[inline]
+    pub fn reduce_small_i64(&self, x: i64) -> u64 {
+        (x as u64).wrapping_add(self.value & ((x >> 63) as u64))
     }
 
     /// Reduces a signed integer into [0, q).
     #[inline]
     pub fn reduce_i64(&self, x: i64) -> u64 {
-        let r = x.rem_euclid(self.value as i64);
-        r as u64
+        let r = self.reduce(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
     }
 
     /// Reduces a signed 128-bit integer into [0, q).
     #[inline]
     pub fn reduce_i128(&self, x: i128) -> u64 {
-        x.rem_euclid(self.value as i128) as u64
+        match i64::try_from(x) {
+            Ok(v) => self.reduce_i64(v),
+            Err(_) => x.rem_euclid(self.value as i128) as u64,
+        }
     }
 
     /// (a * b) mod q for a, b < q.
@@ -200,6 +213,12 @@ mod tests {
             prop_assert_eq!(m.add(m.sub(a, b), b), a);
             prop_assert_eq!(m.add(a, m.neg(a)), 0);
             prop_assert_eq!(m.reduce_i64(m.center(a)), a);
+            prop_assert_eq!(m.reduce(a.wrapping_mul(b)), a.wrapping_mul(b) % q);
+            let s = (b % q) as i64 * if a % 2 == 0 { 1 } else { -1 };
+            prop_assert_eq!(m.reduce_small_i64(s), (s as i128).rem_euclid(q as i128) as u64);
+            let big = (a as i128) * if b % 2 == 0 { 3 } else { -5 };
+            prop_assert_eq!(m.reduce_i128(big), big.rem_euclid(q as i128) as u64);
+            prop_assert_eq!(m.reduce_i64(big as i64), (big as i64 as i128).rem_euclid(q as i128) as u64);
         }
     }
 

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroize;
 
-/// A polynomial of Z_Q[X]/(X^N + 1) in RNS form. Limb `i` holds the residues modulo the
+/// A polynomial of `Z_Q[X]/(X^N + 1)` in RNS form. Limb `i` holds the residues modulo the
 /// `i`-th prime of whatever basis the owner associates with it (the poly itself does not
 /// know its moduli; ciphertexts and keys do). Whether the limbs hold coefficients or NTT
 /// evaluations is also the owner's convention (ciphertexts, plaintexts and keys: NTT).
@@ -30,7 +30,10 @@ impl Poly {
 
     /// Wraps raw limb-major data (`data.len()` must be a multiple of `n`).
     pub fn from_data(n: usize, data: Vec<u64>) -> Self {
-        assert!(n > 0 && data.len() % n == 0, "data is not whole limbs");
+        assert!(
+            n > 0 && data.len().is_multiple_of(n),
+            "data is not whole limbs"
+        );
         Self { n, data }
     }
 

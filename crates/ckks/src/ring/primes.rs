@@ -1,6 +1,5 @@
 //! Deterministic generation of NTT-friendly primes (p = 1 mod 2N).
 
-use super::modular::Modulus;
 use crate::error::{CkksError, Result};
 
 /// Deterministic Miller-Rabin for 64-bit integers: the first 12 prime bases are a proven
@@ -11,13 +10,13 @@ pub fn is_prime(n: u64) -> bool {
     }
     const BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
     for &p in &BASES {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
     let mut d = n - 1;
     let mut s = 0;
-    while d % 2 == 0 {
+    while d.is_multiple_of(2) {
         d /= 2;
         s += 1;
     }
@@ -75,29 +74,6 @@ pub fn generate_primes(bits: u32, count: usize, n: usize, exclude: &[u64]) -> Re
         candidate -= two_n;
     }
     Ok(found)
-}
-
-/// A generator of the multiplicative group Z_p^* (p prime), by trial over small integers.
-pub fn primitive_root(p: u64) -> u64 {
-    let m = Modulus::new(p);
-    let mut factors = Vec::new();
-    let mut r = p - 1;
-    let mut f = 2u64;
-    while f * f <= r {
-        if r % f == 0 {
-            factors.push(f);
-            while r % f == 0 {
-                r /= f;
-            }
-        }
-        f += 1;
-    }
-    if r > 1 {
-        factors.push(r);
-    }
-    (2..p)
-        .find(|&g| factors.iter().all(|&f| m.pow(g, (p - 1) / f) != 1))
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -32,17 +32,11 @@ pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
 }
 
 fn load_directory(dir: &Path) -> Result<Vec<Sample>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(crate::error::io(dir))?;
     let mut samples = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|source| ModelError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?
+            .map_err(crate::error::io(dir))?
             .path();
         if path.extension().is_some_and(|e| e == "npy") {
             let name = file_stem(&path);
@@ -56,10 +50,7 @@ fn load_directory(dir: &Path) -> Result<Vec<Sample>> {
 }
 
 fn load_archive(path: &Path) -> Result<Vec<Sample>> {
-    let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = std::fs::File::open(path).map_err(crate::error::io(path))?;
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| dataset_error(path, format!("not a .zip/.npz archive: {e}")))?;
     let mut samples = Vec::new();

@@ -16,10 +16,7 @@ pub enum NpyDtype {
 }
 
 pub fn read_npy(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     parse_npy(&bytes, path)
 }
 
@@ -88,10 +85,7 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
 
 /// Writes a tensor as a version 1.0 `.npy` file.
 pub fn write_npy(path: &Path, tensor: &Tensor, dtype: NpyDtype) -> Result<()> {
-    std::fs::write(path, encode_npy(tensor, dtype)).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, encode_npy(tensor, dtype)).map_err(crate::error::io(path))
 }
 
 pub fn encode_npy(tensor: &Tensor, dtype: NpyDtype) -> Vec<u8> {

@@ -26,10 +26,7 @@ pub fn load_onnx(path: &Path) -> Result<Graph> {
 
 /// Reads an ONNX model as written (constants folded, nothing else rewritten).
 pub fn read_onnx(path: &Path) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     import_onnx(&bytes, path)
 }
 
