@@ -8,7 +8,7 @@ use heman_artifacts::{
     read_secret_key, write_public_key, write_secret_key, CiphertextFile, CompiledModel,
     EvaluationKeys, KeyParams, TensorSpec,
 };
-use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_ckks::{CkksParameters, Decryptor, KeyGenerator, PublicKey, SecretKey};
 use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
@@ -35,14 +35,15 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// The model owner: calibrate, derive parameters, compile; writes
-/// `keyparams` (JSON, for the data owner) and the compiled model.
-pub fn keyparams(
-    model: &Path,
-    calibration: &Path,
-    keyparams_out: &Path,
-    compiled_out: &Path,
-) -> Result<KeyParams> {
+/// A model compiled for CKKS, in memory.
+pub struct Compiled {
+    pub graph: heman_model::Graph,
+    pub model: CompiledModel,
+    pub params: CkksParameters,
+}
+
+/// The model owner: calibrate, derive parameters, compile.
+pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
     let graph = load_onnx(model)?;
     let samples = load_arrays(calibration)?;
     let bar = progress::bar(samples.len(), "calibrating");
@@ -53,53 +54,81 @@ pub fn keyparams(
     let compiled = compile_ckks(&graph, &ranges, CompileOptions::default())
         .with_context(|| format!("compiling {}", model.display()))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
-    let input_id = graph.inputs[0];
-    let output_id = graph.outputs[0];
-    let model_fingerprint = heman_artifacts::plan_fingerprint(&compiled.plan);
+    let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| TensorSpec {
+        name: graph.value(id).name.clone(),
+        shape: shape.to_vec(),
+        layout: layout.clone(),
+    };
+    let plan = &compiled.plan;
     let keyparams = KeyParams::new(
         &compiled.params,
         compiled.choice.clone(),
         compiled.depth,
-        compiled.plan.rotation_steps(),
-        TensorSpec {
-            name: graph.value(input_id).name.clone(),
-            shape: compiled.plan.input_shape.clone(),
-            layout: compiled.plan.input_layout.clone(),
-        },
-        TensorSpec {
-            name: graph.value(output_id).name.clone(),
-            shape: compiled.plan.output_shape.clone(),
-            layout: compiled.plan.output_layout.clone(),
-        },
-        model_fingerprint,
+        plan.rotation_steps(),
+        spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
+        spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
+        heman_artifacts::plan_fingerprint(plan),
     );
-    keyparams.write(keyparams_out)?;
-    CompiledModel {
-        keyparams: keyparams.clone(),
-        plan: compiled.plan,
-    }
-    .write(compiled_out, &compiled.params)?;
-    Ok(keyparams)
+    Ok(Compiled {
+        model: CompiledModel {
+            keyparams,
+            plan: compiled.plan,
+        },
+        params: compiled.params,
+        graph,
+    })
 }
 
-/// The data owner: secret key (0600), public key and evaluation keys (only
-/// the rotations the plan uses), plus a copy of the keyparams.
+/// `heman keyparams`: writes the keyparams (JSON, for the data owner) and the
+/// compiled model.
+pub fn keyparams(
+    model: &Path,
+    calibration: &Path,
+    keyparams_out: &Path,
+    compiled_out: &Path,
+) -> Result<KeyParams> {
+    let compiled = compile(model, calibration)?;
+    compiled.model.keyparams.write(keyparams_out)?;
+    compiled.model.write(compiled_out, &compiled.params)?;
+    Ok(compiled.model.keyparams)
+}
+
+/// The data owner's keys.
+pub struct KeySet {
+    pub secret: SecretKey,
+    pub public: PublicKey,
+    pub evaluation: EvaluationKeys,
+}
+
+/// Makes a secret key, a public key and evaluation keys for exactly the
+/// rotations the plan uses.
+pub fn make_keys(keyparams: &KeyParams, params: &CkksParameters) -> Result<KeySet> {
+    let bar = progress::bar(3, "keygen");
+    let mut generator = KeyGenerator::new(params)?;
+    let secret = generator.gen_secret_key();
+    let public = generator.gen_public_key(&secret)?;
+    let relin = generator.gen_relin_key(&secret)?;
+    bar.inc(1);
+    let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
+    let galois = generator.gen_galois_keys(&secret, &steps, false)?;
+    bar.finish_and_clear();
+    Ok(KeySet {
+        secret,
+        public,
+        evaluation: EvaluationKeys { relin, galois },
+    })
+}
+
+/// `heman keygen`: secret key (0600), public key, evaluation keys, and a copy
+/// of the keyparams.
 pub fn keygen(keyparams_path: &Path, out: &Path) -> Result<()> {
     let keyparams = KeyParams::read(keyparams_path)?;
     let params = keyparams.ckks_parameters(keyparams_path)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let spinner = progress::bar(keyparams.rotation_steps.len() + 2, "keygen");
-    let mut generator = KeyGenerator::new(&params)?;
-    let sk = generator.gen_secret_key();
-    let pk = generator.gen_public_key(&sk)?;
-    let relin = generator.gen_relin_key(&sk)?;
-    spinner.inc(2);
-    let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
-    let galois = generator.gen_galois_keys(&sk, &steps, false)?;
-    spinner.finish_and_clear();
-    write_secret_key(&out.join(SECRET_KEY), &params, &sk)?;
-    write_public_key(&out.join(PUBLIC_KEY), &params, &pk)?;
-    EvaluationKeys { relin, galois }.write(&out.join(EVAL_KEYS), &params)?;
+    let keys = make_keys(&keyparams, &params)?;
+    write_secret_key(&out.join(SECRET_KEY), &params, &keys.secret)?;
+    write_public_key(&out.join(PUBLIC_KEY), &params, &keys.public)?;
+    keys.evaluation.write(&out.join(EVAL_KEYS), &params)?;
     keyparams.write(&out.join(KEYPARAMS))?;
     Ok(())
 }
@@ -123,7 +152,7 @@ fn data_owner(keys: &Path) -> Result<(KeyParams, CkksParameters, Decryptor)> {
 pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
     let (keyparams, params, decryptor) = data_owner(keys)?;
     let tensor = heman_model::io::npy::read_npy(input)?;
-    let tensor = fit_input(&tensor, &keyparams.input, input)?;
+    let tensor = fit_input(&tensor, &keyparams.input, &input.display().to_string())?;
     let cts = encrypt_tensor(
         &params,
         InputKey::Secret(&decryptor),
@@ -136,12 +165,11 @@ pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
 
 /// Checks an input against the model's input: same shape (extents of 1
 /// aside) and finite values.
-fn fit_input(tensor: &Tensor, spec: &TensorSpec, path: &Path) -> Result<Tensor> {
+pub fn fit_input(tensor: &Tensor, spec: &TensorSpec, origin: &str) -> Result<Tensor> {
     let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
     if squeeze(tensor.shape()) != squeeze(&spec.shape) {
         bail!(
-            "{}: shape {:?}, the model's input '{}' is {:?}",
-            path.display(),
+            "{origin}: shape {:?}, the model's input '{}' is {:?}",
             tensor.shape(),
             spec.name,
             spec.shape
@@ -153,7 +181,7 @@ fn fit_input(tensor: &Tensor, spec: &TensorSpec, path: &Path) -> Result<Tensor> 
         .enumerate()
         .find(|(_, v)| !v.is_finite())
     {
-        bail!("{}: element {i} is {v}", path.display());
+        bail!("{origin}: element {i} is {v}");
     }
     Ok(tensor.clone().reshaped(spec.shape.clone()))
 }

@@ -149,44 +149,188 @@ fn two_party_workflow_and_its_bad_inputs() {
         let out = heman(args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
-        assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
     };
-    let (model, calib) = ("examples/digits/digits_square.onnx", "examples/digits/calibration.npz");
+    let (model, calib) = (
+        "examples/digits/digits_square.onnx",
+        "examples/digits/calibration.npz",
+    );
     ok(&["keyparams", "-m", model, "-c", calib, "-o", &p("kp.json")]);
     assert!(dir.join("digits_square.heman").is_file());
     ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("keys/secret.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("keys/secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let input = "examples/digits/test/3-13.npy";
     ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
-    ok(&["inference", "-m", &p("digits_square.heman"), "-k", &p("keys/eval.keys"), "-i", &p("x.enc"), "-o", &p("y.enc")]);
-    let stdout = ok(&["decrypt", "-k", &p("keys"), "-i", &p("y.enc"), "-o", &p("y.npy")]);
+    ok(&[
+        "inference",
+        "-m",
+        &p("digits_square.heman"),
+        "-k",
+        &p("keys/eval.keys"),
+        "-i",
+        &p("x.enc"),
+        "-o",
+        &p("y.enc"),
+    ]);
+    let stdout = ok(&[
+        "decrypt",
+        "-k",
+        &p("keys"),
+        "-i",
+        &p("y.enc"),
+        "-o",
+        &p("y.npy"),
+    ]);
     assert!(stdout.contains("argmax 3"), "{stdout}");
 
     // Keys and ciphertexts made for other parameters are refused.
     std::fs::create_dir_all(dir.join("calib-other")).unwrap();
-    std::fs::copy("tests/models/he_friendly_v14.input.npy", dir.join("calib-other/0.npy"))
-        .or_else(|_| std::fs::copy(repo().join("tests/models/he_friendly_v14.input.npy"), dir.join("calib-other/0.npy")))
-        .unwrap();
-    ok(&["keyparams", "-m", "tests/models/he_friendly_v14.onnx", "-c", &p("calib-other"), "-o", &p("other.json")]);
+    std::fs::copy(
+        "tests/models/he_friendly_v14.input.npy",
+        dir.join("calib-other/0.npy"),
+    )
+    .or_else(|_| {
+        std::fs::copy(
+            repo().join("tests/models/he_friendly_v14.input.npy"),
+            dir.join("calib-other/0.npy"),
+        )
+    })
+    .unwrap();
+    ok(&[
+        "keyparams",
+        "-m",
+        "tests/models/he_friendly_v14.onnx",
+        "-c",
+        &p("calib-other"),
+        "-o",
+        &p("other.json"),
+    ]);
     ok(&["keygen", "-i", &p("other.json"), "-o", &p("keys-other")]);
-    fails(&["inference", "-m", &p("digits_square.heman"), "-k", &p("keys-other/eval.keys"), "-i", &p("x.enc"), "-o", &p("z.enc")], "made for other parameters");
-    fails(&["decrypt", "-k", &p("keys-other"), "-i", &p("y.enc"), "-o", &p("z.npy")], "y.enc: made for other parameters");
+    fails(
+        &[
+            "inference",
+            "-m",
+            &p("digits_square.heman"),
+            "-k",
+            &p("keys-other/eval.keys"),
+            "-i",
+            &p("x.enc"),
+            "-o",
+            &p("z.enc"),
+        ],
+        "made for other parameters",
+    );
+    fails(
+        &[
+            "decrypt",
+            "-k",
+            &p("keys-other"),
+            "-i",
+            &p("y.enc"),
+            "-o",
+            &p("z.npy"),
+        ],
+        "y.enc: made for other parameters",
+    );
     let bytes = std::fs::read(dir.join("x.enc")).unwrap();
     std::fs::write(dir.join("cut.enc"), &bytes[..bytes.len() / 2]).unwrap();
-    fails(&["inference", "-m", &p("digits_square.heman"), "-k", &p("keys/eval.keys"), "-i", &p("cut.enc"), "-o", &p("z.enc")], "cut.enc: truncated");
+    fails(
+        &[
+            "inference",
+            "-m",
+            &p("digits_square.heman"),
+            "-k",
+            &p("keys/eval.keys"),
+            "-i",
+            &p("cut.enc"),
+            "-o",
+            &p("z.enc"),
+        ],
+        "cut.enc: truncated",
+    );
     let mut damaged = bytes.clone();
     damaged[1000] ^= 1;
     std::fs::write(dir.join("bad.enc"), &damaged).unwrap();
-    fails(&["inference", "-m", &p("digits_square.heman"), "-k", &p("keys/eval.keys"), "-i", &p("bad.enc"), "-o", &p("z.enc")], "bad.enc: damaged");
-    fails(&["inference", "-m", &p("digits_square.heman"), "-k", &p("keys/secret.key"), "-i", &p("x.enc"), "-o", &p("z.enc")], "is a secret key file, expected a evaluation keys file");
-    fails(&["inference", "-m", &p("x.enc"), "-k", &p("keys/eval.keys"), "-i", &p("x.enc"), "-o", &p("z.enc")], "x.enc: is a ciphertexts file, expected a compiled model file");
-    fails(&["encrypt", "-k", &p("keys"), "-i", "tests/models/bad/wrong_shape.input.npy", "-o", &p("z.enc")], "wrong_shape.input.npy: shape [1, 1, 7, 8]");
-    fails(&["encrypt", "-k", &p("keys"), "-i", "tests/models/bad/nan.input.npy", "-o", &p("z.enc")], "nan.input.npy: element");
-    fails(&["keygen", "-i", model, "-o", &p("k3")], "not a heman keyparams file");
+    fails(
+        &[
+            "inference",
+            "-m",
+            &p("digits_square.heman"),
+            "-k",
+            &p("keys/eval.keys"),
+            "-i",
+            &p("bad.enc"),
+            "-o",
+            &p("z.enc"),
+        ],
+        "bad.enc: damaged",
+    );
+    fails(
+        &[
+            "inference",
+            "-m",
+            &p("digits_square.heman"),
+            "-k",
+            &p("keys/secret.key"),
+            "-i",
+            &p("x.enc"),
+            "-o",
+            &p("z.enc"),
+        ],
+        "is a secret key file, expected a evaluation keys file",
+    );
+    fails(
+        &[
+            "inference",
+            "-m",
+            &p("x.enc"),
+            "-k",
+            &p("keys/eval.keys"),
+            "-i",
+            &p("x.enc"),
+            "-o",
+            &p("z.enc"),
+        ],
+        "x.enc: is a ciphertexts file, expected a compiled model file",
+    );
+    fails(
+        &[
+            "encrypt",
+            "-k",
+            &p("keys"),
+            "-i",
+            "tests/models/bad/wrong_shape.input.npy",
+            "-o",
+            &p("z.enc"),
+        ],
+        "wrong_shape.input.npy: shape [1, 1, 7, 8]",
+    );
+    fails(
+        &[
+            "encrypt",
+            "-k",
+            &p("keys"),
+            "-i",
+            "tests/models/bad/nan.input.npy",
+            "-o",
+            &p("z.enc"),
+        ],
+        "nan.input.npy: element",
+    );
+    fails(
+        &["keygen", "-i", model, "-o", &p("k3")],
+        "not a heman keyparams file",
+    );
     std::fs::remove_dir_all(dir).ok();
 }

@@ -28,7 +28,10 @@ impl fmt::Display for UnsupportedNode {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: not a valid ONNX model: {message}")]
     Decode { path: PathBuf, message: String },
     #[error("{} unsupported operator(s): {}", .0.len(), list(.0))]

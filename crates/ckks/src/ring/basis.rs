@@ -114,11 +114,12 @@ impl BasisConverter {
 
 /// out = x mod p_idx for residues x < q: a plain copy when q <= p, one branch-free
 /// conditional subtraction when q <= 2p (a chain of similar-sized primes), otherwise
-/// tfhe-ntt's vectorised Barrett kernel (x * 1 accumulated onto zero).
+/// tfhe-ntt's IFMA Barrett kernel (x * 1 accumulated onto zero), else scalar Shoup.
 ///
-/// The kernel computes floor(x / p) up to an error of 2 for any x < 2^51 when p >= 2^26
-/// (Barrett's two truncation errors are each below one; see `reduce_kernel_is_exact`), and
-/// `mul_accumulate` applies two conditional subtractions, so its output is exact.
+/// The IFMA kernel estimates floor(x / p) within 2 for any x < 2^51 when p >= 2^26
+/// (Barrett's two truncation errors are each below one; checked by `reduce_kernel_is_exact`)
+/// and `mul_accumulate` applies two conditional subtractions, so its output is exact. Its
+/// other code paths are only used with reduced inputs, as documented upstream.
 pub fn reduce_into(ctx: &RingContext, out: &mut [u64], x: &[u64], q: u64, p_idx: usize) {
     let p = ctx.modulus(p_idx);
     let pv = p.value();
@@ -126,7 +127,7 @@ pub fn reduce_into(ctx: &RingContext, out: &mut [u64], x: &[u64], q: u64, p_idx:
         out.copy_from_slice(x);
     } else if q <= 2 * pv {
         super::kernels::cond_sub(out, x, pv);
-    } else if q < (1 << 51) && p.bits() >= 27 {
+    } else if q < (1 << 51) && p.bits() >= 27 && ctx.uses_ifma(p_idx) {
         out.fill(0);
         ctx.mul_const_acc_limb(p_idx, out, x, 1);
     } else {

@@ -147,6 +147,12 @@ impl RingContext {
         });
     }
 
+    /// Whether tfhe-ntt runs its AVX-512 IFMA kernels for modulus `idx` on this CPU.
+    #[inline]
+    pub fn uses_ifma(&self, idx: usize) -> bool {
+        self.plans[idx].use_ifma()
+    }
+
     /// Forward NTT of one limb modulo modulus `idx`.
     #[inline]
     pub fn ntt_forward_limb(&self, limb: &mut [u64], idx: usize) {

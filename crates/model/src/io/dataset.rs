@@ -35,9 +35,7 @@ fn load_directory(dir: &Path) -> Result<Vec<Sample>> {
     let entries = std::fs::read_dir(dir).map_err(crate::error::io(dir))?;
     let mut samples = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(crate::error::io(dir))?
-            .path();
+        let path = entry.map_err(crate::error::io(dir))?.path();
         if path.extension().is_some_and(|e| e == "npy") {
             let name = file_stem(&path);
             samples.push(Sample {

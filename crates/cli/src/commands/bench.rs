@@ -1,0 +1,166 @@
+//! `heman bench`: encrypted accuracy and latency, per model, with keys held
+//! in memory (what a serving model owner sees).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use heman_artifacts::CiphertextFile;
+use heman_ckks::Decryptor;
+use heman_model::io::dataset::LabelledSet;
+use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
+
+use crate::progress;
+use crate::workflow::{self, fit_input, human};
+
+/// Encrypted accuracy and latency of models on their data.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The ONNX model (default: the repository's digits example).
+    #[arg(short, long, requires_all = ["calibration", "data"])]
+    model: Option<PathBuf>,
+    /// Calibration set for the model.
+    #[arg(short, long)]
+    calibration: Option<PathBuf>,
+    /// Evaluation set (see `heman eval`).
+    #[arg(short, long)]
+    data: Option<PathBuf>,
+    /// Every HE-MAN model on its data, from HE-MAN's data folder.
+    #[arg(long, conflicts_with_all = ["model", "calibration", "data"])]
+    suite: Option<PathBuf>,
+    /// Encrypted items per model.
+    #[arg(short, long, default_value_t = 20)]
+    limit: usize,
+}
+
+/// HE-MAN's models: (model, calibration, data).
+const SUITE: &[(&str, &str, &str)] = &[
+    (
+        "demo/mnist.onnx",
+        "demo/calibration-data.zip",
+        "demo/test-data",
+    ),
+    (
+        "models/cryptonets_square.onnx",
+        "mnist/calibration-data.zip",
+        "mnist",
+    ),
+    (
+        "models/cryptonets.onnx",
+        "mnist/calibration-data.zip",
+        "mnist",
+    ),
+    (
+        "models/lenet5_square.onnx",
+        "mnist/calibration-data.zip",
+        "mnist",
+    ),
+    ("models/lenet5.onnx", "mnist/calibration-data.zip", "mnist"),
+    ("models/mobilefacenets.onnx", "lfw/calibration", "lfw"),
+];
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    println!(
+        "| model | N | depth | items | plaintext acc. | encrypted acc. | same as plaintext | inference median (p90) | eval keys | input | output |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    if let Some(root) = args.suite {
+        if !root.is_dir() {
+            bail!("{}: HE-MAN data folder not found", root.display());
+        }
+        for (model, calibration, data) in SUITE {
+            if let Err(e) = bench_one(
+                &root.join(model),
+                &root.join(calibration),
+                &root.join(data),
+                args.limit,
+            ) {
+                println!("| {model} | - | - | - | - | not run: {e:#} | | | | | |");
+            }
+        }
+        return Ok(());
+    }
+    let example = workflow::example_dir();
+    let model = args
+        .model
+        .unwrap_or_else(|| example.join("digits_square.onnx"));
+    let calibration = args
+        .calibration
+        .unwrap_or_else(|| example.join("calibration.npz"));
+    let data = args.data.unwrap_or_else(|| example.join("test"));
+    bench_one(&model, &calibration, &data, args.limit)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn bench_one(model: &Path, calibration: &Path, data: &Path, limit: usize) -> Result<()> {
+    let compiled = workflow::compile(model, calibration)?;
+    let (kp, params) = (&compiled.model.keyparams, &compiled.params);
+    let keys = workflow::make_keys(kp, params)?;
+    let eval_bytes = keys.evaluation.relin.to_bytes_seeded(params).len()
+        + keys.evaluation.galois.to_bytes_seeded(params).len();
+    let decryptor = Decryptor::new(params, &keys.secret)?;
+    let executor = Executor::new(params, &keys.evaluation.relin, &keys.evaluation.galois);
+    let set = LabelledSet::load(data, Some(limit))?;
+    let bar = progress::bar(set.inputs.len(), "encrypted");
+    let (mut plain_ok, mut enc_ok, mut agree) = (0, 0, 0);
+    let mut times = Vec::with_capacity(set.inputs.len());
+    let mut sizes = (0, 0);
+    for (index, sample) in set.inputs.iter().enumerate() {
+        let x = fit_input(&sample.tensor, &kp.input, &sample.name)?;
+        let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
+        let cts = encrypt_tensor(params, InputKey::Secret(&decryptor), &kp.input.layout, &x)?;
+        sizes.0 = CiphertextFile {
+            ciphertexts: cts.clone(),
+        }
+        .to_bytes(params)
+        .len();
+        let start = Instant::now();
+        let out = executor.run(&compiled.model.plan, cts, |_| {})?;
+        times.push(start.elapsed().as_secs_f64());
+        sizes.1 = CiphertextFile {
+            ciphertexts: out.clone(),
+        }
+        .to_bytes(params)
+        .len();
+        let y = decrypt_tensor(
+            params,
+            &decryptor,
+            &kp.output.layout,
+            &kp.output.shape,
+            &out,
+        )?;
+        plain_ok += set.is_correct(index, &plain) as usize;
+        enc_ok += set.is_correct(index, &y) as usize;
+        agree += (set.is_correct(index, &plain) == set.is_correct(index, &y)
+            && (matches!(
+                set.task,
+                heman_model::io::dataset::Task::Verification { .. }
+            ) || plain.argmax() == y.argmax())) as usize;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    times.sort_by(f64::total_cmp);
+    let n = set.inputs.len().max(1) as f64;
+    let name = model
+        .file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    println!(
+        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {agree}/{} | {:.3} s ({:.3} s) | {} | {} | {} |",
+        kp.log_n,
+        kp.depth,
+        set.inputs.len(),
+        100.0 * plain_ok as f64 / n,
+        100.0 * enc_ok as f64 / n,
+        set.inputs.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.9),
+        human(eval_bytes as u64),
+        human(sizes.0 as u64),
+        human(sizes.1 as u64),
+    );
+    Ok(())
+}
