@@ -80,6 +80,62 @@ impl Encryptor {
     }
 }
 
+impl Encryptor {
+    /// Re-randomises a ciphertext before it leaves the evaluator: adds a fresh public-key
+    /// encryption of zero whose c0 error is uniform in [-2^flood_bits, 2^flood_bits]
+    /// (noise flooding), so the result's noise no longer depends on the computation that
+    /// produced it. Choose flood_bits well above the ciphertext's own noise (e.g. 40 bits
+    /// above it is standard for statistical hiding) and below log2(scale) minus the wanted
+    /// precision. The message and scale are unchanged.
+    pub fn rerandomize(&self, ct: &Ciphertext, flood_bits: u32) -> Result<Ciphertext> {
+        if ct.degree() != 1 {
+            return Err(CkksError::InvalidDegree(ct.degree()));
+        }
+        if flood_bits > 60 {
+            return Err(CkksError::InvalidParameters(format!(
+                "flooding noise of 2^{flood_bits} is too large"
+            )));
+        }
+        let level = ct.level;
+        self.params.check_level(level)?;
+        let ring = self.params.ring();
+        let n = ring.n();
+        let basis = self.params.q_basis(level);
+        let (mut u, flood, e1) = {
+            let mut s = self
+                .sampler
+                .lock()
+                .map_err(|_| CkksError::Randomness("sampler lock poisoned".into()))?;
+            (
+                s.ternary(n),
+                s.uniform_bounded(n, flood_bits),
+                s.gaussian(n),
+            )
+        };
+        let mut polys = [
+            ring.poly_from_i64(&u, &basis),
+            ring.poly_from_i64(&flood, &basis),
+            ring.poly_from_i64(&e1, &basis),
+        ];
+        u.zeroize();
+        for p in polys.iter_mut() {
+            ring.ntt_forward(p, &basis);
+        }
+        let [mut u_ntt, mut c0, mut c1] = polys;
+        ring.mul_acc(&mut c0, &u_ntt, &self.pk.b, &basis);
+        ring.mul_acc(&mut c1, &u_ntt, &self.pk.a, &basis);
+        u_ntt.zeroize();
+        ring.add_assign(&mut c0, &ct.parts[0], &basis);
+        ring.add_assign(&mut c1, &ct.parts[1], &basis);
+        Ok(Ciphertext {
+            parts: vec![c0, c1],
+            level,
+            scale: ct.scale,
+            seed: None,
+        })
+    }
+}
+
 /// Encrypts with and decrypts under the secret key.
 pub struct Decryptor {
     params: CkksParameters,

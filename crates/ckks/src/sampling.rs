@@ -49,6 +49,14 @@ impl Sampler {
         out
     }
 
+    /// N integers uniform in [-2^bits, 2^bits] (bits <= 60), for noise flooding.
+    pub fn uniform_bounded(&mut self, n: usize, bits: u32) -> Vec<i64> {
+        let span = (1u64 << (bits + 1)) + 1;
+        (0..n)
+            .map(|_| self.rng.random_range(0..span) as i64 - (1i64 << bits))
+            .collect()
+    }
+
     /// N coefficients with exactly h nonzero entries, each +-1 (positions uniform).
     pub fn hamming_weight(&mut self, n: usize, h: usize) -> Vec<i64> {
         let mut out = vec![0i64; n];

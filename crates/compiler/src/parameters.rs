@@ -45,6 +45,9 @@ pub struct Requirements {
     pub min_scale_bits: u32,
     /// The largest useful scale, in bits.
     pub max_scale_bits: u32,
+    /// Scale worth keeping when trading modulus for fewer key-switching
+    /// digits (smaller, faster keys).
+    pub preferred_scale_bits: u32,
 }
 
 impl Requirements {
@@ -55,34 +58,52 @@ impl Requirements {
     }
 }
 
+/// Largest number of special primes (primes per key-switching digit) tried.
+const MAX_ALPHA: usize = 4;
+
+/// The largest scale at which `depth` levels fit `budget` bits with `alpha`
+/// special primes, and the choice it gives. Hybrid key switching (Han-Ki
+/// 2020) groups the q primes into digits of `alpha` primes; P, the product
+/// of the special primes, must be at least the largest digit (the one with
+/// q_0) or key switching adds noise above the scale.
+fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<ParameterChoice> {
+    (req.min_scale_bits..=req.max_scale_bits.min(MAX_PRIME_BITS))
+        .rev()
+        .find_map(|s| {
+            let q0 = (s + req.headroom_bits).min(MAX_PRIME_BITS);
+            let largest_digit = q0 + (alpha.min(req.depth + 1) as u32 - 1) * s;
+            let p = largest_digit.div_ceil(alpha as u32).max(s);
+            let choice = ParameterChoice {
+                log_n,
+                q_bits: std::iter::once(q0)
+                    .chain(std::iter::repeat_n(s, req.depth))
+                    .collect(),
+                p_bits: vec![p; alpha],
+                log_scale: s,
+            };
+            (p <= MAX_PRIME_BITS && choice.log_qp() <= budget && q0 > s).then_some(choice)
+        })
+}
+
 /// The smallest ring (fastest) that holds the depth at a scale of at least
-/// `min_scale_bits`, with the largest scale that ring allows. The special
-/// prime is at least as large as every digit of the key switching (one
-/// prime per digit), so that rotations add no noise above the scale.
+/// `min_scale_bits`. Within it, the most special primes (fewest digits:
+/// smaller keys, faster rotations) that keep the scale at
+/// `preferred_scale_bits`, else one special prime and the largest scale.
 pub fn derive(req: Requirements) -> Result<ParameterChoice> {
     for log_n in 12..=16 {
         let budget = max_log_qp(log_n).expect("log_n in the table");
-        let fits = (req.min_scale_bits..=req.max_scale_bits.min(MAX_PRIME_BITS))
+        let candidates: Vec<ParameterChoice> = (1..=MAX_ALPHA)
+            .filter_map(|alpha| fit(log_n, budget, alpha, &req))
+            .collect();
+        let preferred = candidates
+            .iter()
             .rev()
-            .find_map(|s| {
-                let q0 = (s + req.headroom_bits).min(MAX_PRIME_BITS);
-                let p = q0.max(s);
-                let choice = ParameterChoice {
-                    log_n,
-                    q_bits: std::iter::once(q0)
-                        .chain(std::iter::repeat_n(s, req.depth))
-                        .collect(),
-                    p_bits: vec![p],
-                    log_scale: s,
-                };
-                (choice.log_qp() <= budget && q0 >= s + 1).then_some(choice)
-            });
-        if let Some(choice) = fits {
-            // Prime generation can still fail (too few primes = 1 mod 2N of
-            // that size): fall through to the next ring then.
-            if choice.build().is_ok() {
-                return Ok(choice);
-            }
+            .find(|c| c.log_scale >= req.preferred_scale_bits)
+            .or_else(|| candidates.iter().max_by_key(|c| c.log_scale));
+        // Prime generation can still fail (too few primes = 1 mod 2N of that
+        // size): fall through to the next ring then.
+        if let Some(choice) = preferred.filter(|c| c.build().is_ok()) {
+            return Ok(choice.clone());
         }
     }
     Err(CompileError::Parameters(format!(
@@ -101,6 +122,7 @@ mod tests {
             headroom_bits: 8,
             min_scale_bits: 28,
             max_scale_bits: 40,
+            preferred_scale_bits: 30,
         }
     }
 
@@ -120,6 +142,12 @@ mod tests {
             assert_eq!(choice.q_bits.len(), depth + 1);
             let params = choice.build().unwrap();
             assert!(params.log_qp() <= max_log_qp(choice.log_n).unwrap() as f64);
+            // P covers the largest key-switching digit (the one holding q_0).
+            let largest_digit: u32 = choice.q_bits.iter().take(choice.p_bits.len()).sum();
+            assert!(
+                choice.p_bits.iter().sum::<u32>() >= largest_digit,
+                "{choice:?}"
+            );
         }
     }
 

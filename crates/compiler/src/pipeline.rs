@@ -15,6 +15,7 @@ use crate::stages::{partition, StageKind};
 pub struct CompileOptions {
     pub min_scale_bits: u32,
     pub max_scale_bits: u32,
+    pub preferred_scale_bits: u32,
 }
 
 impl Default for CompileOptions {
@@ -22,6 +23,7 @@ impl Default for CompileOptions {
         Self {
             min_scale_bits: 26,
             max_scale_bits: 40,
+            preferred_scale_bits: 30,
         }
     }
 }
@@ -63,6 +65,7 @@ pub fn compile_ckks(
         headroom_bits: Requirements::headroom_for(max_abs),
         min_scale_bits: options.min_scale_bits,
         max_scale_bits: options.max_scale_bits,
+        preferred_scale_bits: options.preferred_scale_bits,
     })?;
     let params = choice.build()?;
     let plan = compile(graph, params.slots(), Some(ranges))?;
