@@ -21,6 +21,9 @@ pub struct TensorSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub layout: SlotLayout,
+    /// The [min, max] calibration saw (the parameters hold values in it
+    /// with margin; far outside it, results degrade).
+    pub calibrated_range: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::progress;
 
@@ -54,10 +54,14 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
     let compiled = compile_ckks(&graph, &ranges, CompileOptions::default())
         .with_context(|| format!("compiling {}", model.display()))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
-    let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| TensorSpec {
-        name: graph.value(id).name.clone(),
-        shape: shape.to_vec(),
-        layout: layout.clone(),
+    let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| {
+        let name = graph.value(id).name.clone();
+        TensorSpec {
+            calibrated_range: ranges.get(&name).map(|r| (r.min, r.max)),
+            name,
+            shape: shape.to_vec(),
+            layout: layout.clone(),
+        }
     };
     let plan = &compiled.plan;
     let keyparams = KeyParams::new(
@@ -165,6 +169,26 @@ pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
 
 /// Checks an input against the model's input: same shape (extents of 1
 /// aside) and finite values.
+/// Warns (and says by how much) when an input leaves the calibrated range.
+fn warn_outside_calibration(tensor: &Tensor, spec: &TensorSpec, origin: &str) {
+    let Some((lo, hi)) = spec.calibrated_range else {
+        return;
+    };
+    let (min, max) = tensor
+        .data()
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let excess = (lo - min).max(max - hi);
+    if excess > 0.0 {
+        warn!(
+            "{origin}: values in [{min}, {max}] exceed the calibrated input range [{lo}, {hi}] by {excess:.4} ({:.1}% of its width); encrypted results may lose accuracy",
+            100.0 * excess / (hi - lo).max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
 pub fn fit_input(tensor: &Tensor, spec: &TensorSpec, origin: &str) -> Result<Tensor> {
     let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
     if squeeze(tensor.shape()) != squeeze(&spec.shape) {
@@ -183,6 +207,7 @@ pub fn fit_input(tensor: &Tensor, spec: &TensorSpec, origin: &str) -> Result<Ten
     {
         bail!("{origin}: element {i} is {v}");
     }
+    warn_outside_calibration(tensor, spec, origin);
     Ok(tensor.clone().reshaped(spec.shape.clone()))
 }
 

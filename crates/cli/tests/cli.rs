@@ -193,6 +193,16 @@ fn two_party_workflow_and_its_bad_inputs() {
         &p("y.npy"),
     ]);
     assert!(stdout.contains("argmax 3"), "{stdout}");
+    assert!(
+        ok(&["inspect", &p("keys/eval.keys")]).contains("heman evaluation keys (format version 1)")
+    );
+    assert!(ok(&["inspect", &p("y.enc")]).contains("heman ciphertexts"));
+    let model_text = ok(&["inspect", &p("digits_square.heman")]);
+    assert!(
+        model_text.contains("stage 1: square") && model_text.contains("rotation steps"),
+        "{model_text}"
+    );
+    assert!(ok(&["inspect", &p("kp.json")]).contains("128-bit classical"));
 
     // Keys and ciphertexts made for other parameters are refused.
     std::fs::create_dir_all(dir.join("calib-other")).unwrap();
