@@ -11,9 +11,17 @@ use heman_ckks::{Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, Rel
 use heman_compiler::linear::LinearTransform;
 use heman_compiler::{Plan, PlanStage};
 use rayon::prelude::*;
-use tracing::debug;
+use tracing::info;
 
 use crate::error::{Result, RuntimeError};
+
+fn stage_kind(stage: &PlanStage) -> &'static str {
+    match stage {
+        PlanStage::Linear(_) => "linear",
+        PlanStage::Square => "square",
+        PlanStage::Activation { function, .. } => function.name(),
+    }
+}
 
 /// The model owner's evaluation context: parameters and evaluation keys only.
 pub struct Executor<'a> {
@@ -82,8 +90,9 @@ impl<'a> Executor<'a> {
                     })
                 }
             };
-            debug!(
+            info!(
                 stage = index,
+                kind = stage_kind(stage),
                 level = cts[0].level(),
                 ms = start.elapsed().as_secs_f64() * 1e3,
                 "stage done"

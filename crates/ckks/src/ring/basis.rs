@@ -127,6 +127,8 @@ pub fn reduce_into(ctx: &RingContext, out: &mut [u64], x: &[u64], q: u64, p_idx:
         out.copy_from_slice(x);
     } else if q <= 2 * pv {
         super::kernels::cond_sub(out, x, pv);
+    } else if q < (1 << 52) && pv < (1 << 50) && super::ifma::available() {
+        super::ifma::mul_const_into(out, x, 1, super::ifma::shoup52(1, pv), pv);
     } else if q < (1 << 51) && p.bits() >= 27 && ctx.uses_ifma(p_idx) {
         out.fill(0);
         ctx.mul_const_acc_limb(p_idx, out, x, 1);

@@ -224,6 +224,12 @@ impl RingContext {
     /// present) kernel; feeding rhs = w * N makes it a fast constant multiplication.
     pub fn mul_const_limb(&self, idx: usize, limb: &mut [u64], w: u64) {
         let m = &self.moduli[idx];
+        if super::ifma::available() && m.value() < 1 << 50 {
+            let p = m.value();
+            let ws = super::ifma::shoup52(w, p);
+            super::ifma::mul_const_assign(limb, w, ws, p);
+            return;
+        }
         let wn = m.mul(w, m.reduce(self.n as u64));
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
@@ -233,8 +239,14 @@ impl RingContext {
         });
     }
 
-    /// acc += a * w modulo modulus `idx` (all inputs reduced), vectorised.
+    /// acc += a * w modulo modulus `idx` (acc and w reduced; a < p, or any a < 2^51 on
+    /// IFMA hardware), vectorised.
     pub fn mul_const_acc_limb(&self, idx: usize, acc: &mut [u64], a: &[u64], w: u64) {
+        let p = self.moduli[idx].value();
+        if super::ifma::available() && p < 1 << 50 {
+            super::ifma::mul_const_acc(acc, a, w, super::ifma::shoup52(w, p), p);
+            return;
+        }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             s.clear();

@@ -3,6 +3,7 @@
 
 pub mod basis;
 pub mod context;
+pub mod ifma;
 pub mod kernels;
 pub mod modular;
 pub mod poly;
