@@ -20,8 +20,11 @@ pub struct Encoder {
     slot_index: Vec<usize>,
     /// For slot j, the FFT index of the conjugate point, 2t+1 = -5^j mod 2N.
     conj_index: Vec<usize>,
-    /// exp(2 pi i k / N), k < N.
-    roots: Vec<Complex64>,
+    /// Twiddles of every radix-2 stage, stage after stage: for the stage of length `len`,
+    /// exp(2 pi i k / len) for k < len/2 (contiguous, so the butterfly loop streams them).
+    stage_roots: Vec<Complex64>,
+    /// Bit-reversal permutation of 0..N.
+    bit_reverse: Vec<u32>,
     /// zeta^k = exp(i pi k / N), k < N.
     twist: Vec<Complex64>,
 }
@@ -39,8 +42,17 @@ impl Encoder {
             conj_index.push((two_n - e - 1) / 2);
             e = (e * 5) % two_n;
         }
-        let roots = (0..n)
-            .map(|k| Complex64::from_polar(1.0, 2.0 * std::f64::consts::PI * k as f64 / n as f64))
+        let mut stage_roots = Vec::with_capacity(n);
+        let mut len = 2;
+        while len <= n {
+            stage_roots.extend((0..len / 2).map(|k| {
+                Complex64::from_polar(1.0, 2.0 * std::f64::consts::PI * k as f64 / len as f64)
+            }));
+            len <<= 1;
+        }
+        let log_n = n.trailing_zeros();
+        let bit_reverse = (0..n as u32)
+            .map(|i| i.reverse_bits() >> (u32::BITS - log_n))
             .collect();
         let twist = (0..n)
             .map(|k| Complex64::from_polar(1.0, std::f64::consts::PI * k as f64 / n as f64))
@@ -49,7 +61,8 @@ impl Encoder {
             params: params.clone(),
             slot_index,
             conj_index,
-            roots,
+            stage_roots,
+            bit_reverse,
             twist,
         }
     }
@@ -62,26 +75,33 @@ impl Encoder {
     /// In-place radix-2 DFT: a_t <- sum_k a_k w^(sign * t k), w = exp(2 pi i / N).
     fn fft(&self, a: &mut [Complex64], inverse: bool) {
         let n = a.len();
-        let log_n = n.trailing_zeros();
-        for i in 0..n {
-            let j = i.reverse_bits() >> (usize::BITS - log_n);
-            if i < j {
-                a.swap(i, j);
+        for (i, &j) in self.bit_reverse.iter().enumerate() {
+            if i < j as usize {
+                a.swap(i, j as usize);
             }
         }
         let mut len = 2;
+        let mut offset = 0;
         while len <= n {
-            let step = n / len;
-            for start in (0..n).step_by(len) {
-                for k in 0..len / 2 {
-                    let w = self.roots[k * step];
-                    let w = if inverse { w.conj() } else { w };
-                    let u = a[start + k];
-                    let v = a[start + k + len / 2] * w;
-                    a[start + k] = u + v;
-                    a[start + k + len / 2] = u - v;
+            let half = len / 2;
+            let roots = &self.stage_roots[offset..offset + half];
+            for block in a.chunks_exact_mut(len) {
+                let (lo, hi) = block.split_at_mut(half);
+                if inverse {
+                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(roots) {
+                        let t = *v * w.conj();
+                        *v = *u - t;
+                        *u += t;
+                    }
+                } else {
+                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(roots) {
+                        let t = *v * w;
+                        *v = *u - t;
+                        *u += t;
+                    }
                 }
             }
+            offset += half;
             len <<= 1;
         }
     }
@@ -156,28 +176,39 @@ impl Encoder {
             .map(|&q| (q as f64).log2())
             .sum();
         let limit = 2f64.powf(log_q - 1.0).min(2f64.powi(126));
-        let mut ints = Vec::with_capacity(coeffs.len());
-        for &c in coeffs {
-            let x = (c * scale).round();
-            if x.is_nan() || x.abs() >= limit {
-                return Err(CkksError::EncodingOverflow(format!(
-                    "scaled coefficient 2^{:.1} does not fit modulus of 2^{log_q:.1} at level {level}",
-                    x.abs().log2()
-                )));
-            }
-            ints.push(x as i128);
+        let scaled: Vec<f64> = coeffs.iter().map(|&c| c * scale).collect();
+        let max_abs = scaled.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        if scaled.iter().any(|x| x.is_nan()) || max_abs.round() >= limit {
+            return Err(CkksError::EncodingOverflow(format!(
+                "scaled coefficient 2^{:.1} does not fit modulus of 2^{log_q:.1} at level {level}",
+                max_abs.log2()
+            )));
         }
         let basis = self.params.q_basis(level);
         let mut poly = crate::ring::Poly::zero(ring.n(), basis.len());
-        for_each_limb(poly.data_mut(), ring.n(), |j, limb| {
-            let m = ring.modulus(basis[j]);
-            for (o, &x) in limb.iter_mut().zip(&ints) {
-                *o = match i64::try_from(x) {
-                    Ok(v) => m.reduce_i64(v),
-                    Err(_) => m.reduce_i128(x),
-                };
-            }
-        });
+        if max_abs < 2f64.powi(51) {
+            // Round to nearest by the 1.5 * 2^52 trick (exact below 2^51, no libm call), then
+            // reduce small signed integers branch-free.
+            const MAGIC: f64 = 6755399441055744.0;
+            let ints: Vec<i64> = scaled
+                .iter()
+                .map(|&x| ((x + MAGIC) - MAGIC) as i64)
+                .collect();
+            for_each_limb(poly.data_mut(), ring.n(), |j, limb| {
+                let m = ring.modulus(basis[j]);
+                for (o, &x) in limb.iter_mut().zip(&ints) {
+                    *o = m.reduce_i64(x);
+                }
+            });
+        } else {
+            let ints: Vec<i128> = scaled.iter().map(|&x| x.round() as i128).collect();
+            for_each_limb(poly.data_mut(), ring.n(), |j, limb| {
+                let m = ring.modulus(basis[j]);
+                for (o, &x) in limb.iter_mut().zip(&ints) {
+                    *o = m.reduce_i128(x);
+                }
+            });
+        }
         ring.ntt_forward(&mut poly, &basis);
         Ok(Plaintext::new(poly, level, scale))
     }
@@ -256,5 +287,20 @@ mod tests {
         for j in 0..n / 2 {
             assert!((back[j].re - vals[(j + 1) % (n / 2)].re).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn large_scales_take_the_exact_wide_path() {
+        let params = CkksParameters::new(13, &[50, 40, 40], &[50], 40).unwrap();
+        let enc = Encoder::new(&params);
+        let vals = [0.75, -1.25, 3.5];
+        // Scale 2^80 (coefficients beyond 2^51) at the top level, decoded exactly.
+        let pt = enc.encode(&vals, 2, 2f64.powi(80)).unwrap();
+        let back = enc.decode(&pt);
+        for (a, b) in vals.iter().zip(&back) {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
+        // Too large for level 0 (50 bits).
+        assert!(enc.encode(&vals, 0, 2f64.powi(60)).is_err());
     }
 }

@@ -1,11 +1,8 @@
 //! The `heman` binary end to end on the repository's own example.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use heman_testkit::{repo_root as repo, shared_data};
 
 fn heman(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_heman"))
@@ -105,20 +102,9 @@ fn bad_files_fail_with_a_message_not_a_panic() {
 /// HE-MAN's paper report for the first 1000 MNIST test images.
 #[test]
 fn heman_suite_accuracies() {
-    let shared = std::env::var_os("HEMAN_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data/heman"));
-    if !shared.is_dir() {
-        println!(
-            "SKIPPED heman_suite_accuracies: no HE-MAN data at {}",
-            shared.display()
-        );
-        eprintln!(
-            "SKIPPED heman_suite_accuracies: no HE-MAN data at {}",
-            shared.display()
-        );
+    let Some(shared) = shared_data("heman_suite_accuracies") else {
         return;
-    }
+    };
     let out = heman(&["eval", "--suite", shared.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -154,6 +140,22 @@ fn two_party_workflow_and_its_bad_inputs() {
             "{args:?}: {stderr}"
         );
     };
+    let infer_fails = |model: &str, keys: &str, input: &str, expected: &str| {
+        fails(
+            &[
+                "inference",
+                "-m",
+                &p(model),
+                "-k",
+                &p(keys),
+                "-i",
+                &p(input),
+                "-o",
+                &p("z.enc"),
+            ],
+            expected,
+        )
+    };
     let (model, calib) = (
         "examples/digits/digits_square.onnx",
         "examples/digits/calibration.npz",
@@ -172,12 +174,13 @@ fn two_party_workflow_and_its_bad_inputs() {
     }
     let input = "examples/digits/test/3-13.npy";
     ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
+    let (heman_model, eval_keys) = (p("digits_square.heman"), p("keys/eval.keys"));
     ok(&[
         "inference",
         "-m",
-        &p("digits_square.heman"),
+        &heman_model,
         "-k",
-        &p("keys/eval.keys"),
+        &eval_keys,
         "-i",
         &p("x.enc"),
         "-o",
@@ -193,11 +196,9 @@ fn two_party_workflow_and_its_bad_inputs() {
         &p("y.npy"),
     ]);
     assert!(stdout.contains("argmax 3"), "{stdout}");
-    assert!(
-        ok(&["inspect", &p("keys/eval.keys")]).contains("heman evaluation keys (format version 1)")
-    );
+    assert!(ok(&["inspect", &eval_keys]).contains("heman evaluation keys (format version 1)"));
     assert!(ok(&["inspect", &p("y.enc")]).contains("heman ciphertexts"));
-    let model_text = ok(&["inspect", &p("digits_square.heman")]);
+    let model_text = ok(&["inspect", &heman_model]);
     assert!(
         model_text.contains("stage 1: square") && model_text.contains("rotation steps"),
         "{model_text}"
@@ -207,15 +208,9 @@ fn two_party_workflow_and_its_bad_inputs() {
     // Keys and ciphertexts made for other parameters are refused.
     std::fs::create_dir_all(dir.join("calib-other")).unwrap();
     std::fs::copy(
-        "tests/models/he_friendly_v14.input.npy",
+        repo().join("tests/models/he_friendly_v14.input.npy"),
         dir.join("calib-other/0.npy"),
     )
-    .or_else(|_| {
-        std::fs::copy(
-            repo().join("tests/models/he_friendly_v14.input.npy"),
-            dir.join("calib-other/0.npy"),
-        )
-    })
     .unwrap();
     ok(&[
         "keyparams",
@@ -227,18 +222,10 @@ fn two_party_workflow_and_its_bad_inputs() {
         &p("other.json"),
     ]);
     ok(&["keygen", "-i", &p("other.json"), "-o", &p("keys-other")]);
-    fails(
-        &[
-            "inference",
-            "-m",
-            &p("digits_square.heman"),
-            "-k",
-            &p("keys-other/eval.keys"),
-            "-i",
-            &p("x.enc"),
-            "-o",
-            &p("z.enc"),
-        ],
+    infer_fails(
+        "digits_square.heman",
+        "keys-other/eval.keys",
+        "x.enc",
         "made for other parameters",
     );
     fails(
@@ -253,91 +240,50 @@ fn two_party_workflow_and_its_bad_inputs() {
         ],
         "y.enc: made for other parameters",
     );
+
+    // Truncated, damaged and mislabelled files.
     let bytes = std::fs::read(dir.join("x.enc")).unwrap();
     std::fs::write(dir.join("cut.enc"), &bytes[..bytes.len() / 2]).unwrap();
-    fails(
-        &[
-            "inference",
-            "-m",
-            &p("digits_square.heman"),
-            "-k",
-            &p("keys/eval.keys"),
-            "-i",
-            &p("cut.enc"),
-            "-o",
-            &p("z.enc"),
-        ],
+    infer_fails(
+        "digits_square.heman",
+        "keys/eval.keys",
+        "cut.enc",
         "cut.enc: truncated",
     );
     let mut damaged = bytes.clone();
     damaged[1000] ^= 1;
     std::fs::write(dir.join("bad.enc"), &damaged).unwrap();
-    fails(
-        &[
-            "inference",
-            "-m",
-            &p("digits_square.heman"),
-            "-k",
-            &p("keys/eval.keys"),
-            "-i",
-            &p("bad.enc"),
-            "-o",
-            &p("z.enc"),
-        ],
+    infer_fails(
+        "digits_square.heman",
+        "keys/eval.keys",
+        "bad.enc",
         "bad.enc: damaged",
     );
-    fails(
-        &[
-            "inference",
-            "-m",
-            &p("digits_square.heman"),
-            "-k",
-            &p("keys/secret.key"),
-            "-i",
-            &p("x.enc"),
-            "-o",
-            &p("z.enc"),
-        ],
+    infer_fails(
+        "digits_square.heman",
+        "keys/secret.key",
+        "x.enc",
         "is a secret key file, expected a evaluation keys file",
     );
-    fails(
-        &[
-            "inference",
-            "-m",
-            &p("x.enc"),
-            "-k",
-            &p("keys/eval.keys"),
-            "-i",
-            &p("x.enc"),
-            "-o",
-            &p("z.enc"),
-        ],
+    infer_fails(
+        "x.enc",
+        "keys/eval.keys",
+        "x.enc",
         "x.enc: is a ciphertexts file, expected a compiled model file",
     );
-    fails(
-        &[
-            "encrypt",
-            "-k",
-            &p("keys"),
-            "-i",
-            "tests/models/bad/wrong_shape.input.npy",
-            "-o",
-            &p("z.enc"),
-        ],
+
+    // Inputs the model cannot take.
+    let encrypt_fails = |input: &str, expected: &str| {
+        fails(
+            &["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("z.enc")],
+            expected,
+        )
+    };
+    encrypt_fails(
+        "tests/models/bad/wrong_shape.input.npy",
         "wrong_shape.input.npy: shape [1, 1, 7, 8]",
     );
-    fails(
-        &[
-            "encrypt",
-            "-k",
-            &p("keys"),
-            "-i",
-            "tests/models/bad/nan.input.npy",
-            "-o",
-            &p("z.enc"),
-        ],
-        "nan.input.npy: element",
-    );
+    encrypt_fails("tests/models/bad/nan.input.npy", "nan.input.npy: element");
     fails(
         &["keygen", "-i", model, "-o", &p("k3")],
         "not a heman keyparams file",

@@ -2,30 +2,13 @@
 //! diagonals, baby-step giant-step and rotate-and-sum are all exercised
 //! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
 
-use std::path::PathBuf;
-
 use heman_compiler::simulate::simulate;
 use heman_compiler::{compile, PlanStage};
 use heman_model::io::dataset::load_arrays;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEMAN_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data/heman"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("SKIPPED: HE-MAN data not found at {}", dir.display());
-        eprintln!("SKIPPED: HE-MAN data not found at {}", dir.display());
-        None
-    }
-}
+use heman_testkit::{relative_error, repo_root as repo, shared_data};
 
 fn check(
     model: &std::path::Path,
@@ -61,14 +44,8 @@ fn check(
     for input in inputs {
         let expected = graph.run(std::slice::from_ref(input)).unwrap().remove(0);
         let actual = simulate(&plan, &graph.check_input(0, input).unwrap());
-        let scale = expected.max_abs().max(1.0);
-        let err = actual
-            .data()
-            .iter()
-            .zip(expected.data())
-            .map(|(a, e)| (a - e).abs())
-            .fold(0.0, f64::max);
-        assert!(err <= 1e-9 * scale, "{}: error {err}", model.display());
+        let err = relative_error(&actual, &expected);
+        assert!(err <= 1e-9, "{}: relative error {err}", model.display());
     }
 }
 
@@ -114,7 +91,7 @@ fn generated_operator_models_match_the_evaluator() {
 
 #[test]
 fn heman_model_plans_match_the_evaluator() {
-    let Some(data) = shared() else {
+    let Some(data) = shared_data("heman_model_plans_match_the_evaluator") else {
         return;
     };
     let mnist: Vec<Tensor> = (0..3)

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use heman_ckks::{Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, RelinearizationKey};
-use heman_compiler::linear::LinearTransform;
+use heman_compiler::linear::{Diagonal, LinearTransform};
 use heman_compiler::{Plan, PlanStage};
 use rayon::prelude::*;
 use tracing::info;
@@ -22,6 +22,9 @@ fn stage_kind(stage: &PlanStage) -> &'static str {
         PlanStage::Activation { function, .. } => function.name(),
     }
 }
+
+/// One giant step of a block: output ciphertext, step, baby-step terms.
+type GiantStep<'p> = (usize, &'p usize, &'p Vec<(usize, Diagonal)>);
 
 /// The model owner's evaluation context: parameters and evaluation keys only.
 pub struct Executor<'a> {
@@ -129,15 +132,14 @@ impl<'a> Executor<'a> {
             .collect::<Result<_>>()?;
         // Every (block, giant step) is independent: inner products, then one
         // rotation each, all before the rescale.
-        let terms: Vec<(
-            usize,
-            &usize,
-            &Vec<(usize, heman_compiler::linear::Diagonal)>,
-        )> = t
+        let terms: Vec<GiantStep<'_>> = t
             .blocks
             .iter()
-            .flat_map(|b| b.giant_steps.iter().map(move |(g, terms)| (b, g, terms)))
-            .map(|(b, g, terms)| (b.output, g, terms))
+            .flat_map(|b| {
+                b.giant_steps
+                    .iter()
+                    .map(move |(g, terms)| (b.output, g, terms))
+            })
             .collect();
         let block_inputs: Vec<usize> = t
             .blocks

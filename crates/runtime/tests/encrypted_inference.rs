@@ -2,17 +2,13 @@
 //! keys for exactly the plan's rotations, encrypt, run, decrypt, and compare
 //! with the plaintext evaluator.
 
-use std::path::PathBuf;
-
 use heman_ckks::{CkksParameters, Decryptor, Encryptor, KeyGenerator};
 use heman_compiler::compile;
 use heman_model::io::dataset::load_arrays;
 use heman_model::load_onnx;
 use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use heman_testkit::{relative_error, repo_root as repo};
 
 #[test]
 fn digits_square_encrypted_matches_plaintext() {
@@ -50,14 +46,7 @@ fn digits_square_encrypted_matches_plaintext() {
             &out,
         )
         .unwrap();
-        let scale = expected.max_abs().max(1.0);
-        let err = y
-            .data()
-            .iter()
-            .zip(expected.data())
-            .map(|(a, e)| (a - e).abs())
-            .fold(0.0, f64::max)
-            / scale;
+        let err = relative_error(&y, &expected);
         println!("{}: relative error {err:e}", sample.name);
         worst = worst.max(err);
         assert_eq!(

@@ -1,64 +1,10 @@
-//! Shared helpers of the model crate's integration tests.
-#![allow(dead_code)]
+//! The model crate's own test helper: tract-onnx as the reference runtime.
+#![allow(dead_code, unused_imports)]
 
-use std::path::PathBuf;
-
-use heman_model::Tensor;
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// HE-MAN's data (`../shared/data/heman` beside the checkout, or
-/// `$HEMAN_SHARED_DATA`). `None`, with a visible notice, when absent: a user's
-/// clone has no `../shared`; CI has it.
-pub fn shared_data(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("HEMAN_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data/heman"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        let note = format!(
-            "SKIPPED {test}: HE-MAN data not found at {} (set HEMAN_SHARED_DATA)",
-            dir.display()
-        );
-        println!("{note}");
-        eprintln!("{note}");
-        None
-    }
-}
-
-/// Largest deviation of `actual` from `expected`, relative to
-/// `max(1, max |expected|)`: the tolerance scale of every comparison here.
-pub fn relative_error(actual: &Tensor, expected: &Tensor) -> f64 {
-    assert_eq!(actual.len(), expected.len(), "output sizes differ");
-    let scale = expected.max_abs().max(1.0);
-    actual
-        .data()
-        .iter()
-        .zip(expected.data())
-        .map(|(a, e)| (a - e).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
-
-/// Deterministic pseudo-random values in `[lo, hi)` (xorshift; test inputs only).
-pub fn pseudo_random(count: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            lo + (hi - lo) * ((state >> 11) as f64 / (1u64 << 53) as f64)
-        })
-        .collect()
-}
+pub use heman_testkit::{pseudo_random, relative_error, repo_root, shared_data};
 
 /// Runs `path` with tract-onnx on one `f32` input and returns the first output.
-pub fn tract_run(path: &std::path::Path, input: &Tensor) -> Tensor {
+pub fn tract_run(path: &std::path::Path, input: &heman_model::Tensor) -> heman_model::Tensor {
     use tract_onnx::prelude::*;
     let plan = tract_onnx::onnx()
         .model_for_path(path)
