@@ -48,6 +48,8 @@ pub struct KeyParams {
     pub rotation_steps: Vec<usize>,
     pub input: TensorSpec,
     pub output: TensorSpec,
+    /// Weightless operators the data owner applies after decryption.
+    pub postprocess: Vec<heman_model::ops::Op>,
     /// SHA-256 of the CKKS parameter set (hex).
     pub params_fingerprint: String,
     /// SHA-256 of the compiled model's plan (hex): binds this file to it.
@@ -62,6 +64,7 @@ impl KeyParams {
         rotation_steps: Vec<usize>,
         input: TensorSpec,
         output: TensorSpec,
+        postprocess: Vec<heman_model::ops::Op>,
         model_fingerprint: String,
     ) -> Self {
         Self {
@@ -81,6 +84,7 @@ impl KeyParams {
             rotation_steps,
             input,
             output,
+            postprocess,
             params_fingerprint: hex(&params.fingerprint()),
             model_fingerprint,
         }

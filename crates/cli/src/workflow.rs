@@ -71,6 +71,7 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
         plan.rotation_steps(),
         spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
         spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
+        plan.postprocess.clone(),
         heman_artifacts::plan_fingerprint(plan),
     );
     Ok(Compiled {
@@ -230,10 +231,25 @@ pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) ->
 pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
     let (keyparams, params, decryptor) = data_owner(keys)?;
     let cts = CiphertextFile::read(input, &params)?.ciphertexts;
-    let spec = &keyparams.output;
-    let tensor = decrypt_tensor(&params, &decryptor, &spec.layout, &spec.shape, &cts)?;
+    let tensor = decrypt_output(&keyparams, &params, &decryptor, &cts)?;
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
+}
+
+/// Decrypts the model's output and applies the post-processing the model
+/// owner left to the data owner (Softmax).
+pub fn decrypt_output(
+    keyparams: &KeyParams,
+    params: &CkksParameters,
+    decryptor: &Decryptor,
+    cts: &[heman_ckks::Ciphertext],
+) -> Result<Tensor> {
+    let spec = &keyparams.output;
+    let raw = decrypt_tensor(params, decryptor, &spec.layout, &spec.shape, cts)?;
+    Ok(keyparams
+        .postprocess
+        .iter()
+        .fold(raw, |t, op| op.eval(&[&t])))
 }
 
 /// The repository's own example (`examples/digits`), wherever heman runs from.

@@ -1,5 +1,6 @@
 //! From a simplified graph to a [`Plan`].
 
+use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
@@ -18,6 +19,8 @@ pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) 
             "only single-input, single-output models are supported".into(),
         ));
     }
+    let (graph, postprocess) = split_postprocess(graph);
+    let graph = &graph;
     let stages = partition(graph)?;
     let input_shape = graph.shape(graph.inputs[0]).to_vec();
     let input_layout = SlotLayout::compact(input_shape.iter().product(), slots);
@@ -63,5 +66,24 @@ pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) 
         stages: lowered,
         output_shape: graph.shape(graph.outputs[0]).to_vec(),
         output_layout: layout,
+        postprocess,
     })
+}
+
+/// Splits trailing Softmax nodes off the graph: they hold no weights, so the
+/// data owner can apply them exactly after decryption.
+pub fn split_postprocess(graph: &Graph) -> (Graph, Vec<Op>) {
+    let mut graph = graph.clone();
+    let mut postprocess = Vec::new();
+    while let Some(last) = graph.nodes.last() {
+        let is_output = graph.outputs == [last.output];
+        if !(is_output && matches!(last.op, Op::Softmax(_)) && graph.has_single_use(last.inputs[0]))
+        {
+            break;
+        }
+        let node = graph.nodes.pop().expect("checked");
+        graph.outputs[0] = node.inputs[0];
+        postprocess.insert(0, node.op);
+    }
+    (graph, postprocess)
 }

@@ -41,7 +41,8 @@ pub fn compile_ckks(
     ranges: &CalibrationRanges,
     options: CompileOptions,
 ) -> Result<CompiledCkks> {
-    let stages = partition(graph)?;
+    let (core, _) = crate::compile::split_postprocess(graph);
+    let stages = partition(&core)?;
     let mut depth = 0;
     for stage in &stages {
         depth += match stage.kind {

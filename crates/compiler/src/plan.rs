@@ -40,6 +40,10 @@ pub struct Plan {
     pub stages: Vec<PlanStage>,
     pub output_shape: Vec<usize>,
     pub output_layout: SlotLayout,
+    /// Weightless operators at the end of the model (Softmax) that the data
+    /// owner applies after decryption, exactly, instead of approximating
+    /// them under encryption. `output_shape` is their input's shape.
+    pub postprocess: Vec<heman_model::ops::Op>,
 }
 
 impl Plan {

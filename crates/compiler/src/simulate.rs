@@ -61,5 +61,6 @@ pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
                 .collect(),
         };
     }
-    Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts))
+    let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
+    plan.postprocess.iter().fold(output, |t, op| op.eval(&[&t]))
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use heman_artifacts::CiphertextFile;
 use heman_ckks::Decryptor;
 use heman_model::io::dataset::LabelledSet;
-use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
+use heman_runtime::{encrypt_tensor, Executor, InputKey};
 
 use crate::progress;
 use crate::workflow::{self, fit_input, human};
@@ -126,13 +126,7 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, limit: usize) -> Res
         }
         .to_bytes(params)
         .len();
-        let y = decrypt_tensor(
-            params,
-            &decryptor,
-            &kp.output.layout,
-            &kp.output.shape,
-            &out,
-        )?;
+        let y = workflow::decrypt_output(kp, params, &decryptor, &out)?;
         plain_ok += set.is_correct(index, &plain) as usize;
         enc_ok += set.is_correct(index, &y) as usize;
         agree += (set.is_correct(index, &plain) == set.is_correct(index, &y)
