@@ -6,7 +6,7 @@ use std::path::Path;
 use heman_ckks::params::max_log_qp;
 use heman_ckks::CkksParameters;
 use heman_compiler::parameters::ParameterChoice;
-use heman_compiler::SlotLayout;
+use heman_compiler::{Plan, SlotLayout};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{hex, write_file};
@@ -57,15 +57,15 @@ pub struct KeyParams {
 }
 
 impl KeyParams {
-    pub fn new(
+    /// The keyparams of `plan`, compiled for `params` (described by
+    /// `parameters`), consuming `depth` levels.
+    pub fn for_plan(
         params: &CkksParameters,
         parameters: ParameterChoice,
         depth: usize,
-        rotation_steps: Vec<usize>,
+        plan: &Plan,
         input: TensorSpec,
         output: TensorSpec,
-        postprocess: Vec<heman_model::ops::Op>,
-        model_fingerprint: String,
     ) -> Self {
         Self {
             format: FORMAT.into(),
@@ -81,12 +81,12 @@ impl KeyParams {
             max_log_qp: max_log_qp(params.log_n()).unwrap_or(0),
             parameters,
             depth,
-            rotation_steps,
+            rotation_steps: plan.rotation_steps(),
             input,
             output,
-            postprocess,
+            postprocess: plan.postprocess.clone(),
             params_fingerprint: hex(&params.fingerprint()),
-            model_fingerprint,
+            model_fingerprint: crate::files::plan_fingerprint(plan),
         }
     }
 

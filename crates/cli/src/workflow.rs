@@ -64,15 +64,13 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
         }
     };
     let plan = &compiled.plan;
-    let keyparams = KeyParams::new(
+    let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
         compiled.depth,
-        plan.rotation_steps(),
+        plan,
         spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
         spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
-        plan.postprocess.clone(),
-        heman_artifacts::plan_fingerprint(plan),
     );
     Ok(Compiled {
         model: CompiledModel {
