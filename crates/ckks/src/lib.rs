@@ -34,6 +34,7 @@ pub mod keys;
 mod parallel;
 pub mod params;
 pub mod plaintext;
+pub mod polynomial;
 pub mod ring;
 pub mod sampling;
 pub mod serialization;
@@ -46,4 +47,5 @@ pub use keys::{GaloisKeys, KeyGenerator, PublicKey, RelinearizationKey, SecretKe
 pub use num_complex::Complex64;
 pub use params::{CkksParameters, SecretDistribution};
 pub use plaintext::{Ciphertext, Plaintext};
+pub use polynomial::{ChebyshevApproximation, PolynomialEvaluator};
 pub use serialization::{inspect, ObjectInfo, ObjectKind};
