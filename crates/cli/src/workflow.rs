@@ -38,6 +38,8 @@ pub fn human(bytes: u64) -> String {
 /// A model compiled for CKKS, in memory.
 pub struct Compiled {
     pub graph: heman_model::Graph,
+    /// The approximated model against the exact one on calibration samples.
+    pub agreement: Option<heman_compiler::approximation::Agreement>,
     pub model: CompiledModel,
     pub params: CkksParameters,
 }
@@ -51,7 +53,7 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
         .with_context(|| format!("calibration set {}", calibration.display()))?;
     bar.finish_and_clear();
     let start = Instant::now();
-    let compiled = compile_ckks(&graph, &ranges, CompileOptions::default())
+    let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default())
         .with_context(|| format!("compiling {}", model.display()))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
     let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| {
@@ -78,6 +80,7 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
             plan: compiled.plan,
         },
         params: compiled.params,
+        agreement: compiled.agreement,
         graph,
     })
 }
@@ -89,11 +92,11 @@ pub fn keyparams(
     calibration: &Path,
     keyparams_out: &Path,
     compiled_out: &Path,
-) -> Result<KeyParams> {
+) -> Result<Compiled> {
     let compiled = compile(model, calibration)?;
     compiled.model.keyparams.write(keyparams_out)?;
     compiled.model.write(compiled_out, &compiled.params)?;
-    Ok(compiled.model.keyparams)
+    Ok(compiled)
 }
 
 /// The data owner's keys.

@@ -4,35 +4,61 @@ use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
+use crate::approximation::{approximate, Approximated, StageMaps};
 use crate::error::{CompileError, Result};
 use crate::layout::SlotLayout;
 use crate::linear::lower;
-use crate::linear_map::AffineMap;
 use crate::plan::{Plan, PlanStage};
 use crate::stages::{partition, StageKind};
 
-/// Lowers `graph` to stages over ciphertexts of `slots` slots. Activations get
-/// the interval calibration observed at their input.
+/// Degree of the activation polynomials [`compile`] uses.
+pub const DEFAULT_DEGREE: usize = 31;
+
+/// Lowers `graph` to stages over ciphertexts of `slots` slots, activations
+/// replaced by degree-[`DEFAULT_DEGREE`] polynomials on the intervals
+/// calibration observed (`ranges` is needed only when there are any).
 pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) -> Result<Plan> {
-    if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
-        return Err(CompileError::Graph(
-            "only single-input, single-output models are supported".into(),
-        ));
-    }
-    let (graph, postprocess) = split_postprocess(graph);
-    let graph = &graph;
-    let stages = partition(graph)?;
+    let (core, postprocess) = split_postprocess(graph)?;
+    let stage_maps = StageMaps::probe(&core, partition(&core)?);
+    let activations = stage_maps
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Activation(_)))
+        .count();
+    let empty = CalibrationRanges {
+        samples: 0,
+        ranges: Default::default(),
+    };
+    let approx = approximate(
+        &core,
+        &stage_maps,
+        ranges.unwrap_or(&empty),
+        &vec![DEFAULT_DEGREE; activations],
+    )?;
+    lower_stages(&core, &stage_maps, &approx, slots, postprocess)
+}
+
+/// Lowers probed, approximated stages to a plan.
+pub fn lower_stages(
+    graph: &Graph,
+    stage_maps: &StageMaps,
+    approx: &Approximated,
+    slots: usize,
+    postprocess: Vec<Op>,
+) -> Result<Plan> {
     let input_shape = graph.shape(graph.inputs[0]).to_vec();
     let input_layout = SlotLayout::compact(input_shape.iter().product(), slots);
     let mut layout = input_layout.clone();
-    let mut lowered = Vec::with_capacity(stages.len());
-    for stage in &stages {
+    let mut lowered = Vec::with_capacity(stage_maps.stages.len());
+    for (index, stage) in stage_maps.stages.iter().enumerate() {
         let in_shape = graph.shape(stage.input);
         let out_shape = graph.shape(stage.output);
         match &stage.kind {
-            StageKind::Affine { nodes } => {
-                let map = AffineMap::probe(graph, nodes, in_shape);
-                let transform = lower(&map, &layout, in_shape, out_shape);
+            StageKind::Affine { .. } => {
+                let map = approx.maps[index]
+                    .as_ref()
+                    .expect("affine stages have maps");
+                let transform = lower(map, &layout, in_shape, out_shape);
                 debug!(
                     stage = %stage.name,
                     nonzeros = map.nonzeros(),
@@ -44,19 +70,13 @@ pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) 
                 lowered.push(PlanStage::Linear(transform));
             }
             StageKind::Square => lowered.push(PlanStage::Square),
-            StageKind::Activation(function) => {
-                let name = &graph.value(stage.input).name;
-                let range = ranges.and_then(|r| r.get(name)).ok_or_else(|| {
-                    CompileError::Graph(format!(
-                        "activation '{}' needs the calibrated range of '{name}'",
-                        stage.name
-                    ))
-                })?;
-                lowered.push(PlanStage::Activation {
-                    function: *function,
-                    interval: (range.min, range.max),
-                });
-            }
+            StageKind::Activation(function) => lowered.push(PlanStage::Activation {
+                function: *function,
+                interval: approx.intervals[index].expect("activations have intervals"),
+                polynomial: approx.polynomials[index]
+                    .clone()
+                    .expect("activations have polynomials"),
+            }),
         }
     }
     Ok(Plan {
@@ -72,7 +92,12 @@ pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) 
 
 /// Splits trailing Softmax nodes off the graph: they hold no weights, so the
 /// data owner can apply them exactly after decryption.
-pub fn split_postprocess(graph: &Graph) -> (Graph, Vec<Op>) {
+pub fn split_postprocess(graph: &Graph) -> Result<(Graph, Vec<Op>)> {
+    if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
+        return Err(CompileError::Graph(
+            "only single-input, single-output models are supported".into(),
+        ));
+    }
     let mut graph = graph.clone();
     let mut postprocess = Vec::new();
     while let Some(last) = graph.nodes.last() {
@@ -85,5 +110,5 @@ pub fn split_postprocess(graph: &Graph) -> (Graph, Vec<Op>) {
         graph.outputs[0] = node.inputs[0];
         postprocess.insert(0, node.op);
     }
-    (graph, postprocess)
+    Ok((graph, postprocess))
 }

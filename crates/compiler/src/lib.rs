@@ -2,6 +2,7 @@
 //! CKKS ciphertexts. Affine chains become one sparse linear map each, lowered
 //! to baby-step giant-step diagonal products over layouts chosen by cost.
 
+pub mod approximation;
 pub mod compile;
 pub mod error;
 pub mod layout;

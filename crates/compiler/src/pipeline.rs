@@ -2,10 +2,13 @@
 //! and plan out.
 
 use heman_ckks::CkksParameters;
-use heman_model::{CalibrationRanges, Graph};
+use heman_model::io::dataset::Sample;
+use heman_model::{CalibrationRanges, Graph, Tensor};
+use tracing::info;
 
-use crate::compile::compile;
-use crate::error::{CompileError, Result};
+use crate::approximation::{choose_degrees, Agreement, StageMaps};
+use crate::compile::{lower_stages, split_postprocess};
+use crate::error::Result;
 use crate::parameters::{derive, ParameterChoice, Requirements};
 use crate::plan::Plan;
 use crate::stages::{partition, StageKind};
@@ -16,6 +19,11 @@ pub struct CompileOptions {
     pub min_scale_bits: u32,
     pub max_scale_bits: u32,
     pub preferred_scale_bits: u32,
+    /// Fraction of calibration samples on which the approximated model must
+    /// pick the exact model's largest output.
+    pub min_agreement: f64,
+    /// Calibration samples used to choose the activation polynomials.
+    pub agreement_samples: usize,
 }
 
 impl Default for CompileOptions {
@@ -24,6 +32,8 @@ impl Default for CompileOptions {
             min_scale_bits: 26,
             max_scale_bits: 40,
             preferred_scale_bits: 30,
+            min_agreement: 0.995,
+            agreement_samples: 200,
         }
     }
 }
@@ -33,29 +43,48 @@ pub struct CompiledCkks {
     pub params: CkksParameters,
     pub plan: Plan,
     pub depth: usize,
+    /// The approximated model against the exact one on calibration samples
+    /// (`None` when the model has no activation to approximate).
+    pub agreement: Option<Agreement>,
 }
 
-/// Derives parameters for `graph` from its calibrated `ranges` and lowers it.
+/// Derives parameters for `graph` from its calibration (`samples` and the
+/// `ranges` measured on them) and lowers it.
 pub fn compile_ckks(
     graph: &Graph,
+    samples: &[Sample],
     ranges: &CalibrationRanges,
     options: CompileOptions,
 ) -> Result<CompiledCkks> {
-    let (core, _) = crate::compile::split_postprocess(graph);
-    let stages = partition(&core)?;
-    let mut depth = 0;
-    for stage in &stages {
-        depth += match stage.kind {
-            StageKind::Affine { .. } | StageKind::Square => 1,
-            StageKind::Activation(a) => {
-                return Err(CompileError::UnsupportedNodes(vec![format!(
-                    "'{}' ({}): polynomial approximation of activations is not available yet",
-                    stage.name,
-                    a.name()
-                )]))
-            }
-        };
+    let (core, postprocess) = split_postprocess(graph)?;
+    let stage_maps = StageMaps::probe(&core, partition(&core)?);
+    let exact: Vec<(Tensor, Tensor)> = samples
+        .iter()
+        .take(options.agreement_samples)
+        .map(|s| {
+            let x = core.check_input(0, &s.tensor)?;
+            let y = core.run(std::slice::from_ref(&x))?.remove(0);
+            Ok((x, y))
+        })
+        .collect::<Result<_, heman_model::ModelError>>()?;
+    let has_activations = stage_maps
+        .stages
+        .iter()
+        .any(|s| matches!(s.kind, StageKind::Activation(_)));
+    let (degrees, approx, agreement) =
+        choose_degrees(&core, &stage_maps, ranges, &exact, options.min_agreement)?;
+    if has_activations {
+        info!(?degrees, ?agreement, "activation polynomials chosen");
     }
+    let depth = stage_maps
+        .stages
+        .iter()
+        .zip(&approx.polynomials)
+        .map(|(stage, polynomial)| match (&stage.kind, polynomial) {
+            (StageKind::Activation(_), Some(p)) => p.depth(),
+            _ => 1,
+        })
+        .sum();
     let max_abs = ranges
         .ranges
         .values()
@@ -69,11 +98,12 @@ pub fn compile_ckks(
         preferred_scale_bits: options.preferred_scale_bits,
     })?;
     let params = choice.build()?;
-    let plan = compile(graph, params.slots(), Some(ranges))?;
+    let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), postprocess)?;
     Ok(CompiledCkks {
         choice,
         params,
         plan,
         depth,
+        agreement: has_activations.then_some(agreement),
     })
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use heman_model::ops::Activation;
 
+use crate::approximation::Polynomial;
 use crate::layout::SlotLayout;
 use crate::linear::LinearTransform;
 
@@ -14,20 +15,22 @@ pub enum PlanStage {
     Linear(LinearTransform),
     /// Every slot squared (one ciphertext multiplication per ciphertext).
     Square,
-    /// A nonlinearity on values calibrated to lie in `interval`.
+    /// A nonlinearity on values calibrated to lie in `interval`, evaluated
+    /// as `polynomial` (on `[-1, 1]` when the preceding stage already mapped
+    /// the interval there).
     Activation {
         function: Activation,
         interval: (f64, f64),
+        polynomial: Polynomial,
     },
 }
 
 impl PlanStage {
-    /// Multiplicative levels the stage consumes (activations: set by the
-    /// polynomial chosen for them).
+    /// Multiplicative levels the stage consumes.
     pub fn depth(&self) -> usize {
         match self {
             PlanStage::Linear(_) | PlanStage::Square => 1,
-            PlanStage::Activation { .. } => 0,
+            PlanStage::Activation { polynomial, .. } => polynomial.depth(),
         }
     }
 }
@@ -47,6 +50,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Levels the whole plan consumes.
+    pub fn depth(&self) -> usize {
+        self.stages.iter().map(PlanStage::depth).sum()
+    }
+
     /// Every rotation step some stage uses: the Galois keys to generate.
     pub fn rotation_steps(&self) -> Vec<usize> {
         let mut steps: Vec<usize> = self

@@ -45,7 +45,7 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
     out
 }
 
-/// The plan's output for `input`, activations evaluated exactly.
+/// The plan's output for `input`, activations evaluated as their polynomials.
 pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
     let mut cts = plan.input_layout.pack(input.data());
     for stage in &plan.stages {
@@ -55,10 +55,12 @@ pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
                 .into_iter()
                 .map(|v| v.iter().map(|x| x * x).collect())
                 .collect(),
-            PlanStage::Activation { function, .. } => cts
-                .into_iter()
-                .map(|v| v.iter().map(|&x| function.apply(x)).collect())
-                .collect(),
+            PlanStage::Activation { polynomial, .. } => {
+                let p = polynomial.approximation().expect("a fitted polynomial");
+                cts.into_iter()
+                    .map(|v| v.iter().map(|&x| p.evaluate(x)).collect())
+                    .collect()
+            }
         };
     }
     let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));

@@ -2,14 +2,21 @@
 //! diagonals, baby-step giant-step and rotate-and-sum are all exercised
 //! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
 
+use heman_compiler::approximation::{approximate, run_approximated, StageMaps};
+use heman_compiler::compile::{lower_stages, split_postprocess};
 use heman_compiler::simulate::simulate;
-use heman_compiler::{compile, PlanStage};
+use heman_compiler::stages::{partition, StageKind};
+use heman_compiler::PlanStage;
 use heman_model::io::dataset::load_arrays;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 
 use heman_testkit::{relative_error, repo_root as repo, shared_data};
 
+/// Compiles `model` for `slots` slots and checks the plan, run on plain slot
+/// vectors, against the same stages computed directly: the exact model when
+/// it has no activation, else its polynomial-approximated stages (tolerance
+/// 1e-9 relative); with activations, the argmax must match the exact model.
 fn check(
     model: &std::path::Path,
     calibration: Option<&std::path::Path>,
@@ -18,8 +25,20 @@ fn check(
 ) {
     let graph = load_onnx(model).unwrap();
     let ranges = calibration
-        .map(|c| CalibrationRanges::measure(&graph, &load_arrays(c).unwrap()[..50]).unwrap());
-    let plan = compile(&graph, slots, ranges.as_ref()).unwrap();
+        .map(|c| CalibrationRanges::measure(&graph, &load_arrays(c).unwrap()[..50]).unwrap())
+        .unwrap_or(CalibrationRanges {
+            samples: 0,
+            ranges: Default::default(),
+        });
+    let (core, postprocess) = split_postprocess(&graph).unwrap();
+    let stage_maps = StageMaps::probe(&core, partition(&core).unwrap());
+    let activations = stage_maps
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Activation(_)))
+        .count();
+    let approx = approximate(&core, &stage_maps, &ranges, &vec![31; activations]).unwrap();
+    let plan = lower_stages(&core, &stage_maps, &approx, slots, postprocess).unwrap();
     let linear: Vec<_> = plan
         .stages
         .iter()
@@ -36,16 +55,28 @@ fn check(
         })
         .collect();
     println!(
-        "{}: slots {slots}, {} rotation keys; {}",
+        "{}: slots {slots}, depth {}, {} rotation keys; {}",
         model.file_name().unwrap().to_string_lossy(),
+        plan.depth(),
         plan.rotation_steps().len(),
         linear.join(" | ")
     );
     for input in inputs {
-        let expected = graph.run(std::slice::from_ref(input)).unwrap().remove(0);
-        let actual = simulate(&plan, &graph.check_input(0, input).unwrap());
-        let err = relative_error(&actual, &expected);
+        let x = graph.check_input(0, input).unwrap();
+        let exact = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
+        let actual = simulate(&plan, &x);
+        let reference = if activations == 0 {
+            exact.clone()
+        } else {
+            let staged = Tensor::new(
+                plan.output_shape.clone(),
+                run_approximated(&stage_maps, &approx, x.data()),
+            );
+            plan.postprocess.iter().fold(staged, |t, op| op.eval(&[&t]))
+        };
+        let err = relative_error(&actual, &reference);
         assert!(err <= 1e-9, "{}: relative error {err}", model.display());
+        assert_eq!(actual.argmax(), exact.argmax(), "{}", model.display());
     }
 }
 

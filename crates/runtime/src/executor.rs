@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use heman_ckks::{Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, RelinearizationKey};
+use heman_ckks::{
+    Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, PolynomialEvaluator,
+    RelinearizationKey,
+};
 use heman_compiler::linear::{Diagonal, LinearTransform};
 use heman_compiler::{Plan, PlanStage};
 use rayon::prelude::*;
@@ -31,6 +34,7 @@ pub struct Executor<'a> {
     params: &'a CkksParameters,
     encoder: Encoder,
     evaluator: Evaluator,
+    polynomials: PolynomialEvaluator,
     relin: &'a RelinearizationKey,
     galois: &'a GaloisKeys,
 }
@@ -45,6 +49,7 @@ impl<'a> Executor<'a> {
             params,
             encoder: Encoder::new(params),
             evaluator: Evaluator::new(params),
+            polynomials: PolynomialEvaluator::new(params),
             relin,
             galois,
         }
@@ -83,14 +88,22 @@ impl<'a> Executor<'a> {
                         Ok(self.evaluator.rescale(&sq)?)
                     })
                     .collect::<Result<_>>()?,
-                PlanStage::Activation { function, .. } => {
-                    return Err(RuntimeError::Unsupported {
-                        stage: index,
-                        message: format!(
-                            "{} needs a polynomial approximation in the plan",
-                            function.name()
-                        ),
-                    })
+                PlanStage::Activation { polynomial, .. } => {
+                    let approximation =
+                        polynomial
+                            .approximation()
+                            .map_err(|e| RuntimeError::Unsupported {
+                                stage: index,
+                                message: e.to_string(),
+                            })?;
+                    let target = self.params.default_scale();
+                    cts.par_iter()
+                        .map(|ct| {
+                            Ok(self
+                                .polynomials
+                                .evaluate(ct, &approximation, self.relin, target)?)
+                        })
+                        .collect::<Result<_>>()?
                 }
             };
             info!(

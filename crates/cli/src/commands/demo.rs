@@ -38,12 +38,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let t = Instant::now();
     let kp_path = data.join(KEYPARAMS);
     let compiled = owner.join("digits_square.heman");
-    let kp = workflow::keyparams(
+    let compiled_model = workflow::keyparams(
         &model,
         &example.join("calibration.npz"),
         &kp_path,
         &compiled,
     )?;
+    let kp = &compiled_model.model.keyparams;
     println!(
         "1. keyparams   {:>8.3} s  N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys; model {}",
         t.elapsed().as_secs_f64(),

@@ -139,11 +139,16 @@ fn inspect_container(path: &Path) -> Result<()> {
                     l.sum_steps.len()
                 ),
                 PlanStage::Square => println!("  stage {index}: square"),
-                PlanStage::Activation { function, interval } => println!(
-                    "  stage {index}: {} on [{:.3}, {:.3}]",
-                    function.name(),
+                PlanStage::Activation {
+                    function,
+                    interval,
+                    polynomial,
+                } => println!(
+                    "  stage {index}: {} on [{:.3}, {:.3}], depth {}",
+                    heman_compiler::approximation::describe(function, polynomial),
                     interval.0,
-                    interval.1
+                    interval.1,
+                    polynomial.depth()
                 ),
             }
         }

@@ -32,7 +32,17 @@ pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
             .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         args.output.with_file_name(format!("{stem}.heman"))
     });
-    let kp = workflow::keyparams(&args.model, &args.calibration, &args.output, &compiled)?;
+    let result = workflow::keyparams(&args.model, &args.calibration, &args.output, &compiled)?;
+    let kp = &result.model.keyparams;
+    if let Some(a) = result.agreement {
+        println!(
+            "activations replaced by polynomials: the approximated model picks the exact model's class on {}/{} calibration samples ({:.2}%), max relative output deviation {:.2e}",
+            a.same_argmax,
+            a.samples,
+            100.0 * a.fraction(),
+            a.max_relative_error
+        );
+    }
     println!(
         "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
         kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth

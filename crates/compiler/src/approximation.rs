@@ -1,0 +1,256 @@
+//! Polynomial replacements for activations, fitted on calibrated intervals,
+//! and the agreement of the approximated model with the exact one.
+//!
+//! When an activation follows an affine stage, the change of variable that
+//! maps its interval `[a, b]` onto `[-1, 1]` is folded into that stage's
+//! weights and bias, so the polynomial runs on `[-1, 1]` with no level spent
+//! on the change of variable.
+
+use heman_ckks::ChebyshevApproximation;
+use heman_model::ops::Activation;
+use heman_model::{CalibrationRanges, Graph, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CompileError, Result};
+use crate::linear_map::AffineMap;
+use crate::stages::{Stage, StageKind};
+
+/// Candidate degrees: `2^k - 1` use the depth best.
+pub const DEGREES: [usize; 6] = [3, 7, 15, 31, 63, 127];
+
+/// Fraction of the calibrated width added on each side of an activation's
+/// interval, for inputs slightly beyond what calibration saw.
+pub const MARGIN: f64 = 0.1;
+
+/// A polynomial in Chebyshev form on `domain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Polynomial {
+    pub coefficients: Vec<f64>,
+    pub domain: (f64, f64),
+}
+
+impl Polynomial {
+    pub fn approximation(&self) -> Result<ChebyshevApproximation> {
+        ChebyshevApproximation::from_coefficients(
+            self.coefficients.clone(),
+            self.domain.0,
+            self.domain.1,
+        )
+        .map_err(|e| CompileError::Graph(format!("polynomial: {e}")))
+    }
+
+    pub fn depth(&self) -> usize {
+        self.approximation().map_or(usize::MAX, |a| a.depth())
+    }
+}
+
+/// The stages of a graph with their probed affine maps.
+#[derive(Debug, Clone)]
+pub struct StageMaps {
+    pub stages: Vec<Stage>,
+    /// The map of each affine stage (`None` for the others).
+    pub maps: Vec<Option<AffineMap>>,
+}
+
+impl StageMaps {
+    pub fn probe(graph: &Graph, stages: Vec<Stage>) -> Self {
+        let maps = stages
+            .iter()
+            .map(|s| match &s.kind {
+                StageKind::Affine { nodes } => {
+                    Some(AffineMap::probe(graph, nodes, graph.shape(s.input)))
+                }
+                _ => None,
+            })
+            .collect();
+        Self { stages, maps }
+    }
+}
+
+/// One activation's calibrated interval, widened by [`MARGIN`].
+fn interval(graph: &Graph, stage: &Stage, ranges: &CalibrationRanges) -> Result<(f64, f64)> {
+    let name = &graph.value(stage.input).name;
+    let range = ranges.get(name).ok_or_else(|| {
+        CompileError::Graph(format!(
+            "activation '{}' needs the calibrated range of '{name}'",
+            stage.name
+        ))
+    })?;
+    let width = (range.max - range.min).max(1e-6);
+    Ok((range.min - MARGIN * width, range.max + MARGIN * width))
+}
+
+/// Activations replaced by polynomials of the given degrees (one per
+/// activation stage, in order), with changes of variable folded into the
+/// preceding affine maps.
+#[derive(Debug, Clone)]
+pub struct Approximated {
+    pub maps: Vec<Option<AffineMap>>,
+    /// Per stage: the polynomial of an activation stage.
+    pub polynomials: Vec<Option<Polynomial>>,
+    /// Per stage: the calibrated interval (input units) of an activation stage.
+    pub intervals: Vec<Option<(f64, f64)>>,
+}
+
+pub fn approximate(
+    graph: &Graph,
+    stage_maps: &StageMaps,
+    ranges: &CalibrationRanges,
+    degrees: &[usize],
+) -> Result<Approximated> {
+    let mut maps = stage_maps.maps.clone();
+    let mut polynomials = vec![None; stage_maps.stages.len()];
+    let mut intervals = vec![None; stage_maps.stages.len()];
+    let mut next_degree = degrees.iter();
+    for (index, stage) in stage_maps.stages.iter().enumerate() {
+        let StageKind::Activation(function) = stage.kind else {
+            continue;
+        };
+        let degree = *next_degree
+            .next()
+            .ok_or_else(|| CompileError::Graph("a degree per activation".into()))?;
+        let (a, b) = interval(graph, stage, ranges)?;
+        intervals[index] = Some((a, b));
+        let fold = index > 0 && maps[index - 1].is_some();
+        let fit = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64| {
+            ChebyshevApproximation::interpolate(f, lo, hi, degree)
+                .map_err(|e| CompileError::Graph(format!("approximating '{}': {e}", stage.name)))
+        };
+        let approximation = if fold {
+            // The preceding stage outputs t = alpha x + beta in [-1, 1].
+            let (alpha, beta) = (2.0 / (b - a), -(a + b) / (b - a));
+            let map = maps[index - 1].as_mut().expect("checked");
+            for column in &mut map.columns {
+                for entry in column.iter_mut() {
+                    entry.1 *= alpha;
+                }
+            }
+            for bias in &mut map.bias {
+                *bias = alpha * *bias + beta;
+            }
+            fit(&|t| function.apply((t - beta) / alpha), -1.0, 1.0)?
+        } else {
+            fit(&|x| function.apply(x), a, b)?
+        };
+        let (lo, hi) = approximation.interval();
+        polynomials[index] = Some(Polynomial {
+            coefficients: approximation.coefficients().to_vec(),
+            domain: (lo, hi),
+        });
+    }
+    Ok(Approximated {
+        maps,
+        polynomials,
+        intervals,
+    })
+}
+
+/// Runs the approximated stages in plain arithmetic.
+pub fn run_approximated(stage_maps: &StageMaps, approx: &Approximated, input: &[f64]) -> Vec<f64> {
+    let mut x = input.to_vec();
+    for (index, stage) in stage_maps.stages.iter().enumerate() {
+        x = match (&stage.kind, &approx.maps[index], &approx.polynomials[index]) {
+            (_, Some(map), _) => map.apply(&x),
+            (StageKind::Square, _, _) => x.iter().map(|v| v * v).collect(),
+            (_, _, Some(p)) => {
+                let a = p.approximation().expect("fitted");
+                x.iter().map(|&v| a.evaluate(v)).collect()
+            }
+            _ => unreachable!("every stage is affine, a square or an activation"),
+        };
+    }
+    x
+}
+
+/// How closely the approximated model follows the exact one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub samples: usize,
+    /// Samples whose largest output is the same element.
+    pub same_argmax: usize,
+    /// Largest output deviation relative to `max(1, max |exact|)`.
+    pub max_relative_error: f64,
+}
+
+impl Agreement {
+    pub fn fraction(&self) -> f64 {
+        self.same_argmax as f64 / self.samples.max(1) as f64
+    }
+}
+
+pub fn agreement(
+    stage_maps: &StageMaps,
+    approx: &Approximated,
+    exact: &[(Tensor, Tensor)],
+) -> Agreement {
+    let results: Vec<(bool, f64)> = exact
+        .par_iter()
+        .map(|(input, output)| {
+            let y = Tensor::new(
+                output.shape().to_vec(),
+                run_approximated(stage_maps, approx, input.data()),
+            );
+            let scale = output.max_abs().max(1.0);
+            let err = y
+                .data()
+                .iter()
+                .zip(output.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+                / scale;
+            (y.argmax() == output.argmax(), err)
+        })
+        .collect();
+    Agreement {
+        samples: results.len(),
+        same_argmax: results.iter().filter(|r| r.0).count(),
+        max_relative_error: results.iter().map(|r| r.1).fold(0.0, f64::max),
+    }
+}
+
+/// Per-activation degrees: start every activation at the largest degree,
+/// then lower each in turn while the approximated model keeps the argmax of
+/// the exact one on at least `min_agreement` of the samples.
+pub fn choose_degrees(
+    graph: &Graph,
+    stage_maps: &StageMaps,
+    ranges: &CalibrationRanges,
+    exact: &[(Tensor, Tensor)],
+    min_agreement: f64,
+) -> Result<(Vec<usize>, Approximated, Agreement)> {
+    let count = stage_maps
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Activation(_)))
+        .count();
+    let mut degrees = vec![*DEGREES.last().expect("non-empty"); count];
+    let mut best = approximate(graph, stage_maps, ranges, &degrees)?;
+    let mut best_agreement = agreement(stage_maps, &best, exact);
+    for index in 0..count {
+        // The smallest degree that keeps the agreement wins.
+        let current = degrees[index];
+        for &degree in DEGREES.iter().filter(|&&d| d < current) {
+            let mut trial = degrees.clone();
+            trial[index] = degree;
+            let approx = approximate(graph, stage_maps, ranges, &trial)?;
+            let agree = agreement(stage_maps, &approx, exact);
+            if agree.fraction() >= min_agreement.min(best_agreement.fraction()) {
+                degrees = trial;
+                best = approx;
+                best_agreement = agree;
+                break;
+            }
+        }
+    }
+    Ok((degrees, best, best_agreement))
+}
+
+/// The activation a polynomial replaces (for listings).
+pub fn describe(function: &Activation, polynomial: &Polynomial) -> String {
+    format!(
+        "{} as a degree-{} Chebyshev series",
+        function.name(),
+        polynomial.coefficients.len() - 1
+    )
+}
