@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::OnceLock;
+
 use heman_ckks::{
-    Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, PolynomialEvaluator,
+    Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, Plaintext, PolynomialEvaluator,
     RelinearizationKey,
 };
 use heman_compiler::linear::{Diagonal, LinearTransform};
@@ -23,6 +25,56 @@ fn stage_kind(stage: &PlanStage) -> &'static str {
         PlanStage::Linear(_) => "linear",
         PlanStage::Square => "square",
         PlanStage::Activation { function, .. } => function.name(),
+    }
+}
+
+/// A diagonal encoded for one level and scale.
+pub struct CachedPlaintext {
+    level: usize,
+    scale: f64,
+    pt: Plaintext,
+}
+
+/// A plan with room to keep its encoded diagonals across runs, up to a byte
+/// budget (whole stages, in order): a serving model owner encodes each
+/// weight diagonal once instead of at every request.
+pub struct PreparedPlan<'p> {
+    plan: &'p Plan,
+    /// Per stage, one slot per diagonal (empty for uncached stages).
+    cache: Vec<Vec<OnceLock<CachedPlaintext>>>,
+}
+
+impl<'p> PreparedPlan<'p> {
+    pub fn new(plan: &'p Plan, params: &CkksParameters, budget_bytes: usize) -> Self {
+        let mut level = params.max_level();
+        let mut left = budget_bytes;
+        let cache = plan
+            .stages
+            .iter()
+            .map(|stage| {
+                let slots = match stage {
+                    PlanStage::Linear(t) => {
+                        let diagonals: usize = t.blocks.iter().map(|b| b.diagonal_count()).sum();
+                        let bytes = diagonals * (level + 1) * params.n() * 8;
+                        if bytes <= left {
+                            left -= bytes;
+                            (0..diagonals).map(|_| OnceLock::new()).collect()
+                        } else {
+                            left = 0;
+                            Vec::new()
+                        }
+                    }
+                    _ => Vec::new(),
+                };
+                level = level.saturating_sub(stage.depth());
+                slots
+            })
+            .collect();
+        Self { plan, cache }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        self.plan
     }
 }
 
@@ -59,9 +111,20 @@ impl<'a> Executor<'a> {
     pub fn run(
         &self,
         plan: &Plan,
+        cts: Vec<Ciphertext>,
+        on_stage: impl FnMut(usize),
+    ) -> Result<Vec<Ciphertext>> {
+        self.run_prepared(&PreparedPlan::new(plan, self.params, 0), cts, on_stage)
+    }
+
+    /// As [`Executor::run`], reusing the plaintexts `prepared` keeps across runs.
+    pub fn run_prepared(
+        &self,
+        prepared: &PreparedPlan<'_>,
         mut cts: Vec<Ciphertext>,
         mut on_stage: impl FnMut(usize),
     ) -> Result<Vec<Ciphertext>> {
+        let plan = prepared.plan;
         if cts.len() != plan.input_layout.ciphertexts {
             return Err(RuntimeError::Input(format!(
                 "the plan takes {} input ciphertext(s), {} given",
@@ -80,7 +143,7 @@ impl<'a> Executor<'a> {
             }
             let start = std::time::Instant::now();
             cts = match stage {
-                PlanStage::Linear(t) => self.linear(t, &cts)?,
+                PlanStage::Linear(t) => self.linear(t, &cts, &prepared.cache[index])?,
                 PlanStage::Square => cts
                     .par_iter()
                     .map(|ct| {
@@ -118,7 +181,12 @@ impl<'a> Executor<'a> {
         Ok(cts)
     }
 
-    fn linear(&self, t: &LinearTransform, input: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    fn linear(
+        &self,
+        t: &LinearTransform,
+        input: &[Ciphertext],
+        cache: &[OnceLock<CachedPlaintext>],
+    ) -> Result<Vec<Ciphertext>> {
         let level = input[0].level();
         let target = self.params.default_scale();
         let slots = self.params.slots();
@@ -159,16 +227,53 @@ impl<'a> Executor<'a> {
             .iter()
             .flat_map(|b| b.giant_steps.iter().map(move |_| b.input))
             .collect();
+        // Index of each giant step's first diagonal in the stage's cache.
+        let first_diagonal: Vec<usize> = terms
+            .iter()
+            .scan(0, |next, (_, _, terms)| {
+                let first = *next;
+                *next += terms.len();
+                Some(first)
+            })
+            .collect();
         let partials: Vec<(usize, Ciphertext)> = terms
             .par_iter()
             .zip(&block_inputs)
-            .map(|(&(out, &g, terms), &inp)| {
+            .zip(&first_diagonal)
+            .map(|((&(out, &g, terms), &inp), &first)| {
                 let mut acc: Option<Ciphertext> = None;
-                for (b, diagonal) in terms {
-                    let pt = self
-                        .encoder
-                        .encode(&diagonal.to_dense(slots), level, pt_scale)?;
-                    let product = self.evaluator.mul_plain(&rotated[&inp][b], &pt)?;
+                for (k, (b, diagonal)) in terms.iter().enumerate() {
+                    let encode = || {
+                        self.encoder
+                            .encode(&diagonal.to_dense(slots), level, pt_scale)
+                    };
+                    let fresh;
+                    let pt = match cache.get(first + k) {
+                        Some(slot) => {
+                            let cached = match slot.get() {
+                                Some(c) => c,
+                                None => {
+                                    let pt = encode()?;
+                                    slot.get_or_init(|| CachedPlaintext {
+                                        level,
+                                        scale: pt_scale,
+                                        pt,
+                                    })
+                                }
+                            };
+                            if cached.level == level && cached.scale == pt_scale {
+                                &cached.pt
+                            } else {
+                                fresh = encode()?;
+                                &fresh
+                            }
+                        }
+                        None => {
+                            fresh = encode()?;
+                            &fresh
+                        }
+                    };
+                    let product = self.evaluator.mul_plain(&rotated[&inp][b], pt)?;
                     acc = Some(match acc {
                         None => product,
                         Some(a) => self.evaluator.add(&a, &product)?,

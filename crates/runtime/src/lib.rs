@@ -8,4 +8,4 @@ pub mod executor;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};
-pub use executor::Executor;
+pub use executor::{Executor, PreparedPlan};

@@ -9,7 +9,7 @@ use clap::Args;
 use heman_artifacts::CiphertextFile;
 use heman_ckks::Decryptor;
 use heman_model::io::dataset::LabelledSet;
-use heman_runtime::{encrypt_tensor, Executor, InputKey};
+use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
 use crate::progress;
 use crate::workflow::{self, fit_input, human};
@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Encrypted items per model.
     #[arg(short, long, default_value_t = 20)]
     limit: usize,
+    /// Memory for encoded weight diagonals kept across inferences, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib: usize,
 }
 
 /// HE-MAN's models: (model, calibration, data).
@@ -75,6 +78,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 &root.join(calibration),
                 &root.join(data),
                 args.limit,
+                args.cache_mib,
             ) {
                 println!("| {model} | - | - | - | - | not run: {e:#} | | | | | |");
             }
@@ -89,14 +93,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .calibration
         .unwrap_or_else(|| example.join("calibration.npz"));
     let data = args.data.unwrap_or_else(|| example.join("test"));
-    bench_one(&model, &calibration, &data, args.limit)
+    bench_one(&model, &calibration, &data, args.limit, args.cache_mib)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn bench_one(model: &Path, calibration: &Path, data: &Path, limit: usize) -> Result<()> {
+fn bench_one(
+    model: &Path,
+    calibration: &Path,
+    data: &Path,
+    limit: usize,
+    cache_mib: usize,
+) -> Result<()> {
     let compiled = workflow::compile(model, calibration)?;
     let (kp, params) = (&compiled.model.keyparams, &compiled.params);
     let keys = workflow::make_keys(kp, params)?;
@@ -104,6 +114,7 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, limit: usize) -> Res
         + keys.evaluation.galois.to_bytes_seeded(params).len();
     let decryptor = Decryptor::new(params, &keys.secret)?;
     let executor = Executor::new(params, &keys.evaluation.relin, &keys.evaluation.galois);
+    let prepared = PreparedPlan::new(&compiled.model.plan, params, cache_mib << 20);
     let set = LabelledSet::load(data, Some(limit))?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
     let (mut plain_ok, mut enc_ok, mut agree) = (0, 0, 0);
@@ -119,7 +130,7 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, limit: usize) -> Res
         .to_bytes(params)
         .len();
         let start = Instant::now();
-        let out = executor.run(&compiled.model.plan, cts, |_| {})?;
+        let out = executor.run_prepared(&prepared, cts, |_| {})?;
         times.push(start.elapsed().as_secs_f64());
         sizes.1 = CiphertextFile {
             ciphertexts: out.clone(),
