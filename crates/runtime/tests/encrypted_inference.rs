@@ -39,7 +39,7 @@ fn digits_square_encrypted_matches_plaintext() {
             InputKey::Secret(&decryptor)
         };
         let cts = encrypt_tensor(&params, key, &plan.input_layout, &x).unwrap();
-        let out = executor.run(&plan, cts, |_| {}).unwrap();
+        let out = executor.run_prepared(&prepared, cts, |_| {}).unwrap();
         let y = decrypt_tensor(
             &params,
             &decryptor,
