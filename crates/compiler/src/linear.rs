@@ -55,6 +55,15 @@ impl DiagonalMatVec {
         self.giant_steps.iter().map(|(_, terms)| terms.len()).sum()
     }
 
+    /// The rotations that sum the giant steps Horner-style, smallest giant
+    /// last: the gaps between consecutive giant steps, then the smallest.
+    pub fn giant_gaps(&self) -> Vec<usize> {
+        let giants: Vec<usize> = self.giant_steps.iter().map(|(g, _)| *g).collect();
+        let mut gaps: Vec<usize> = giants.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.extend(giants.first().copied());
+        gaps
+    }
+
     pub fn rotation_count(&self) -> usize {
         self.baby_steps.iter().filter(|&&b| b != 0).count()
             + self.giant_steps.iter().filter(|(g, _)| *g != 0).count()
@@ -75,15 +84,16 @@ pub struct LinearTransform {
 }
 
 impl LinearTransform {
+    /// The rotation steps the runtime performs, hence the Galois keys it
+    /// needs: each block's baby steps (hoisted, so each needs its key), the
+    /// gaps between consecutive giant steps (giant steps are summed
+    /// Horner-style, `acc = rot(acc, g_next - g) + inner_g`, so a block whose
+    /// giant steps are the multiples of its baby size needs one key for all
+    /// of them), and the rotate-and-sum steps.
     pub fn rotation_steps(&self) -> impl Iterator<Item = usize> + '_ {
         self.blocks
             .iter()
-            .flat_map(|b| {
-                b.baby_steps
-                    .iter()
-                    .copied()
-                    .chain(b.giant_steps.iter().map(|(g, _)| *g))
-            })
+            .flat_map(|b| b.baby_steps.iter().copied().chain(b.giant_gaps()))
             .chain(self.sum_steps.iter().copied())
             .filter(|&s| s != 0)
     }

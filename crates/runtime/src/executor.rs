@@ -236,7 +236,7 @@ impl<'a> Executor<'a> {
                 Some(first)
             })
             .collect();
-        let partials: Vec<(usize, Ciphertext)> = terms
+        let inners: Vec<(usize, usize, Ciphertext)> = terms
             .par_iter()
             .zip(&block_inputs)
             .zip(&first_diagonal)
@@ -279,21 +279,40 @@ impl<'a> Executor<'a> {
                         Some(a) => self.evaluator.add(&a, &product)?,
                     });
                 }
-                let inner = acc.expect("a giant step has at least one term");
-                let moved = if g == 0 {
-                    inner
-                } else {
-                    self.evaluator.rotate(&inner, g as i64, self.galois)?
-                };
-                Ok((out, moved))
+                Ok((out, g, acc.expect("a giant step has at least one term")))
             })
             .collect::<Result<_>>()?;
+        // Horner over each block's giant steps (largest first): one Galois
+        // key per gap instead of one per giant step.
         let mut sums: Vec<Option<Ciphertext>> = vec![None; t.output_ciphertexts];
-        for (out, ct) in partials {
-            sums[out] = Some(match sums[out].take() {
-                None => ct,
-                Some(a) => self.evaluator.add(&a, &ct)?,
-            });
+        let mut rest = inners.into_iter();
+        for block in &t.blocks {
+            let mut giants: Vec<(usize, usize, Ciphertext)> =
+                rest.by_ref().take(block.giant_steps.len()).collect();
+            let mut acc: Option<(usize, Ciphertext)> = None;
+            while let Some((out, g, inner)) = giants.pop() {
+                acc = Some(match acc {
+                    None => (g, inner),
+                    Some((previous, ct)) => {
+                        let moved =
+                            self.evaluator
+                                .rotate(&ct, (previous - g) as i64, self.galois)?;
+                        (g, self.evaluator.add(&moved, &inner)?)
+                    }
+                });
+                if giants.is_empty() {
+                    let (g, ct) = acc.take().expect("set above");
+                    let ct = if g == 0 {
+                        ct
+                    } else {
+                        self.evaluator.rotate(&ct, g as i64, self.galois)?
+                    };
+                    sums[out] = Some(match sums[out].take() {
+                        None => ct,
+                        Some(a) => self.evaluator.add(&a, &ct)?,
+                    });
+                }
+            }
         }
         sums.into_par_iter()
             .zip(&t.bias)
