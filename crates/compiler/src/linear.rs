@@ -110,6 +110,26 @@ impl LinearTransform {
     }
 }
 
+impl std::fmt::Display for LinearTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {} ciphertext(s), {} diagonals, {} rotations, {} sum steps",
+            self.input_ciphertexts,
+            self.output_ciphertexts,
+            self.blocks
+                .iter()
+                .map(DiagonalMatVec::diagonal_count)
+                .sum::<usize>(),
+            self.blocks
+                .iter()
+                .map(DiagonalMatVec::rotation_count)
+                .sum::<usize>(),
+            self.sum_steps.len()
+        )
+    }
+}
+
 /// Diagonals of one (input ct, output ct) block: step -> slot -> weight.
 type Blocks = BTreeMap<(usize, usize), BTreeMap<usize, BTreeMap<u32, f64>>>;
 

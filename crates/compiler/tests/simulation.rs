@@ -43,14 +43,7 @@ fn check(
         .stages
         .iter()
         .filter_map(|s| match s {
-            PlanStage::Linear(l) => Some(format!(
-                "{}ct->{}ct diag {} rot {} sum {}",
-                l.input_ciphertexts,
-                l.output_ciphertexts,
-                l.blocks.iter().map(|b| b.diagonal_count()).sum::<usize>(),
-                l.blocks.iter().map(|b| b.rotation_count()).sum::<usize>(),
-                l.sum_steps.len()
-            )),
+            PlanStage::Linear(l) => Some(l.to_string()),
             _ => None,
         })
         .collect();

@@ -130,14 +130,7 @@ fn inspect_container(path: &Path) -> Result<()> {
         print_keyparams(&model.keyparams);
         for (index, stage) in model.plan.stages.iter().enumerate() {
             match stage {
-                PlanStage::Linear(l) => println!(
-                    "  stage {index}: linear {} -> {} ciphertext(s), {} diagonals, {} rotations, {} sum steps",
-                    l.input_ciphertexts,
-                    l.output_ciphertexts,
-                    l.blocks.iter().map(|b| b.diagonal_count()).sum::<usize>(),
-                    l.blocks.iter().map(|b| b.rotation_count()).sum::<usize>(),
-                    l.sum_steps.len()
-                ),
+                PlanStage::Linear(l) => println!("  stage {index}: linear {l}"),
                 PlanStage::Square => println!("  stage {index}: square"),
                 PlanStage::Activation {
                     function,
