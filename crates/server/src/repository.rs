@@ -1,0 +1,98 @@
+//! The model repository: one folder per model holding one compiled `*.heman`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use heman_artifacts::CompiledModel;
+use heman_ckks::CkksParameters;
+
+/// A loaded model: its compiled plan, keyparams and CKKS parameters.
+pub struct LoadedModel {
+    /// The folder name, the model's name in the protocol.
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Plan and keyparams (the plan holds the weights: never sent out).
+    pub compiled: CompiledModel,
+    /// The CKKS parameters of the keyparams.
+    pub params: CkksParameters,
+    /// The keyparams as JSON text, for data owners.
+    pub keyparams_json: String,
+}
+
+/// Errors loading a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("reading model repository {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("model folder {0} holds no *.heman compiled model")]
+    Empty(PathBuf),
+    #[error("model folder {0} holds several *.heman files; keep one")]
+    Ambiguous(PathBuf),
+    #[error(transparent)]
+    Artifact(#[from] heman_artifacts::ArtifactError),
+}
+
+/// All models, by name.
+#[derive(Clone, Default)]
+pub struct Repository {
+    models: BTreeMap<String, Arc<LoadedModel>>,
+}
+
+impl Repository {
+    /// Loads every sub-folder of `dir` as a model.
+    pub fn load(dir: &Path) -> Result<Self, RepositoryError> {
+        let io = |e| RepositoryError::Io(dir.to_path_buf(), e);
+        let mut models = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let model = load_model(&name, &path)?;
+            tracing::info!(model = %name, path = %model.path.display(), "loaded model");
+            models.insert(name, Arc::new(model));
+        }
+        Ok(Self { models })
+    }
+
+    /// The model named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedModel>> {
+        self.models.get(name).cloned()
+    }
+
+    /// The names of all models.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+}
+
+fn load_model(name: &str, folder: &Path) -> Result<LoadedModel, RepositoryError> {
+    let io = |e| RepositoryError::Io(folder.to_path_buf(), e);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "heman") {
+            found.push(path);
+        }
+    }
+    let path = match found.len() {
+        0 => return Err(RepositoryError::Empty(folder.to_path_buf())),
+        1 => found.remove(0),
+        _ => return Err(RepositoryError::Ambiguous(folder.to_path_buf())),
+    };
+    let compiled = CompiledModel::read(&path)?;
+    let params = compiled.keyparams.ckks_parameters(&path)?;
+    let keyparams_json =
+        serde_json::to_string(&compiled.keyparams).expect("keyparams serialise to JSON");
+    Ok(LoadedModel {
+        name: name.to_string(),
+        path,
+        compiled,
+        params,
+        keyparams_json,
+    })
+}
