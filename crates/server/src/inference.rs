@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use heman_artifacts::{CiphertextFile, Container, EvaluationKeys, Kind};
-use heman_runtime::Executor;
+use heman_ckks::Encryptor;
+use heman_runtime::{flood_outputs, Executor};
 
 use crate::error::{Result, ServerError};
 use crate::keystore::KeyStore;
@@ -34,12 +35,7 @@ pub fn check_keys(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
 
 /// Parses evaluation-key bytes for `model`.
 fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
-    // heman-artifacts reads keys from files only; go through a temporary file.
-    let mut tmp = tempfile::NamedTempFile::new()
-        .map_err(|e| ServerError::Internal(format!("temporary file: {e}")))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .map_err(|e| ServerError::Internal(format!("temporary file: {e}")))?;
-    EvaluationKeys::read(tmp.path(), &model.params)
+    EvaluationKeys::from_bytes(bytes, Path::new("<evaluation keys>"), &model.params)
         .map_err(|e| ServerError::BadRequest(format!("evaluation keys refused: {e}")))
 }
 
@@ -102,5 +98,11 @@ pub fn infer(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result
     let out = executor
         .run(&model.compiled.plan, cts, |_| {})
         .map_err(|e| ServerError::BadRequest(format!("inference failed: {e}")))?;
+    // Outputs leave re-randomised and flooded (model-owner privacy).
+    let encryptor = Encryptor::new(&model.params, &keys.public)
+        .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
+    let sigma = model.compiled.keyparams.output_flooding.sigma();
+    let out = flood_outputs(&encryptor, out, sigma)
+        .map_err(|e| ServerError::Internal(format!("output flooding failed: {e}")))?;
     Ok(CiphertextFile { ciphertexts: out }.to_bytes(&model.params))
 }

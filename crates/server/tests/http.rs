@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use heman_artifacts::{CiphertextFile, CompiledModel, EvaluationKeys, KeyParams, TensorSpec};
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
 use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
@@ -41,6 +42,16 @@ fn compile_into(repo: &Path) -> CompiledModel {
         }
     };
     let plan = &compiled.plan;
+    let x = graph.check_input(0, &samples[0].tensor).unwrap();
+    let noise = heman_runtime::measure_output_noise(&compiled.params, plan, &[x]).unwrap();
+    let flooding = OutputFlooding::size(
+        FloodingTarget::NoiseBound,
+        compiled.params.log_n(),
+        noise.scale.log2(),
+        noise.max_coefficient,
+        30.0,
+    )
+    .unwrap();
     let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
@@ -48,6 +59,7 @@ fn compile_into(repo: &Path) -> CompiledModel {
         plan,
         spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
         spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
+        flooding,
     );
     let model = CompiledModel {
         keyparams,
@@ -68,10 +80,15 @@ fn make_keys(keyparams: &KeyParams, params: &CkksParameters, dir: &Path) -> (Dec
     let relin = generator.gen_relin_key(&secret).unwrap();
     let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
     let galois = generator.gen_galois_keys(&secret, &steps, false).unwrap();
+    let public = generator.gen_public_key(&secret).unwrap();
     let path = dir.join("eval.keys");
-    EvaluationKeys { relin, galois }
-        .write(&path, params)
-        .unwrap();
+    EvaluationKeys {
+        relin,
+        galois,
+        public,
+    }
+    .write(&path, params)
+    .unwrap();
     let decryptor = Decryptor::new(params, &secret).unwrap();
     (decryptor, std::fs::read(&path).unwrap())
 }
