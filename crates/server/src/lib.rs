@@ -78,12 +78,25 @@ impl Config {
     /// 1 GiB of encoded weights per model in memory.
     pub fn new(
         model_repository: impl Into<PathBuf>,
-        key_store: impl Into<PathBuf>,
+        key_dir: impl Into<PathBuf>,
+        http_addr: SocketAddr,
+    ) -> Self {
+        Self::with_key_store(
+            model_repository,
+            KeyStoreLocation::Directory(key_dir.into()),
+            http_addr,
+        )
+    }
+
+    /// As [`Config::new`] with any key store.
+    pub fn with_key_store(
+        model_repository: impl Into<PathBuf>,
+        key_store: KeyStoreLocation,
         http_addr: SocketAddr,
     ) -> Self {
         Self {
             model_repository: model_repository.into(),
-            key_store: KeyStoreLocation::Directory(key_store.into()),
+            key_store,
             http_addr,
             grpc_addr: None,
             max_concurrent_inferences: 1,

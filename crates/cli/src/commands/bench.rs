@@ -12,7 +12,7 @@ use heman_model::io::dataset::LabelledSet;
 use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
 use crate::progress;
-use crate::workflow::{self, fit_input, human};
+use crate::workflow::{self, fit_input, human, percentile};
 
 /// Encrypted accuracy and latency of models on their data.
 #[derive(Args)]
@@ -94,10 +94,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .unwrap_or_else(|| example.join("calibration.npz"));
     let data = args.data.unwrap_or_else(|| example.join("test"));
     bench_one(&model, &calibration, &data, args.limit, args.cache_mib)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 fn bench_one(
