@@ -246,8 +246,16 @@ impl Running {
         format!("http://{}{}", self.http, path)
     }
 
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Stops and waits until the server has finished.
     pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
+        self.signal_stop();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .expect("graceful shutdown within 30 s")

@@ -8,5 +8,6 @@
 mod common;
 mod grpc;
 mod http;
+mod limits;
 mod load;
 mod s3;
