@@ -37,6 +37,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     Calibrate(commands::calibrate::CalibrateArgs),
     Inspect(commands::inspect::InspectArgs),
+    Serve(commands::serve::ServeArgs),
+    Query(commands::query::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Calibrate(args) => commands::calibrate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Query(args) => commands::query::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -193,33 +193,59 @@ pub fn keygen(keyparams_path: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The data owner's keyparams, parameters and decryptor from a keys directory.
-fn data_owner(keys: &Path) -> Result<(KeyParams, CkksParameters, Decryptor)> {
-    let keyparams_path = keys.join(KEYPARAMS);
-    let keyparams = KeyParams::read(&keyparams_path).with_context(|| {
-        format!(
-            "{} is not a keys directory made by `heman keygen`",
-            keys.display()
-        )
-    })?;
-    let params = keyparams.ckks_parameters(&keyparams_path)?;
-    let sk = read_secret_key(&keys.join(SECRET_KEY), &params)?;
-    let decryptor = Decryptor::new(&params, &sk)?;
-    Ok((keyparams, params, decryptor))
+/// The data owner's side, opened from a keys directory: keyparams,
+/// parameters and the secret key (as a decryptor).
+pub struct DataOwner {
+    pub keyparams: KeyParams,
+    pub params: CkksParameters,
+    pub decryptor: Decryptor,
 }
 
-/// Encrypts an `.npy` input with the secret key (lowest noise, seeded form).
+impl DataOwner {
+    pub fn open(keys: &Path) -> Result<Self> {
+        let keyparams_path = keys.join(KEYPARAMS);
+        let keyparams = KeyParams::read(&keyparams_path).with_context(|| {
+            format!(
+                "{} is not a keys directory made by `heman keygen`",
+                keys.display()
+            )
+        })?;
+        let params = keyparams.ckks_parameters(&keyparams_path)?;
+        let sk = read_secret_key(&keys.join(SECRET_KEY), &params)?;
+        let decryptor = Decryptor::new(&params, &sk)?;
+        Ok(Self {
+            keyparams,
+            params,
+            decryptor,
+        })
+    }
+
+    /// Encrypts an input tensor with the secret key (lowest noise, seeded
+    /// form); `origin` names it in messages.
+    pub fn encrypt(&self, tensor: &Tensor, origin: &str) -> Result<CiphertextFile> {
+        let tensor = fit_input(tensor, &self.keyparams.input, origin)?;
+        let cts = encrypt_tensor(
+            &self.params,
+            InputKey::Secret(&self.decryptor),
+            &self.keyparams.input.layout,
+            &tensor,
+        )?;
+        Ok(CiphertextFile { ciphertexts: cts })
+    }
+
+    /// Decrypts the model's output, post-processing included.
+    pub fn decrypt(&self, cts: &[heman_ckks::Ciphertext]) -> Result<Tensor> {
+        decrypt_output(&self.keyparams, &self.params, &self.decryptor, cts)
+    }
+}
+
+/// Encrypts an `.npy` input with the secret key.
 pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
-    let (keyparams, params, decryptor) = data_owner(keys)?;
+    let owner = DataOwner::open(keys)?;
     let tensor = heman_model::io::npy::read_npy(input)?;
-    let tensor = fit_input(&tensor, &keyparams.input, &input.display().to_string())?;
-    let cts = encrypt_tensor(
-        &params,
-        InputKey::Secret(&decryptor),
-        &keyparams.input.layout,
-        &tensor,
-    )?;
-    CiphertextFile { ciphertexts: cts }.write(output, &params)?;
+    owner
+        .encrypt(&tensor, &input.display().to_string())?
+        .write(output, &owner.params)?;
     Ok(())
 }
 
@@ -301,11 +327,16 @@ pub fn flood(
 }
 
 pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
-    let (keyparams, params, decryptor) = data_owner(keys)?;
-    let cts = CiphertextFile::read(input, &params)?.ciphertexts;
-    let tensor = decrypt_output(&keyparams, &params, &decryptor, &cts)?;
+    let owner = DataOwner::open(keys)?;
+    let cts = CiphertextFile::read(input, &owner.params)?.ciphertexts;
+    let tensor = owner.decrypt(&cts)?;
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
+}
+
+/// The `q`-quantile (0..=1) of sorted values, nearest rank.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Decrypts the model's output and applies the post-processing the model

@@ -1,16 +1,18 @@
 //! Triton's binary-tensor extension: a JSON header of a given length, then
 //! raw tensors; and the BYTES element encoding (u32 LE length + bytes).
 
+use bytes::Bytes;
+
 use crate::error::{Result, ServerError};
 
 /// The header naming the length of the JSON part.
 pub const HEADER: &str = "inference-header-content-length";
 
 /// Splits a body into its JSON part and the binary rest.
-pub fn split(body: &[u8], json_len: Option<usize>) -> Result<(&[u8], &[u8])> {
+pub fn split(body: &Bytes, json_len: Option<usize>) -> Result<(Bytes, Bytes)> {
     match json_len {
-        None => Ok((body, &[])),
-        Some(n) if n <= body.len() => Ok(body.split_at(n)),
+        None => Ok((body.clone(), Bytes::new())),
+        Some(n) if n <= body.len() => Ok((body.slice(..n), body.slice(n..))),
         Some(n) => Err(ServerError::BadRequest(format!(
             "Inference-Header-Content-Length is {n} but the body has only {} bytes",
             body.len()
@@ -18,25 +20,27 @@ pub fn split(body: &[u8], json_len: Option<usize>) -> Result<(&[u8], &[u8])> {
     }
 }
 
-/// Decodes a BYTES tensor's raw contents into its elements.
-pub fn decode_bytes_elements(mut raw: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// Decodes a BYTES tensor's raw contents into its elements (views into
+/// `raw`, not copies: ciphertexts are large).
+pub fn decode_bytes_elements(raw: &Bytes) -> Result<Vec<Bytes>> {
     let mut out = Vec::new();
-    while !raw.is_empty() {
-        if raw.len() < 4 {
+    let mut at = 0;
+    while at < raw.len() {
+        if raw.len() - at < 4 {
             return Err(ServerError::BadRequest(
                 "BYTES tensor truncated inside an element length".into(),
             ));
         }
-        let len = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as usize;
-        raw = &raw[4..];
-        if raw.len() < len {
+        let len = u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes")) as usize;
+        at += 4;
+        if raw.len() - at < len {
             return Err(ServerError::BadRequest(format!(
                 "BYTES element of {len} bytes but only {} remain",
-                raw.len()
+                raw.len() - at
             )));
         }
-        out.push(raw[..len].to_vec());
-        raw = &raw[len..];
+        out.push(raw.slice(at..at + len));
+        at += len;
     }
     Ok(out)
 }
@@ -57,14 +61,15 @@ mod tests {
 
     #[test]
     fn bytes_round_trip_and_truncation() {
-        let raw = encode_bytes_elements(&[b"abc", b""]);
+        let raw = Bytes::from(encode_bytes_elements(&[b"abc", b""]));
         assert_eq!(
             decode_bytes_elements(&raw).unwrap(),
-            vec![b"abc".to_vec(), vec![]]
+            vec![Bytes::from_static(b"abc"), Bytes::new()]
         );
-        assert!(decode_bytes_elements(&raw[..5]).is_err());
-        assert!(decode_bytes_elements(&raw[..2]).is_err());
-        assert!(split(b"abc", Some(4)).is_err());
-        assert_eq!(split(b"abcd", Some(1)).unwrap(), (&b"a"[..], &b"bcd"[..]));
+        assert!(decode_bytes_elements(&raw.slice(..5)).is_err());
+        assert!(decode_bytes_elements(&raw.slice(..2)).is_err());
+        assert!(split(&Bytes::from_static(b"abc"), Some(4)).is_err());
+        let (json, rest) = split(&Bytes::from_static(b"abcd"), Some(1)).unwrap();
+        assert_eq!((&json[..], &rest[..]), (&b"a"[..], &b"bcd"[..]));
     }
 }

@@ -1,4 +1,6 @@
-//! Server errors and their mapping onto protocol errors (`{"error": ...}`).
+//! Server errors and their mapping onto each protocol's error form: an HTTP
+//! status with `{"error": "<message>"}`, or a gRPC status code with the
+//! message.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -6,19 +8,31 @@ use axum::response::{IntoResponse, Response};
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The client sent something malformed or inconsistent (400).
+    /// The client sent something malformed or inconsistent.
     #[error("{0}")]
     BadRequest(String),
-    /// No model of that name (or version) in the repository (404).
+    /// No model of that name (or version) in the repository.
     #[error("unknown model '{0}'")]
     UnknownModel(String),
-    /// The request body exceeded the configured cap (413).
+    /// No such endpoint (HTTP).
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    /// No evaluation keys registered under that id (or not for this model).
+    #[error("{0}")]
+    UnknownKey(String),
+    /// The request body exceeded the configured cap.
     #[error("request body larger than the limit of {0} bytes")]
     TooLarge(usize),
-    /// The inference took longer than the configured timeout (504).
+    /// The queue of requests waiting for an inference slot is full.
+    #[error("server busy: {0} requests already wait for an inference slot; retry later")]
+    Busy(usize),
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// The inference took longer than the configured timeout.
     #[error("inference timed out after {0} s")]
     Timeout(u64),
-    /// Something failed on the server's side (500).
+    /// Something failed on the server's side.
     #[error("{0}")]
     Internal(String),
 }
@@ -27,11 +41,25 @@ impl ServerError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::UnknownModel(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) | Self::UnknownKey(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownModel(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status this error is answered with.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::BadRequest(_) => tonic::Code::InvalidArgument,
+            Self::UnknownModel(_) | Self::UnknownKey(_) => tonic::Code::NotFound,
+            Self::NoRoute(_) => tonic::Code::Unimplemented,
+            Self::TooLarge(_) => tonic::Code::ResourceExhausted,
+            Self::Busy(_) | Self::ShuttingDown => tonic::Code::Unavailable,
+            Self::Timeout(_) => tonic::Code::DeadlineExceeded,
+            Self::Internal(_) => tonic::Code::Internal,
         }
     }
 }
@@ -40,6 +68,12 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.to_string() });
         (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<ServerError> for tonic::Status {
+    fn from(e: ServerError) -> Self {
+        tonic::Status::new(e.grpc_code(), e.to_string())
     }
 }
 

@@ -1,8 +1,8 @@
-//! The HTTP/REST side of the protocol (axum routes and handlers).
+//! The HTTP/REST side of the protocol (axum routes and handlers): wire
+//! forms only; the work is in [`crate::service`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -15,16 +15,9 @@ use serde_json::{json, Map, Value};
 
 use crate::binary;
 use crate::error::{Result, ServerError};
-use crate::inference;
-use crate::keystore::key_id;
 use crate::protocol::*;
-use crate::repository::LoadedModel;
+use crate::service::{self, InferCall, InputTensor, Protocol, KEY_ID_PARAMETER, OUTPUT_NAME};
 use crate::AppState;
-
-/// The name of the model's single input and output tensors.
-pub const INPUT_NAME: &str = "ciphertext";
-/// The name of the model's output tensor.
-pub const OUTPUT_NAME: &str = "ciphertext";
 
 /// All routes of the HTTP protocol.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -32,7 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
         .route("/v2/health/ready", get(ready))
-        .route("/v2", get(server_metadata))
+        .route("/v2", get(|| async { Json(service::server_metadata()) }))
         .route("/v2/models/{name}", get(model_metadata))
         .route(
             "/v2/models/{name}/versions/{version}",
@@ -48,10 +41,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v2/models/{name}/keys",
             post(register_keys).layer(DefaultBodyLimit::max(state.config.max_key_bytes)),
         )
+        .route("/v2/models/{name}/keys/{key_id}", get(key_status))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ServerError::BadRequest("no such endpoint".into()) })
+        .fallback(
+            |uri: axum::http::Uri| async move { ServerError::NoRoute(uri.path().to_string()) },
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -64,82 +60,34 @@ async fn ready(State(state): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
-async fn server_metadata() -> Json<ServerMetadata> {
-    Json(ServerMetadata {
-        name: "heman".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        extensions: vec![
-            "binary_tensor_data".into(),
-            "heman_keys".into(),
-            "heman_keyparams".into(),
-        ],
-    })
-}
-
-/// The model `name` (version "1" or none: heman models have one version).
-fn find(state: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>> {
-    let model = state
-        .repository
-        .get(name)
-        .ok_or_else(|| ServerError::UnknownModel(name.to_string()))?;
-    match version {
-        None | Some("") | Some("1") => Ok(model),
-        Some(v) => Err(ServerError::UnknownModel(format!("{name}' version '{v}"))),
-    }
-}
-
-fn metadata(model: &LoadedModel) -> ModelMetadata {
-    let mut parameters = Map::new();
-    parameters.insert(
-        "keyparams".into(),
-        Value::String(model.keyparams_json.clone()),
-    );
-    ModelMetadata {
-        name: model.name.clone(),
-        versions: vec!["1".into()],
-        platform: "heman_ckks".into(),
-        inputs: vec![TensorMetadata {
-            name: INPUT_NAME.into(),
-            datatype: "BYTES".into(),
-            shape: vec![1],
-        }],
-        outputs: vec![TensorMetadata {
-            name: OUTPUT_NAME.into(),
-            datatype: "BYTES".into(),
-            shape: vec![1],
-        }],
-        parameters,
-    }
-}
-
 async fn model_metadata(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelMetadata>> {
-    let model = find(&state, &name, None)?;
-    Ok(Json(metadata(&model)))
+    let model = service::find(&state, &name, None)?;
+    Ok(Json(service::model_metadata(&model)))
 }
 
 async fn model_metadata_v(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelMetadata>> {
-    let model = find(&state, &name, Some(&version))?;
-    Ok(Json(metadata(&model)))
+    let model = service::find(&state, &name, Some(&version))?;
+    Ok(Json(service::model_metadata(&model)))
 }
 
 async fn model_ready(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
-    find(&state, &name, None).map(|_| StatusCode::OK)
+    service::find(&state, &name, None).map(|_| StatusCode::OK)
 }
 
 async fn model_ready_v(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    find(&state, &name, Some(&version)).map(|_| StatusCode::OK)
+    service::find(&state, &name, Some(&version)).map(|_| StatusCode::OK)
 }
 
 /// `GET /v2/models/{name}/keyparams`: the keyparams JSON (no weights).
@@ -147,7 +95,7 @@ async fn keyparams(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Response> {
-    let model = find(&state, &name, None)?;
+    let model = service::find(&state, &name, None)?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         model.keyparams_json.clone(),
@@ -155,27 +103,40 @@ async fn keyparams(
         .into_response())
 }
 
-/// `POST /v2/models/{name}/keys`: registers evaluation keys.
+/// `POST /v2/models/{name}/keys`: registers evaluation keys (the body is an
+/// `eval.keys` file), answers `{"key_id": ...}`.
 async fn register_keys(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<KeyRegistered>> {
-    let model = find(&state, &name, None)?;
+    let model = service::find(&state, &name, None)?;
     let body = body_or_error(state.config.max_key_bytes, body)?;
-    let state2 = state.clone();
-    let id = tokio::task::spawn_blocking(move || -> Result<String> {
-        inference::check_keys(&model, &body)?;
-        let id = key_id(&body);
-        state2
-            .keystore
-            .put(&id, &body)
-            .map_err(|e| ServerError::Internal(format!("key store: {e}")))?;
-        Ok(id)
-    })
-    .await
-    .map_err(|e| ServerError::Internal(format!("key registration panicked: {e}")))??;
-    Ok(Json(KeyRegistered { key_id: id }))
+    let key_id = service::register_keys(&state, model, body).await?;
+    Ok(Json(KeyRegistered { key_id }))
+}
+
+/// `GET /v2/models/{name}/keys/{key_id}`: 200 when the keys are registered
+/// and fit the model, 404 when there are none under that id, else the error
+/// saying why.
+async fn key_status(
+    State(state): State<Arc<AppState>>,
+    Path((name, key_id)): Path<(String, String)>,
+) -> Response {
+    let status = async {
+        let model = service::find(&state, &name, None)?;
+        service::key_status(&state, model, &key_id).await
+    };
+    match status.await {
+        Ok(()) => Json(KeyRegistered { key_id }).into_response(),
+        // Here the id names the resource asked about: not found, not a bad request.
+        Err(e @ ServerError::UnknownKey(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn infer(
@@ -203,15 +164,16 @@ async fn infer_common(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let start = Instant::now();
-    let result = infer_inner(&state, &name, version.as_deref(), &headers, body).await;
-    state.metrics.record(start.elapsed(), result.is_ok());
-    match result {
+    let work = async {
+        let model = service::find(&state, &name, version.as_deref())?;
+        let body = body_or_error(state.config.max_body_bytes, body)?;
+        let (call, id) = decode(model, &headers, &body)?;
+        let output = service::infer(&state, call).await?;
+        Ok(respond(&name, id, &output))
+    };
+    match service::observed(&state, Protocol::Http, &name, work).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::info!(model = %name, error = %e, "infer refused");
-            e.into_response()
-        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -226,13 +188,13 @@ fn body_or_error(limit: usize, body: std::result::Result<Bytes, BytesRejection>)
     })
 }
 
-/// A checked inference request and its one ciphertext.
-struct Decoded {
-    request: InferRequest,
-    ciphertext: Vec<u8>,
-}
-
-fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded> {
+/// A request's JSON header and binary rest, checked into an inference call;
+/// also returns the request id to echo.
+fn decode(
+    model: std::sync::Arc<crate::repository::LoadedModel>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(InferCall, Option<String>)> {
     let json_len = match headers.get(binary::HEADER) {
         None => None,
         Some(v) => Some(
@@ -247,26 +209,19 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded> {
         ),
     };
     let (json, rest) = binary::split(body, json_len)?;
-    let request: InferRequest = serde_json::from_slice(json)
+    let request: InferRequest = serde_json::from_slice(&json)
         .map_err(|e| ServerError::BadRequest(format!("malformed inference request JSON: {e}")))?;
-    let [input] = &request.inputs[..] else {
-        return Err(ServerError::BadRequest(format!(
-            "the model takes exactly 1 input ('{INPUT_NAME}'), {} given",
-            request.inputs.len()
-        )));
-    };
-    if input.datatype != "BYTES" {
-        return Err(ServerError::BadRequest(format!(
-            "input '{}' has datatype {}, expected BYTES (one heman ciphertext file)",
-            input.name, input.datatype
-        )));
-    }
-    if input.shape.iter().product::<i64>() != 1 || input.shape.iter().any(|&d| d != 1) {
-        return Err(ServerError::BadRequest(format!(
-            "input '{}' has shape {:?}, expected [1]",
-            input.name, input.shape
-        )));
-    }
+    let inputs: Vec<InputTensor<'_>> = request
+        .inputs
+        .iter()
+        .map(|i| InputTensor {
+            name: &i.name,
+            datatype: &i.datatype,
+            shape: &i.shape,
+        })
+        .collect();
+    service::check_inputs(&inputs)?;
+    let input = &request.inputs[0];
     let elements = match input.parameters.get("binary_data_size") {
         Some(size) => {
             let size = size.as_u64().ok_or_else(|| {
@@ -278,7 +233,7 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded> {
                     rest.len()
                 )));
             }
-            binary::decode_bytes_elements(rest)?
+            binary::decode_bytes_elements(&rest)?
         }
         None => {
             if !rest.is_empty() {
@@ -289,12 +244,7 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded> {
             json_bytes_elements(input.data.as_ref())?
         }
     };
-    let [ciphertext] = <[Vec<u8>; 1]>::try_from(elements).map_err(|v| {
-        ServerError::BadRequest(format!(
-            "input holds {} BYTES elements, expected 1",
-            v.len()
-        ))
-    })?;
+    let ciphertext = service::single_element(elements)?;
     // A ciphertext is not UTF-8, so the output always travels in binary
     // form; only an explicit request for JSON output is refused (up front,
     // before any inference runs).
@@ -308,25 +258,34 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded> {
             "the output ciphertext is binary: ask for it with parameters.binary_data = true".into(),
         ));
     }
-    if let Some(o) = request.outputs.iter().find(|o| o.name != OUTPUT_NAME) {
-        return Err(ServerError::BadRequest(format!(
-            "unknown output '{}', the model has one output '{OUTPUT_NAME}'",
-            o.name
-        )));
-    }
-    Ok(Decoded {
-        request,
-        ciphertext,
-    })
+    service::check_outputs(request.outputs.iter().map(|o| o.name.as_str()))?;
+    let key_id = match request.parameters.get(KEY_ID_PARAMETER) {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Err(ServerError::BadRequest(format!(
+                "parameters.{KEY_ID_PARAMETER} must be a string"
+            )))
+        }
+    };
+    let key_id = service::require_key_id(&model.name, key_id)?;
+    Ok((
+        InferCall {
+            model,
+            key_id,
+            ciphertext,
+        },
+        request.id,
+    ))
 }
 
 /// JSON-mode BYTES data: a (possibly nested) array of strings.
-fn json_bytes_elements(data: Option<&Value>) -> Result<Vec<Vec<u8>>> {
-    fn walk(v: &Value, out: &mut Vec<Vec<u8>>) -> Result<()> {
+fn json_bytes_elements(data: Option<&Value>) -> Result<Vec<Bytes>> {
+    fn walk(v: &Value, out: &mut Vec<Bytes>) -> Result<()> {
         match v {
             Value::Array(items) => items.iter().try_for_each(|i| walk(i, out)),
             Value::String(s) => {
-                out.push(s.as_bytes().to_vec());
+                out.push(Bytes::copy_from_slice(s.as_bytes()));
                 Ok(())
             }
             _ => Err(ServerError::BadRequest(
@@ -342,63 +301,19 @@ fn json_bytes_elements(data: Option<&Value>) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-async fn infer_inner(
-    state: &Arc<AppState>,
-    name: &str,
-    version: Option<&str>,
-    headers: &HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Response> {
-    let model = find(state, name, version)?;
-    let body = body_or_error(state.config.max_body_bytes, body)?;
-    let decoded = decode(headers, &body)?;
-    drop(body);
-    let key_id = decoded
-        .request
-        .parameters
-        .get("key_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ServerError::BadRequest(format!(
-                "the request has no parameters.key_id: register evaluation keys with POST /v2/models/{name}/keys and pass the key_id"
-            ))
-        })?
-        .to_string();
-    state.metrics.queued.fetch_add(1, Ordering::Relaxed);
-    let permit = state.semaphore.clone().acquire_owned().await;
-    state.metrics.queued.fetch_sub(1, Ordering::Relaxed);
-    let permit = permit.map_err(|_| ServerError::Internal("server is shutting down".into()))?;
-    let st = state.clone();
-    let m = model.clone();
-    let ciphertext = decoded.ciphertext;
-    let task = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let keys = st.keys.get(st.keystore.as_ref(), &m, &key_id)?;
-        inference::infer(&m, &keys, &ciphertext)
-    });
-    let timeout = state.config.request_timeout;
-    let output = match tokio::time::timeout(timeout, task).await {
-        Err(_) => return Err(ServerError::Timeout(timeout.as_secs())),
-        Ok(joined) => {
-            joined.map_err(|e| ServerError::Internal(format!("inference panicked: {e}")))??
-        }
-    };
-    Ok(respond(&model, decoded.request.id, output))
-}
-
 /// The binary-mode response: JSON header, then the BYTES output tensor.
-fn respond(model: &LoadedModel, id: Option<String>, output: Vec<u8>) -> Response {
-    let raw = binary::encode_bytes_elements(&[&output]);
+fn respond(model: &str, id: Option<String>, output: &[u8]) -> Response {
+    let raw = binary::encode_bytes_elements(&[output]);
     let mut parameters = Map::new();
     parameters.insert("binary_data_size".into(), json!(raw.len()));
     let response = InferResponse {
-        model_name: model.name.clone(),
+        model_name: model.to_string(),
         model_version: Some("1".into()),
         id,
         outputs: vec![ResponseOutput {
             name: OUTPUT_NAME.into(),
             shape: vec![1],
-            datatype: "BYTES".into(),
+            datatype: service::DATATYPE.into(),
             parameters,
             data: None,
         }],

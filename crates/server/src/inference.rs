@@ -1,21 +1,66 @@
-//! The CPU-heavy part: checking evaluation keys and running a plan on
-//! ciphertexts (called from `spawn_blocking`).
+//! The CPU-heavy part: checking and parsing evaluation keys, and running a
+//! model on ciphertexts. Everything here is synchronous and is called from
+//! `spawn_blocking` under an inference permit (see [`crate::service`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use heman_artifacts::{CiphertextFile, Container, EvaluationKeys, Kind};
+use heman_ckks::keys::galois_element_for_step;
 use heman_ckks::Encryptor;
-use heman_runtime::{flood_outputs, Executor};
+use heman_runtime::{flood_outputs, Executor, RuntimeError};
+use tokio::sync::OnceCell;
 
 use crate::error::{Result, ServerError};
 use crate::keystore::KeyStore;
 use crate::repository::LoadedModel;
 
-/// Checks that `bytes` are evaluation keys for `model`'s parameters.
-pub fn check_keys(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
-    let container = Container::from_bytes(bytes, Path::new("<request body>"))
+/// The one call from the server into encrypted inference: the bytes of a
+/// ciphertext file in, the bytes of the output ciphertext file out. Whatever
+/// the model owner does to outputs before they leave (re-randomisation and
+/// flooding) happens here, so that every protocol gets it.
+pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
+    let params = &model.params;
+    let cts = CiphertextFile::from_bytes(input, Path::new("<input tensor>"), params)
+        .map_err(|e| ServerError::BadRequest(format!("input ciphertext refused: {e}")))?
+        .ciphertexts;
+    // The plan's scale management assumes fresh encryptions; anything else
+    // (a ciphertext computed on, or with a forged header) is refused here
+    // rather than producing garbage deep inside the executor.
+    let (level, scale) = (params.max_level(), params.default_scale());
+    if let Some((i, ct)) = cts.iter().enumerate().find(|(_, ct)| {
+        ct.degree() != 1 || ct.level() != level || (ct.scale() / scale - 1.0).abs() > 1e-9
+    }) {
+        return Err(ServerError::BadRequest(format!(
+            "input ciphertext {i} is not a fresh encryption (degree {}, level {}, scale 2^{:.2}; expected degree 1, level {level}, scale 2^{:.2})",
+            ct.degree(),
+            ct.level(),
+            ct.scale().log2(),
+            scale.log2()
+        )));
+    }
+    let executor = Executor::new(params, &keys.relin, &keys.galois);
+    let out = executor
+        .run_prepared(model.prepared(), cts, |_| {})
+        .map_err(|e| match e {
+            RuntimeError::Unsupported { .. } => ServerError::Internal(format!("inference: {e}")),
+            _ => ServerError::BadRequest(format!("inference failed on this input: {e}")),
+        })?;
+    // Outputs leave re-randomised and flooded (model-owner privacy, docs/SECURITY.md).
+    let encryptor = Encryptor::new(params, &keys.public)
+        .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
+    let sigma = model.compiled().keyparams.output_flooding.sigma();
+    let out = flood_outputs(&encryptor, out, sigma)
+        .map_err(|e| ServerError::Internal(format!("output flooding failed: {e}")))?;
+    Ok(CiphertextFile { ciphertexts: out }.to_bytes(params))
+}
+
+/// Checks the container of key bytes (kind and parameters) without parsing
+/// the keys: cheap, so bad bodies are refused before any heavy work.
+pub fn check_key_header(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
+    let container = Container::from_bytes(bytes, Path::new("<evaluation keys>"))
         .map_err(|e| ServerError::BadRequest(format!("not heman evaluation keys: {e}")))?;
     if container.kind != Kind::EvaluationKeys {
         return Err(ServerError::BadRequest(format!(
@@ -29,80 +74,155 @@ pub fn check_keys(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
             model.name
         )));
     }
-    // Parse fully so that damaged keys are refused now, not at inference.
-    parse_keys(model, bytes).map(|_| ())
+    Ok(())
 }
 
-/// Parses evaluation-key bytes for `model`.
-fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
+/// Parses evaluation-key bytes for `model` (header checked first).
+pub fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
+    check_key_header(model, bytes)?;
     EvaluationKeys::from_bytes(bytes, Path::new("<evaluation keys>"), &model.params)
         .map_err(|e| ServerError::BadRequest(format!("evaluation keys refused: {e}")))
 }
 
-/// Parsed evaluation keys kept in memory, by (model, key id).
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<(String, String), Arc<EvaluationKeys>>>,
+/// Checks that `keys` hold every rotation the model's plan performs: keys
+/// made for another model with the same parameters may lack some.
+pub fn check_rotations(model: &LoadedModel, keys: &EvaluationKeys) -> Result<()> {
+    let n = model.params.n();
+    let missing: Vec<usize> = model
+        .compiled()
+        .keyparams
+        .rotation_steps
+        .iter()
+        .copied()
+        .filter(|&s| !keys.galois.contains(galois_element_for_step(s as i64, n)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ServerError::BadRequest(format!(
+            "these evaluation keys lack the rotation keys for steps {missing:?} that model '{}' uses; make keys from its keyparams",
+            model.name
+        )))
+    }
 }
 
-/// How many parsed key sets stay in memory.
-const CACHE_ENTRIES: usize = 4;
+/// Cache key: parameter fingerprint and key id (parsed keys depend on the
+/// parameters only, so models sharing parameters share entries).
+type CacheKey = ([u8; 32], String);
+
+/// A slot filled once with parsed keys, by whichever request gets there first.
+type CacheCell = Arc<OnceCell<Arc<EvaluationKeys>>>;
+
+/// Parsed evaluation keys kept in memory, least recently used evicted first.
+/// Concurrent requests for the same uncached keys wait for one parse.
+pub struct KeyCache {
+    capacity: usize,
+    entries: Mutex<CacheEntries>,
+}
+
+#[derive(Default)]
+struct CacheEntries {
+    clock: u64,
+    /// Last use (a tick of `clock`) and the cell, by key.
+    map: HashMap<CacheKey, (u64, CacheCell)>,
+}
 
 impl KeyCache {
-    /// The keys `key_id` for `model`, from memory or the store.
-    pub fn get(
-        &self,
-        store: &dyn KeyStore,
-        model: &LoadedModel,
-        key_id: &str,
-    ) -> Result<Arc<EvaluationKeys>> {
-        let k = (model.name.clone(), key_id.to_string());
-        if let Some(keys) = self.entries.lock().expect("cache lock").get(&k) {
-            return Ok(keys.clone());
+    /// A cache of at most `capacity` parsed key sets (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: Mutex::default(),
         }
-        let bytes = store
-            .get(key_id)
-            .map_err(|e| ServerError::Internal(format!("key store: {e}")))?
-            .ok_or_else(|| {
-                ServerError::BadRequest(format!(
-                    "unknown key_id '{key_id}': register evaluation keys with POST /v2/models/{}/keys first",
-                    model.name
-                ))
-            })?;
-        let container = Container::from_bytes(&bytes, Path::new("<key store>"))
-            .map_err(|e| ServerError::Internal(format!("stored keys damaged: {e}")))?;
-        if container.fingerprint != model.params.fingerprint() {
-            return Err(ServerError::BadRequest(format!(
-                "key_id '{key_id}' names evaluation keys for other parameters than model '{}'",
-                model.name
-            )));
+    }
+
+    fn cell(&self, key: CacheKey) -> CacheCell {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        entries.clock += 1;
+        let now = entries.clock;
+        if let Some((used, cell)) = entries.map.get_mut(&key) {
+            *used = now;
+            return cell.clone();
         }
-        let keys = Arc::new(parse_keys(model, &bytes)?);
-        let mut entries = self.entries.lock().expect("cache lock");
-        if entries.len() >= CACHE_ENTRIES {
-            if let Some(old) = entries.keys().next().cloned() {
-                entries.remove(&old);
+        if entries.map.len() >= self.capacity {
+            let oldest = entries
+                .map
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                entries.map.remove(&k);
             }
         }
-        entries.insert(k, keys.clone());
+        let cell = Arc::new(OnceCell::new());
+        entries.map.insert(key, (now, cell.clone()));
+        cell
+    }
+
+    /// Puts keys just parsed at registration, so the first inference with
+    /// them does not parse them again.
+    pub fn insert(&self, model: &LoadedModel, key_id: &str, keys: Arc<EvaluationKeys>) {
+        let _ = self
+            .cell((model.params.fingerprint(), key_id.to_string()))
+            .set(keys);
+    }
+
+    /// The keys `key_id` for `model`, from memory or from `store` (parsed on
+    /// a blocking thread). Checks they hold the model's rotations.
+    pub async fn get(
+        &self,
+        store: &dyn KeyStore,
+        model: &Arc<LoadedModel>,
+        key_id: &str,
+    ) -> Result<Arc<EvaluationKeys>> {
+        let cell = self.cell((model.params.fingerprint(), key_id.to_string()));
+        let keys = cell
+            .get_or_try_init(|| async {
+                let bytes = load(store, model, key_id).await?;
+                let m = model.clone();
+                let keys = tokio::task::spawn_blocking(move || parse_keys(&m, &bytes))
+                    .await
+                    .map_err(|e| ServerError::Internal(format!("parsing keys panicked: {e}")))?
+                    .map_err(|e| match e {
+                        // Stored keys passed these checks at registration.
+                        ServerError::BadRequest(m) => {
+                            ServerError::Internal(format!("stored keys '{key_id}' damaged: {m}"))
+                        }
+                        e => e,
+                    })?;
+                Ok::<_, ServerError>(Arc::new(keys))
+            })
+            .await?
+            .clone();
+        check_rotations(model, &keys)?;
         Ok(keys)
     }
 }
 
-/// Runs `model` on one ciphertext file; returns the output ciphertext file.
-pub fn infer(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
-    let cts = CiphertextFile::from_bytes(input, Path::new("<input tensor>"), &model.params)
-        .map_err(|e| ServerError::BadRequest(format!("input ciphertext refused: {e}")))?
-        .ciphertexts;
-    let executor = Executor::new(&model.params, &keys.relin, &keys.galois);
-    let out = executor
-        .run(&model.compiled.plan, cts, |_| {})
-        .map_err(|e| ServerError::BadRequest(format!("inference failed: {e}")))?;
-    // Outputs leave re-randomised and flooded (model-owner privacy).
-    let encryptor = Encryptor::new(&model.params, &keys.public)
-        .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
-    let sigma = model.compiled.keyparams.output_flooding.sigma();
-    let out = flood_outputs(&encryptor, out, sigma)
-        .map_err(|e| ServerError::Internal(format!("output flooding failed: {e}")))?;
-    Ok(CiphertextFile { ciphertexts: out }.to_bytes(&model.params))
+/// The stored bytes of `key_id`, refused early when they belong to other
+/// parameters than `model`'s.
+async fn load(store: &dyn KeyStore, model: &LoadedModel, key_id: &str) -> Result<Bytes> {
+    let unknown = || {
+        ServerError::UnknownKey(format!(
+            "unknown key_id '{key_id}': register evaluation keys for model '{}' first (POST /v2/models/{}/keys, or heman.KeyService/RegisterKeys over gRPC)",
+            model.name, model.name
+        ))
+    };
+    if !crate::keystore::valid_id(key_id) {
+        return Err(unknown());
+    }
+    let bytes = store
+        .get(key_id)
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))?
+        .ok_or_else(unknown)?;
+    let container = Container::from_bytes(&bytes, Path::new("<key store>"))
+        .map_err(|e| ServerError::Internal(format!("stored keys '{key_id}' damaged: {e}")))?;
+    if container.fingerprint != model.params.fingerprint() {
+        return Err(ServerError::UnknownKey(format!(
+            "key_id '{key_id}' names evaluation keys for other parameters than model '{}'",
+            model.name
+        )));
+    }
+    Ok(bytes)
 }

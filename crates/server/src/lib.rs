@@ -1,13 +1,15 @@
-//! heman's KServe v2 / Open Inference Protocol server (Triton's HTTP API,
-//! binary-tensor extension included).
+//! heman's KServe v2 / Open Inference Protocol server: Triton's HTTP API
+//! (binary-tensor extension included) and its gRPC API.
 //!
 //! A model repository holds one folder per model with one compiled
 //! `*.heman` file. Data owners fetch a model's keyparams
-//! (`GET /v2/models/{name}/keyparams`, or metadata `parameters.keyparams`),
-//! register their evaluation keys once (`POST /v2/models/{name}/keys`, body =
-//! `eval.keys`, answer `{"key_id": ...}`) and send inference requests with
-//! one `BYTES` input of shape `[1]` (a heman ciphertext file) and
-//! `parameters.key_id`. The answer is one `BYTES` output: the encrypted result.
+//! (`GET /v2/models/{name}/keyparams`, metadata `parameters.keyparams`, or
+//! `heman.KeyService/GetKeyParams`), register their evaluation keys once
+//! (`POST /v2/models/{name}/keys` with the `eval.keys` file as body, or
+//! `heman.KeyService/RegisterKeys`; the answer is a key id) and send
+//! inference requests with one `BYTES` input of shape `[1]` (a heman
+//! ciphertext file) and the parameter `key_id`. The answer is one `BYTES`
+//! output: the encrypted result.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), heman_server::StartError> {
@@ -17,13 +19,16 @@
 //! ```
 
 pub mod binary;
+pub mod client;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod inference;
 pub mod keystore;
 pub mod metrics;
 pub mod protocol;
 pub mod repository;
+pub mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,10 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 pub use error::ServerError;
-pub use keystore::{DirectoryKeyStore, KeyStore};
+pub use keystore::{DirectoryKeyStore, KeyStore, KeyStoreError, KeyStoreLocation, S3Location};
 pub use repository::{Repository, RepositoryError};
 
 /// What `serve` needs.
@@ -44,36 +49,63 @@ pub use repository::{Repository, RepositoryError};
 pub struct Config {
     /// The model repository: one folder per model with one `*.heman`.
     pub model_repository: PathBuf,
-    /// The directory of the [`DirectoryKeyStore`].
-    pub key_store: PathBuf,
+    /// Where registered evaluation keys are kept.
+    pub key_store: KeyStoreLocation,
     /// The HTTP address.
     pub http_addr: SocketAddr,
-    /// Inferences running at once (each uses rayon's threads).
+    /// The gRPC address (none: HTTP only).
+    pub grpc_addr: Option<SocketAddr>,
+    /// Inferences running at once (each also uses rayon's threads).
     pub max_concurrent_inferences: usize,
+    /// Requests allowed to wait for an inference slot; more are refused
+    /// (503 / UNAVAILABLE) rather than piling up memory.
+    pub max_queue: usize,
     /// Largest accepted inference request body.
     pub max_body_bytes: usize,
     /// Largest accepted evaluation-key registration body.
     pub max_key_bytes: usize,
-    /// Longest an inference request may take.
+    /// Longest an inference request may take, queueing included.
     pub request_timeout: Duration,
+    /// Parsed evaluation-key sets kept in memory.
+    pub key_cache_entries: usize,
+    /// Memory per model for encoded weights kept across requests.
+    pub plan_cache_bytes: usize,
 }
 
 impl Config {
-    /// Defaults: 1 inference at a time, 256 MiB inference bodies, 2 GiB key
-    /// bodies, 300 s timeout.
+    /// Defaults: no gRPC, 1 inference at a time, a queue of 64, 256 MiB
+    /// inference bodies, 2 GiB key bodies, 300 s timeout, 4 key sets and
+    /// 1 GiB of encoded weights per model in memory.
     pub fn new(
         model_repository: impl Into<PathBuf>,
-        key_store: impl Into<PathBuf>,
+        key_dir: impl Into<PathBuf>,
+        http_addr: SocketAddr,
+    ) -> Self {
+        Self::with_key_store(
+            model_repository,
+            KeyStoreLocation::Directory(key_dir.into()),
+            http_addr,
+        )
+    }
+
+    /// As [`Config::new`] with any key store.
+    pub fn with_key_store(
+        model_repository: impl Into<PathBuf>,
+        key_store: KeyStoreLocation,
         http_addr: SocketAddr,
     ) -> Self {
         Self {
             model_repository: model_repository.into(),
-            key_store: key_store.into(),
+            key_store,
             http_addr,
+            grpc_addr: None,
             max_concurrent_inferences: 1,
+            max_queue: 64,
             max_body_bytes: 256 << 20,
             max_key_bytes: 2 << 30,
             request_timeout: Duration::from_secs(300),
+            key_cache_entries: 4,
+            plan_cache_bytes: 1 << 30,
         }
     }
 }
@@ -83,12 +115,14 @@ impl Config {
 pub enum StartError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
-    #[error("key store {0}: {1}")]
-    KeyStore(PathBuf, std::io::Error),
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
     #[error("listening on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
-    #[error("serving: {0}")]
+    #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("serving gRPC: {0}")]
+    Grpc(#[from] tonic::transport::Error),
 }
 
 /// The state every handler shares.
@@ -105,22 +139,23 @@ pub struct AppState {
     pub semaphore: Arc<Semaphore>,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
-    /// Set once shutdown starts (`/v2/health/ready` then answers 503).
+    /// Set once shutdown starts (readiness then answers 503 / not ready, and
+    /// new inferences are refused while running ones finish).
     pub shutting_down: AtomicBool,
 }
 
-/// A bound, not yet running server: lets callers learn the port first.
+/// A bound, not yet running server: lets callers learn the ports first.
 pub struct Server {
-    listener: TcpListener,
+    http: TcpListener,
+    grpc: Option<TcpListener>,
     state: Arc<AppState>,
 }
 
 impl Server {
-    /// Loads the repository, opens the key store and binds the HTTP address.
+    /// Loads the repository, opens the key store and binds the addresses.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
-        let store = DirectoryKeyStore::new(&config.key_store)
-            .map_err(|e| StartError::KeyStore(config.key_store.clone(), e))?;
-        Self::bind_with_store(config, Arc::new(store)).await
+        let store = config.key_store.open()?;
+        Self::bind_with_store(config, store).await
     }
 
     /// As [`Server::bind`] with any [`KeyStore`].
@@ -128,47 +163,89 @@ impl Server {
         config: Config,
         keystore: Arc<dyn KeyStore>,
     ) -> Result<Self, StartError> {
-        let repo_dir = config.model_repository.clone();
-        let repository = tokio::task::spawn_blocking(move || Repository::load(&repo_dir))
+        let (repo_dir, cache) = (config.model_repository.clone(), config.plan_cache_bytes);
+        let repository = tokio::task::spawn_blocking(move || Repository::load(&repo_dir, cache))
             .await
             .expect("repository loading does not panic")?;
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|e| StartError::Bind(config.http_addr, e))?;
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Bind(addr, e))
+        };
+        let http = bind(config.http_addr).await?;
+        let grpc = match config.grpc_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        tracing::info!(store = %keystore.describe(), "key store");
         let state = Arc::new(AppState {
             semaphore: Arc::new(Semaphore::new(config.max_concurrent_inferences.max(1))),
+            keys: inference::KeyCache::new(config.key_cache_entries),
             config,
             repository,
             keystore,
-            keys: Default::default(),
             metrics: Default::default(),
             shutting_down: AtomicBool::new(false),
         });
-        Ok(Self { listener, state })
+        Ok(Self { http, grpc, state })
     }
 
-    /// The address actually bound (port 0 resolved).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+    /// The HTTP address actually bound (port 0 resolved).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener")
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// The gRPC address actually bound, if serving gRPC.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener"))
+    }
+
+    /// The shared state (metrics, configuration).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, refuses new
+    /// inferences and lets running requests finish.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
         let state = self.state.clone();
-        let app = http::router(self.state);
-        tracing::info!(addr = %self.listener.local_addr().map_err(StartError::Serve)?, "serving KServe v2 over HTTP");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                state
-                    .shutting_down
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            })
-            .await
-            .map_err(StartError::Serve)
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing running requests");
+            state
+                .shutting_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tracing::info!(addr = %self.http_addr(), "serving KServe v2 over HTTP");
+        let app = http::router(self.state.clone());
+        let http = axum::serve(self.http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        match self.grpc {
+            None => http.await.map_err(StartError::Serve),
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr().map_err(StartError::Serve)?, "serving KServe v2 over gRPC");
+                let (inference, keys) = grpc::services(self.state.clone());
+                let grpc = tonic::transport::Server::builder()
+                    .add_service(inference)
+                    .add_service(keys)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        stopped(stop_rx),
+                    );
+                let (h, g) = tokio::join!(http, grpc);
+                h.map_err(StartError::Serve)?;
+                g.map_err(StartError::Grpc)
+            }
+        }
     }
 }
 

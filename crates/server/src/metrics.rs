@@ -1,68 +1,134 @@
-//! Prometheus text-format metrics: inference counts, latency, queue depth.
+//! Prometheus text-format metrics: inference requests by protocol and
+//! outcome, their latency, the queue depth, the inferences running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+const BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 
-/// Counters shared by all requests.
+/// The protocols requests are counted by.
+const PROTOCOLS: [&str; 2] = ["http", "grpc"];
+
+/// One protocol's counters.
 #[derive(Default)]
-pub struct Metrics {
+struct PerProtocol {
     success: AtomicU64,
     failure: AtomicU64,
-    /// Requests waiting for an inference slot.
-    pub queued: AtomicU64,
+    /// Cumulative bucket counts, as Prometheus histograms are.
     buckets: [AtomicU64; BUCKETS.len()],
     sum_micros: AtomicU64,
 }
 
+/// Counters shared by all requests.
+#[derive(Default)]
+pub struct Metrics {
+    protocols: [PerProtocol; PROTOCOLS.len()],
+    /// Requests waiting for an inference slot.
+    pub queued: AtomicU64,
+    /// Inferences (and key parses) holding a slot.
+    pub running: AtomicU64,
+    /// Successful key registrations.
+    pub keys_registered: AtomicU64,
+}
+
 impl Metrics {
     /// Records one finished inference request.
-    pub fn record(&self, elapsed: Duration, ok: bool) {
-        if ok { &self.success } else { &self.failure }.fetch_add(1, Ordering::Relaxed);
+    pub fn record(&self, protocol: &str, elapsed: Duration, ok: bool) {
+        let i = PROTOCOLS.iter().position(|p| *p == protocol).unwrap_or(0);
+        let p = &self.protocols[i];
+        if ok { &p.success } else { &p.failure }.fetch_add(1, Ordering::Relaxed);
         let s = elapsed.as_secs_f64();
-        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
+        for (b, bound) in p.buckets.iter().zip(BUCKETS) {
             if s <= bound {
                 b.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.sum_micros
+        p.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
-        let ok = self.success.load(Ordering::Relaxed);
-        let failed = self.failure.load(Ordering::Relaxed);
+        use std::fmt::Write;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
-        s += "# HELP heman_inference_requests_total Inference requests by outcome.\n";
+        s += "# HELP heman_inference_requests_total Inference requests by protocol and outcome.\n";
         s += "# TYPE heman_inference_requests_total counter\n";
-        s += &format!("heman_inference_requests_total{{outcome=\"success\"}} {ok}\n");
-        s += &format!("heman_inference_requests_total{{outcome=\"failure\"}} {failed}\n");
+        for (name, p) in PROTOCOLS.iter().zip(&self.protocols) {
+            for (outcome, n) in [("success", &p.success), ("failure", &p.failure)] {
+                let _ = writeln!(
+                    s,
+                    "heman_inference_requests_total{{protocol=\"{name}\",outcome=\"{outcome}\"}} {}",
+                    load(n)
+                );
+            }
+        }
         s += "# HELP heman_inference_queue_depth Requests waiting for an inference slot.\n";
         s += "# TYPE heman_inference_queue_depth gauge\n";
-        s += &format!(
-            "heman_inference_queue_depth {}\n",
-            self.queued.load(Ordering::Relaxed)
+        let _ = writeln!(s, "heman_inference_queue_depth {}", load(&self.queued));
+        s += "# HELP heman_inference_running Inferences and key parses holding a slot.\n";
+        s += "# TYPE heman_inference_running gauge\n";
+        let _ = writeln!(s, "heman_inference_running {}", load(&self.running));
+        s += "# HELP heman_keys_registered_total Successful evaluation-key registrations.\n";
+        s += "# TYPE heman_keys_registered_total counter\n";
+        let _ = writeln!(
+            s,
+            "heman_keys_registered_total {}",
+            load(&self.keys_registered)
         );
-        s += "# HELP heman_inference_duration_seconds Inference request latency.\n";
+        s += "# HELP heman_inference_duration_seconds Inference request latency, queueing included.\n";
         s += "# TYPE heman_inference_duration_seconds histogram\n";
-        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
-            s += &format!(
-                "heman_inference_duration_seconds_bucket{{le=\"{bound}\"}} {}\n",
-                b.load(Ordering::Relaxed)
+        for (name, p) in PROTOCOLS.iter().zip(&self.protocols) {
+            for (b, bound) in p.buckets.iter().zip(BUCKETS) {
+                let _ = writeln!(
+                    s,
+                    "heman_inference_duration_seconds_bucket{{protocol=\"{name}\",le=\"{bound}\"}} {}",
+                    load(b)
+                );
+            }
+            let count = load(&p.success) + load(&p.failure);
+            let _ = writeln!(
+                s,
+                "heman_inference_duration_seconds_bucket{{protocol=\"{name}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                s,
+                "heman_inference_duration_seconds_sum{{protocol=\"{name}\"}} {}",
+                load(&p.sum_micros) as f64 / 1e6
+            );
+            let _ = writeln!(
+                s,
+                "heman_inference_duration_seconds_count{{protocol=\"{name}\"}} {count}"
             );
         }
-        s += &format!(
-            "heman_inference_duration_seconds_bucket{{le=\"+Inf\"}} {}\n",
-            ok + failed
-        );
-        s += &format!(
-            "heman_inference_duration_seconds_sum {}\n",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        s += &format!("heman_inference_duration_seconds_count {}\n", ok + failed);
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_match() {
+        let m = Metrics::default();
+        m.record("http", Duration::from_millis(30), true);
+        m.record("http", Duration::from_secs(2), false);
+        m.record("grpc", Duration::from_millis(5), true);
+        let text = m.render();
+        for line in [
+            "heman_inference_requests_total{protocol=\"http\",outcome=\"success\"} 1",
+            "heman_inference_requests_total{protocol=\"http\",outcome=\"failure\"} 1",
+            "heman_inference_requests_total{protocol=\"grpc\",outcome=\"success\"} 1",
+            "heman_inference_duration_seconds_bucket{protocol=\"http\",le=\"0.05\"} 1",
+            "heman_inference_duration_seconds_bucket{protocol=\"http\",le=\"2.5\"} 2",
+            "heman_inference_duration_seconds_bucket{protocol=\"http\",le=\"+Inf\"} 2",
+            "heman_inference_duration_seconds_count{protocol=\"grpc\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

@@ -6,6 +6,21 @@ use std::sync::Arc;
 
 use heman_artifacts::CompiledModel;
 use heman_ckks::CkksParameters;
+use heman_runtime::PreparedPlan;
+
+/// The plan as the runtime prepares it: keeps encoded weight diagonals across
+/// requests.
+pub type Prepared<'a> = PreparedPlan<'a>;
+
+self_cell::self_cell!(
+    /// A compiled model and its prepared plan, which borrows the plan: built
+    /// once at load so that every request reuses the encoded diagonals.
+    pub struct PreparedModel {
+        owner: CompiledModel,
+        #[covariant]
+        dependent: Prepared,
+    }
+);
 
 /// A loaded model: its compiled plan, keyparams and CKKS parameters.
 pub struct LoadedModel {
@@ -14,11 +29,23 @@ pub struct LoadedModel {
     /// Where it was loaded from.
     pub path: PathBuf,
     /// Plan and keyparams (the plan holds the weights: never sent out).
-    pub compiled: CompiledModel,
+    pub model: PreparedModel,
     /// The CKKS parameters of the keyparams.
     pub params: CkksParameters,
     /// The keyparams as JSON text, for data owners.
     pub keyparams_json: String,
+}
+
+impl LoadedModel {
+    /// The compiled model (keyparams and plan).
+    pub fn compiled(&self) -> &CompiledModel {
+        self.model.borrow_owner()
+    }
+
+    /// The plan, prepared for repeated runs.
+    pub fn prepared(&self) -> &PreparedPlan<'_> {
+        self.model.borrow_dependent()
+    }
 }
 
 /// Errors loading a repository.
@@ -30,6 +57,8 @@ pub enum RepositoryError {
     Empty(PathBuf),
     #[error("model folder {0} holds several *.heman files; keep one")]
     Ambiguous(PathBuf),
+    #[error("model repository {0} holds no model folder")]
+    NoModels(PathBuf),
     #[error(transparent)]
     Artifact(#[from] heman_artifacts::ArtifactError),
 }
@@ -41,8 +70,9 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// Loads every sub-folder of `dir` as a model.
-    pub fn load(dir: &Path) -> Result<Self, RepositoryError> {
+    /// Loads every sub-folder of `dir` as a model; each keeps up to
+    /// `cache_bytes` of encoded weights across requests.
+    pub fn load(dir: &Path, cache_bytes: usize) -> Result<Self, RepositoryError> {
         let io = |e| RepositoryError::Io(dir.to_path_buf(), e);
         let mut models = BTreeMap::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -52,9 +82,12 @@ impl Repository {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let model = load_model(&name, &path)?;
+            let model = load_model(&name, &path, cache_bytes)?;
             tracing::info!(model = %name, path = %model.path.display(), "loaded model");
             models.insert(name, Arc::new(model));
+        }
+        if models.is_empty() {
+            return Err(RepositoryError::NoModels(dir.to_path_buf()));
         }
         Ok(Self { models })
     }
@@ -70,7 +103,11 @@ impl Repository {
     }
 }
 
-fn load_model(name: &str, folder: &Path) -> Result<LoadedModel, RepositoryError> {
+fn load_model(
+    name: &str,
+    folder: &Path,
+    cache_bytes: usize,
+) -> Result<LoadedModel, RepositoryError> {
     let io = |e| RepositoryError::Io(folder.to_path_buf(), e);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(io)? {
@@ -88,10 +125,13 @@ fn load_model(name: &str, folder: &Path) -> Result<LoadedModel, RepositoryError>
     let params = compiled.keyparams.ckks_parameters(&path)?;
     let keyparams_json =
         serde_json::to_string(&compiled.keyparams).expect("keyparams serialise to JSON");
+    let model = PreparedModel::new(compiled, |c| {
+        PreparedPlan::new(&c.plan, &params, cache_bytes)
+    });
     Ok(LoadedModel {
         name: name.to_string(),
         path,
-        compiled,
+        model,
         params,
         keyparams_json,
     })

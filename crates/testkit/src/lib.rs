@@ -45,6 +45,26 @@ pub fn relative_error(actual: &Tensor, expected: &Tensor) -> f64 {
         / scale
 }
 
+/// The largest elementwise difference between two tensors of equal size.
+pub fn max_abs_error(actual: &Tensor, expected: &Tensor) -> f64 {
+    assert_eq!(actual.len(), expected.len(), "output sizes differ");
+    actual
+        .data()
+        .iter()
+        .zip(expected.data())
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The largest difference an encrypted, flooded result may show against the
+/// plaintext model, per element: `relative` of the output's magnitude (the
+/// computation's own error) plus six standard deviations of the output
+/// flooding (`slot_error`, keyparams' `output_flooding.slot_error`; a
+/// Gaussian exceeds 6 sigma with probability 2e-9).
+pub fn encrypted_tolerance(expected: &Tensor, relative: f64, slot_error: f64) -> f64 {
+    relative * expected.max_abs().max(1.0) + 6.0 * slot_error
+}
+
 /// Deterministic pseudo-random values in `[lo, hi)` (xorshift; test inputs only).
 pub fn pseudo_random(count: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

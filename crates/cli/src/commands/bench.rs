@@ -13,7 +13,7 @@ use heman_model::io::dataset::LabelledSet;
 use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
 use crate::progress;
-use crate::workflow::{self, fit_input, human};
+use crate::workflow::{self, fit_input, human, percentile};
 
 /// Encrypted accuracy and latency of models on their data.
 #[derive(Args)]
@@ -110,10 +110,6 @@ struct Settings {
     limit: usize,
     cache_mib: usize,
     flooding: FloodingTarget,
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings) -> Result<()> {

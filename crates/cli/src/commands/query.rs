@@ -1,0 +1,281 @@
+//! `heman query`: the data owner's one-shot client of `heman serve`. Makes
+//! keys from the server's keyparams if needed, registers the evaluation keys
+//! once (the key id is remembered in the keys directory), encrypts, asks for
+//! the inference, decrypts. `--repeat`/`--concurrency` turn it into a load
+//! generator that reports throughput and latency percentiles.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use heman_artifacts::{CiphertextFile, KeyParams};
+use heman_model::Tensor;
+use heman_server::client::Client;
+use tokio::sync::Mutex;
+use tracing::info;
+
+use crate::workflow::{self, human, percentile, DataOwner, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
+
+/// The file in a keys directory remembering key ids per server and model.
+pub const REGISTRATIONS: &str = "registrations.json";
+
+/// Data owner: encrypted inference on a `heman serve` server in one command.
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The server's HTTP URL.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// The model's name on the server.
+    #[arg(long)]
+    model: String,
+    /// Keys directory: made from the server's keyparams when it holds none.
+    #[arg(short, long)]
+    keys: PathBuf,
+    /// Input .npy.
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Decrypted output .npy.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Send the input this many times (fresh encryptions) and report
+    /// throughput and latency percentiles.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Requests in flight at once (with --repeat).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+}
+
+pub fn run(args: QueryArgs) -> Result<()> {
+    if args.repeat == 0 || args.concurrency == 0 {
+        bail!("--repeat and --concurrency must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(query(args))
+}
+
+async fn query(args: QueryArgs) -> Result<()> {
+    let client = Client::new(&args.url)?;
+    let keyparams_text = client.keyparams(&args.model).await?;
+    let keys = args.keys.clone();
+    let owner = tokio::task::spawn_blocking(move || ensure_keys(&keys, &keyparams_text)).await??;
+    let key_id = ensure_registered(&client, &args.model, &args.keys).await?;
+
+    let tensor = heman_model::io::npy::read_npy(&args.input)?;
+    let origin = args.input.display().to_string();
+    let owner = Arc::new(owner);
+    let ciphertexts: Vec<Vec<u8>> = {
+        let owner = owner.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
+            (0..args.repeat)
+                .map(|_| Ok(owner.encrypt(&tensor, &origin)?.to_bytes(&owner.params)))
+                .collect()
+        })
+        .await??
+    };
+    info!(
+        bytes = ciphertexts[0].len(),
+        requests = args.repeat,
+        "input encrypted"
+    );
+
+    let (answers, latencies, wall) =
+        send_all(&client, &args.model, &key_id, ciphertexts, args.concurrency).await?;
+    let output_size = answers[0].len();
+    let decrypted: Vec<Tensor> = {
+        let owner = owner.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Tensor>> {
+            answers
+                .iter()
+                .map(|bytes| {
+                    let cts = CiphertextFile::from_bytes(bytes, Path::new("answer"), &owner.params)
+                        .context("the server's answer")?
+                        .ciphertexts;
+                    owner.decrypt(&cts)
+                })
+                .collect()
+        })
+        .await??
+    };
+    // Every answer must be the same result (up to encryption noise): a
+    // mixed-up or damaged answer under load shows here.
+    let first = &decrypted[0];
+    for (i, y) in decrypted.iter().enumerate().skip(1) {
+        let scale = first.max_abs().max(1.0);
+        let diff = y
+            .data()
+            .iter()
+            .zip(first.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        if y.shape() != first.shape() || diff > 1e-2 * scale {
+            bail!("answer {i} differs from answer 0 by {diff} (of {scale}): the server answered inconsistently");
+        }
+    }
+    heman_model::io::npy::write_npy(&args.output, first, heman_model::io::npy::NpyDtype::F32)?;
+    println!(
+        "{} shape {:?}, argmax {} (answer {})",
+        args.output.display(),
+        first.shape(),
+        first.argmax().unwrap_or(0),
+        human(output_size as u64)
+    );
+    if args.repeat > 1 {
+        let mut ms: Vec<f64> = latencies.iter().map(|s| s * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{} requests, {} in flight: {:.2} s, {:.2} inferences/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            args.repeat,
+            args.concurrency,
+            wall,
+            args.repeat as f64 / wall,
+            percentile(&ms, 0.50),
+            percentile(&ms, 0.99),
+            ms[ms.len() - 1],
+        );
+    }
+    Ok(())
+}
+
+/// The keys in `keys`, made from the server's keyparams when absent;
+/// refuses keys made for other keyparams rather than overwriting a secret key.
+fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<DataOwner> {
+    std::fs::create_dir_all(keys).with_context(|| format!("creating {}", keys.display()))?;
+    let received = keys.join(".server-keyparams.json");
+    std::fs::write(&received, server_keyparams)
+        .with_context(|| format!("writing {}", received.display()))?;
+    let server = KeyParams::read(&received).context("the server's keyparams")?;
+    let ours = keys.join(KEYPARAMS);
+    if keys.join(SECRET_KEY).exists() {
+        let existing = KeyParams::read(&ours).with_context(|| {
+            format!(
+                "{} holds a secret key but no readable {KEYPARAMS}",
+                keys.display()
+            )
+        })?;
+        if existing != server {
+            bail!(
+                "{} holds keys for other keyparams (model {}, the server's is {}); use another --keys directory",
+                keys.display(),
+                &existing.model_fingerprint[..12.min(existing.model_fingerprint.len())],
+                &server.model_fingerprint[..12.min(server.model_fingerprint.len())]
+            );
+        }
+        std::fs::remove_file(&received).ok();
+    } else {
+        println!(
+            "making keys in {} ({}; N = 2^{}, {} rotation keys)",
+            keys.display(),
+            server.security,
+            server.log_n,
+            server.rotation_steps.len()
+        );
+        std::fs::rename(&received, &ours).with_context(|| format!("writing {}", ours.display()))?;
+        workflow::keygen(&ours, keys)?;
+    }
+    DataOwner::open(keys)
+}
+
+/// The key id of `keys/eval.keys` on this server, registering them when the
+/// server does not know them (first use, or a server that lost them).
+async fn ensure_registered(client: &Client, model: &str, keys: &Path) -> Result<String> {
+    let path = keys.join(REGISTRATIONS);
+    let mut registrations: BTreeMap<String, String> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a registrations file", path.display()))?,
+        Err(_) => BTreeMap::new(),
+    };
+    let entry = format!("{} {model}", client.base());
+    let save = |registrations: &BTreeMap<String, String>| {
+        std::fs::write(&path, serde_json::to_vec_pretty(registrations)?)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    if let Some(id) = registrations.get(&entry) {
+        if client.key_registered(model, id).await? {
+            info!(key_id = %id, "evaluation keys already registered");
+            return Ok(id.clone());
+        }
+        info!(key_id = %id, "the server no longer knows the keys: registering again");
+    }
+    let eval_keys = keys.join(EVAL_KEYS);
+    let bytes =
+        std::fs::read(&eval_keys).with_context(|| format!("reading {}", eval_keys.display()))?;
+    // Key ids are content addresses: a server (or a replica sharing its key
+    // store) may know these keys already; then they need not travel.
+    let local_id = heman_server::keystore::key_id(&bytes);
+    if client.key_registered(model, &local_id).await? {
+        info!(key_id = %local_id, "the server knows these keys already");
+        registrations.insert(entry, local_id.clone());
+        save(&registrations)?;
+        return Ok(local_id);
+    }
+    let size = bytes.len();
+    let start = Instant::now();
+    let id = client.register_keys(model, bytes).await?;
+    println!(
+        "registered {} ({}) as key id {id} in {:.2} s",
+        eval_keys.display(),
+        human(size as u64),
+        start.elapsed().as_secs_f64()
+    );
+    registrations.insert(entry, id.clone());
+    save(&registrations)?;
+    Ok(id)
+}
+
+/// Sends every ciphertext with `concurrency` requests in flight; answers in
+/// input order, each request's latency (s) and the wall time (s).
+async fn send_all(
+    client: &Client,
+    model: &str,
+    key_id: &str,
+    ciphertexts: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> Result<(Vec<Vec<u8>>, Vec<f64>, f64)> {
+    let count = ciphertexts.len();
+    let queue = Arc::new(Mutex::new(
+        ciphertexts.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(count) {
+        let (queue, client, model, key_id) = (
+            queue.clone(),
+            client.clone(),
+            model.to_string(),
+            key_id.to_string(),
+        );
+        workers.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let Some((i, ct)) = queue.lock().await.pop() else {
+                    return Ok::<_, anyhow::Error>(done);
+                };
+                let sent = Instant::now();
+                let answer = client
+                    .infer(&model, &key_id, &ct)
+                    .await
+                    .with_context(|| format!("request {i}"))?;
+                done.push((i, answer, sent.elapsed().as_secs_f64()));
+            }
+        });
+    }
+    let mut results = Vec::with_capacity(count);
+    while let Some(joined) = workers.join_next().await {
+        results.extend(joined.context("a client task failed")??);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    if results.len() != count {
+        bail!("{} of {count} requests answered", results.len());
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+    let latencies = results.iter().map(|(_, _, s)| *s).collect();
+    let answers = results.into_iter().map(|(_, a, _)| a).collect();
+    Ok((answers, latencies, wall))
+}

@@ -1,0 +1,336 @@
+//! `heman serve` and its clients end to end, as real processes on loopback:
+//! `heman query` (keygen, registration, encrypt, infer, decrypt), the
+//! official Python `tritonclient` over HTTP and gRPC
+//! (`examples/python/triton_query.py`), a restart keeping registered keys,
+//! and a graceful stop on SIGTERM. Every answer is compared with the
+//! plaintext model.
+
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use heman_testkit::{encrypted_tolerance, max_abs_error, repo_root};
+
+fn heman_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_heman")
+}
+
+fn heman(args: &[&str]) -> Output {
+    Command::new(heman_bin())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("heman runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeeded(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A `heman serve` process and the addresses it printed.
+struct Serving {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    http: String,
+    grpc: String,
+}
+
+impl Serving {
+    /// Serves `repo` on `http` and `grpc` (port 0: any free port).
+    fn start(repo: &Path, key_store: &Path, http: &str, grpc: &str) -> Self {
+        let mut child = Command::new(heman_bin())
+            .args(["serve", "--model-repository"])
+            .arg(repo)
+            .args(["--http", http, "--grpc", grpc])
+            .args(["--max-concurrent", "2", "--timeout-s", "60", "--key-store"])
+            .arg(key_store)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("heman serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut http, mut grpc) = (None, None);
+        let mut line = String::new();
+        while http.is_none() || grpc.is_none() {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("heman serve exited: {:?}", child.wait());
+            }
+            if let Some(url) = line.trim().strip_prefix("HTTP listening on ") {
+                http = Some(url.to_string());
+            }
+            if let Some(addr) = line.trim().strip_prefix("gRPC listening on ") {
+                grpc = Some(addr.to_string());
+            }
+        }
+        Self {
+            child,
+            _stdout: stdout,
+            http: http.unwrap(),
+            grpc: grpc.unwrap(),
+        }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child process by its id.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "heman serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The plaintext model's output for `input`, post-processing included (the
+/// digits model has none).
+fn plaintext(input: &Path) -> heman_model::Tensor {
+    let graph =
+        heman_model::load_onnx(&repo_root().join("examples/digits/digits_square.onnx")).unwrap();
+    let x = heman_model::io::npy::read_npy(input).unwrap();
+    let shape = graph.value(graph.inputs[0]).shape.clone();
+    graph.run(&[x.reshaped(shape)]).unwrap().remove(0)
+}
+
+/// Checks a decrypted output against the plaintext model, within the
+/// computation's error and the output flooding of `keyparams`.
+fn assert_close(output: &Path, input: &Path, keyparams: &Path, what: &str) {
+    let y = heman_model::io::npy::read_npy(output).unwrap();
+    let expected = plaintext(input);
+    let keyparams: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keyparams).unwrap()).unwrap();
+    let slot_error = keyparams["output_flooding"]["slot_error"]
+        .as_f64()
+        .expect("keyparams record the output flooding");
+    let err = max_abs_error(&y, &expected);
+    let tolerance = encrypted_tolerance(&expected, 1e-2, slot_error);
+    assert!(
+        err <= tolerance,
+        "{what}: off by {err} (tolerance {tolerance})"
+    );
+    assert_eq!(y.argmax(), expected.argmax(), "{what}: class");
+}
+
+/// The interpreter with tritonclient: `$HEMAN_PYTHON` (set by `.ci/run`),
+/// else the virtualenv `.ci/run` makes.
+fn python() -> Option<PathBuf> {
+    std::env::var_os("HEMAN_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            Some(PathBuf::from(home).join(".cache/heman-venv/bin/python"))
+        })
+        .filter(|p| p.is_file())
+}
+
+#[test]
+fn serve_and_query_end_to_end() {
+    let work = tempfile::tempdir().unwrap();
+    let w = |p: &str| work.path().join(p);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let repo = w("repo");
+    std::fs::create_dir_all(repo.join("digits")).unwrap();
+    succeeded(
+        &heman(&[
+            "keyparams",
+            "-m",
+            "examples/digits/digits_square.onnx",
+            "-c",
+            "examples/digits/calibration.npz",
+            "-o",
+            &s(&w("keyparams.json")),
+            "--compiled",
+            &s(&repo.join("digits/digits.heman")),
+        ]),
+        "keyparams",
+    );
+    let server = Serving::start(&repo, &w("registered"), "127.0.0.1:0", "127.0.0.1:0");
+
+    // heman query: keys made from the server's keyparams, registered once.
+    let input = repo_root().join("examples/digits/test/3-4.npy");
+    let query = |keys: &Path, output: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "query".to_string(),
+            "--url".into(),
+            server.http.clone(),
+            "--model".into(),
+            "digits".into(),
+            "-k".into(),
+            s(keys),
+            "-i".into(),
+            s(&input),
+            "-o".into(),
+            s(output),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        heman(&args)
+    };
+    let first = succeeded(&query(&w("keys"), &w("y1.npy"), &[]), "first query");
+    assert!(first.contains("making keys"), "{first}");
+    assert!(first.contains("registered"), "{first}");
+    assert_close(
+        &w("y1.npy"),
+        &input,
+        &w("keys/keyparams.json"),
+        "heman query",
+    );
+    let second = succeeded(&query(&w("keys"), &w("y2.npy"), &[]), "second query");
+    assert!(
+        !second.contains("registered") && !second.contains("making keys"),
+        "keys made or registered again:\n{second}"
+    );
+    assert_close(
+        &w("y2.npy"),
+        &input,
+        &w("keys/keyparams.json"),
+        "heman query, registered keys",
+    );
+
+    // A keys directory for another model is refused, not overwritten.
+    let foreign = w("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    let mut kp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w("keys/keyparams.json")).unwrap()).unwrap();
+    kp["model_fingerprint"] = "00".repeat(32).into();
+    std::fs::write(foreign.join("keyparams.json"), kp.to_string()).unwrap();
+    std::fs::copy(w("keys/secret.key"), foreign.join("secret.key")).unwrap();
+    let refused = query(&foreign, &w("y3.npy"), &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("keys for other keyparams"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let unknown = heman(&[
+        "query",
+        "--url",
+        &server.http,
+        "--model",
+        "nope",
+        "-k",
+        &s(&w("keys")),
+        "-i",
+        &s(&input),
+        "-o",
+        &s(&w("y4.npy")),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("unknown model 'nope'"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    // A short load through the real binaries: every answer must agree.
+    let load = succeeded(
+        &query(
+            &w("keys"),
+            &w("y5.npy"),
+            &["--repeat", "16", "--concurrency", "4"],
+        ),
+        "query under load",
+    );
+    assert!(load.contains("16 requests, 4 in flight"), "{load}");
+    println!("{load}");
+    assert_close(
+        &w("y5.npy"),
+        &input,
+        &w("keys/keyparams.json"),
+        "heman query under load",
+    );
+
+    // The official Python client, over HTTP and gRPC.
+    match python() {
+        None => {
+            let note = "SKIPPED tritonclient part of serve_and_query_end_to_end: no Python with tritonclient (set HEMAN_PYTHON; .ci/run makes $HOME/.cache/heman-venv)";
+            println!("{note}");
+            eprintln!("{note}");
+        }
+        Some(python) => {
+            let script = repo_root().join("examples/python/triton_query.py");
+            let http = server.http.trim_start_matches("http://").to_string();
+            for (protocol, url) in [("http", http.as_str()), ("grpc", server.grpc.as_str())] {
+                let keys = w(&format!("py-keys-{protocol}"));
+                let output = w(&format!("py-{protocol}.npy"));
+                let out = Command::new(&python)
+                    .arg(&script)
+                    .args(["--url", url, "--protocol", protocol, "--model", "digits"])
+                    .args(["--heman", heman_bin()])
+                    .arg("--keys")
+                    .arg(&keys)
+                    .arg("--input")
+                    .arg(&input)
+                    .arg("--output")
+                    .arg(&output)
+                    .output()
+                    .expect("python runs");
+                succeeded(&out, &format!("triton_query.py over {protocol}"));
+                assert_close(
+                    &output,
+                    &input,
+                    &w("keys/keyparams.json"),
+                    &format!("tritonclient over {protocol}"),
+                );
+            }
+        }
+    }
+
+    // Graceful stop; a restart (same addresses) keeps the registered keys:
+    // the query finds them and sends none.
+    let (http, grpc) = (server.http.clone(), server.grpc.clone());
+    let status = server.stop();
+    assert!(status.success(), "heman serve exited with {status}");
+    let addr = http.trim_start_matches("http://");
+    let server = Serving::start(&repo, &w("registered"), addr, &grpc);
+    let again = heman(&[
+        "query",
+        "--url",
+        &server.http,
+        "--model",
+        "digits",
+        "-k",
+        &s(&w("keys")),
+        "-i",
+        &s(&input),
+        "-o",
+        &s(&w("y6.npy")),
+    ]);
+    let again = succeeded(&again, "query after restart");
+    assert!(!again.contains("registered"), "keys sent again:\n{again}");
+    assert_close(
+        &w("y6.npy"),
+        &input,
+        &w("keys/keyparams.json"),
+        "after restart",
+    );
+    assert!(server.stop().success());
+}

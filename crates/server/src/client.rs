@@ -1,0 +1,220 @@
+//! A client of the server's HTTP protocol, for `heman query` and tests:
+//! keyparams, key registration, and binary-mode inference of one
+//! ciphertext (the wire form tritonclient uses).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::binary;
+use crate::protocol::{InferResponse, KeyRegistered};
+use crate::service::{DATATYPE, INPUT_NAME, KEY_ID_PARAMETER, OUTPUT_NAME};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status and message.
+    #[error("{url}: server answered {status}: {message}")]
+    Server {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    Protocol { url: String, message: String },
+    #[error("'{0}' is not an http:// URL")]
+    Url(String),
+}
+
+impl ClientError {
+    /// The HTTP status of a server error, if it is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+/// A server's base URL and a connection pool.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of `url` (`http://host:port`, or `host:port`).
+    pub fn new(url: &str) -> Result<Self> {
+        let base = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        if !base.starts_with("http://") {
+            return Err(ClientError::Url(url.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `request`; an error status becomes [`ClientError::Server`] with
+    /// the protocol's `{"error": ...}` message.
+    async fn send(&self, url: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let transport = |source| ClientError::Transport {
+            url: url.to_string(),
+            source,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.map_err(transport)?;
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        Err(ClientError::Server {
+            url: url.to_string(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn json(&self, url: &str, request: reqwest::RequestBuilder) -> Result<Value> {
+        let body = self
+            .send(url, request)
+            .await?
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.to_string(),
+                source,
+            })?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            url: url.to_string(),
+            message: format!("answer is not JSON: {e}"),
+        })
+    }
+
+    /// Whether the server is ready (`GET /v2/health/ready`).
+    pub async fn ready(&self) -> Result<()> {
+        let url = self.url("/v2/health/ready");
+        self.send(&url, self.http.get(&url)).await.map(|_| ())
+    }
+
+    /// A model's keyparams as JSON text.
+    pub async fn keyparams(&self, model: &str) -> Result<String> {
+        let url = self.url(&format!("/v2/models/{model}/keyparams"));
+        let response = self.send(&url, self.http.get(&url)).await?;
+        response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })
+    }
+
+    /// Registers evaluation keys (an `eval.keys` file's bytes); answers the key id.
+    pub async fn register_keys(&self, model: &str, eval_keys: Vec<u8>) -> Result<String> {
+        let url = self.url(&format!("/v2/models/{model}/keys"));
+        let v = self
+            .json(&url, self.http.post(&url).body(eval_keys))
+            .await?;
+        serde_json::from_value::<KeyRegistered>(v)
+            .map(|k| k.key_id)
+            .map_err(|e| ClientError::Protocol {
+                url,
+                message: format!("no key_id in the answer: {e}"),
+            })
+    }
+
+    /// Whether `key_id` is registered and fits `model` (false on 404).
+    pub async fn key_registered(&self, model: &str, key_id: &str) -> Result<bool> {
+        let url = self.url(&format!("/v2/models/{model}/keys/{key_id}"));
+        match self.send(&url, self.http.get(&url)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One inference in Triton's binary mode: the ciphertext file's bytes
+    /// in, the output ciphertext file's bytes out.
+    pub async fn infer(&self, model: &str, key_id: &str, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let url = self.url(&format!("/v2/models/{model}/infer"));
+        let tensor = binary::encode_bytes_elements(&[ciphertext]);
+        let header = json!({
+            "parameters": {KEY_ID_PARAMETER: key_id},
+            "inputs": [{"name": INPUT_NAME, "shape": [1], "datatype": DATATYPE,
+                        "parameters": {"binary_data_size": tensor.len()}}],
+            "outputs": [{"name": OUTPUT_NAME, "parameters": {"binary_data": true}}]
+        });
+        let mut body = serde_json::to_vec(&header).expect("JSON");
+        let json_len = body.len();
+        body.extend_from_slice(&tensor);
+        let response = self
+            .send(
+                &url,
+                self.http
+                    .post(&url)
+                    .header(binary::HEADER, json_len.to_string())
+                    .body(body),
+            )
+            .await?;
+        let protocol = |message: String| ClientError::Protocol {
+            url: url.clone(),
+            message,
+        };
+        let json_len: usize = response
+            .headers()
+            .get(binary::HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| protocol("the answer has no Inference-Header-Content-Length".into()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        let (head, raw) =
+            binary::split(&body, Some(json_len)).map_err(|e| protocol(e.to_string()))?;
+        let head: InferResponse = serde_json::from_slice(&head)
+            .map_err(|e| protocol(format!("malformed answer header: {e}")))?;
+        match &head.outputs[..] {
+            [o] if o.name == OUTPUT_NAME && o.datatype == DATATYPE => {}
+            _ => return Err(protocol(format!("unexpected outputs {:?}", head.outputs))),
+        }
+        let elements = binary::decode_bytes_elements(&raw).map_err(|e| protocol(e.to_string()))?;
+        match <[bytes::Bytes; 1]>::try_from(elements) {
+            Ok([output]) => Ok(output.to_vec()),
+            Err(v) => Err(protocol(format!("{} output elements, expected 1", v.len()))),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! What both protocols do, whatever the wire: find models, describe them,
+//! validate inference inputs, register keys, and run inferences through the
+//! bounded queue with a timeout. `http` and `grpc` only translate to and
+//! from their wire forms.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::{Result, ServerError};
+use crate::inference;
+use crate::keystore::key_id;
+use crate::protocol::{ModelMetadata, ServerMetadata, TensorMetadata};
+use crate::repository::LoadedModel;
+use crate::AppState;
+
+/// The name of the model's single input tensor.
+pub const INPUT_NAME: &str = "ciphertext";
+/// The name of the model's single output tensor.
+pub const OUTPUT_NAME: &str = "ciphertext";
+/// The datatype of both: each element is one heman ciphertext file.
+pub const DATATYPE: &str = "BYTES";
+/// The request parameter naming the registered evaluation keys.
+pub const KEY_ID_PARAMETER: &str = "key_id";
+/// The platform models are reported as.
+pub const PLATFORM: &str = "heman_ckks";
+
+/// The server's metadata (`GET /v2`, `ServerMetadata`).
+pub fn server_metadata() -> ServerMetadata {
+    ServerMetadata {
+        name: "heman".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: vec![
+            "binary_tensor_data".into(),
+            "heman_keys".into(),
+            "heman_keyparams".into(),
+        ],
+    }
+}
+
+/// The model `name`, version "1" or none (heman models have one version).
+pub fn find(state: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>> {
+    let model = state
+        .repository
+        .get(name)
+        .ok_or_else(|| ServerError::UnknownModel(name.to_string()))?;
+    match version {
+        None | Some("") | Some("1") => Ok(model),
+        // heman models have one version, "1".
+        Some(v) => Err(ServerError::UnknownModel(format!("{name}' version '{v}"))),
+    }
+}
+
+/// A model's metadata: one BYTES input and output of shape [1], and the
+/// keyparams a data owner needs (never the plan, which holds the weights).
+pub fn model_metadata(model: &LoadedModel) -> ModelMetadata {
+    let tensor = |name: &str| TensorMetadata {
+        name: name.into(),
+        datatype: DATATYPE.into(),
+        shape: vec![1],
+    };
+    let mut parameters = serde_json::Map::new();
+    parameters.insert(
+        "keyparams".into(),
+        serde_json::Value::String(model.keyparams_json.clone()),
+    );
+    ModelMetadata {
+        name: model.name.clone(),
+        versions: vec!["1".into()],
+        platform: PLATFORM.into(),
+        inputs: vec![tensor(INPUT_NAME)],
+        outputs: vec![tensor(OUTPUT_NAME)],
+        parameters,
+    }
+}
+
+/// An input tensor as either wire form describes it, before its contents.
+pub struct InputTensor<'a> {
+    pub name: &'a str,
+    pub datatype: &'a str,
+    pub shape: &'a [i64],
+}
+
+/// Checks the inputs' names, datatypes and shapes: exactly one BYTES tensor
+/// of shape [1] named [`INPUT_NAME`].
+pub fn check_inputs(inputs: &[InputTensor<'_>]) -> Result<()> {
+    let [input] = inputs else {
+        return Err(ServerError::BadRequest(format!(
+            "the model takes exactly 1 input ('{INPUT_NAME}'), {} given",
+            inputs.len()
+        )));
+    };
+    if input.name != INPUT_NAME {
+        return Err(ServerError::BadRequest(format!(
+            "unknown input '{}', the model's input is '{INPUT_NAME}'",
+            input.name
+        )));
+    }
+    if input.datatype != DATATYPE {
+        return Err(ServerError::BadRequest(format!(
+            "input '{}' has datatype {}, expected {DATATYPE} (one heman ciphertext file)",
+            input.name, input.datatype
+        )));
+    }
+    if input.shape != [1] {
+        return Err(ServerError::BadRequest(format!(
+            "input '{}' has shape {:?}, expected [1]",
+            input.name, input.shape
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the requested outputs (none: all, which is the one).
+pub fn check_outputs<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<()> {
+    match names.find(|n| *n != OUTPUT_NAME) {
+        None => Ok(()),
+        Some(n) => Err(ServerError::BadRequest(format!(
+            "unknown output '{n}', the model has one output '{OUTPUT_NAME}'"
+        ))),
+    }
+}
+
+/// The one ciphertext of a BYTES tensor of shape [1].
+pub fn single_element(elements: Vec<Bytes>) -> Result<Bytes> {
+    let [ciphertext] = <[Bytes; 1]>::try_from(elements).map_err(|v| {
+        ServerError::BadRequest(format!(
+            "input holds {} BYTES elements, its shape [1] says 1",
+            v.len()
+        ))
+    })?;
+    Ok(ciphertext)
+}
+
+/// The key id parameter, or an error saying how to get one.
+pub fn require_key_id(model: &str, key_id: Option<&str>) -> Result<String> {
+    key_id.map(str::to_string).ok_or_else(|| {
+        ServerError::BadRequest(format!(
+            "the request has no parameters.{KEY_ID_PARAMETER}: register evaluation keys once (POST /v2/models/{model}/keys, or heman.KeyService/RegisterKeys over gRPC) and pass the key id they return"
+        ))
+    })
+}
+
+/// A validated inference request, protocol aside.
+pub struct InferCall {
+    pub model: Arc<LoadedModel>,
+    pub key_id: String,
+    pub ciphertext: Bytes,
+}
+
+/// Which protocol a request came by (a metrics label).
+#[derive(Debug, Clone, Copy)]
+pub enum Protocol {
+    Http,
+    Grpc,
+}
+
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+/// Runs `request` (decoding and inference) and records its outcome and
+/// latency, whichever way it ends.
+pub async fn observed<T>(
+    state: &AppState,
+    protocol: Protocol,
+    model: &str,
+    request: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    let result = request.await;
+    state
+        .metrics
+        .record(protocol.label(), start.elapsed(), result.is_ok());
+    match &result {
+        Ok(_) => tracing::debug!(
+            model,
+            protocol = protocol.label(),
+            ms = start.elapsed().as_secs_f64() * 1e3,
+            "inference done"
+        ),
+        Err(e) => {
+            tracing::info!(model, protocol = protocol.label(), error = %e, "inference refused")
+        }
+    }
+    result
+}
+
+/// A held inference slot; while held, the request counts as running.
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    state: Arc<AppState>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state.metrics.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits for one of the configured inference slots; refuses at once when
+/// the queue is full or the server is shutting down.
+pub async fn acquire_slot(state: &Arc<AppState>) -> Result<Slot> {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return Err(ServerError::ShuttingDown);
+    }
+    let metrics = &state.metrics;
+    let queued = metrics.queued.fetch_add(1, Ordering::Relaxed);
+    // Decrements the queue however the wait ends (a cancelled request too).
+    struct Dequeue<'a>(&'a std::sync::atomic::AtomicU64);
+    impl Drop for Dequeue<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _dequeue = Dequeue(&metrics.queued);
+    if queued as usize >= state.config.max_queue && state.semaphore.available_permits() == 0 {
+        return Err(ServerError::Busy(queued as usize));
+    }
+    let permit = state
+        .semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ServerError::ShuttingDown)?;
+    metrics.running.fetch_add(1, Ordering::Relaxed);
+    Ok(Slot {
+        _permit: permit,
+        state: state.clone(),
+    })
+}
+
+/// Runs one validated inference: waits for a slot, loads the keys, runs the
+/// model on a blocking thread; the whole within the configured timeout. The
+/// slot stays held until the computation really ends (a timed-out one
+/// cannot be stopped), so no more inferences run than configured.
+pub async fn infer(state: &Arc<AppState>, call: InferCall) -> Result<Vec<u8>> {
+    let timeout = state.config.request_timeout;
+    let work = async {
+        let slot = acquire_slot(state).await?;
+        let keys = state
+            .keys
+            .get(state.keystore.as_ref(), &call.model, &call.key_id)
+            .await?;
+        let model = call.model.clone();
+        let ciphertext = call.ciphertext;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            inference::run(&model, &keys, &ciphertext)
+        })
+        .await
+        .map_err(|e| ServerError::Internal(format!("inference panicked: {e}")))?
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ServerError::Timeout(timeout.as_secs()))?
+}
+
+/// Registers evaluation keys for `model`: checks them (kind, parameters,
+/// every rotation the model needs, fully parsed), stores them, and answers
+/// their id. Parsing runs under an inference slot: it is CPU-heavy too.
+pub async fn register_keys(
+    state: &Arc<AppState>,
+    model: Arc<LoadedModel>,
+    bytes: Bytes,
+) -> Result<String> {
+    // Cheap checks first, so that garbage never waits for a slot.
+    inference::check_key_header(&model, &bytes)?;
+    let id = key_id(&bytes);
+    let slot = acquire_slot(state).await?;
+    let keys = {
+        let (m, b) = (model.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let keys = inference::parse_keys(&m, &b)?;
+            inference::check_rotations(&m, &keys)?;
+            Ok::<_, ServerError>(keys)
+        })
+        .await
+        .map_err(|e| ServerError::Internal(format!("key registration panicked: {e}")))??
+    };
+    state
+        .keystore
+        .put(&id, bytes)
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    state.keys.insert(&model, &id, Arc::new(keys));
+    state
+        .metrics
+        .keys_registered
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::info!(model = %model.name, key_id = %id, "evaluation keys registered");
+    Ok(id)
+}
+
+/// Whether `key_id` is registered and usable with `model` (loads the keys
+/// into memory, so that the next inference starts at once).
+pub async fn key_status(
+    state: &Arc<AppState>,
+    model: Arc<LoadedModel>,
+    key_id: &str,
+) -> Result<()> {
+    let _slot = acquire_slot(state).await?;
+    state
+        .keys
+        .get(state.keystore.as_ref(), &model, key_id)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,90 @@
+//! The limits, made deterministic by holding the server's one inference
+//! slot from the test: a queued request waits (queue depth shows in
+//! /metrics), one more is refused at once (queue full), a waiting request
+//! times out, and a graceful shutdown lets a queued request finish.
+
+use std::time::{Duration, Instant};
+
+use heman_server::client::Client;
+
+use crate::common::{config, digit, fixture, Running};
+
+/// Polls /metrics until `line` appears.
+async fn wait_for_metric(client: &reqwest::Client, url: &str, line: &str) {
+    let start = Instant::now();
+    loop {
+        let text = client.get(url).send().await.unwrap().text().await.unwrap();
+        if text.contains(line) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{line} never showed in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_timeout_and_graceful_shutdown() {
+    let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = config(&fx.repo, &work.path().join("keystore"));
+    cfg.max_concurrent_inferences = 1;
+    cfg.max_queue = 1;
+    cfg.request_timeout = Duration::from_secs(1);
+    let mut server = Running::start(cfg).await;
+    let client = Client::new(&server.http.to_string()).unwrap();
+    let metrics = server.url("/metrics");
+    let http = reqwest::Client::new();
+    let key_id = client
+        .register_keys("digits", fx.eval_keys.clone())
+        .await
+        .unwrap();
+    let input = digit(5);
+    let ct = fx.encrypt(&input);
+
+    // The test takes the only slot: requests now queue.
+    let held = server
+        .state
+        .semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .unwrap();
+    let queued = tokio::spawn({
+        let (client, key_id, ct) = (client.clone(), key_id.clone(), ct.clone());
+        async move { client.infer("digits", &key_id, &ct).await }
+    });
+    wait_for_metric(&http, &metrics, "heman_inference_queue_depth 1\n").await;
+    // The queue (1) is full: refused at once, 503 with a message.
+    let e = client.infer("digits", &key_id, &ct).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert!(e.to_string().contains("server busy"), "{e}");
+    // The queued one runs out of time: 504.
+    let e = queued.await.unwrap().unwrap_err();
+    assert_eq!(e.status(), Some(504), "{e}");
+    assert!(e.to_string().contains("timed out after 1 s"), "{e}");
+    wait_for_metric(&http, &metrics, "heman_inference_queue_depth 0\n").await;
+
+    // Graceful shutdown: a request queued before it still gets its answer.
+    let queued = tokio::spawn({
+        let (client, key_id, ct) = (client.clone(), key_id.clone(), ct.clone());
+        async move { client.infer("digits", &key_id, &ct).await }
+    });
+    wait_for_metric(&http, &metrics, "heman_inference_queue_depth 1\n").await;
+    server.signal_stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(held);
+    let out = queued
+        .await
+        .unwrap()
+        .expect("queued request answered during shutdown");
+    fx.assert_matches(&out, &input, "answered during shutdown");
+    let addr = server.http;
+    server.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
