@@ -38,28 +38,111 @@ pub struct InputWindow {
     pub count: u64,
 }
 
+/// Where the table entries of one function start and how they are read.
+struct Layout {
+    /// Torus units per table position: 2^64 / 2N.
+    step: u128,
+    delta: u128,
+    last: u64,
+    /// Entries whose centre lies at or past this torus offset hold the
+    /// next function's (or the mirrored first function's) value at 0.
+    wrap_from: u128,
+}
+
+impl Layout {
+    /// The input value an entry at `position` (within one function's
+    /// share) holds, or `None` for the wrap-around entries.
+    ///
+    /// tfhe-rs's centred modulus switch subtracts half a position before
+    /// rounding, so a noise-free phase `p` selects position `floor(p /
+    /// step)`. An entry holds the value whose phase falls in its position
+    /// (the one nearest its centre when several do), else the value nearest
+    /// its centre.
+    fn value_at(&self, position: u128) -> Option<u64> {
+        let (start, end) = (position * self.step, (position + 1) * self.step);
+        let first = start.div_ceil(self.delta);
+        let past = end.div_ceil(self.delta);
+        let centre = start + self.step / 2;
+        let nearest = (centre + self.delta / 2) / self.delta;
+        let last = self.last as u128;
+        if first < past && first <= last {
+            Some(nearest.clamp(first, (past - 1).min(last)) as u64)
+        } else if centre >= self.wrap_from {
+            None
+        } else {
+            Some(nearest.min(last) as u64)
+        }
+    }
+}
+
 impl InputWindow {
-    /// Checks that the window fits the half torus shared by `functions` tables.
-    fn check(self, functions: usize) -> Result<()> {
-        let span = self.count as u128 * self.encoding.delta as u128;
-        let limit = HALF_TORUS / functions as u128;
-        if self.count == 0 || self.encoding.delta == 0 || span > limit {
+    /// The finest window of `count` values that `functions` tables of the
+    /// preset can read.
+    pub fn finest(preset: Preset, count: u64, functions: usize) -> Self {
+        let span = HALF_TORUS / functions.max(1) as u128;
+        let step = step(preset.polynomial_size());
+        let count = count.max(1);
+        // count * delta <= span, and the last value's position must lie
+        // below the wrap-around entries: (count - 1) * delta + step < span.
+        let mut delta = span / count as u128;
+        if count > 1 {
+            delta = delta.min((span - step - 1) / (count as u128 - 1));
+        }
+        Self {
+            encoding: Encoding::new(delta.min(u64::MAX as u128) as u64),
+            count,
+        }
+    }
+
+    fn layout(self, preset: Preset, functions: usize) -> Result<Layout> {
+        let span = HALF_TORUS / functions as u128;
+        let delta = self.encoding.delta as u128;
+        let step = step(preset.polynomial_size());
+        let last = self.count.saturating_sub(1);
+        if self.count == 0
+            || delta == 0
+            || self.count as u128 * delta > span
+            || last as u128 * delta + step >= span
+        {
             return Err(TfheError::LookupTable(format!(
-                "{} values at delta 2^{:.2} span 2^{:.2} of the torus; {} table(s) allow 2^{:.2}",
+                "{} values at delta 2^{:.2} do not fit the 2^{:.2} torus units {} table(s) of N = {} leave each",
                 self.count,
-                (self.encoding.delta as f64).log2(),
+                (delta as f64).log2(),
                 (span as f64).log2(),
                 functions,
-                (limit as f64).log2()
+                preset.polynomial_size()
             )));
         }
-        Ok(())
+        Ok(Layout {
+            step,
+            delta,
+            last,
+            wrap_from: (last as u128 * delta + span) / 2,
+        })
     }
+
+    /// The value a noise-free bootstrap reads for input `u`: `u` itself
+    /// while a table position holds at most one value (`count <= N`),
+    /// else `u` rounded to the value its position stands for.
+    pub fn read(self, preset: Preset, functions: usize, u: u64) -> Result<u64> {
+        let layout = self.layout(preset, functions)?;
+        let position = (u.min(layout.last) as u128 * layout.delta) / layout.step;
+        Ok(layout.value_at(position).unwrap_or(0))
+    }
+}
+
+fn step(polynomial_size: usize) -> u128 {
+    (1u128 << 64) / (2 * polynomial_size as u128)
 }
 
 /// Fills `body` (N words) with `functions` sub-tables over `window`; each
 /// function maps an input value to an output torus plaintext.
-fn fill(body: &mut [u64], window: InputWindow, functions: &[&dyn Fn(u64) -> u64]) -> Result<()> {
+fn fill(
+    body: &mut [u64],
+    preset: Preset,
+    window: InputWindow,
+    functions: &[&dyn Fn(u64) -> u64],
+) -> Result<()> {
     let k = functions.len();
     let n = body.len();
     if k == 0 || !n.is_multiple_of(k) {
@@ -67,15 +150,8 @@ fn fill(body: &mut [u64], window: InputWindow, functions: &[&dyn Fn(u64) -> u64]
             "{k} functions do not divide {n} positions"
         )));
     }
-    window.check(k)?;
+    let layout = window.layout(preset, k)?;
     let stride = n / k;
-    let delta = window.encoding.delta as u128;
-    let last = window.count - 1;
-    let span = HALF_TORUS / k as u128;
-    // Positions past this torus offset wrap around to the next value 0.
-    let wrap_from = (last as u128 * delta + span) / 2;
-    // Torus units per position: 2^64 / 2N.
-    let step = (1u128 << 64) / (2 * n as u128);
     for (i, f) in functions.iter().enumerate() {
         let wrapped = match functions.get(i + 1) {
             Some(next) => next(0),
@@ -83,19 +159,16 @@ fn fill(body: &mut [u64], window: InputWindow, functions: &[&dyn Fn(u64) -> u64]
         };
         let mut cached: Option<(u64, u64)> = None;
         for (d, entry) in body[i * stride..(i + 1) * stride].iter_mut().enumerate() {
-            let torus = d as u128 * step;
-            *entry = if torus >= wrap_from {
-                wrapped
-            } else {
-                let u = ((torus + delta / 2) / delta).min(last as u128) as u64;
-                match cached {
+            *entry = match layout.value_at(d as u128) {
+                None => wrapped,
+                Some(u) => match cached {
                     Some((cu, cv)) if cu == u => cv,
                     _ => {
                         let v = f(u);
                         cached = Some((u, v));
                         v
                     }
-                }
+                },
             };
         }
     }
@@ -122,7 +195,7 @@ impl LookupTable {
     /// The table of `f` (input value to output torus plaintext) over `window`.
     pub fn new(preset: Preset, window: InputWindow, f: impl Fn(u64) -> u64) -> Result<Self> {
         let mut acc = accumulator(preset);
-        fill(acc.get_mut_body().as_mut(), window, &[&f])?;
+        fill(acc.get_mut_body().as_mut(), preset, window, &[&f])?;
         Ok(Self {
             table: LookupTableOwned {
                 acc,
@@ -147,7 +220,7 @@ impl ManyLookupTable {
         functions: &[&dyn Fn(u64) -> u64],
     ) -> Result<Self> {
         let mut acc = accumulator(preset);
-        fill(acc.get_mut_body().as_mut(), window, functions)?;
+        fill(acc.get_mut_body().as_mut(), preset, window, functions)?;
         let degree = preset.nominal_values() - 1;
         Ok(Self {
             table: ManyLookupTableOwned {
@@ -170,34 +243,58 @@ mod tests {
 
     #[test]
     fn table_entries_follow_the_window() {
-        let n = 64;
+        let preset = Preset::Message2Carry2;
+        let n = preset.polynomial_size();
         let mut body = vec![0u64; n];
-        // 8 values spanning the half torus: boxes of 8 positions.
+        // 16 values spanning the half torus: boxes of N / 16 = 128 positions,
+        // the first half-box of value 0 wrapped to the top.
         let window = InputWindow {
-            encoding: Encoding::fitting(8, HALF_TORUS),
-            count: 8,
+            encoding: Encoding::fitting(16, HALF_TORUS),
+            count: 16,
         };
-        fill(&mut body, window, &[&|u| u * 10]).unwrap();
-        assert_eq!(&body[..5], &[0, 0, 0, 0, 10]);
-        assert_eq!(body[56], 70);
-        assert_eq!(body[59], 70);
-        // The top half-box wraps to -f(0) = 0 here.
-        assert_eq!(body[60], 0);
-        fill(&mut body, window, &[&|u| u + 1]).unwrap();
-        assert_eq!(body[63], 1u64.wrapping_neg());
-        // Two functions: each gets 32 positions, values must fit in 2^62.
-        assert!(fill(&mut body, window, &[&|u| u, &|u| u]).is_err());
-        let half = InputWindow {
-            encoding: Encoding::fitting(8, HALF_TORUS / 2),
-            count: 8,
-        };
-        fill(&mut body, half, &[&|u| u, &|u| 100 + u]).unwrap();
-        assert_eq!(body[4], 1);
+        fill(&mut body, preset, window, &[&|u| u * 10]).unwrap();
+        assert_eq!(&body[..64], &[0; 64]);
+        assert_eq!(body[64], 10);
+        assert_eq!(body[n - 65], 150);
+        assert_eq!(body[n - 64], 0);
+        fill(&mut body, preset, window, &[&|u| u + 1]).unwrap();
+        assert_eq!(body[n - 1], 1u64.wrapping_neg());
+        // Two functions need the window in a quarter of the torus.
+        assert!(fill(&mut body, preset, window, &[&|u| u, &|u| u]).is_err());
+        let half = InputWindow::finest(preset, 16, 2);
+        fill(&mut body, preset, half, &[&|u| u, &|u| 100 + u]).unwrap();
+        assert_eq!(body[32], 1);
         assert_eq!(
-            body[31], 100,
-            "top of the first table leads into the second's 0"
+            body[n / 2 - 1],
+            100,
+            "the first table's top leads into the second's 0"
         );
-        assert_eq!(body[36], 101);
-        assert_eq!(body[63], 0u64.wrapping_neg());
+        assert_eq!(body[n / 2 + 32], 101);
+        assert_eq!(body[n - 1], 0u64.wrapping_neg());
+    }
+
+    #[test]
+    fn reads_are_exact_up_to_n_values_and_rounded_beyond() {
+        let preset = Preset::Message2Carry2;
+        let n = preset.polynomial_size() as u64;
+        for count in [2, 16, 1000, n - 2, n - 1] {
+            let w = InputWindow::finest(preset, count, 1);
+            for u in 0..count {
+                assert_eq!(w.read(preset, 1, u).unwrap(), u, "count {count}, u {u}");
+            }
+        }
+        for count in [n, 4 * n] {
+            let w = InputWindow::finest(preset, count, 1);
+            for u in [0, 1, 2, 3, 4, 5, 1001, count - 1] {
+                let read = w.read(preset, 1, u).unwrap();
+                assert!(read.abs_diff(u) <= 2, "{u} read as {read}");
+            }
+        }
+        assert!(InputWindow {
+            encoding: Encoding::new(1 << 59),
+            count: 17
+        }
+        .read(preset, 1, 0)
+        .is_err());
     }
 }

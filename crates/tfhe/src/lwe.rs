@@ -38,6 +38,17 @@ impl LweVector {
         }
     }
 
+    /// Trivial encryptions (zero mask, body = plaintext): public values in
+    /// ciphertext form, e.g. to check lookup tables without noise.
+    pub fn trivial(preset: Preset, plaintexts: &[u64]) -> Self {
+        let mut v = Self::zeros(preset, plaintexts.len());
+        let size = v.size;
+        for (ct, &p) in v.data.chunks_exact_mut(size).zip(plaintexts) {
+            ct[size - 1] = p;
+        }
+        v
+    }
+
     pub(crate) fn from_parts(size: usize, data: Vec<u64>) -> Self {
         debug_assert_eq!(data.len() % size, 0);
         Self { size, data }

@@ -113,6 +113,42 @@ fn many_lookup_table_gives_two_functions_of_one_input() {
     );
 }
 
+/// Trivial ciphertexts carry no noise through the bootstrap, so the value
+/// each table position stands for shows exactly: it must be what
+/// `InputWindow::read` predicts, for windows up to N values (exact) and
+/// beyond (rounded).
+#[test]
+fn noise_free_reads_match_the_window_model() {
+    let (client, server) = keys();
+    let n = PRESET.polynomial_size() as u64;
+    for count in [16, n - 1, n, 3 * n + 5] {
+        let window = InputWindow::finest(PRESET, count, 1);
+        let table = LookupTable::new(PRESET, window, |u| u).unwrap();
+        let inputs: Vec<u64> = (0..count)
+            .step_by(((count / 300) as usize).max(1))
+            .collect();
+        let plaintexts: Vec<u64> = inputs
+            .iter()
+            .map(|&u| window.encoding.encode(u as i64))
+            .collect();
+        let cts = LweVector::trivial(PRESET, &plaintexts);
+        let out = server
+            .bootstrap(&cts, &[table], &vec![0; inputs.len()])
+            .unwrap();
+        let phases = client.decrypt(&out).unwrap();
+        for (&u, &read) in inputs.iter().zip(&phases) {
+            assert_eq!(
+                read,
+                window.read(PRESET, 1, u).unwrap(),
+                "count {count}, u {u}"
+            );
+            if count < n {
+                assert_eq!(read, u);
+            }
+        }
+    }
+}
+
 #[test]
 fn windows_that_do_not_fit_are_refused() {
     let too_wide = InputWindow {
