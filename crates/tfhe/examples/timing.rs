@@ -54,7 +54,7 @@ fn main() {
         rows.push_row((0..values as u32).map(|c| (c, 3 + c as i64 % 5)), 0);
     }
     let t = Instant::now();
-    let _ = rows.apply(&out).unwrap();
+    let _ = rows.apply(&out, window.encoding).unwrap();
     let dt = t.elapsed().as_secs_f64();
     println!(
         "{} multiply-adds in {dt:.3} s: {:.2} us each",

@@ -11,19 +11,20 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::Encoding;
 use crate::error::{Result, TfheError};
 use crate::lwe::LweVector;
 
-/// Integer weights in compressed-row form with one torus-plaintext bias per
-/// row: row `r` reads `columns[offsets[r]..offsets[r + 1]]`.
+/// Integer weights in compressed-row form with one integer bias per row:
+/// row `r` reads `columns[offsets[r]..offsets[r + 1]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegerRows {
     pub inputs: usize,
     pub offsets: Vec<u32>,
     pub columns: Vec<u32>,
     pub weights: Vec<i64>,
-    /// Added to each row's body, already encoded on the torus.
-    pub biases: Vec<u64>,
+    /// Added to each row (encoded like the inputs before it reaches the body).
+    pub biases: Vec<i64>,
 }
 
 impl IntegerRows {
@@ -39,7 +40,7 @@ impl IntegerRows {
     }
 
     /// Appends a row of (column, weight) terms; zero weights are dropped.
-    pub fn push_row(&mut self, terms: impl IntoIterator<Item = (u32, i64)>, bias: u64) {
+    pub fn push_row(&mut self, terms: impl IntoIterator<Item = (u32, i64)>, bias: i64) {
         for (c, w) in terms {
             if w != 0 {
                 self.columns.push(c);
@@ -86,8 +87,9 @@ impl IntegerRows {
         Ok(())
     }
 
-    /// `rows(inputs)`: one output ciphertext per row, parallel over rows.
-    pub fn apply(&self, inputs: &LweVector) -> Result<LweVector> {
+    /// `rows(inputs)` for inputs carrying integers at `encoding`: one output
+    /// ciphertext per row, parallel over rows.
+    pub fn apply(&self, inputs: &LweVector, encoding: Encoding) -> Result<LweVector> {
         if inputs.len() != self.inputs {
             return Err(TfheError::Shape(format!(
                 "linear map over {} values applied to {} ciphertexts",
@@ -103,7 +105,7 @@ impl IntegerRows {
                 for (c, w) in self.row(r) {
                     multiply_add(acc, inputs.get(c as usize), w);
                 }
-                acc[size - 1] = acc[size - 1].wrapping_add(self.biases[r]);
+                acc[size - 1] = acc[size - 1].wrapping_add(encoding.encode(self.biases[r]));
             });
         Ok(LweVector::from_parts(size, out))
     }

@@ -131,6 +131,26 @@ impl InputWindow {
     }
 }
 
+impl InputWindow {
+    /// What a single-function table of this window yields for a (noisy)
+    /// `phase`: the input value whose entry is read and whether the
+    /// negacyclic rotation negates it. Phases past the top of the window
+    /// wrap around: this is how a misread looks, for simulations.
+    pub fn read_phase(self, preset: Preset, phase: u64) -> Result<(u64, bool)> {
+        let layout = self.layout(preset, 1)?;
+        let (position, negated) = if (phase as u128) < HALF_TORUS {
+            (phase as u128 / layout.step, false)
+        } else {
+            ((phase as u128 - HALF_TORUS) / layout.step, true)
+        };
+        // The wrap-around entries hold -f(0).
+        Ok(match layout.value_at(position) {
+            Some(u) => (u, negated),
+            None => (0, !negated),
+        })
+    }
+}
+
 fn step(polynomial_size: usize) -> u128 {
     (1u128 << 64) / (2 * polynomial_size as u128)
 }
@@ -290,6 +310,15 @@ mod tests {
                 assert!(read.abs_diff(u) <= 2, "{u} read as {read}");
             }
         }
+        let w = InputWindow::finest(preset, 16, 1);
+        let phase = |u: i64| w.encoding.encode(u);
+        assert_eq!(w.read_phase(preset, phase(3)).unwrap(), (3, false));
+        assert_eq!(
+            w.read_phase(preset, phase(0).wrapping_sub(5)).unwrap(),
+            (0, false)
+        );
+        assert_eq!(w.read_phase(preset, phase(16)).unwrap(), (0, true));
+        assert_eq!(w.read_phase(preset, phase(19)).unwrap(), (3, true));
         assert!(InputWindow {
             encoding: Encoding::new(1 << 59),
             count: 17

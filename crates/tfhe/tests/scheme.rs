@@ -66,10 +66,10 @@ fn signed_weighted_sums_then_relu() {
     // Rows: 2x0 - x1 + 3 and -x2 + x3 - 1, both in [-16, 15] for any x;
     // a bias of 16 shifts them into the window [0, 32).
     let mut rows = IntegerRows::new(4);
-    rows.push_row([(0, 2), (1, -1)], encoding.encode(3 + 16));
-    rows.push_row([(2, -1), (3, 1)], encoding.encode(-1 + 16));
+    rows.push_row([(0, 2), (1, -1)], 3 + 16);
+    rows.push_row([(2, -1), (3, 1)], -1 + 16);
     rows.validate().unwrap();
-    let sums = rows.apply(&cts).unwrap();
+    let sums = rows.apply(&cts, encoding).unwrap();
     assert_eq!(decrypt(client, &sums, encoding), vec![-8 + 16, -4 + 16]);
     let window = InputWindow {
         encoding,
@@ -81,7 +81,9 @@ fn signed_weighted_sums_then_relu() {
     assert_eq!(decrypt(client, &result, out), vec![0, 0]);
     // Positive this time, through a second table picked per value.
     let xs = [3i64, -4, -3, 2];
-    let sums = rows.apply(&encrypt(client, &xs, encoding)).unwrap();
+    let sums = rows
+        .apply(&encrypt(client, &xs, encoding), encoding)
+        .unwrap();
     let square = LookupTable::new(PRESET, window, |u| out.encode((u as i64 - 16).pow(2))).unwrap();
     let relu = LookupTable::new(PRESET, window, |u| out.encode((u as i64 - 16).max(0))).unwrap();
     let result = server.bootstrap(&sums, &[relu, square], &[0, 1]).unwrap();
@@ -202,7 +204,7 @@ fn mismatched_shapes_are_errors_not_panics() {
     let cts = encrypt(client, &[1, 2, 3], Encoding::new(1 << 58));
     let mut rows = IntegerRows::new(2);
     rows.push_row([(0, 1)], 0);
-    assert!(rows.apply(&cts).is_err());
+    assert!(rows.apply(&cts, Encoding::new(1)).is_err());
     let window = InputWindow {
         encoding: Encoding::new(1 << 58),
         count: 8,
