@@ -99,9 +99,7 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         );
         let plan = &compiled.plan;
         assert!(compiled.budget.worst_log2_error() <= -40.0, "{name}");
-        let reference = plan
-            .run_integers::<rand_chacha::ChaCha8Rng>(&plan.quantise_input(&x).unwrap(), None)
-            .unwrap();
+        let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
         assert_eq!(encrypted_integers(plan, &x), reference, "{name}");
     }
 }
@@ -116,9 +114,7 @@ fn digits_relu_exact_matches_the_reference() {
     assert_eq!(plan.bootstraps(), 256 + 32);
     for file in ["3-13.npy", "0-16.npy"] {
         let x = read_npy(&example.join("test").join(file)).unwrap();
-        let reference = plan
-            .run_integers::<rand_chacha::ChaCha8Rng>(&plan.quantise_input(&x).unwrap(), None)
-            .unwrap();
+        let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
         assert_eq!(encrypted_integers(plan, &x), reference, "{file}");
     }
 }

@@ -100,6 +100,11 @@ impl TfhePlan {
             .collect())
     }
 
+    /// The quantised plaintext model on input integers, exactly.
+    pub fn run_exact(&self, input: &[u64]) -> Result<Vec<u64>> {
+        self.run_integers::<rand_chacha::ChaCha8Rng>(input, None)
+    }
+
     /// The quantised model on a real input: quantise, run, dequantise.
     pub fn evaluate<R: Rng>(&self, x: &Tensor, noise: Option<Noise<'_, R>>) -> Result<Tensor> {
         let u = self.run_integers(&self.quantise_input(x)?, noise)?;
