@@ -208,7 +208,14 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
             expected = output;
             index = last + 1;
         } else {
-            problems.push(format!("'{}' ({})", node.name, node.op.name()));
+            let reason = if computed_inputs(graph, index).len() > 1 {
+                ": joins computed values (a branching graph)"
+            } else if !graph.has_single_use(input) {
+                ": its input is read by other nodes too (a branching graph)"
+            } else {
+                ""
+            };
+            problems.push(format!("'{}' ({}{reason})", node.name, node.op.name()));
             expected = node.output;
             index += 1;
         }
