@@ -22,6 +22,10 @@ pub enum Kind {
     SecretKey = 3,
     PublicKey = 4,
     Ciphertexts = 5,
+    TfheCompiledModel = 6,
+    TfheServerKey = 7,
+    TfheClientKey = 8,
+    TfheCiphertexts = 9,
 }
 
 impl Kind {
@@ -32,6 +36,10 @@ impl Kind {
             3 => Kind::SecretKey,
             4 => Kind::PublicKey,
             5 => Kind::Ciphertexts,
+            6 => Kind::TfheCompiledModel,
+            7 => Kind::TfheServerKey,
+            8 => Kind::TfheClientKey,
+            9 => Kind::TfheCiphertexts,
             _ => return None,
         })
     }
@@ -43,6 +51,10 @@ impl Kind {
             Kind::SecretKey => "secret key",
             Kind::PublicKey => "public key",
             Kind::Ciphertexts => "ciphertexts",
+            Kind::TfheCompiledModel => "TFHE compiled model",
+            Kind::TfheServerKey => "TFHE server key",
+            Kind::TfheClientKey => "TFHE client key",
+            Kind::TfheCiphertexts => "TFHE ciphertexts",
         }
     }
 }
@@ -130,6 +142,18 @@ impl Container {
             fingerprint,
             payload: body[HEADER..].to_vec(),
         })
+    }
+
+    /// The kind of a heman file, from its header alone (`None` for a file
+    /// that is not one).
+    pub fn peek_kind(path: &Path) -> Result<Option<Kind>> {
+        use std::io::Read;
+        let mut head = [0u8; 6];
+        let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let n = file.read(&mut head).map_err(|e| io(path, e))?;
+        Ok((n == 6 && &head[..5] == MAGIC)
+            .then(|| Kind::from_byte(head[5]))
+            .flatten())
     }
 
     pub fn read(path: &Path) -> Result<Self> {

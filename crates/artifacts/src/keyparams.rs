@@ -117,6 +117,13 @@ impl KeyParams {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
+        let backend = crate::tfhe::keyparams_backend(path)?;
+        if backend != "ckks" {
+            return Err(invalid(
+                path,
+                format!("keyparams for the {backend} backend, expected ckks"),
+            ));
+        }
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
         let value: Self = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;

@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod tfhe_workflow;
 mod workflow;
 
 use std::process::ExitCode;

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use heman_artifacts::{
-    read_secret_key, write_public_key, write_secret_key, CiphertextFile, CompiledModel,
-    EvaluationKeys, KeyParams, TensorSpec,
+    read_secret_key, write_public_key, write_secret_key, CiphertextFile, CompiledModel, Container,
+    EvaluationKeys, KeyParams, Kind, TensorSpec,
 };
 use heman_ckks::{
     Ciphertext, CkksParameters, Decryptor, Encryptor, KeyGenerator, PublicKey, SecretKey,
@@ -38,6 +38,21 @@ pub fn human(bytes: u64) -> String {
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
         b => format!("{b} B"),
     }
+}
+
+/// The homomorphic encryption scheme a model is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// RNS-CKKS: approximate arithmetic, activations as polynomials.
+    Ckks,
+    /// TFHE (tfhe-rs): quantised integers, exact activations by
+    /// programmable bootstrapping.
+    Tfhe,
+}
+
+/// Whether a keyparams file (or a keys directory's copy) is for TFHE.
+fn is_tfhe_keyparams(path: &Path) -> bool {
+    heman_artifacts::tfhe::keyparams_backend(path).is_ok_and(|b| b == "tfhe")
 }
 
 /// A model compiled for CKKS, in memory.
@@ -182,6 +197,9 @@ pub fn make_keys(keyparams: &KeyParams, params: &CkksParameters) -> Result<KeySe
 /// `heman keygen`: secret key (0600), public key, evaluation keys, and a copy
 /// of the keyparams.
 pub fn keygen(keyparams_path: &Path, out: &Path) -> Result<()> {
+    if is_tfhe_keyparams(keyparams_path) {
+        return crate::tfhe_workflow::keygen(keyparams_path, out);
+    }
     let keyparams = KeyParams::read(keyparams_path)?;
     let params = keyparams.ckks_parameters(keyparams_path)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -241,6 +259,9 @@ impl DataOwner {
 
 /// Encrypts an `.npy` input with the secret key.
 pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
+    if is_tfhe_keyparams(&keys.join(KEYPARAMS)) {
+        return crate::tfhe_workflow::encrypt(keys, input, output);
+    }
     let owner = DataOwner::open(keys)?;
     let tensor = heman_model::io::npy::read_npy(input)?;
     owner
@@ -249,11 +270,9 @@ pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks an input against the model's input: same shape (extents of 1
-/// aside) and finite values.
 /// Warns (and says by how much) when an input leaves the calibrated range.
-fn warn_outside_calibration(tensor: &Tensor, spec: &TensorSpec, origin: &str) {
-    let Some((lo, hi)) = spec.calibrated_range else {
+fn warn_outside_calibration(tensor: &Tensor, calibrated: Option<(f64, f64)>, origin: &str) {
+    let Some((lo, hi)) = calibrated else {
         return;
     };
     let (min, max) = tensor
@@ -271,14 +290,31 @@ fn warn_outside_calibration(tensor: &Tensor, spec: &TensorSpec, origin: &str) {
     }
 }
 
+/// Checks an input against the model's input: same shape (extents of 1
+/// aside) and finite values.
 pub fn fit_input(tensor: &Tensor, spec: &TensorSpec, origin: &str) -> Result<Tensor> {
+    fit_to(
+        tensor,
+        &spec.name,
+        &spec.shape,
+        spec.calibrated_range,
+        origin,
+    )
+}
+
+/// [`fit_input`] for an input named `name` of `shape`.
+pub fn fit_to(
+    tensor: &Tensor,
+    name: &str,
+    shape: &[usize],
+    calibrated: Option<(f64, f64)>,
+    origin: &str,
+) -> Result<Tensor> {
     let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
-    if squeeze(tensor.shape()) != squeeze(&spec.shape) {
+    if squeeze(tensor.shape()) != squeeze(shape) {
         bail!(
-            "{origin}: shape {:?}, the model's input '{}' is {:?}",
+            "{origin}: shape {:?}, the model's input '{name}' is {shape:?}",
             tensor.shape(),
-            spec.name,
-            spec.shape
         );
     }
     if let Some((i, v)) = tensor
@@ -289,13 +325,16 @@ pub fn fit_input(tensor: &Tensor, spec: &TensorSpec, origin: &str) -> Result<Ten
     {
         bail!("{origin}: element {i} is {v}");
     }
-    warn_outside_calibration(tensor, spec, origin);
-    Ok(tensor.clone().reshaped(spec.shape.clone()))
+    warn_outside_calibration(tensor, calibrated, origin);
+    Ok(tensor.clone().reshaped(shape.to_vec()))
 }
 
 /// The model owner: runs the compiled model on an encrypted input with the
 /// evaluation keys only.
 pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) -> Result<()> {
+    if Container::peek_kind(model)? == Some(Kind::TfheCompiledModel) {
+        return crate::tfhe_workflow::inference(model, eval_keys, input, output).map(|_| ());
+    }
     let compiled = CompiledModel::read(model)?;
     let params = compiled.keyparams.ckks_parameters(model)?;
     let keys = EvaluationKeys::read(eval_keys, &params)
@@ -327,6 +366,9 @@ pub fn flood(
 }
 
 pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
+    if is_tfhe_keyparams(&keys.join(KEYPARAMS)) {
+        return crate::tfhe_workflow::decrypt(keys, input, output);
+    }
     let owner = DataOwner::open(keys)?;
     let cts = CiphertextFile::read(input, &owner.params)?.ciphertexts;
     let tensor = owner.decrypt(&cts)?;

@@ -290,3 +290,158 @@ fn two_party_workflow_and_its_bad_inputs() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The five commands with `--backend tfhe` on small models, then the bad
+/// inputs: other keys, other kinds of file, damaged ciphertexts.
+#[test]
+fn tfhe_workflow_and_its_bad_inputs() {
+    let dir = std::env::temp_dir().join(format!("heman-tfhe-flow-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("calib")).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let ok = |args: &[&str]| {
+        let out = heman(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let fails = |args: &[&str], expected: &str| {
+        let out = heman(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
+        assert!(
+            stderr.contains(expected) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    };
+    let input = "tests/models/he_friendly_v14.input.npy";
+    std::fs::copy(repo().join(input), dir.join("calib/0.npy")).unwrap();
+    let report = ok(&[
+        "keyparams",
+        "--backend",
+        "tfhe",
+        "--exact",
+        "-m",
+        "tests/models/he_friendly_v14.onnx",
+        "-c",
+        &p("calib"),
+        "-o",
+        &p("kp.json"),
+    ]);
+    assert!(
+        report.contains("exact mode") && report.contains("bootstraps"),
+        "{report}"
+    );
+    let model = p("he_friendly_v14.heman");
+    ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("keys/secret.key"), 0o600);
+        assert_eq!(mode("he_friendly_v14.heman"), 0o600);
+    }
+    assert!(!dir.join("keys/public.key").exists());
+    ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
+    let infer = |keys: &str, input: &str| {
+        vec![
+            "inference".to_string(),
+            "-m".into(),
+            model.clone(),
+            "-k".into(),
+            p(keys),
+            "-i".into(),
+            p(input),
+            "-o".into(),
+            p("y.enc"),
+        ]
+    };
+    let args = infer("keys/eval.keys", "x.enc");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = ok(&[
+        "decrypt",
+        "-k",
+        &p("keys"),
+        "-i",
+        &p("y.enc"),
+        "-o",
+        &p("y.npy"),
+    ]);
+    assert!(stdout.contains("shape [1, "), "{stdout}");
+    assert!(ok(&["inspect", &p("keys/eval.keys")]).contains("TFHE server key"));
+    assert!(ok(&["inspect", &model]).contains("lookup"));
+    assert!(ok(&["inspect", &p("kp.json")]).contains("tfhe backend"));
+
+    // Keys of another TFHE model, and CKKS files, are refused by name.
+    std::fs::create_dir_all(dir.join("calib-relu")).unwrap();
+    std::fs::copy(
+        repo().join("tests/models/relu.input.npy"),
+        dir.join("calib-relu/0.npy"),
+    )
+    .unwrap();
+    ok(&[
+        "keyparams",
+        "--backend",
+        "tfhe",
+        "--exact",
+        "-m",
+        "tests/models/relu.onnx",
+        "-c",
+        &p("calib-relu"),
+        "-o",
+        &p("other.json"),
+    ]);
+    ok(&["keygen", "-i", &p("other.json"), "-o", &p("keys-other")]);
+    let args = infer("keys-other/eval.keys", "x.enc");
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "made for other parameters",
+    );
+    fails(
+        &[
+            "decrypt",
+            "-k",
+            &p("keys-other"),
+            "-i",
+            &p("y.enc"),
+            "-o",
+            &p("z.npy"),
+        ],
+        "y.enc: made for other parameters",
+    );
+    let args = infer("keys/secret.key", "x.enc");
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "is a TFHE client key file, expected a TFHE server key file",
+    );
+    fails(
+        &[
+            "decrypt",
+            "-k",
+            &p("keys"),
+            "-i",
+            &p("x.enc"),
+            "-o",
+            &p("z.npy"),
+        ],
+        "not an inference output",
+    );
+    let bytes = std::fs::read(dir.join("x.enc")).unwrap();
+    std::fs::write(dir.join("cut.enc"), &bytes[..bytes.len() - 9]).unwrap();
+    let args = infer("keys/eval.keys", "cut.enc");
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "cut.enc: truncated",
+    );
+    fails(
+        &[
+            "encrypt",
+            "-k",
+            &p("keys"),
+            "-i",
+            "tests/models/relu.input.npy",
+            "-o",
+            &p("z.enc"),
+        ],
+        "relu.input.npy: shape",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

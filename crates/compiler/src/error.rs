@@ -6,6 +6,17 @@ pub enum CompileError {
         .0.join(", ")
     )]
     UnsupportedNodes(Vec<String>),
+    #[error(
+        "{} node(s) the TFHE backend cannot run (it needs one chain of affine operators, x*x, x^k and elementwise activations): {}",
+        .0.len(),
+        .0.join(", ")
+    )]
+    UnsupportedForTfhe(Vec<String>),
+    /// An accumulator or a read that the parameter set cannot hold.
+    #[error("node '{node}': {message}")]
+    Budget { node: String, message: String },
+    #[error("TFHE: {0}")]
+    Tfhe(#[from] heman_tfhe::TfheError),
     #[error("graph: {0}")]
     Graph(String),
     #[error("model: {0}")]

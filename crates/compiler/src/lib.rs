@@ -1,6 +1,8 @@
 //! heman's compiler: from a model graph to a [`Plan`] of slot operations for
 //! CKKS ciphertexts. Affine chains become one sparse linear map each, lowered
 //! to baby-step giant-step diagonal products over layouts chosen by cost.
+//! Module [`tfhe`] targets TFHE instead: a quantised [`tfhe::TfhePlan`] of
+//! integer weighted sums and programmable bootstraps.
 
 pub mod approximation;
 pub mod compile;
@@ -14,6 +16,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod simulate;
 pub mod stages;
+pub mod tfhe;
 
 pub use compile::compile;
 pub use error::{CompileError, Result};

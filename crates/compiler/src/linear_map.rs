@@ -72,4 +72,39 @@ impl AffineMap {
     pub fn nonzeros(&self) -> usize {
         self.columns.iter().map(Vec::len).sum()
     }
+
+    /// The map `x -> next(self(x))`.
+    pub fn then(&self, next: &AffineMap) -> AffineMap {
+        assert_eq!(self.rows, next.cols, "composed maps must chain");
+        let columns = self
+            .columns
+            .par_iter()
+            .map(|column| {
+                let mut out: std::collections::BTreeMap<u32, f64> = Default::default();
+                for &(mid, w) in column {
+                    for &(row, v) in &next.columns[mid as usize] {
+                        *out.entry(row).or_insert(0.0) += w * v;
+                    }
+                }
+                out.into_iter().filter(|&(_, w)| w != 0.0).collect()
+            })
+            .collect();
+        AffineMap {
+            rows: next.rows,
+            cols: self.cols,
+            columns,
+            bias: next.apply(&self.bias),
+        }
+    }
+
+    /// The same map stored by rows: for each output, its (input, weight) pairs.
+    pub fn by_rows(&self) -> Vec<Vec<(u32, f64)>> {
+        let mut rows = vec![Vec::new(); self.rows];
+        for (j, column) in self.columns.iter().enumerate() {
+            for &(i, w) in column {
+                rows[i as usize].push((j as u32, w));
+            }
+        }
+        rows
+    }
 }

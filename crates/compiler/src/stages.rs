@@ -30,7 +30,7 @@ pub struct Stage {
 }
 
 /// The computed (non-constant) input of a node that is affine in it, if it is.
-fn affine_input(graph: &Graph, node: usize) -> Option<ValueId> {
+pub(crate) fn affine_input(graph: &Graph, node: usize) -> Option<ValueId> {
     let n = &graph.nodes[node];
     let computed: Vec<ValueId> = n
         .inputs

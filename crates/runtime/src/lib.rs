@@ -1,11 +1,13 @@
 //! heman's runtime: runs a compiled [`Plan`](heman_compiler::Plan) on CKKS
 //! ciphertexts (the model owner's side), and packs/unpacks tensors to and
-//! from slot layouts (the data owner's side).
+//! from slot layouts (the data owner's side); module [`tfhe`] does the same
+//! for TFHE plans.
 
 pub mod client;
 pub mod error;
 pub mod executor;
 pub mod flooding;
+pub mod tfhe;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};

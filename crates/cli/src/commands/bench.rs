@@ -12,10 +12,13 @@ use heman_compiler::flooding::FloodingTarget;
 use heman_model::io::dataset::LabelledSet;
 use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
+use crate::commands::bench_tfhe;
 use crate::progress;
-use crate::workflow::{self, fit_input, human, percentile};
+use crate::tfhe_workflow::TfheArgs;
+use crate::workflow::{self, fit_input, human, percentile, Backend};
 
-/// Encrypted accuracy and latency of models on their data.
+/// Encrypted accuracy and latency of models on their data (CKKS, or TFHE
+/// with `--backend tfhe`).
 #[derive(Args)]
 pub struct BenchArgs {
     /// The ONNX model (default: the repository's digits example).
@@ -40,6 +43,11 @@ pub struct BenchArgs {
     /// `heman keyparams --flooding-security`).
     #[arg(long, value_name = "BITS")]
     flooding_security: Option<u32>,
+    /// The encryption scheme.
+    #[arg(long, value_enum, default_value = "ckks")]
+    backend: Backend,
+    #[command(flatten)]
+    tfhe: TfheArgs,
 }
 
 /// HE-MAN's models: (model, calibration, data).
@@ -69,6 +77,9 @@ const SUITE: &[(&str, &str, &str)] = &[
 ];
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.backend == Backend::Tfhe {
+        return run_tfhe(args);
+    }
     println!(
         "| model | N | depth | items | plaintext acc. | encrypted acc. | same as plaintext | inference median (p90) | eval keys | input | output | flooding sigma |"
     );
@@ -103,6 +114,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .unwrap_or_else(|| example.join("calibration.npz"));
     let data = args.data.unwrap_or_else(|| example.join("test"));
     bench_one(&model, &calibration, &data, &settings)
+}
+
+/// The TFHE rows: HE-MAN's suite (test models, then its networks), or one model.
+fn run_tfhe(args: BenchArgs) -> Result<()> {
+    let options = args.tfhe.options()?;
+    if let Some(root) = args.suite {
+        return bench_tfhe::run_suite(&root, args.limit, options);
+    }
+    let example = workflow::example_dir();
+    let model = args
+        .model
+        .unwrap_or_else(|| example.join("digits_relu.onnx"));
+    let calibration = args
+        .calibration
+        .unwrap_or_else(|| example.join("calibration.npz"));
+    let data = args.data.unwrap_or_else(|| example.join("test"));
+    let keys = bench_tfhe::Keys::generate(&options);
+    bench_tfhe::header();
+    bench_tfhe::bench_model(&model, &calibration, &data, args.limit, options, &keys)
 }
 
 /// What every benchmarked model shares.

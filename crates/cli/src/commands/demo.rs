@@ -10,7 +10,8 @@ use heman_model::io::dataset::LabelledSet;
 use heman_model::io::npy::{read_npy, write_npy, NpyDtype};
 use heman_model::load_onnx;
 
-use crate::workflow::{self, file_size, human, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
+use crate::tfhe_workflow::{self, TfheArgs};
+use crate::workflow::{self, file_size, human, Backend, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 
 /// Run keyparams, keygen, encrypt, inference and decrypt on the bundled digits example.
 #[derive(Args)]
@@ -21,11 +22,19 @@ pub struct DemoArgs {
     /// Keep the files here (default: a temporary directory, removed afterwards).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// The encryption scheme: CKKS runs the x*x network, TFHE the ReLU one
+    /// (exact activations by programmable bootstrapping).
+    #[arg(long, value_enum, default_value = "ckks")]
+    backend: Backend,
+    #[command(flatten)]
+    tfhe: TfheArgs,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let example = workflow::example_dir();
-    let model = example.join("digits_square.onnx");
+    let tfhe = args.backend == Backend::Tfhe;
+    let stem = if tfhe { "digits_relu" } else { "digits_square" };
+    let model = example.join(format!("{stem}.onnx"));
     let temporary = args.workdir.is_none();
     let work = args
         .workdir
@@ -34,31 +43,58 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let (owner, data) = (work.join("model-owner"), work.join("data-owner"));
     std::fs::create_dir_all(&owner)?;
     std::fs::create_dir_all(&data)?;
-    println!("model: {} (x*x CNN, 8x8 digits)", model.display());
+    println!(
+        "model: {} ({} CNN, 8x8 digits)",
+        model.display(),
+        if tfhe { "ReLU" } else { "x*x" }
+    );
 
     let t = Instant::now();
     let kp_path = data.join(KEYPARAMS);
-    let compiled = owner.join("digits_square.heman");
-    let compiled_model = workflow::keyparams(
-        &model,
-        &example.join("calibration.npz"),
-        FloodingTarget::NoiseBound,
-        &kp_path,
-        &compiled,
-    )?;
-    let kp = &compiled_model.model.keyparams;
-    println!(
-        "1. keyparams   {:>8.3} s  N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}; model {}",
-        t.elapsed().as_secs_f64(),
-        kp.log_n,
-        kp.depth,
-        kp.log_scale,
-        kp.log_qp,
-        kp.max_log_qp,
-        kp.rotation_steps.len(),
-        kp.output_flooding.sigma_log2,
-        human(file_size(&compiled))
-    );
+    let compiled = owner.join(format!("{stem}.heman"));
+    let calibration = example.join("calibration.npz");
+    if tfhe {
+        let result = tfhe_workflow::keyparams(
+            &model,
+            &calibration,
+            &kp_path,
+            &compiled,
+            args.tfhe.options()?,
+        )?;
+        let s = &result.model.keyparams.summary;
+        println!(
+            "1. keyparams   {:>8.3} s  TFHE preset {}, bits in/act/window/out {}/{}/{}/{}, {} bootstraps per image; model {}",
+            t.elapsed().as_secs_f64(),
+            result.model.keyparams.preset.name(),
+            s.bits.input,
+            s.bits.activation,
+            s.bits.window,
+            s.bits.output,
+            s.bootstraps,
+            human(file_size(&compiled))
+        );
+    } else {
+        let compiled_model = workflow::keyparams(
+            &model,
+            &calibration,
+            FloodingTarget::NoiseBound,
+            &kp_path,
+            &compiled,
+        )?;
+        let kp = &compiled_model.model.keyparams;
+        println!(
+            "1. keyparams   {:>8.3} s  N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}; model {}",
+            t.elapsed().as_secs_f64(),
+            kp.log_n,
+            kp.depth,
+            kp.log_scale,
+            kp.log_qp,
+            kp.max_log_qp,
+            kp.rotation_steps.len(),
+            kp.output_flooding.sigma_log2,
+            human(file_size(&compiled))
+        );
+    }
 
     let t = Instant::now();
     let keys = data.join("keys");

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use heman_artifacts::container::hex;
+use heman_artifacts::tfhe::{TfheCompiledModel, TfheKeyParams};
 use heman_artifacts::{CompiledModel, Container, KeyParams, Kind};
 use heman_compiler::PlanStage;
 use heman_model::io::npy::read_npy;
 use heman_model::load_onnx;
 
+use crate::tfhe_workflow;
 use crate::workflow::human;
 
 /// Show what a file holds: ONNX model, .npy array, keyparams.json, or any
@@ -54,6 +56,13 @@ pub fn run(args: InspectArgs) -> Result<()> {
             Ok(())
         }
         "json" => {
+            if heman_artifacts::tfhe::keyparams_backend(path)? == "tfhe" {
+                let kp = TfheKeyParams::read(path)?;
+                for line in tfhe_workflow::describe(&kp) {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
             let kp = KeyParams::read(path)?;
             print_keyparams(&kp);
             Ok(())
@@ -125,6 +134,15 @@ fn inspect_container(path: &Path) -> Result<()> {
         human(container.payload.len() as u64),
         hex(&container.fingerprint[..8])
     );
+    if container.kind == Kind::TfheCompiledModel {
+        let model = TfheCompiledModel::read(path)?;
+        for line in tfhe_workflow::describe(&model.keyparams) {
+            println!("{line}");
+        }
+        for (index, stage) in model.plan.stages.iter().enumerate() {
+            println!("  stage {index}: {stage}");
+        }
+    }
     if container.kind == Kind::CompiledModel {
         let model = CompiledModel::read(path)?;
         print_keyparams(&model.keyparams);

@@ -6,9 +6,10 @@ use anyhow::Result;
 use clap::Args;
 use heman_compiler::flooding::FloodingTarget;
 
-use crate::workflow::{self, file_size, human, EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
+use crate::tfhe_workflow::{self, TfheArgs};
+use crate::workflow::{self, file_size, human, Backend, EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
 
-/// Model owner: calibrate, derive CKKS parameters, compile the model.
+/// Model owner: calibrate, derive parameters (CKKS) or quantise (TFHE), compile the model.
 #[derive(Args)]
 pub struct KeyparamsArgs {
     /// The ONNX model.
@@ -29,6 +30,11 @@ pub struct KeyparamsArgs {
     /// measured output noise.
     #[arg(long, value_name = "BITS")]
     flooding_security: Option<u32>,
+    /// The encryption scheme.
+    #[arg(long, value_enum, default_value = "ckks")]
+    backend: Backend,
+    #[command(flatten)]
+    tfhe: TfheArgs,
 }
 
 /// The flooding target `--flooding-security` asks for.
@@ -36,14 +42,56 @@ pub fn flooding_target(bits: Option<u32>) -> FloodingTarget {
     bits.map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical)
 }
 
+/// `keyparams --backend tfhe`: compile, write, and say what was chosen.
+fn tfhe_keyparams(args: &KeyparamsArgs, compiled: &std::path::Path) -> Result<()> {
+    let result = tfhe_workflow::keyparams(
+        &args.model,
+        &args.calibration,
+        &args.output,
+        compiled,
+        args.tfhe.options()?,
+    )?;
+    for line in tfhe_workflow::describe(&result.model.keyparams) {
+        println!("{line}");
+    }
+    for (index, stage) in result.compiled.plan.stages.iter().enumerate() {
+        println!("  stage {index}: {stage}");
+    }
+    for r in &result.compiled.budget.reads {
+        println!(
+            "  read '{}': {} values, windows up to {} values, weight 2-norm {:.1}, noise {:.3} values, misread 2^{:.1}",
+            r.name, r.values, r.widest_window, r.weight_norm, r.noise_std, r.log2_error
+        );
+    }
+    let f = &result.compiled.fidelity;
+    println!(
+        "quantised model vs float on {} calibration samples: same class on {} ({} with simulated encryption noise), mean relative output error {:.4} ({:.4})",
+        f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
+    );
+    println!(
+        "keyparams: {} ({})",
+        args.output.display(),
+        human(file_size(&args.output))
+    );
+    println!(
+        "compiled model: {} ({})",
+        compiled.display(),
+        human(file_size(compiled))
+    );
+    Ok(())
+}
+
 pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
-    let compiled = args.compiled.unwrap_or_else(|| {
+    let compiled = args.compiled.clone().unwrap_or_else(|| {
         let stem = args
             .model
             .file_stem()
             .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         args.output.with_file_name(format!("{stem}.heman"))
     });
+    if args.backend == Backend::Tfhe {
+        return tfhe_keyparams(&args, &compiled);
+    }
     let result = workflow::keyparams(
         &args.model,
         &args.calibration,
@@ -114,7 +162,9 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
         (EVAL_KEYS, "send to the model owner"),
     ] {
         let path = args.output.join(name);
-        println!("{} ({}) {note}", path.display(), human(file_size(&path)));
+        if path.exists() {
+            println!("{} ({}) {note}", path.display(), human(file_size(&path)));
+        }
     }
     Ok(())
 }

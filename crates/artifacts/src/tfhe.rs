@@ -1,0 +1,340 @@
+//! The TFHE backend's files: `keyparams.json` with `"backend": "tfhe"`, the
+//! compiled model, the data owner's client key, the model owner's
+//! (compressed) server key and ciphertexts, all in the shared container.
+
+use std::path::Path;
+
+use heman_compiler::tfhe::{Bits, BudgetReport, TfheInput, TfheOutput, TfhePlan};
+use heman_tfhe::{ClientKey, CompressedServerKey, LweVector, Preset, SeededLweVector};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::container::{hex, write_file, Container, Kind};
+use crate::error::{invalid, io, ArtifactError, Result};
+use crate::keyparams::{FORMAT, VERSION};
+
+pub const BACKEND: &str = "tfhe";
+
+fn tfhe_error(path: &Path) -> impl Fn(heman_tfhe::TfheError) -> ArtifactError + '_ {
+    move |e| invalid(path, e.to_string())
+}
+
+/// The tfhe-rs parameter set, for readers of the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TfheParameters {
+    pub tfhe_rs_name: String,
+    /// Dimension of the ciphertexts computed on (GLWE dimension x N).
+    pub lwe_dimension: usize,
+    /// Dimension after the keyswitch, input of the bootstrap.
+    pub small_lwe_dimension: usize,
+    pub polynomial_size: usize,
+    /// log2 of the failure probability tfhe-rs states at its nominal
+    /// message size (message and carry bits) and weight norm.
+    pub log2_p_fail: f64,
+    pub nominal_values: u64,
+    pub max_weight_norm: u64,
+}
+
+impl TfheParameters {
+    pub fn of(preset: Preset) -> Self {
+        Self {
+            tfhe_rs_name: preset.tfhe_name().into(),
+            lwe_dimension: preset.lwe_dimension(),
+            small_lwe_dimension: preset.small_lwe_dimension(),
+            polynomial_size: preset.polynomial_size(),
+            log2_p_fail: preset.log2_p_fail(),
+            nominal_values: preset.nominal_values(),
+            max_weight_norm: preset.max_noise_level(),
+        }
+    }
+}
+
+/// The input or output tensor the data owner handles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TfheTensor<Q> {
+    pub name: String,
+    /// How values map to the encrypted integers.
+    pub quantisation: Q,
+    /// The [min, max] calibration saw.
+    pub calibrated_range: Option<(f64, f64)>,
+}
+
+/// What the compiler chose and what it guarantees, for the data owner to see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TfheSummary {
+    pub bits: Bits,
+    pub bootstraps: usize,
+    pub multiply_adds: usize,
+    /// Every read right with probability 1 - 2^max_log2_error (exact mode).
+    pub exact: bool,
+    /// log2 of the largest probability that one value is misread.
+    pub worst_log2_error: f64,
+    /// log2 of the probability that any value of an inference is misread.
+    pub any_log2_error: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TfheKeyParams {
+    pub format: String,
+    pub version: u32,
+    pub backend: String,
+    pub security: String,
+    /// `2_2` or `3_3`.
+    pub preset: Preset,
+    pub parameters: TfheParameters,
+    pub input: TfheTensor<TfheInput>,
+    pub output: TfheTensor<TfheOutput>,
+    pub postprocess: Vec<heman_model::ops::Op>,
+    pub summary: TfheSummary,
+    /// SHA-256 of the preset and of the input and output encodings (hex):
+    /// keys and ciphertexts carry it.
+    pub params_fingerprint: String,
+    /// SHA-256 of the compiled plan (hex): binds this file to its `.heman`.
+    pub model_fingerprint: String,
+}
+
+/// SHA-256 of a plan's serialisation (hex).
+pub fn tfhe_plan_fingerprint(plan: &TfhePlan) -> String {
+    hex(&Sha256::digest(
+        bincode::serialize(plan).expect("plan serialises"),
+    ))
+}
+
+fn params_fingerprint(preset: Preset, input: &TfheInput, output: &TfheOutput) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(preset.fingerprint());
+    h.update(bincode::serialize(input).expect("serialises"));
+    h.update(bincode::serialize(output).expect("serialises"));
+    h.finalize().into()
+}
+
+impl TfheKeyParams {
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_plan(
+        plan: &TfhePlan,
+        bits: Bits,
+        budget: &BudgetReport,
+        exact: bool,
+        input_name: String,
+        input_range: Option<(f64, f64)>,
+        output_name: String,
+        output_range: Option<(f64, f64)>,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            backend: BACKEND.into(),
+            security: format!(
+                "128-bit, tfhe-rs preset {} (Gaussian noise, failure probability 2^{:.1} per bootstrap at its nominal message size)",
+                plan.preset.tfhe_name(),
+                plan.preset.log2_p_fail()
+            ),
+            preset: plan.preset,
+            parameters: TfheParameters::of(plan.preset),
+            input: TfheTensor {
+                name: input_name,
+                quantisation: plan.input.clone(),
+                calibrated_range: input_range,
+            },
+            output: TfheTensor {
+                name: output_name,
+                quantisation: plan.output.clone(),
+                calibrated_range: output_range,
+            },
+            postprocess: plan.postprocess.clone(),
+            summary: TfheSummary {
+                bits,
+                bootstraps: plan.bootstraps(),
+                multiply_adds: plan.multiply_adds(),
+                exact,
+                worst_log2_error: budget.worst_log2_error(),
+                any_log2_error: budget.log2_any_error(),
+            },
+            params_fingerprint: hex(&params_fingerprint(plan.preset, &plan.input, &plan.output)),
+            model_fingerprint: tfhe_plan_fingerprint(plan),
+        }
+    }
+
+    /// The fingerprint keys and ciphertexts carry, checked against the
+    /// description it summarises (an edited file is refused).
+    pub fn fingerprint(&self, path: &Path) -> Result<[u8; 32]> {
+        let f = params_fingerprint(
+            self.preset,
+            &self.input.quantisation,
+            &self.output.quantisation,
+        );
+        if hex(&f) != self.params_fingerprint {
+            return Err(invalid(
+                path,
+                "the parameter description does not reproduce its fingerprint (edited or damaged?)",
+            ));
+        }
+        Ok(f)
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        let value: Self = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(path, format!("not a heman TFHE keyparams file: {e}")))?;
+        if value.format != FORMAT || value.backend != BACKEND {
+            return Err(invalid(
+                path,
+                format!(
+                    "format '{}' backend '{}', expected '{FORMAT}' backend '{BACKEND}'",
+                    value.format, value.backend
+                ),
+            ));
+        }
+        if value.version != VERSION {
+            return Err(invalid(
+                path,
+                format!(
+                    "keyparams version {}; this heman reads version {VERSION}",
+                    value.version
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("keyparams serialise");
+        write_file(path, &json, false)
+    }
+}
+
+/// The model owner's compiled TFHE model (weights: written 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TfheCompiledModel {
+    pub keyparams: TfheKeyParams,
+    pub plan: TfhePlan,
+}
+
+impl TfheCompiledModel {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let fingerprint = self.keyparams.fingerprint(path)?;
+        let payload = bincode::serialize(self).expect("model serialises");
+        Container::new(Kind::TfheCompiledModel, fingerprint, payload).write(path, true)
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let container = Container::read_expecting(path, Kind::TfheCompiledModel, None)?;
+        let model: Self = bincode::deserialize(&container.payload)
+            .map_err(|e| invalid(path, format!("malformed TFHE compiled model: {e}")))?;
+        if tfhe_plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint
+            || model.keyparams.fingerprint(path)? != container.fingerprint
+        {
+            return Err(invalid(
+                path,
+                "the plan does not match its keyparams fingerprint",
+            ));
+        }
+        for stage in &model.plan.stages {
+            if let heman_compiler::tfhe::TfheStage::Linear(l) = stage {
+                l.rows.validate().map_err(tfhe_error(path))?;
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// The data owner's secret (mode 0600).
+pub fn write_client_key(path: &Path, fingerprint: [u8; 32], key: &ClientKey) -> Result<()> {
+    let bytes = key.to_bytes();
+    Container::new(Kind::TfheClientKey, fingerprint, bytes.to_vec()).write(path, true)
+}
+
+pub fn read_client_key(
+    path: &Path,
+    keyparams: &TfheKeyParams,
+    fingerprint: &[u8; 32],
+) -> Result<ClientKey> {
+    let container = Container::read_expecting(path, Kind::TfheClientKey, Some(fingerprint))?;
+    let key = ClientKey::from_bytes(keyparams.preset, &container.payload).map_err(tfhe_error(path));
+    // The payload copy holds the secret too.
+    let mut payload = container.payload;
+    zeroize::Zeroize::zeroize(&mut payload);
+    key
+}
+
+/// What the model owner receives: the compressed server key, no secret.
+pub fn write_server_key(
+    path: &Path,
+    fingerprint: [u8; 32],
+    key: &CompressedServerKey,
+) -> Result<()> {
+    Container::new(Kind::TfheServerKey, fingerprint, key.to_bytes()).write(path, false)
+}
+
+pub fn read_server_key(
+    path: &Path,
+    preset: Preset,
+    fingerprint: &[u8; 32],
+) -> Result<CompressedServerKey> {
+    let container = Container::read_expecting(path, Kind::TfheServerKey, Some(fingerprint))?;
+    CompressedServerKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path))
+}
+
+/// Encrypted values: fresh ones in seeded form, computed ones expanded.
+pub enum TfheCiphertexts {
+    Seeded(SeededLweVector),
+    Expanded(LweVector),
+}
+
+impl TfheCiphertexts {
+    pub fn into_expanded(self) -> LweVector {
+        match self {
+            TfheCiphertexts::Seeded(s) => s.expand(),
+            TfheCiphertexts::Expanded(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            TfheCiphertexts::Seeded(s) => s.len(),
+            TfheCiphertexts::Expanded(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_bytes(&self, fingerprint: [u8; 32]) -> Vec<u8> {
+        let payload = match self {
+            TfheCiphertexts::Seeded(s) => s.to_bytes(),
+            TfheCiphertexts::Expanded(v) => v.to_bytes(),
+        };
+        Container::new(Kind::TfheCiphertexts, fingerprint, payload).to_bytes()
+    }
+
+    pub fn write(&self, path: &Path, fingerprint: [u8; 32]) -> Result<()> {
+        write_file(path, &self.to_bytes(fingerprint), false)
+    }
+
+    pub fn read(path: &Path, preset: Preset, fingerprint: &[u8; 32]) -> Result<Self> {
+        let container = Container::read_expecting(path, Kind::TfheCiphertexts, Some(fingerprint))?;
+        let payload = &container.payload;
+        if heman_tfhe::lwe::is_seeded(payload) {
+            SeededLweVector::from_bytes(preset, payload)
+                .map(TfheCiphertexts::Seeded)
+                .map_err(tfhe_error(path))
+        } else {
+            LweVector::from_bytes(preset, payload)
+                .map(TfheCiphertexts::Expanded)
+                .map_err(tfhe_error(path))
+        }
+    }
+}
+
+/// The backend a keyparams file is for (`"ckks"` when it names none).
+pub fn keyparams_backend(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
+    Ok(value
+        .get("backend")
+        .and_then(|b| b.as_str())
+        .unwrap_or("ckks")
+        .to_string())
+}

@@ -1,0 +1,339 @@
+//! `heman bench --backend tfhe`: encrypted accuracy, agreement with the
+//! quantised plaintext model, bootstraps, key sizes and the time split per
+//! stage, with keys in memory (one key pair per preset: TFHE keys do not
+//! depend on the model).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use heman_compiler::tfhe::{compile_tfhe, TfheOptions};
+use heman_model::io::dataset::{load_arrays, LabelledSet, Sample, Task};
+use heman_model::{load_onnx, CalibrationRanges, Graph, Tensor};
+use heman_runtime::tfhe::{decrypt_integers, encrypt_input, StageTiming, TfheExecutor};
+use heman_tfhe::{ClientKey, CompressedServerKey, ServerKey};
+
+use crate::progress;
+use crate::tfhe_workflow;
+use crate::workflow::{fit_to, human, percentile};
+
+/// One key pair of a preset, kept for every model of a run.
+pub struct Keys {
+    pub client: ClientKey,
+    pub server: ServerKey,
+    pub compressed_bytes: usize,
+    pub expanded_bytes: u64,
+}
+
+impl Keys {
+    pub fn generate(options: &TfheOptions) -> Keys {
+        let bar = progress::bar(2, "keygen");
+        let client = ClientKey::generate(options.preset);
+        let compressed: CompressedServerKey = client.compressed_server_key();
+        bar.inc(1);
+        let compressed_bytes = compressed.to_bytes().len();
+        let server = compressed.expand();
+        bar.finish_and_clear();
+        let expanded_bytes = server.expanded_size();
+        Keys {
+            client,
+            server,
+            compressed_bytes,
+            expanded_bytes,
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// HE-MAN's models for the TFHE rows: (model, calibration, data).
+pub const SUITE: &[(&str, &str, &str)] = &[
+    (
+        "demo/mnist.onnx",
+        "demo/calibration-data.zip",
+        "demo/test-data",
+    ),
+    (
+        "models/cryptonets.onnx",
+        "mnist/calibration-data.zip",
+        "mnist",
+    ),
+    ("models/mobilefacenets.onnx", "lfw/calibration", "lfw"),
+];
+
+pub fn header() {
+    println!(
+        "| model | preset, bits (in/act/window/out) | bootstraps | items | plaintext acc. | quantised acc. | encrypted acc. | encrypted = quantised decisions | encrypted = quantised outputs | inference median (p90) | per stage (median) | server key (compressed / expanded) | input / output |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+}
+
+/// Benchmarks one model on its data, printing one table row.
+pub fn bench_model(
+    model: &Path,
+    calibration: &Path,
+    data: &Path,
+    limit: usize,
+    options: TfheOptions,
+    keys: &Keys,
+) -> Result<()> {
+    let compiled = tfhe_workflow::compile(model, calibration, options)?;
+    let plan = &compiled.compiled.plan;
+    let kp = &compiled.model.keyparams;
+    let set = LabelledSet::load(data, Some(limit))?;
+    let executor = TfheExecutor::new(&keys.server);
+    let bar = progress::bar(set.inputs.len(), "encrypted");
+    let (mut plain_ok, mut quant_ok, mut enc_ok, mut same_decision, mut same_output) =
+        (0, 0, 0, 0, 0);
+    let mut times = Vec::new();
+    let mut stage_times: Vec<Vec<f64>> = vec![Vec::new(); plan.stages.len()];
+    let mut sizes = (0, 0);
+    for (index, sample) in set.inputs.iter().enumerate() {
+        let x = fit_to(
+            &sample.tensor,
+            &kp.input.name,
+            &plan.input.shape,
+            None,
+            &sample.name,
+        )?;
+        let post = |t: Tensor| plan.postprocess.iter().fold(t, |t, op| op.eval(&[&t]));
+        let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
+        let reference_u = plan.run_exact(&plan.quantise_input(&x)?)?;
+        let quantised = post(plan.dequantise_output(&reference_u));
+        let seeded = encrypt_input(&plan.input, &keys.client, &x)?;
+        sizes.0 = seeded.to_bytes().len();
+        let start = Instant::now();
+        let (out, timings) = executor.run(plan, seeded.expand(), |_| {})?;
+        times.push(start.elapsed().as_secs_f64());
+        for t in &timings {
+            stage_times[t.stage].push(t.seconds);
+        }
+        sizes.1 = out.to_bytes().len();
+        let u = decrypt_integers(&plan.output, &keys.client, &out)?;
+        let encrypted = post(plan.dequantise_output(&u));
+        let (p, q, e) = (
+            set.is_correct(index, &plain),
+            set.is_correct(index, &quantised),
+            set.is_correct(index, &encrypted),
+        );
+        plain_ok += p as usize;
+        quant_ok += q as usize;
+        enc_ok += e as usize;
+        let decision = match set.task {
+            Task::Verification { .. } => q == e,
+            Task::Classification { .. } => quantised.argmax() == encrypted.argmax(),
+        };
+        same_decision += decision as usize;
+        same_output += (u == reference_u) as usize;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    times.sort_by(f64::total_cmp);
+    let n = set.inputs.len().max(1) as f64;
+    let name = model
+        .file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    let split: Vec<String> = plan
+        .stages
+        .iter()
+        .zip(&mut stage_times)
+        .map(|(s, t)| format!("{} {:.3} s", s.name(), median(t)))
+        .collect();
+    let b = compiled.compiled.bits;
+    println!(
+        "| {name} | {} {}/{}/{}/{}{} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {same_decision}/{} | {same_output}/{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
+        plan.preset.name(),
+        b.input,
+        b.activation,
+        b.window,
+        b.output,
+        if options.exact { " exact" } else { "" },
+        plan.bootstraps(),
+        set.inputs.len(),
+        100.0 * plain_ok as f64 / n,
+        100.0 * quant_ok as f64 / n,
+        100.0 * enc_ok as f64 / n,
+        set.inputs.len(),
+        set.inputs.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.9),
+        split.join(", "),
+        human(keys.compressed_bytes as u64),
+        human(keys.expanded_bytes),
+        human(sizes.0 as u64),
+        human(sizes.1 as u64),
+    );
+    Ok(())
+}
+
+/// `count` inputs of `shape` uniform in `[lo, hi]` (deterministic; the
+/// first two are all `lo` and all `hi`).
+fn uniform_samples(shape: &[usize], lo: f64, hi: f64, count: usize) -> Vec<Sample> {
+    let volume: usize = shape.iter().product();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..count)
+        .map(|k| {
+            let data = (0..volume)
+                .map(|_| match k {
+                    0 => lo,
+                    1 => hi,
+                    _ => {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        lo + (hi - lo) * ((state >> 11) as f64 / (1u64 << 53) as f64)
+                    }
+                })
+                .collect();
+            Sample {
+                name: format!("uniform-{k}"),
+                tensor: Tensor::new(shape.to_vec(), data),
+            }
+        })
+        .collect()
+}
+
+/// The calibration of a HE-MAN test model: an archive of inputs, or (as
+/// HE-MAN's Concrete tests give them) a `[lower, upper]` pair, from which
+/// uniform inputs are drawn.
+fn test_calibration(graph: &Graph, path: &Path) -> Result<Vec<Sample>> {
+    let samples = load_arrays(path)?;
+    let shape = graph.shape(graph.inputs[0]).to_vec();
+    match &samples[..] {
+        [range] if range.tensor.len() == 2 && shape.iter().product::<usize>() != 2 => {
+            let (lo, hi) = (range.tensor.data()[0], range.tensor.data()[1]);
+            Ok(uniform_samples(&shape, lo, hi, 32))
+        }
+        _ => Ok(samples),
+    }
+}
+
+/// The calibration sets of `dir` that fit a model's input.
+fn calibrations_for(graph: &Graph, dir: &Path) -> Result<Vec<(PathBuf, Vec<Sample>)>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    Ok(entries
+        .into_iter()
+        .filter_map(|path| {
+            let samples = test_calibration(graph, &path).ok()?;
+            graph.check_input(0, &samples.first()?.tensor).ok()?;
+            Some((path, samples))
+        })
+        .collect())
+}
+
+/// HE-MAN's small test models in exact mode: for every calibration set that
+/// fits, compile, run encrypted on the first inputs, compare with the
+/// quantised plaintext model.
+pub fn bench_test_models(
+    root: &Path,
+    options: TfheOptions,
+    keys: &Keys,
+    inputs: usize,
+) -> Result<()> {
+    let (models_dir, calibration_dir) = (
+        root.join("tests/models"),
+        root.join("tests/calibration-data"),
+    );
+    let mut models: Vec<PathBuf> = std::fs::read_dir(&models_dir)
+        .with_context(|| format!("reading {}", models_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    models.sort();
+    println!("| test model | calibration sets | compiled (exact, {}) | bootstraps | encrypted = quantised plaintext | inference median |", options.preset.name());
+    println!("|---|---|---|---|---|---|");
+    let executor = TfheExecutor::new(&keys.server);
+    for model in models {
+        let name = model
+            .file_name()
+            .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+        let graph = match load_onnx(&model) {
+            Ok(g) => g,
+            Err(e) => {
+                println!("| {name} | - | not loaded: {e} | | | |");
+                continue;
+            }
+        };
+        let sets = calibrations_for(&graph, &calibration_dir)?;
+        let (mut compiled_count, mut equal, mut total, mut bootstraps) = (0, 0, 0, 0);
+        let mut failures = Vec::new();
+        let mut times = Vec::new();
+        for (path, samples) in &sets {
+            let set_name = path
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+            let ranges = CalibrationRanges::measure(&graph, samples)?;
+            let exact = TfheOptions {
+                exact: true,
+                search_samples: 16,
+                report_samples: 16,
+                ..options
+            };
+            let compiled = match compile_tfhe(&graph, samples, &ranges, exact) {
+                Ok(c) => c,
+                Err(e) => {
+                    failures.push(format!("{set_name}: {e}"));
+                    continue;
+                }
+            };
+            compiled_count += 1;
+            let plan = &compiled.plan;
+            bootstraps = plan.bootstraps();
+            for sample in samples.iter().take(inputs) {
+                let x = &sample.tensor;
+                let reference = plan.run_exact(&plan.quantise_input(x)?)?;
+                let input = encrypt_input(&plan.input, &keys.client, x)?.expand();
+                let start = Instant::now();
+                let (out, _): (_, Vec<StageTiming>) = executor.run(plan, input, |_| {})?;
+                times.push(start.elapsed().as_secs_f64());
+                equal +=
+                    (decrypt_integers(&plan.output, &keys.client, &out)? == reference) as usize;
+                total += 1;
+            }
+        }
+        let shown: Vec<String> = failures.iter().take(2).cloned().collect();
+        println!(
+            "| {name} | {} | {compiled_count}/{}{} | {bootstraps} | {equal}/{total} | {:.3} s |",
+            sets.len(),
+            sets.len(),
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", shown.join("; "))
+            },
+            median(&mut times)
+        );
+    }
+    Ok(())
+}
+
+/// The TFHE rows of `heman bench --suite`.
+pub fn run_suite(root: &Path, limit: usize, options: TfheOptions) -> Result<()> {
+    if !root.is_dir() {
+        bail!("{}: HE-MAN data folder not found", root.display());
+    }
+    let keys = Keys::generate(&options);
+    bench_test_models(root, options, &keys, 2)?;
+    println!();
+    header();
+    for (model, calibration, data) in SUITE {
+        if let Err(e) = bench_model(
+            &root.join(model),
+            &root.join(calibration),
+            &root.join(data),
+            limit,
+            options,
+            &keys,
+        ) {
+            println!("| {model} | not run: {e:#} |");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The noise and error budget of a plan, from the parameter set's noise
+//! model: the variance at every bootstrap's blind rotation and at the
+//! output's decryption, and the probability that each reads a value other
+//! than the one encrypted (a misread).
+//!
+//! A read of integer `u` encoded at `delta` is right while the noise stays
+//! within `delta / 2`; a window holding more values than the table has
+//! positions rounds instead (its reads are approximate by design and the
+//! noise, in window values, is the figure that matters).
+
+use heman_tfhe::{log2_error_probability, NoiseModel};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::tfhe::plan::{TfhePlan, TfheStage};
+
+/// Noise variance (fraction of the torus, squared) per value at each read.
+#[derive(Debug, Clone)]
+pub struct NoiseProfile {
+    /// For each lookup stage: the variance at the blind rotation per value.
+    pub reads: Vec<Option<Vec<f64>>>,
+    /// At the output's decryption, per value.
+    pub output: Vec<f64>,
+    /// For each linear stage: the largest 2-norm of its rows' integer weights.
+    pub weight_norms: Vec<Option<f64>>,
+}
+
+impl NoiseProfile {
+    pub fn of(plan: &TfhePlan) -> Self {
+        let model = NoiseModel::of(plan.preset);
+        let volume: usize = plan.input.shape.iter().product();
+        let mut variance = vec![model.fresh; volume];
+        let mut reads = Vec::with_capacity(plan.stages.len());
+        let mut weight_norms = Vec::with_capacity(plan.stages.len());
+        for stage in &plan.stages {
+            match stage {
+                TfheStage::Linear(l) => {
+                    let rows: Vec<(f64, f64)> = (0..l.rows.rows())
+                        .into_par_iter()
+                        .map(|r| {
+                            l.rows.row(r).fold((0.0, 0.0), |(v, n), (c, w)| {
+                                let w2 = (w as f64) * (w as f64);
+                                (v + w2 * variance[c as usize], n + w2)
+                            })
+                        })
+                        .collect();
+                    variance = rows.iter().map(|r| r.0).collect();
+                    weight_norms.push(Some(rows.iter().fold(0.0f64, |m, r| m.max(r.1.sqrt()))));
+                    reads.push(None);
+                }
+                TfheStage::Lookup(l) => {
+                    reads.push(Some(
+                        variance.iter().map(|&v| model.at_rotation(v)).collect(),
+                    ));
+                    variance = vec![model.bootstrap; l.table_of.len()];
+                    weight_norms.push(None);
+                }
+            }
+        }
+        Self {
+            reads,
+            output: variance,
+            weight_norms,
+        }
+    }
+}
+
+/// One read point of the plan (a lookup stage, or the output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadBudget {
+    /// The stage index, `None` for the output's decryption.
+    pub stage: Option<usize>,
+    pub name: String,
+    pub values: usize,
+    /// The widest accumulator window read (values).
+    pub widest_window: u64,
+    /// The largest 2-norm of the integer weights feeding it.
+    pub weight_norm: f64,
+    /// The largest noise standard deviation, in window values.
+    pub noise_std: f64,
+    /// log2 of the largest misread probability of one value.
+    pub log2_error: f64,
+    /// Expected misreads per inference.
+    pub expected_misreads: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    pub reads: Vec<ReadBudget>,
+}
+
+impl BudgetReport {
+    pub fn of(plan: &TfhePlan) -> Self {
+        let profile = NoiseProfile::of(plan);
+        let mut reads = Vec::new();
+        let mut norm = 1.0;
+        let read = |variances: &[f64], delta: f64| {
+            let worst = variances.iter().fold(0.0f64, |m, &v| m.max(v));
+            let log2_p: Vec<f64> = variances
+                .iter()
+                .map(|&v| log2_error_probability(delta / 2.0, v))
+                .collect();
+            (
+                worst.sqrt() / delta,
+                log2_p.iter().fold(f64::NEG_INFINITY, |m, &p| m.max(p)),
+                log2_p.iter().map(|&p| p.exp2()).sum::<f64>(),
+            )
+        };
+        for (index, stage) in plan.stages.iter().enumerate() {
+            if let Some(n) = profile.weight_norms[index] {
+                norm = n;
+            }
+            if let (TfheStage::Lookup(l), Some(variances)) = (stage, &profile.reads[index]) {
+                let (noise_std, log2_error, expected) =
+                    read(variances, l.input_encoding.torus_fraction());
+                reads.push(ReadBudget {
+                    stage: Some(index),
+                    name: l.name.clone(),
+                    values: l.table_of.len(),
+                    widest_window: l.widest_window(),
+                    weight_norm: norm,
+                    noise_std,
+                    log2_error,
+                    expected_misreads: expected,
+                });
+                norm = 1.0;
+            }
+        }
+        let (noise_std, log2_error, expected) =
+            read(&profile.output, plan.output.encoding.torus_fraction());
+        reads.push(ReadBudget {
+            stage: None,
+            name: "output".into(),
+            values: plan.output.values.len(),
+            widest_window: plan.output.values.count.iter().copied().max().unwrap_or(0),
+            weight_norm: norm,
+            noise_std,
+            log2_error,
+            expected_misreads: expected,
+        });
+        Self { reads }
+    }
+
+    /// log2 of the probability that any value of an inference is misread
+    /// (union bound).
+    pub fn log2_any_error(&self) -> f64 {
+        let total: f64 = self.reads.iter().map(|r| r.expected_misreads).sum();
+        if total > 0.0 {
+            total.log2().min(0.0)
+        } else {
+            self.reads
+                .iter()
+                .map(|r| r.log2_error + (r.values.max(1) as f64).log2())
+                .fold(f64::NEG_INFINITY, f64::max)
+                .min(0.0)
+        }
+    }
+
+    /// The worst single-value misread probability (log2) over all reads.
+    pub fn worst_log2_error(&self) -> f64 {
+        self.reads
+            .iter()
+            .map(|r| r.log2_error)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}

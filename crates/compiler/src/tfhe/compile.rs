@@ -1,0 +1,293 @@
+//! The model owner's compilation for TFHE: segments, then the bit widths
+//! (input, activation, bootstrap window, output window) chosen by simulating
+//! the quantised model with the parameter set's noise on calibration
+//! samples, then the plan and its budget.
+//!
+//! In exact mode only bit widths whose every read is right with probability
+//! at least `1 - 2^max_log2_error` qualify: the encrypted model then computes
+//! exactly the quantised plaintext model. Otherwise windows may hold more
+//! values than a bootstrap resolves (the accumulator is rounded) and the
+//! choice is the most accurate one under noise.
+
+use heman_model::io::dataset::Sample;
+use heman_model::{CalibrationRanges, Graph, Tensor};
+use heman_tfhe::Preset;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::compile::split_postprocess;
+use crate::error::{CompileError, Result};
+use crate::tfhe::budget::{BudgetReport, NoiseProfile};
+use crate::tfhe::plan::TfhePlan;
+use crate::tfhe::quantise::{build_plan, Bits};
+use crate::tfhe::reference::Noise;
+use crate::tfhe::segments::{segments, SegmentKind};
+
+#[derive(Debug, Clone, Copy)]
+pub struct TfheOptions {
+    pub preset: Preset,
+    /// Every read right with probability `1 - 2^max_log2_error`.
+    pub exact: bool,
+    pub max_log2_error: f64,
+    /// Fixed bit widths instead of the search.
+    pub bits: Option<Bits>,
+    /// Calibration samples the search simulates.
+    pub search_samples: usize,
+    /// Calibration samples the reported fidelity is measured on.
+    pub report_samples: usize,
+}
+
+impl Default for TfheOptions {
+    fn default() -> Self {
+        Self {
+            preset: Preset::Message2Carry2,
+            exact: false,
+            max_log2_error: -40.0,
+            bits: None,
+            search_samples: 64,
+            report_samples: 200,
+        }
+    }
+}
+
+/// The quantised model against the float one on calibration samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    pub samples: usize,
+    /// Same largest output, quantised without noise.
+    pub same_argmax: usize,
+    /// Mean of `|y_q - y| / |y|` (vector norms).
+    pub mean_relative_error: f64,
+    /// The same two with simulated encryption noise.
+    pub noisy_same_argmax: usize,
+    pub noisy_mean_relative_error: f64,
+}
+
+pub struct CompiledTfhe {
+    pub plan: TfhePlan,
+    pub bits: Bits,
+    pub budget: BudgetReport,
+    pub fidelity: Fidelity,
+}
+
+fn relative_error(y: &Tensor, reference: &Tensor) -> f64 {
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for (a, b) in y.data().iter().zip(reference.data()) {
+        diff += (a - b) * (a - b);
+        norm += b * b;
+    }
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// (same argmax count, mean relative error) of `plan` on `exact` pairs.
+fn measure(plan: &TfhePlan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(usize, f64)> {
+    let profile = NoiseProfile::of(plan);
+    let results: Vec<(bool, f64)> = exact
+        .par_iter()
+        .enumerate()
+        .map(|(index, (x, y))| {
+            // The same noise draws for every candidate plan (common random
+            // numbers): comparisons between candidates are less noisy.
+            let mut rng = ChaCha8Rng::seed_from_u64(index as u64);
+            let noise = noisy.then_some(Noise {
+                profile: &profile,
+                rng: &mut rng,
+            });
+            let q = plan.evaluate(x, noise)?;
+            Ok((q.argmax() == y.argmax(), relative_error(&q, y)))
+        })
+        .collect::<Result<_>>()?;
+    let same = results.iter().filter(|r| r.0).count();
+    let mean = results.iter().map(|r| r.1).sum::<f64>() / results.len().max(1) as f64;
+    Ok((same, mean))
+}
+
+/// Lower is better: the fraction of changed decisions plus the relative error.
+fn score(plan: &TfhePlan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<f64> {
+    let (same, error) = measure(plan, exact, noisy)?;
+    Ok((exact.len() - same) as f64 / exact.len().max(1) as f64 + error)
+}
+
+fn set(bits: &mut Bits, coordinate: usize, value: u32) {
+    match coordinate {
+        0 => bits.window = value,
+        1 => bits.activation = value,
+        2 => bits.output = value,
+        3 => bits.input = value,
+        _ => bits.intermediate = value,
+    }
+}
+
+/// Coordinate descent over the bit widths.
+fn search(
+    build: &dyn Fn(Bits) -> Result<TfhePlan>,
+    exact: &[(Tensor, Tensor)],
+    options: &TfheOptions,
+    has_intermediate: bool,
+) -> Result<Bits> {
+    let log_n = options.preset.polynomial_size().ilog2();
+    let feasible = |plan: &TfhePlan| {
+        !options.exact || BudgetReport::of(plan).worst_log2_error() <= options.max_log2_error
+    };
+    let evaluate = |bits: Bits| -> Option<f64> {
+        let plan = build(bits).ok()?;
+        if !feasible(&plan) {
+            return None;
+        }
+        score(&plan, exact, !options.exact).ok()
+    };
+    let (windows, outputs): (Vec<u32>, Vec<u32>) = if options.exact {
+        ((1..log_n).collect(), (1..=32).collect())
+    } else {
+        ((3..=log_n + 4).collect(), (4..=56).collect())
+    };
+    let mut best = if options.exact {
+        Bits {
+            input: 3,
+            activation: 3,
+            window: 4,
+            output: 6,
+            intermediate: 4,
+            weights: None,
+        }
+    } else {
+        Bits {
+            input: 8,
+            activation: 6,
+            window: log_n - 1,
+            output: 12,
+            intermediate: 8,
+            weights: None,
+        }
+    };
+    let mut best_score = evaluate(best);
+    for round in 0..3 {
+        let before = best;
+        for coordinate in 0..5 {
+            let candidates: Vec<u32> = match coordinate {
+                0 => windows.clone(),
+                1 => (1..=8).collect(),
+                2 => outputs.clone(),
+                3 => (1..=16).collect(),
+                _ if has_intermediate => (2..=16).collect(),
+                _ => Vec::new(),
+            };
+            let scores: Vec<(u32, Option<f64>)> = candidates
+                .iter()
+                .map(|&value| {
+                    let mut bits = best;
+                    set(&mut bits, coordinate, value);
+                    (value, evaluate(bits))
+                })
+                .collect();
+            for (value, s) in scores {
+                let Some(s) = s else { continue };
+                if best_score.is_none_or(|b| s < b - 1e-12) {
+                    set(&mut best, coordinate, value);
+                    best_score = Some(s);
+                }
+            }
+        }
+        debug!(round, ?best, ?best_score, "bit width search");
+        if best == before {
+            break;
+        }
+    }
+    if best_score.is_none() {
+        return Err(CompileError::Budget {
+            node: "(whole model)".into(),
+            message: format!(
+                "no bit widths make every read of the {} preset right with probability 1 - 2^{}",
+                options.preset.name(),
+                options.max_log2_error
+            ),
+        });
+    }
+    Ok(best)
+}
+
+/// Compiles `graph` for TFHE from its calibration (`samples` and the
+/// `ranges` measured on them).
+pub fn compile_tfhe(
+    graph: &Graph,
+    samples: &[Sample],
+    ranges: &CalibrationRanges,
+    options: TfheOptions,
+) -> Result<CompiledTfhe> {
+    let (core, postprocess) = split_postprocess(graph)?;
+    let segments = segments(&core)?;
+    let exact: Vec<(Tensor, Tensor)> = samples
+        .iter()
+        .take(options.search_samples.max(options.report_samples))
+        .map(|s| {
+            let x = core.check_input(0, &s.tensor)?;
+            let y = core.run(std::slice::from_ref(&x))?.remove(0);
+            Ok((x, y))
+        })
+        .collect::<Result<_, heman_model::ModelError>>()?;
+    let build = |bits: Bits| {
+        build_plan(
+            &core,
+            &segments,
+            ranges,
+            options.preset,
+            bits,
+            postprocess.clone(),
+        )
+    };
+    let bits = match options.bits {
+        Some(bits) => bits,
+        None => search(
+            &build,
+            &exact[..options.search_samples.min(exact.len())],
+            &options,
+            segments.windows(2).any(|w| {
+                matches!(
+                    (&w[0].kind, &w[1].kind),
+                    (SegmentKind::Linear(_), SegmentKind::Linear(_))
+                )
+            }),
+        )?,
+    };
+    let plan = build(bits)?;
+    let budget = BudgetReport::of(&plan);
+    if options.exact && budget.worst_log2_error() > options.max_log2_error {
+        let worst = budget
+            .reads
+            .iter()
+            .max_by(|a, b| a.log2_error.total_cmp(&b.log2_error))
+            .expect("a plan has an output read");
+        return Err(CompileError::Budget {
+            node: worst.name.clone(),
+            message: format!(
+                "a window of {} values read with noise of {:.3} values (weights' 2-norm {:.1}) misreads with probability 2^{:.1}, above 2^{}",
+                worst.widest_window, worst.noise_std, worst.weight_norm, worst.log2_error, options.max_log2_error
+            ),
+        });
+    }
+    let report = &exact[..options.report_samples.min(exact.len())];
+    let (same_argmax, mean_relative_error) = measure(&plan, report, false)?;
+    let (noisy_same_argmax, noisy_mean_relative_error) = measure(&plan, report, true)?;
+    let fidelity = Fidelity {
+        samples: report.len(),
+        same_argmax,
+        mean_relative_error,
+        noisy_same_argmax,
+        noisy_mean_relative_error,
+    };
+    info!(
+        ?bits,
+        bootstraps = plan.bootstraps(),
+        ?fidelity,
+        "TFHE plan"
+    );
+    Ok(CompiledTfhe {
+        plan,
+        bits,
+        budget,
+        fidelity,
+    })
+}

@@ -1,0 +1,24 @@
+//! The TFHE target: quantisation from calibration and lowering to integer
+//! weighted sums and programmable bootstraps (Chillotti, Joye, Paillier,
+//! "Programmable bootstrapping enables efficient homomorphic inference of
+//! deep neural networks", CSCML 2021), with every accumulator and noise
+//! budget bounded at compile time against the chosen tfhe-rs preset.
+
+pub mod budget;
+pub mod compile;
+pub mod function;
+pub mod plan;
+pub mod quantise;
+pub mod reference;
+pub mod segments;
+
+pub use budget::{BudgetReport, NoiseProfile, ReadBudget};
+pub use compile::{compile_tfhe, CompiledTfhe, Fidelity, TfheOptions};
+pub use function::{Expression, Function, Term};
+pub use plan::{
+    Levels, LinearStage, LookupStage, Quantisation, TableInput, TfheInput, TfheOutput, TfhePlan,
+    TfheStage,
+};
+pub use quantise::{build_plan, Bits};
+pub use reference::Noise;
+pub use segments::{segments, Segment, SegmentKind};

@@ -1,0 +1,150 @@
+//! The quantised plaintext model: the plan run on integers exactly as the
+//! encrypted run computes them, noise aside. It is the reference encrypted
+//! results must equal. With a noise source it also simulates the encrypted
+//! run, misreads included, from the noise model (how the compiler chooses
+//! bit widths without encrypting anything).
+
+use heman_model::Tensor;
+use heman_tfhe::Preset;
+use rand::Rng;
+use rayon::prelude::*;
+
+use crate::error::{CompileError, Result};
+use crate::tfhe::budget::NoiseProfile;
+use crate::tfhe::plan::{LookupStage, TfhePlan, TfheStage};
+
+/// A standard normal sample (Box-Muller).
+fn gaussian(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Torus units of Gaussian noise of `variance` (torus fraction squared).
+fn torus_noise(rng: &mut impl Rng, variance: f64) -> u64 {
+    (gaussian(rng) * variance.sqrt() * 18446744073709551616.0).round() as i64 as u64
+}
+
+/// Noise to add to every read, or none.
+pub struct Noise<'a, R: Rng> {
+    pub profile: &'a NoiseProfile,
+    pub rng: &'a mut R,
+}
+
+impl TfhePlan {
+    /// The input window integers of a real input tensor.
+    pub fn quantise_input(&self, x: &Tensor) -> Result<Vec<u64>> {
+        let volume: usize = self.input.shape.iter().product();
+        if x.len() != volume {
+            return Err(CompileError::Graph(format!(
+                "input of {} values, the model takes {volume}",
+                x.len()
+            )));
+        }
+        Ok(x.data().iter().map(|&v| self.input.quantise(v)).collect())
+    }
+
+    /// The real output tensor of output window integers (before
+    /// post-processing).
+    pub fn dequantise_output(&self, u: &[u64]) -> Tensor {
+        let q = &self.output.values;
+        Tensor::new(
+            self.output.shape.clone(),
+            u.iter()
+                .enumerate()
+                .map(|(i, &u)| q.real(i, u as f64))
+                .collect(),
+        )
+    }
+
+    /// Runs the plan on input integers: exactly (`noise` = `None`), or
+    /// with simulated encryption noise.
+    pub fn run_integers<R: Rng>(
+        &self,
+        input: &[u64],
+        mut noise: Option<Noise<'_, R>>,
+    ) -> Result<Vec<u64>> {
+        let mut values: Vec<i64> = input.iter().map(|&u| u as i64).collect();
+        for (index, stage) in self.stages.iter().enumerate() {
+            values = match stage {
+                TfheStage::Linear(l) => (0..l.rows.rows())
+                    .into_par_iter()
+                    .map(|r| {
+                        let sum = l.rows.row(r).fold(l.rows.biases[r] as i128, |acc, (c, w)| {
+                            acc + w as i128 * values[c as usize] as i128
+                        });
+                        sum as i64
+                    })
+                    .collect(),
+                TfheStage::Lookup(l) => match noise.as_mut() {
+                    None => lookup_exact(self.preset, l, &values)?,
+                    Some(n) => {
+                        let variances = n.profile.reads[index].as_deref().unwrap_or(&[]);
+                        lookup_noisy(self.preset, l, &values, variances, n.rng)?
+                    }
+                },
+            };
+        }
+        let out = &self.output;
+        Ok(values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let phase = out.encoding.encode(v);
+                let phase = match noise.as_mut() {
+                    Some(n) => phase.wrapping_add(torus_noise(n.rng, n.profile.output[i])),
+                    None => phase,
+                };
+                out.decode(i, phase)
+            })
+            .collect())
+    }
+
+    /// The quantised plaintext model on input integers, exactly.
+    pub fn run_exact(&self, input: &[u64]) -> Result<Vec<u64>> {
+        self.run_integers::<rand_chacha::ChaCha8Rng>(input, None)
+    }
+
+    /// The quantised model on a real input: quantise, run, dequantise.
+    pub fn evaluate<R: Rng>(&self, x: &Tensor, noise: Option<Noise<'_, R>>) -> Result<Tensor> {
+        let u = self.run_integers(&self.quantise_input(x)?, noise)?;
+        Ok(self.dequantise_output(&u))
+    }
+}
+
+fn lookup_exact(preset: Preset, l: &LookupStage, values: &[i64]) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .zip(&l.table_of)
+        .map(|(&v, &t)| {
+            let t = t as usize;
+            let u = v.clamp(0, l.tables[t].count as i64 - 1) as u64;
+            let read = l.window(t).read(preset, 1, u)?;
+            Ok(l.output_value(t, read))
+        })
+        .collect()
+}
+
+fn lookup_noisy(
+    preset: Preset,
+    l: &LookupStage,
+    values: &[i64],
+    variances: &[f64],
+    rng: &mut impl Rng,
+) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .zip(&l.table_of)
+        .zip(variances)
+        .map(|((&v, &t), &variance)| {
+            let t = t as usize;
+            let phase = l
+                .input_encoding
+                .encode(v)
+                .wrapping_add(torus_noise(rng, variance));
+            let (u, negated) = l.window(t).read_phase(preset, phase)?;
+            let y = l.output_value(t, u);
+            Ok(if negated { -y } else { y })
+        })
+        .collect()
+}

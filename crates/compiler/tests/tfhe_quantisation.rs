@@ -1,0 +1,181 @@
+//! The TFHE target in plaintext: the quantised model against the float one,
+//! budgets, and the errors a model owner can meet.
+
+use heman_compiler::tfhe::{compile_tfhe, Bits, TfheOptions};
+use heman_compiler::CompileError;
+use heman_model::io::dataset::{load_arrays, LabelledSet, Sample};
+use heman_model::io::npy::read_npy;
+use heman_model::{load_onnx, CalibrationRanges, Graph};
+use heman_testkit::{pseudo_random, repo_root};
+use heman_tfhe::Preset;
+
+fn digits(model: &str) -> (Graph, Vec<Sample>, CalibrationRanges) {
+    let example = repo_root().join("examples/digits");
+    let graph = load_onnx(&example.join(model)).unwrap();
+    let samples = load_arrays(&example.join("calibration.npz")).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    (graph, samples, ranges)
+}
+
+/// The searched bit widths keep the ReLU digits CNN within a few points of
+/// its float accuracy on the 100 test digits, with simulated encryption
+/// noise too, and bootstrap every activation once.
+#[test]
+fn quantised_digits_stay_close_to_float() {
+    let (graph, samples, ranges) = digits("digits_relu.onnx");
+    let compiled = compile_tfhe(&graph, &samples, &ranges, TfheOptions::default()).unwrap();
+    let plan = &compiled.plan;
+    assert_eq!(plan.bootstraps(), 256 + 32);
+    let set = LabelledSet::load(&repo_root().join("examples/digits/test"), None).unwrap();
+    let (mut float, mut quantised) = (0, 0);
+    for (index, sample) in set.inputs.iter().enumerate() {
+        let x = graph.check_input(0, &sample.tensor).unwrap();
+        float += set.is_correct(index, &graph.run(std::slice::from_ref(&x)).unwrap()[0]) as usize;
+        let q = plan.dequantise_output(&plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap());
+        quantised += set.is_correct(index, &q) as usize;
+    }
+    assert!(
+        quantised + 3 >= float,
+        "quantised {quantised}% vs float {float}%"
+    );
+    let f = compiled.fidelity;
+    assert!(
+        f.noisy_same_argmax as f64 >= 0.9 * f.samples as f64,
+        "{f:?}"
+    );
+    // Worst-case windows: no accumulator can leave its window, whatever the input.
+    let budget = &compiled.budget;
+    assert_eq!(budget.reads.len(), 3);
+    assert!(budget
+        .reads
+        .iter()
+        .all(|r| r.widest_window <= 1 << compiled.bits.window.max(compiled.bits.output)));
+}
+
+/// x*x + x^4 (a branch that rejoins) is one function of one value: one
+/// bootstrap per element, exact in exact mode.
+#[test]
+fn rejoining_elementwise_branches_fuse_into_one_bootstrap() {
+    let Some(shared) =
+        heman_testkit::shared_data("rejoining_elementwise_branches_fuse_into_one_bootstrap")
+    else {
+        return;
+    };
+    let graph = load_onnx(&shared.join("tests/models/power2-plus-power4.onnx")).unwrap();
+    let samples: Vec<Sample> = (0..16)
+        .map(|k| Sample {
+            name: k.to_string(),
+            tensor: heman_model::Tensor::new(vec![1, 16], pseudo_random(16, k + 1, -1.0, 1.0)),
+        })
+        .collect();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let options = TfheOptions {
+        exact: true,
+        search_samples: 16,
+        report_samples: 16,
+        ..TfheOptions::default()
+    };
+    let compiled = compile_tfhe(&graph, &samples, &ranges, options).unwrap();
+    assert_eq!(compiled.plan.bootstraps(), 16);
+    assert!(compiled.plan.stages[0].to_string().contains("x*x"));
+    assert!(compiled.budget.worst_log2_error() <= -40.0);
+}
+
+/// Fixed 8-bit weights make the conv's accumulator wider than a 2^6 window:
+/// refused, naming the node and the bound.
+#[test]
+fn accumulators_past_the_window_are_refused_with_the_node() {
+    let (graph, samples, ranges) = digits("digits_relu.onnx");
+    let options = TfheOptions {
+        bits: Some(Bits {
+            input: 8,
+            activation: 4,
+            window: 6,
+            output: 10,
+            intermediate: 8,
+            weights: Some(8),
+        }),
+        ..TfheOptions::default()
+    };
+    let error = compile_tfhe(&graph, &samples, &ranges, options)
+        .err()
+        .unwrap();
+    let message = error.to_string();
+    assert!(matches!(error, CompileError::Budget { .. }), "{message}");
+    assert!(
+        message.contains("'conv'") && message.contains("window of 64 values"),
+        "{message}"
+    );
+}
+
+/// A window too wide to read at 2^-40 in exact mode is refused, naming the read.
+#[test]
+fn exact_mode_refuses_noisy_reads() {
+    let (graph, samples, ranges) = digits("digits_relu.onnx");
+    let options = TfheOptions {
+        exact: true,
+        bits: Some(Bits {
+            input: 8,
+            activation: 6,
+            window: 10,
+            output: 10,
+            intermediate: 8,
+            weights: None,
+        }),
+        ..TfheOptions::default()
+    };
+    let message = compile_tfhe(&graph, &samples, &ranges, options)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("misreads with probability"), "{message}");
+}
+
+#[test]
+fn operators_outside_the_tfhe_backend_are_named() {
+    let dir = repo_root().join("tests/models");
+    for (model, node) in [("maxpool2d", "MaxPool"), ("resnet_block_v15", "branching")] {
+        let graph = load_onnx(&dir.join(format!("{model}.onnx"))).unwrap();
+        let x = read_npy(&dir.join(format!("{model}.input.npy"))).unwrap();
+        let samples = vec![Sample {
+            name: "0".into(),
+            tensor: x,
+        }];
+        let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+        let message = compile_tfhe(&graph, &samples, &ranges, TfheOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(node), "{model}: {message}");
+    }
+}
+
+/// The 3_3 preset reads four times finer: at the same bit widths its reads
+/// are far less noisy than 2_2's.
+#[test]
+fn the_larger_preset_reads_with_less_noise() {
+    let (graph, samples, ranges) = digits("digits_relu.onnx");
+    let bits = Bits {
+        input: 8,
+        activation: 6,
+        window: 12,
+        output: 12,
+        intermediate: 8,
+        weights: None,
+    };
+    let noise = |preset| {
+        let options = TfheOptions {
+            preset,
+            bits: Some(bits),
+            search_samples: 8,
+            report_samples: 8,
+            ..TfheOptions::default()
+        };
+        compile_tfhe(&graph, &samples, &ranges, options)
+            .unwrap()
+            .budget
+            .reads[0]
+            .noise_std
+    };
+    assert!(noise(Preset::Message3Carry3) * 3.0 < noise(Preset::Message2Carry2));
+}

@@ -1,0 +1,174 @@
+//! Running a [`TfhePlan`] on TFHE ciphertexts (the model owner's side,
+//! server key only) and the data owner's quantise-encrypt and
+//! decrypt-dequantise steps.
+
+use std::time::Instant;
+
+use heman_compiler::tfhe::{LookupStage, TfheInput, TfheOutput, TfhePlan, TfheStage};
+use heman_model::Tensor;
+use heman_tfhe::{ClientKey, LookupTable, LweVector, SeededLweVector, ServerKey};
+use rayon::prelude::*;
+use tracing::info;
+
+use crate::error::{Result, RuntimeError};
+
+/// Where one stage's time went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTiming {
+    pub stage: usize,
+    pub name: String,
+    /// `linear` or `lookup`.
+    pub kind: &'static str,
+    pub seconds: f64,
+    pub bootstraps: usize,
+    pub multiply_adds: usize,
+}
+
+/// The model owner's evaluator: holds the (expanded) server key only.
+pub struct TfheExecutor<'k> {
+    key: &'k ServerKey,
+}
+
+fn tfhe_error(stage: usize) -> impl Fn(heman_tfhe::TfheError) -> RuntimeError {
+    move |e| RuntimeError::Unsupported {
+        stage,
+        message: e.to_string(),
+    }
+}
+
+impl<'k> TfheExecutor<'k> {
+    pub fn new(key: &'k ServerKey) -> Self {
+        Self { key }
+    }
+
+    /// The lookup tables of one stage (parallel over tables).
+    fn tables(&self, stage: &LookupStage) -> heman_tfhe::Result<Vec<LookupTable>> {
+        let preset = self.key.preset();
+        (0..stage.tables.len())
+            .into_par_iter()
+            .map(|t| {
+                LookupTable::new(preset, stage.window(t), |u| {
+                    stage.output_encoding.encode(stage.output_value(t, u))
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `plan` on the encrypted input, calling `on_stage` after each
+    /// stage with its timing.
+    pub fn run(
+        &self,
+        plan: &TfhePlan,
+        input: LweVector,
+        mut on_stage: impl FnMut(&StageTiming),
+    ) -> Result<(LweVector, Vec<StageTiming>)> {
+        if plan.preset != self.key.preset() {
+            return Err(RuntimeError::Input(format!(
+                "the model was compiled for the {} preset, the server key is for {}",
+                plan.preset.name(),
+                self.key.preset().name()
+            )));
+        }
+        let volume: usize = plan.input.shape.iter().product();
+        if input.len() != volume {
+            return Err(RuntimeError::Input(format!(
+                "{} ciphertexts for an input of {volume} values",
+                input.len()
+            )));
+        }
+        let mut values = input;
+        let mut timings = Vec::with_capacity(plan.stages.len());
+        for (index, stage) in plan.stages.iter().enumerate() {
+            let start = Instant::now();
+            let (bootstraps, multiply_adds) = match stage {
+                TfheStage::Linear(l) => {
+                    values = l
+                        .rows
+                        .apply(&values, l.encoding)
+                        .map_err(tfhe_error(index))?;
+                    (0, l.rows.nonzeros())
+                }
+                TfheStage::Lookup(l) => {
+                    let tables = self.tables(l).map_err(tfhe_error(index))?;
+                    values = self
+                        .key
+                        .bootstrap(&values, &tables, &l.table_of)
+                        .map_err(tfhe_error(index))?;
+                    (l.table_of.len(), 0)
+                }
+            };
+            let timing = StageTiming {
+                stage: index,
+                name: stage.name().to_string(),
+                kind: match stage {
+                    TfheStage::Linear(_) => "linear",
+                    TfheStage::Lookup(_) => "lookup",
+                },
+                seconds: start.elapsed().as_secs_f64(),
+                bootstraps,
+                multiply_adds,
+            };
+            info!(
+                stage = index,
+                name = %timing.name,
+                kind = timing.kind,
+                bootstraps,
+                multiply_adds,
+                ms = timing.seconds * 1e3,
+                "stage done"
+            );
+            on_stage(&timing);
+            timings.push(timing);
+        }
+        Ok((values, timings))
+    }
+}
+
+/// The data owner: quantises `x` as the model's input expects and encrypts
+/// it (seeded form).
+pub fn encrypt_input(input: &TfheInput, key: &ClientKey, x: &Tensor) -> Result<SeededLweVector> {
+    let volume: usize = input.shape.iter().product();
+    if x.len() != volume {
+        return Err(RuntimeError::Input(format!(
+            "{} values for an input of {volume}",
+            x.len()
+        )));
+    }
+    let plaintexts: Vec<u64> = x
+        .data()
+        .iter()
+        .map(|&v| input.encoding.encode(input.quantise(v) as i64))
+        .collect();
+    Ok(key.encrypt(&plaintexts))
+}
+
+/// The data owner: the output window integers of decrypted ciphertexts.
+pub fn decrypt_integers(output: &TfheOutput, key: &ClientKey, cts: &LweVector) -> Result<Vec<u64>> {
+    if cts.len() != output.values.len() {
+        return Err(RuntimeError::Input(format!(
+            "{} ciphertexts for an output of {} values",
+            cts.len(),
+            output.values.len()
+        )));
+    }
+    let phases = key
+        .decrypt(cts)
+        .map_err(|e| RuntimeError::Input(e.to_string()))?;
+    Ok(phases
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| output.decode(i, p))
+        .collect())
+}
+
+/// The data owner: the real output tensor (before post-processing).
+pub fn decrypt_output(output: &TfheOutput, key: &ClientKey, cts: &LweVector) -> Result<Tensor> {
+    let u = decrypt_integers(output, key, cts)?;
+    Ok(Tensor::new(
+        output.shape.clone(),
+        u.iter()
+            .enumerate()
+            .map(|(i, &u)| output.values.real(i, u as f64))
+            .collect(),
+    ))
+}

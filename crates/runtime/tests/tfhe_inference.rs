@@ -1,0 +1,142 @@
+//! Encrypted TFHE inference (2_2 preset) against the quantised plaintext
+//! model: in exact mode every read is right with probability 1 - 2^-40, so
+//! the decrypted integers must equal the reference's exactly.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use heman_compiler::tfhe::{compile_tfhe, CompiledTfhe, TfheOptions, TfhePlan};
+use heman_model::io::dataset::Sample;
+use heman_model::io::npy::read_npy;
+use heman_model::{load_onnx, CalibrationRanges, Tensor};
+use heman_runtime::tfhe::{decrypt_integers, encrypt_input, TfheExecutor};
+use heman_testkit::{pseudo_random, repo_root};
+use heman_tfhe::{ClientKey, CompressedServerKey, Preset, ServerKey};
+
+const PRESET: Preset = Preset::Message2Carry2;
+
+fn keys() -> &'static (ClientKey, ServerKey) {
+    static KEYS: OnceLock<(ClientKey, ServerKey)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let client = ClientKey::generate(PRESET);
+        let bytes = client.compressed_server_key().to_bytes();
+        let server = CompressedServerKey::from_bytes(PRESET, &bytes)
+            .unwrap()
+            .expand();
+        (client, server)
+    })
+}
+
+/// The model's own input and perturbed copies of it, as calibration.
+fn calibration(input: &Tensor, count: usize) -> Vec<Sample> {
+    let width = input.max_abs().max(1e-3);
+    (0..count)
+        .map(|k| {
+            let noise = pseudo_random(input.len(), k as u64 + 1, -0.2 * width, 0.2 * width);
+            let data = if k == 0 {
+                input.data().to_vec()
+            } else {
+                input
+                    .data()
+                    .iter()
+                    .zip(&noise)
+                    .map(|(a, b)| a + b)
+                    .collect()
+            };
+            Sample {
+                name: format!("{k}"),
+                tensor: Tensor::new(input.shape().to_vec(), data),
+            }
+        })
+        .collect()
+}
+
+fn compile(model: &Path, samples: &[Sample], exact: bool) -> CompiledTfhe {
+    let graph = load_onnx(model).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, samples).unwrap();
+    let options = TfheOptions {
+        preset: PRESET,
+        exact,
+        search_samples: 16,
+        report_samples: 16,
+        ..TfheOptions::default()
+    };
+    compile_tfhe(&graph, samples, &ranges, options)
+        .unwrap_or_else(|e| panic!("{}: {e}", model.display()))
+}
+
+/// Encrypts `x`, runs `plan` encrypted, returns the decrypted output integers.
+fn encrypted_integers(plan: &TfhePlan, x: &Tensor) -> Vec<u64> {
+    let (client, server) = keys();
+    let input = encrypt_input(&plan.input, client, x).unwrap().expand();
+    let (out, timings) = TfheExecutor::new(server).run(plan, input, |_| {}).unwrap();
+    assert_eq!(timings.len(), plan.stages.len());
+    decrypt_integers(&plan.output, client, &out).unwrap()
+}
+
+#[test]
+fn exact_plans_decrypt_to_the_quantised_reference() {
+    let models = [
+        "relu",
+        "leaky_relu",
+        "sigmoid",
+        "tanh",
+        "clip_v13_min_only",
+        "mul_square",
+        "gemm_transB",
+        "conv2d_depthwise",
+        "avgpool_cip0",
+        "pad_v11_edge",
+        "he_friendly_v14",
+    ];
+    for name in models {
+        let dir = repo_root().join("tests/models");
+        let x = read_npy(&dir.join(format!("{name}.input.npy"))).unwrap();
+        let compiled = compile(
+            &dir.join(format!("{name}.onnx")),
+            &calibration(&x, 32),
+            true,
+        );
+        let plan = &compiled.plan;
+        assert!(compiled.budget.worst_log2_error() <= -40.0, "{name}");
+        let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
+        assert_eq!(encrypted_integers(plan, &x), reference, "{name}");
+    }
+}
+
+/// The bundled ReLU CNN in exact mode, on two test digits.
+#[test]
+fn digits_relu_exact_matches_the_reference() {
+    let example = repo_root().join("examples/digits");
+    let samples = heman_model::io::dataset::load_arrays(&example.join("calibration.npz")).unwrap();
+    let compiled = compile(&example.join("digits_relu.onnx"), &samples, true);
+    let plan = &compiled.plan;
+    assert_eq!(plan.bootstraps(), 256 + 32);
+    for file in ["3-13.npy", "0-16.npy"] {
+        let x = read_npy(&example.join("test").join(file)).unwrap();
+        let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
+        assert_eq!(encrypted_integers(plan, &x), reference, "{file}");
+    }
+}
+
+#[test]
+fn mismatched_keys_and_inputs_are_refused() {
+    let dir = repo_root().join("tests/models");
+    let x = read_npy(&dir.join("relu.input.npy")).unwrap();
+    let mut compiled = compile(&dir.join("relu.onnx"), &calibration(&x, 8), true);
+    let (client, server) = keys();
+    let input = encrypt_input(&compiled.plan.input, client, &x)
+        .unwrap()
+        .expand();
+    // Too few ciphertexts.
+    let short = input.select(&[0, 1]);
+    assert!(TfheExecutor::new(server)
+        .run(&compiled.plan, short, |_| {})
+        .is_err());
+    // A plan for another preset than the server key.
+    compiled.plan.preset = Preset::Message3Carry3;
+    let error = TfheExecutor::new(server)
+        .run(&compiled.plan, input, |_| {})
+        .unwrap_err();
+    assert!(error.to_string().contains("3_3"), "{error}");
+}

@@ -1,0 +1,186 @@
+//! Keys. The data owner's [`ClientKey`] holds the secret LWE/GLWE keys; the
+//! model owner receives only a [`CompressedServerKey`] (bootstrapping and
+//! keyswitching keys with their uniform halves replaced by seeds) and
+//! expands it into a [`ServerKey`].
+
+use bincode::Options;
+use serde::Serialize;
+use tfhe::conformance::ParameterSetConformant;
+use tfhe::core_crypto::prelude::UnixSeeder;
+use tfhe::shortint;
+use tfhe::shortint::ciphertext::MaxDegree;
+use tfhe::shortint::engine::ShortintEngine;
+use tfhe::shortint::parameters::{AtomicPatternParameters, PBSParameters};
+use tfhe::{Unversionize, Versionize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{malformed, Result, TfheError};
+use crate::params::Preset;
+
+/// Largest serialised key heman reads (the 3_3 server key is about 1 GiB
+/// expanded; compressed keys are far smaller).
+const KEY_SIZE_LIMIT: u64 = 4 << 30;
+
+/// tfhe-rs's versioned form of `value` (readable by later tfhe-rs versions).
+fn serialize_versioned<T: Versionize>(value: &T) -> Vec<u8> {
+    bincode::serialize(&value.versionize()).expect("tfhe-rs keys serialise")
+}
+
+fn deserialize_versioned<T: Unversionize>(bytes: &[u8], what: &'static str) -> Result<T>
+where
+    T::VersionedOwned: Serialize,
+{
+    let versioned: T::VersionedOwned = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(KEY_SIZE_LIMIT)
+        .deserialize(bytes)
+        .map_err(|e| malformed(what, e.to_string()))?;
+    T::unversionize(versioned).map_err(|e| malformed(what, e.to_string()))
+}
+
+fn check_preset(found: shortint::parameters::ShortintParameterSet, preset: Preset) -> Result<()> {
+    let expected = preset.parameters();
+    let same = found.lwe_dimension() == expected.lwe_dimension
+        && found.glwe_dimension() == expected.glwe_dimension
+        && found.polynomial_size() == expected.polynomial_size
+        && found.message_modulus() == expected.message_modulus
+        && found.carry_modulus() == expected.carry_modulus;
+    if same {
+        Ok(())
+    } else {
+        Err(TfheError::Parameters(format!(
+            "key made for other parameters than the {} preset",
+            preset.name()
+        )))
+    }
+}
+
+fn conformance(preset: Preset) -> (AtomicPatternParameters, MaxDegree) {
+    let p = preset.parameters();
+    (
+        AtomicPatternParameters::Standard(PBSParameters::PBS(p)),
+        MaxDegree::from_msg_carry_modulus(p.message_modulus, p.carry_modulus),
+    )
+}
+
+/// The data owner's secret: encrypts inputs, decrypts outputs, and makes the
+/// server key. Its key material is overwritten with zeros when dropped.
+pub struct ClientKey {
+    preset: Preset,
+    /// Always `Some` outside `drop`.
+    key: Option<shortint::ClientKey>,
+}
+
+impl ClientKey {
+    /// A fresh secret key, from tfhe-rs's CSPRNG (AES-CTR) seeded by the
+    /// operating system (`getrandom`).
+    pub fn generate(preset: Preset) -> Self {
+        let mut engine = ShortintEngine::new_from_seeder(&mut UnixSeeder::new(0));
+        Self {
+            preset,
+            key: Some(engine.new_client_key(preset.parameters())),
+        }
+    }
+
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    pub(crate) fn inner(&self) -> &shortint::ClientKey {
+        self.key.as_ref().expect("present until dropped")
+    }
+
+    /// The evaluation key for the model owner: no secret in it.
+    pub fn compressed_server_key(&self) -> CompressedServerKey {
+        CompressedServerKey {
+            preset: self.preset,
+            key: shortint::CompressedServerKey::new(self.inner()),
+        }
+    }
+
+    /// The serialised key; the buffer is zeroised when dropped.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(serialize_versioned(self.inner()))
+    }
+
+    pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
+        let key: shortint::ClientKey = deserialize_versioned(bytes, "client key")?;
+        let key = Self {
+            preset,
+            key: Some(key),
+        };
+        check_preset(key.inner().parameters(), preset)?;
+        Ok(key)
+    }
+}
+
+impl Drop for ClientKey {
+    fn drop(&mut self) {
+        // tfhe-rs does not zeroise its keys: take them apart and do it here.
+        if let Some(key) = self.key.take() {
+            if let shortint::client_key::atomic_pattern::AtomicPatternClientKey::Standard(ap) =
+                key.atomic_pattern
+            {
+                let (glwe, lwe, _, _) = ap.into_raw_parts();
+                glwe.into_container().zeroize();
+                lwe.into_container().zeroize();
+            }
+        }
+    }
+}
+
+/// The server key in transport form: bootstrapping and keyswitching keys
+/// whose uniform masks are regenerated from seeds.
+pub struct CompressedServerKey {
+    preset: Preset,
+    key: shortint::CompressedServerKey,
+}
+
+impl CompressedServerKey {
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// Regenerates the masks and moves the bootstrapping key to the Fourier
+    /// domain (parallel).
+    pub fn expand(&self) -> ServerKey {
+        ServerKey {
+            preset: self.preset,
+            key: self.key.decompress(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serialize_versioned(&self.key)
+    }
+
+    /// Reads a key, refusing one made for other parameters.
+    pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
+        let key: shortint::CompressedServerKey = deserialize_versioned(bytes, "server key")?;
+        if !key.is_conformant(&conformance(preset)) {
+            return Err(TfheError::Parameters(format!(
+                "server key made for other parameters than the {} preset",
+                preset.name()
+            )));
+        }
+        Ok(Self { preset, key })
+    }
+}
+
+/// What the model owner computes with: bootstrapping key (Fourier domain)
+/// and keyswitching key.
+pub struct ServerKey {
+    preset: Preset,
+    pub(crate) key: shortint::ServerKey,
+}
+
+impl ServerKey {
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// Bytes of the expanded key as tfhe-rs serialises it (its size in memory).
+    pub fn expanded_size(&self) -> u64 {
+        bincode::serialized_size(&self.key.versionize()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,275 @@
+//! Vectors of LWE ciphertexts under the big key (dimension k*N), the values
+//! a network computes on, and their encryption and decryption.
+//!
+//! A ciphertext encrypts a *torus plaintext*, a `u64` read modulo 2^64: the
+//! caller chooses how integers are scaled into it (see [`crate::Encoding`]).
+
+use rayon::prelude::*;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::prelude::{
+    decrypt_lwe_ciphertext, par_encrypt_seeded_lwe_ciphertext_list, CiphertextModulus,
+    LweCiphertext, LweCiphertextCount, LweSize, PlaintextList, SeededLweCiphertextList, Seeder,
+    UnixSeeder,
+};
+
+use crate::error::{malformed, Result, TfheError};
+use crate::keys::ClientKey;
+use crate::params::Preset;
+
+const VECTOR_MAGIC: &[u8; 4] = b"HTLV";
+const SEEDED_MAGIC: &[u8; 4] = b"HTLS";
+const FORMAT_VERSION: u16 = 1;
+
+/// `count` LWE ciphertexts of `size` = dimension + 1 words each (mask then
+/// body), stored contiguously.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LweVector {
+    size: usize,
+    data: Vec<u64>,
+}
+
+impl LweVector {
+    /// `count` trivial encryptions of zero (mask and body zero).
+    pub fn zeros(preset: Preset, count: usize) -> Self {
+        let size = preset.lwe_dimension() + 1;
+        Self {
+            size,
+            data: vec![0; size * count],
+        }
+    }
+
+    /// Trivial encryptions (zero mask, body = plaintext): public values in
+    /// ciphertext form, e.g. to check lookup tables without noise.
+    pub fn trivial(preset: Preset, plaintexts: &[u64]) -> Self {
+        let mut v = Self::zeros(preset, plaintexts.len());
+        let size = v.size;
+        for (ct, &p) in v.data.chunks_exact_mut(size).zip(plaintexts) {
+            ct[size - 1] = p;
+        }
+        v
+    }
+
+    pub(crate) fn from_parts(size: usize, data: Vec<u64>) -> Self {
+        debug_assert_eq!(data.len() % size, 0);
+        Self { size, data }
+    }
+
+    /// Words per ciphertext (dimension + 1).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len() / self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> &[u64] {
+        &self.data[index * self.size..(index + 1) * self.size]
+    }
+
+    pub fn iter(&self) -> std::slice::ChunksExact<'_, u64> {
+        self.data.chunks_exact(self.size)
+    }
+
+    pub fn par_iter_mut(&mut self) -> rayon::slice::ChunksExactMut<'_, u64> {
+        self.data.par_chunks_exact_mut(self.size)
+    }
+
+    /// The ciphertexts at `indices`, in that order (a gather).
+    pub fn select(&self, indices: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(indices.len() * self.size);
+        for &i in indices {
+            data.extend_from_slice(self.get(i));
+        }
+        Self::from_parts(self.size, data)
+    }
+
+    /// Adds `plaintext` to every ciphertext's body (the mask is unchanged, so
+    /// the noise is too).
+    pub fn add_plaintext(&mut self, plaintext: u64) {
+        let size = self.size;
+        for ct in self.data.chunks_exact_mut(size) {
+            ct[size - 1] = ct[size - 1].wrapping_add(plaintext);
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18 + self.data.len() * 8);
+        out.extend_from_slice(VECTOR_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.size as u32).to_le_bytes());
+        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        for w in &self.data {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads ciphertexts, which must have the preset's dimension.
+    pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
+        let (size, count, rest) = read_header(bytes, VECTOR_MAGIC, preset, "LWE vector")?;
+        let words = size
+            .checked_mul(count)
+            .filter(|w| rest.len() == w * 8)
+            .ok_or_else(|| malformed("LWE vector", "length disagrees with its header"))?;
+        Ok(Self::from_parts(size, read_words(rest, words)))
+    }
+}
+
+fn read_header<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 4],
+    preset: Preset,
+    what: &'static str,
+) -> Result<(usize, usize, &'a [u8])> {
+    if bytes.len() < 18 || &bytes[..4] != magic {
+        return Err(malformed(what, "no header"));
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != FORMAT_VERSION {
+        return Err(malformed(
+            what,
+            format!("format version {version}, this heman reads {FORMAT_VERSION}"),
+        ));
+    }
+    let size = u32::from_le_bytes(bytes[6..10].try_into().expect("4 bytes")) as usize;
+    let count = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes")) as usize;
+    if size != preset.lwe_dimension() + 1 {
+        return Err(TfheError::Parameters(format!(
+            "{what} of dimension {}, the {} preset has {}",
+            size.saturating_sub(1),
+            preset.name(),
+            preset.lwe_dimension()
+        )));
+    }
+    Ok((size, count, &bytes[18..]))
+}
+
+fn read_words(bytes: &[u8], count: usize) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .take(count)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()
+}
+
+/// Fresh encryptions in compressed form: one public seed regenerates every
+/// mask, so each ciphertext costs one word (its body) instead of k*N + 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeededLweVector {
+    size: usize,
+    seed: u128,
+    bodies: Vec<u64>,
+}
+
+impl SeededLweVector {
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+
+    /// Regenerates the masks (parallel).
+    pub fn expand(&self) -> LweVector {
+        let seeded = SeededLweCiphertextList::from_container(
+            self.bodies.clone(),
+            LweSize(self.size),
+            CompressionSeed::from(Seed(self.seed)),
+            CiphertextModulus::new_native(),
+        );
+        let list = seeded.par_decompress_into_lwe_ciphertext_list();
+        LweVector::from_parts(self.size, list.into_container())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(34 + self.bodies.len() * 8);
+        out.extend_from_slice(SEEDED_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.size as u32).to_le_bytes());
+        out.extend_from_slice(&(self.bodies.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.seed.to_le_bytes());
+        for w in &self.bodies {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
+        let (size, count, rest) = read_header(bytes, SEEDED_MAGIC, preset, "seeded LWE vector")?;
+        if rest.len() < 16 || Some(rest.len() - 16) != count.checked_mul(8) {
+            return Err(malformed(
+                "seeded LWE vector",
+                "length disagrees with its header",
+            ));
+        }
+        let seed = u128::from_le_bytes(rest[..16].try_into().expect("16 bytes"));
+        Ok(Self {
+            size,
+            seed,
+            bodies: read_words(&rest[16..], count),
+        })
+    }
+}
+
+/// Whether a slice starts like a serialised [`SeededLweVector`] (rather
+/// than an expanded [`LweVector`]).
+pub fn is_seeded(bytes: &[u8]) -> bool {
+    bytes.starts_with(SEEDED_MAGIC)
+}
+
+impl ClientKey {
+    /// Encrypts torus plaintexts under the big key with the preset's fresh
+    /// noise; the masks come from a public seed, the noise from a CSPRNG
+    /// seeded by the operating system.
+    pub fn encrypt(&self, plaintexts: &[u64]) -> SeededLweVector {
+        let (key, noise) = self.inner().encryption_key_and_noise();
+        let size = key.lwe_dimension().to_lwe_size();
+        let mut seeder = UnixSeeder::new(0);
+        let seed = seeder.seed().0;
+        let mut list = SeededLweCiphertextList::new(
+            0u64,
+            size,
+            LweCiphertextCount(plaintexts.len()),
+            CompressionSeed::from(Seed(seed)),
+            CiphertextModulus::new_native(),
+        );
+        par_encrypt_seeded_lwe_ciphertext_list(
+            &key,
+            &mut list,
+            &PlaintextList::from_container(plaintexts),
+            noise,
+            &mut seeder,
+        );
+        SeededLweVector {
+            size: size.0,
+            seed,
+            bodies: list.into_container(),
+        }
+    }
+
+    /// The phases (body minus mask times key) of `cts`: each plaintext plus
+    /// its noise.
+    pub fn decrypt(&self, cts: &LweVector) -> Result<Vec<u64>> {
+        let key = self.inner().encryption_key();
+        if cts.size() != key.lwe_dimension().to_lwe_size().0 {
+            return Err(TfheError::Parameters(format!(
+                "ciphertexts of dimension {}, the key has {}",
+                cts.size() - 1,
+                key.lwe_dimension().0
+            )));
+        }
+        Ok(cts
+            .iter()
+            .map(|ct| {
+                let ct = LweCiphertext::from_container(ct, CiphertextModulus::new_native());
+                decrypt_lwe_ciphertext(&key, &ct).0
+            })
+            .collect())
+    }
+}
