@@ -173,7 +173,8 @@ impl KeyCache {
         model: &Arc<LoadedModel>,
         key_id: &str,
     ) -> Result<Arc<EvaluationKeys>> {
-        let cell = self.cell((model.params.fingerprint(), key_id.to_string()));
+        let key = (model.params.fingerprint(), key_id.to_string());
+        let cell = self.cell(key.clone());
         let keys = cell
             .get_or_try_init(|| async {
                 let bytes = load(store, model, key_id).await?;
@@ -190,10 +191,40 @@ impl KeyCache {
                     })?;
                 Ok::<_, ServerError>(Arc::new(keys))
             })
-            .await?
-            .clone();
+            .await;
+        let keys = match keys {
+            Ok(keys) => keys.clone(),
+            Err(e) => {
+                // Unknown ids must not take places in the cache: a client
+                // sending made-up ids would otherwise evict real keys.
+                self.forget_empty(&key);
+                return Err(e);
+            }
+        };
         check_rotations(model, &keys)?;
         Ok(keys)
+    }
+
+    /// Drops the entry of `key` if it holds no keys.
+    fn forget_empty(&self, key: &CacheKey) {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        if entries
+            .map
+            .get(key)
+            .is_some_and(|(_, cell)| !cell.initialized())
+        {
+            entries.map.remove(key);
+        }
+    }
+
+    /// How many key sets are cached (or being loaded).
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("key cache lock").map.len()
+    }
+
+    /// Whether no key set is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
