@@ -57,6 +57,8 @@ impl Serving {
             .args(["--http", http, "--grpc", grpc])
             .args(["--max-concurrent", "2", "--timeout-s", "60", "--key-store"])
             .arg(key_store)
+            // Warnings and errors only: the test's output stays readable.
+            .env("HEMAN_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .expect("heman serve starts");
@@ -128,16 +130,26 @@ fn assert_close(output: &Path, input: &Path, what: &str) {
     assert_eq!(y.argmax(), expected.argmax(), "{what}: class");
 }
 
-/// The interpreter with tritonclient: `$HEMAN_PYTHON` (set by `.ci/run`),
-/// else the virtualenv `.ci/run` makes.
+/// The interpreter with tritonclient: `$HEMAN_PYTHON` (set by `.ci/run`;
+/// it must work), else the virtualenv `.ci/run` makes, if it works.
 fn python() -> Option<PathBuf> {
-    std::env::var_os("HEMAN_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let home = std::env::var_os("HOME")?;
-            Some(PathBuf::from(home).join(".cache/heman-venv/bin/python"))
-        })
-        .filter(|p| p.is_file())
+    let works = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import tritonclient.http, tritonclient.grpc, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if let Some(p) = std::env::var_os("HEMAN_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            works(&p),
+            "HEMAN_PYTHON={} cannot import tritonclient and numpy",
+            p.display()
+        );
+        return Some(p);
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache/heman-venv/bin/python")).filter(|p| works(p))
 }
 
 #[test]
