@@ -112,11 +112,10 @@ impl Drop for Serving {
     }
 }
 
-/// The plaintext model's output for `input`, post-processing included (the
-/// digits model has none).
-fn plaintext(input: &Path) -> heman_model::Tensor {
-    let graph =
-        heman_model::load_onnx(&repo_root().join("examples/digits/digits_square.onnx")).unwrap();
+/// The plaintext output of `examples/digits/<model>` for `input`
+/// (post-processing included: the digits models have none).
+fn plaintext(input: &Path, model: &str) -> heman_model::Tensor {
+    let graph = heman_model::load_onnx(&repo_root().join("examples/digits").join(model)).unwrap();
     let x = heman_model::io::npy::read_npy(input).unwrap();
     let shape = graph.value(graph.inputs[0]).shape.clone();
     graph.run(&[x.reshaped(shape)]).unwrap().remove(0)
@@ -124,7 +123,7 @@ fn plaintext(input: &Path) -> heman_model::Tensor {
 
 fn assert_close(output: &Path, input: &Path, what: &str) {
     let y = heman_model::io::npy::read_npy(output).unwrap();
-    let expected = plaintext(input);
+    let expected = plaintext(input, "digits_square.onnx");
     let err = relative_error(&y, &expected);
     assert!(err < 1e-2, "{what}: off by {err} (relative)");
     assert_eq!(y.argmax(), expected.argmax(), "{what}: class");
@@ -173,6 +172,23 @@ fn serve_and_query_end_to_end() {
         ]),
         "keyparams",
     );
+    // A second model, with other CKKS parameters (ReLU as polynomials):
+    // one server serves both.
+    std::fs::create_dir_all(repo.join("relu")).unwrap();
+    succeeded(
+        &heman(&[
+            "keyparams",
+            "-m",
+            "examples/digits/digits_relu.onnx",
+            "-c",
+            "examples/digits/calibration.npz",
+            "-o",
+            &s(&w("keyparams-relu.json")),
+            "--compiled",
+            &s(&repo.join("relu/relu.heman")),
+        ]),
+        "keyparams (relu)",
+    );
     let server = Serving::start(&repo, &w("registered"), "127.0.0.1:0", "127.0.0.1:0");
 
     // heman query: keys made from the server's keyparams, registered once.
@@ -205,6 +221,36 @@ fn serve_and_query_end_to_end() {
         "keys made or registered again:\n{second}"
     );
     assert_close(&w("y2.npy"), &input, "heman query, registered keys");
+
+    // The second model, with its own keys; the first model's keys are
+    // refused for it. Its activations are polynomial approximations, so the
+    // comparison is the class and a loose tolerance.
+    let relu = |keys: &Path, output: &Path| {
+        heman(&[
+            "query",
+            "--url",
+            &server.http,
+            "--model",
+            "relu",
+            "-k",
+            &s(keys),
+            "-i",
+            &s(&input),
+            "-o",
+            &s(output),
+        ])
+    };
+    succeeded(&relu(&w("keys-relu"), &w("relu.npy")), "query (relu)");
+    let y = heman_model::io::npy::read_npy(&w("relu.npy")).unwrap();
+    let expected = plaintext(&input, "digits_relu.onnx");
+    assert_eq!(y.argmax(), expected.argmax(), "relu model: class");
+    assert!(relative_error(&y, &expected) < 0.2, "relu model far off");
+    let refused = relu(&w("keys"), &w("relu2.npy"));
+    assert!(
+        text(&refused.stderr).contains("keys for other keyparams"),
+        "{}",
+        text(&refused.stderr)
+    );
 
     // A keys directory for another model is refused, not overwritten.
     let foreign = w("foreign");
