@@ -78,10 +78,11 @@ impl Repository {
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let path = entry.path();
-            if !path.is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Hidden folders (version control, editors) are not models.
+            if !path.is_dir() || name.starts_with('.') {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
             let model = load_model(&name, &path, cache_bytes)?;
             tracing::info!(model = %name, path = %model.path.display(), "loaded model");
             models.insert(name, Arc::new(model));
