@@ -137,3 +137,27 @@ fn load_model(
         keyparams_json,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_errors_name_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = || Repository::load(dir.path(), 0).err().expect("refused");
+        assert!(matches!(load(), RepositoryError::NoModels(_)));
+        // Hidden folders are skipped, not refused.
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert!(matches!(load(), RepositoryError::NoModels(_)));
+        let model = dir.path().join("m");
+        std::fs::create_dir(&model).unwrap();
+        assert!(matches!(load(), RepositoryError::Empty(p) if p == model));
+        std::fs::write(model.join("a.heman"), b"x").unwrap();
+        std::fs::write(model.join("b.heman"), b"x").unwrap();
+        assert!(matches!(load(), RepositoryError::Ambiguous(p) if p == model));
+        std::fs::remove_file(model.join("b.heman")).unwrap();
+        assert!(load().to_string().contains("a.heman"), "{}", load());
+        assert!(Repository::load(&dir.path().join("absent"), 0).is_err());
+    }
+}
