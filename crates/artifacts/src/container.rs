@@ -140,7 +140,22 @@ impl Container {
     /// Reads a container that must be of `kind` and, when given, made for the
     /// parameters with `fingerprint`.
     pub fn read_expecting(path: &Path, kind: Kind, fingerprint: Option<&[u8; 32]>) -> Result<Self> {
-        let container = Self::read(path)?;
+        Self::read(path)?.expecting(path, kind, fingerprint)
+    }
+
+    /// As [`Container::read_expecting`] on bytes read from `path` (or received).
+    pub fn from_bytes_expecting(
+        bytes: &[u8],
+        path: &Path,
+        kind: Kind,
+        fingerprint: Option<&[u8; 32]>,
+    ) -> Result<Self> {
+        Self::from_bytes(bytes, path)?.expecting(path, kind, fingerprint)
+    }
+
+    /// This container if it is of `kind` (and bound to `fingerprint`).
+    fn expecting(self, path: &Path, kind: Kind, fingerprint: Option<&[u8; 32]>) -> Result<Self> {
+        let container = self;
         if container.kind != kind {
             return Err(invalid(
                 path,

@@ -96,29 +96,54 @@ impl CompiledModel {
 pub struct EvaluationKeys {
     pub relin: RelinearizationKey,
     pub galois: GaloisKeys,
+    /// The data owner's public key: the model owner re-randomises every
+    /// output ciphertext with a fresh encryption of zero under it.
+    pub public: PublicKey,
 }
 
 impl EvaluationKeys {
-    /// Written in seeded form: the uniform half of every key is a 32-byte seed.
-    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+    /// Seeded form: the uniform half of every key is a 32-byte seed.
+    pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
         let payload = join_parts(&[
             self.relin.to_bytes_seeded(params),
             self.galois.to_bytes_seeded(params),
+            self.public.to_bytes_seeded(params),
         ]);
-        Container::new(Kind::EvaluationKeys, params.fingerprint(), payload).write(path, false)
+        Container::new(Kind::EvaluationKeys, params.fingerprint(), payload).to_bytes()
     }
 
-    pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
-        let container =
-            Container::read_expecting(path, Kind::EvaluationKeys, Some(&params.fingerprint()))?;
+    /// Parses evaluation keys read from (or received as) `path`.
+    pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
+        let container = Container::from_bytes_expecting(
+            bytes,
+            path,
+            Kind::EvaluationKeys,
+            Some(&params.fingerprint()),
+        )?;
         let parts = split_parts(&container.payload, path)?;
-        let [relin, galois] = parts[..] else {
-            return Err(invalid(path, "evaluation keys need 2 parts"));
+        let [relin, galois, public] = parts[..] else {
+            return Err(invalid(
+                path,
+                format!(
+                    "evaluation keys hold {} parts, expected 3 (relinearisation, Galois and public key); make them again with heman keygen",
+                    parts.len()
+                ),
+            ));
         };
         Ok(Self {
             relin: RelinearizationKey::from_bytes(params, relin).map_err(ckks_error(path))?,
             galois: GaloisKeys::from_bytes(params, galois).map_err(ckks_error(path))?,
+            public: PublicKey::from_bytes(params, public).map_err(ckks_error(path))?,
         })
+    }
+
+    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+        crate::container::write_file(path, &self.to_bytes(params), false)
+    }
+
+    pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| crate::error::io(path, e))?;
+        Self::from_bytes(&bytes, path, params)
     }
 }
 
@@ -165,20 +190,12 @@ impl CiphertextFile {
     }
 
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
-        let container = Container::from_bytes(bytes, path)?;
-        if container.kind != Kind::Ciphertexts {
-            return Err(invalid(
-                path,
-                format!("is a {} file, expected ciphertexts", container.kind.name()),
-            ));
-        }
-        if container.fingerprint != params.fingerprint() {
-            return Err(ArtifactError::Mismatch {
-                path: path.to_path_buf(),
-                found: hex(&container.fingerprint[..8]),
-                expected: hex(&params.fingerprint()[..8]),
-            });
-        }
+        let container = Container::from_bytes_expecting(
+            bytes,
+            path,
+            Kind::Ciphertexts,
+            Some(&params.fingerprint()),
+        )?;
         let ciphertexts = split_parts(&container.payload, path)?
             .into_iter()
             .map(|part| Ciphertext::from_bytes(params, part).map_err(ckks_error(path)))

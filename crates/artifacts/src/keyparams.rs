@@ -5,6 +5,7 @@ use std::path::Path;
 
 use heman_ckks::params::max_log_qp;
 use heman_ckks::CkksParameters;
+use heman_compiler::flooding::OutputFlooding;
 use heman_compiler::parameters::ParameterChoice;
 use heman_compiler::{Plan, SlotLayout};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,8 @@ use crate::container::{hex, write_file};
 use crate::error::{invalid, io, Result};
 
 pub const FORMAT: &str = "heman-keyparams";
-pub const VERSION: u32 = 1;
+/// 2: `output_flooding` added.
+pub const VERSION: u32 = 2;
 
 /// A tensor crossing the encryption boundary and its place in the slots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +52,9 @@ pub struct KeyParams {
     pub output: TensorSpec,
     /// Weightless operators the data owner applies after decryption.
     pub postprocess: Vec<heman_model::ops::Op>,
+    /// The noise flooding every output ciphertext gets before it leaves the
+    /// model owner.
+    pub output_flooding: OutputFlooding,
     /// SHA-256 of the CKKS parameter set (hex).
     pub params_fingerprint: String,
     /// SHA-256 of the compiled model's plan (hex): binds this file to it.
@@ -58,7 +63,8 @@ pub struct KeyParams {
 
 impl KeyParams {
     /// The keyparams of `plan`, compiled for `params` (described by
-    /// `parameters`), consuming `depth` levels.
+    /// `parameters`), consuming `depth` levels, its outputs flooded as
+    /// `output_flooding`.
     pub fn for_plan(
         params: &CkksParameters,
         parameters: ParameterChoice,
@@ -66,6 +72,7 @@ impl KeyParams {
         plan: &Plan,
         input: TensorSpec,
         output: TensorSpec,
+        output_flooding: OutputFlooding,
     ) -> Self {
         Self {
             format: FORMAT.into(),
@@ -85,6 +92,7 @@ impl KeyParams {
             input,
             output,
             postprocess: plan.postprocess.clone(),
+            output_flooding,
             params_fingerprint: hex(&params.fingerprint()),
             model_fingerprint: crate::files::plan_fingerprint(plan),
         }

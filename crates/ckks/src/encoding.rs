@@ -246,6 +246,20 @@ impl Encoder {
     pub fn decode(&self, pt: &Plaintext) -> Vec<f64> {
         self.decode_complex(pt).iter().map(|z| z.re).collect()
     }
+
+    /// The noise of a decrypted plaintext against the real values it should hold (missing
+    /// slots are zero): the largest |coefficient| of `pt - Encode(expected)`, unscaled, i.e.
+    /// in units of the integer ring. This is the bound B that noise flooding must hide; the
+    /// imaginary parts of the slots, pure noise, are included.
+    pub fn coefficient_noise(&self, pt: &Plaintext, expected: &[f64]) -> f64 {
+        let mut err = self.decode_complex(pt);
+        for (z, &x) in err.iter_mut().zip(expected) {
+            z.re -= x;
+        }
+        self.slots_to_coeffs(&err)
+            .iter()
+            .fold(0.0f64, |m, c| m.max((c * pt.scale()).abs()))
+    }
 }
 
 #[cfg(test)]

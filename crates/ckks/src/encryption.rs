@@ -81,19 +81,21 @@ impl Encryptor {
 }
 
 impl Encryptor {
-    /// Re-randomises a ciphertext before it leaves the evaluator: adds a fresh public-key
-    /// encryption of zero whose c0 error is uniform in [-2^flood_bits, 2^flood_bits]
-    /// (noise flooding), so the result's noise no longer depends on the computation that
-    /// produced it. Choose flood_bits well above the ciphertext's own noise (e.g. 40 bits
-    /// above it is standard for statistical hiding) and below log2(scale) minus the wanted
-    /// precision. The message and scale are unchanged.
-    pub fn rerandomize(&self, ct: &Ciphertext, flood_bits: u32) -> Result<Ciphertext> {
+    /// Re-randomises a ciphertext before it leaves the evaluator (noise flooding): adds a
+    /// fresh public-key encryption of zero whose c0 error is Gaussian of standard deviation
+    /// `flood_sigma`, so that neither the randomness of c1 nor, for `flood_sigma` well above
+    /// the ciphertext's own noise, the noise of the result depends on the computation that
+    /// produced it. Sizing: Li-Micciancio-Schultz-Sorrell (CRYPTO 2022) show that
+    /// sigma = sqrt(24 N a) 2^(s/2) B hides noise bounded by B for a decryptions with s bits
+    /// of statistical security. The message and scale are unchanged; the result decrypts with
+    /// about sigma sqrt(N) / scale more error per slot.
+    pub fn rerandomize(&self, ct: &Ciphertext, flood_sigma: f64) -> Result<Ciphertext> {
         if ct.degree() != 1 {
             return Err(CkksError::InvalidDegree(ct.degree()));
         }
-        if flood_bits > 60 {
+        if !(flood_sigma.is_finite() && (0.0..=2f64.powi(50)).contains(&flood_sigma)) {
             return Err(CkksError::InvalidParameters(format!(
-                "flooding noise of 2^{flood_bits} is too large"
+                "flooding noise of standard deviation {flood_sigma:e} is outside [0, 2^50]"
             )));
         }
         let level = ct.level;
@@ -106,11 +108,7 @@ impl Encryptor {
                 .sampler
                 .lock()
                 .map_err(|_| CkksError::Randomness("sampler lock poisoned".into()))?;
-            (
-                s.ternary(n),
-                s.uniform_bounded(n, flood_bits),
-                s.gaussian(n),
-            )
+            (s.ternary(n), s.gaussian_wide(n, flood_sigma), s.gaussian(n))
         };
         let mut polys = [
             ring.poly_from_i64(&u, &basis),

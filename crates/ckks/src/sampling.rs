@@ -49,12 +49,25 @@ impl Sampler {
         out
     }
 
-    /// N integers uniform in [-2^bits, 2^bits] (bits <= 60), for noise flooding.
-    pub fn uniform_bounded(&mut self, n: usize, bits: u32) -> Vec<i64> {
-        let span = (1u64 << (bits + 1)) + 1;
-        (0..n)
-            .map(|_| self.rng.random_range(0..span) as i64 - (1i64 << bits))
-            .collect()
+    /// N integers from a Gaussian of standard deviation `sigma` (>= 1, < 2^50), rounded:
+    /// the wide distribution of noise flooding, where the Rényi-divergence argument of
+    /// Li-Micciancio-Schultz-Sorrell (CRYPTO 2022) needs Gaussian, not uniform, noise. For
+    /// sigma this large the rounded continuous Gaussian is statistically as close to the
+    /// discrete one as f64 sampling allows. Box-Muller on 53-bit uniforms; the logarithm's
+    /// argument is never 0, so samples are bounded by sigma * sqrt(2 * 53 ln 2) ~ 8.6 sigma.
+    pub fn gaussian_wide(&mut self, n: usize, sigma: f64) -> Vec<i64> {
+        let uniform =
+            |rng: &mut ChaCha20Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let mut out = Vec::with_capacity(n + 1);
+        while out.len() < n {
+            let (u1, u2) = (uniform(&mut self.rng), uniform(&mut self.rng));
+            let r = sigma * (-2.0 * u1.ln()).sqrt();
+            let t = std::f64::consts::TAU * u2;
+            out.push((r * t.cos()).round() as i64);
+            out.push((r * t.sin()).round() as i64);
+        }
+        out.truncate(n);
+        out
     }
 
     /// N coefficients with exactly h nonzero entries, each +-1 (positions uniform).
@@ -170,6 +183,20 @@ mod tests {
         );
         assert!(v.iter().all(|x| x.abs() <= ERROR_BOUND));
         assert!(v.iter().any(|&x| x < -6) && v.iter().any(|&x| x > 6));
+    }
+
+    #[test]
+    fn wide_gaussian_has_the_right_moments() {
+        let mut s = Sampler::from_os().unwrap();
+        let sigma = 2f64.powi(30);
+        let v = s.gaussian_wide((1 << 16) + 1, sigma);
+        assert_eq!(v.len(), (1 << 16) + 1);
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let std = (v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(mean.abs() < 0.02 * sigma, "mean {mean}");
+        assert!((std / sigma - 1.0).abs() < 0.02, "std {std}");
+        assert!(v.iter().all(|x| (x.abs() as f64) < 9.0 * sigma));
     }
 
     #[test]

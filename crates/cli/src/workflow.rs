@@ -8,11 +8,16 @@ use heman_artifacts::{
     read_secret_key, write_public_key, write_secret_key, CiphertextFile, CompiledModel,
     EvaluationKeys, KeyParams, TensorSpec,
 };
-use heman_ckks::{CkksParameters, Decryptor, KeyGenerator, PublicKey, SecretKey};
+use heman_ckks::{
+    Ciphertext, CkksParameters, Decryptor, Encryptor, KeyGenerator, PublicKey, SecretKey,
+};
+use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
 use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
-use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey};
+use heman_runtime::{
+    decrypt_tensor, encrypt_tensor, flood_outputs, measure_output_noise, Executor, InputKey,
+};
 use tracing::{info, warn};
 
 use crate::progress;
@@ -44,8 +49,13 @@ pub struct Compiled {
     pub params: CkksParameters,
 }
 
-/// The model owner: calibrate, derive parameters, compile.
-pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
+/// Calibration inputs the encrypted dry run that sizes the output flooding
+/// runs on.
+const NOISE_SAMPLES: usize = 2;
+
+/// The model owner: calibrate, derive parameters, compile, and size the
+/// output flooding by an encrypted dry run.
+pub fn compile(model: &Path, calibration: &Path, flooding: FloodingTarget) -> Result<Compiled> {
     let graph = load_onnx(model)?;
     let samples = load_arrays(calibration)?;
     let bar = progress::bar(samples.len(), "calibrating");
@@ -66,13 +76,17 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
         }
     };
     let plan = &compiled.plan;
+    let output = spec(graph.outputs[0], &plan.output_shape, &plan.output_layout);
+    let output_flooding = size_flooding(&graph, &samples, &compiled, &output, flooding)
+        .with_context(|| format!("sizing the output flooding of {}", model.display()))?;
     let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
         compiled.depth,
         plan,
         spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
-        spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
+        output,
+        output_flooding,
     );
     Ok(Compiled {
         model: CompiledModel {
@@ -85,15 +99,51 @@ pub fn compile(model: &Path, calibration: &Path) -> Result<Compiled> {
     })
 }
 
+/// Measures the output noise on a few calibration inputs (throw-away keys)
+/// and sizes the flooding for `target`.
+fn size_flooding(
+    graph: &heman_model::Graph,
+    samples: &[heman_model::io::dataset::Sample],
+    compiled: &heman_compiler::pipeline::CompiledCkks,
+    output: &TensorSpec,
+    target: FloodingTarget,
+) -> Result<OutputFlooding> {
+    let inputs = samples
+        .iter()
+        .take(NOISE_SAMPLES)
+        .map(|s| graph.check_input(0, &s.tensor))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let spinner = progress::spinner("measuring the output noise (encrypted dry run)");
+    let start = Instant::now();
+    let noise = measure_output_noise(&compiled.params, &compiled.plan, &inputs)?;
+    spinner.finish_and_clear();
+    info!(
+        seconds = start.elapsed().as_secs_f64(),
+        noise_log2 = noise.max_coefficient.log2(),
+        "output noise measured"
+    );
+    let output_max = output
+        .calibrated_range
+        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    Ok(OutputFlooding::size(
+        target,
+        compiled.params.log_n(),
+        noise.scale.log2(),
+        noise.max_coefficient,
+        output_max,
+    )?)
+}
+
 /// `heman keyparams`: writes the keyparams (JSON, for the data owner) and the
 /// compiled model.
 pub fn keyparams(
     model: &Path,
     calibration: &Path,
+    flooding: FloodingTarget,
     keyparams_out: &Path,
     compiled_out: &Path,
 ) -> Result<Compiled> {
-    let compiled = compile(model, calibration)?;
+    let compiled = compile(model, calibration, flooding)?;
     compiled.model.keyparams.write(keyparams_out)?;
     compiled.model.write(compiled_out, &compiled.params)?;
     Ok(compiled)
@@ -120,8 +170,12 @@ pub fn make_keys(keyparams: &KeyParams, params: &CkksParameters) -> Result<KeySe
     bar.finish_and_clear();
     Ok(KeySet {
         secret,
+        evaluation: EvaluationKeys {
+            relin,
+            galois,
+            public: public.clone(),
+        },
         public,
-        evaluation: EvaluationKeys { relin, galois },
     })
 }
 
@@ -251,8 +305,25 @@ pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) ->
     let bar = progress::bar(compiled.plan.stages.len(), "inference");
     let out = executor.run(&compiled.plan, cts, |_| bar.inc(1))?;
     bar.finish_and_clear();
+    let out = flood(&compiled.keyparams, &params, &keys, out)?;
     CiphertextFile { ciphertexts: out }.write(output, &params)?;
     Ok(())
+}
+
+/// The model owner's last step before outputs leave: re-randomisation with
+/// the data owner's public key and the keyparams' flooding.
+pub fn flood(
+    keyparams: &KeyParams,
+    params: &CkksParameters,
+    keys: &EvaluationKeys,
+    outputs: Vec<Ciphertext>,
+) -> Result<Vec<Ciphertext>> {
+    let encryptor = Encryptor::new(params, &keys.public)?;
+    Ok(flood_outputs(
+        &encryptor,
+        outputs,
+        keyparams.output_flooding.sigma(),
+    )?)
 }
 
 pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {

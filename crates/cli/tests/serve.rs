@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use heman_testkit::{relative_error, repo_root};
+use heman_testkit::{assert_matches_plaintext, repo_root, FLOODED_TOLERANCE};
 
 fn heman_bin() -> &'static str {
     env!("CARGO_BIN_EXE_heman")
@@ -124,9 +124,7 @@ fn plaintext(input: &Path, model: &str) -> heman_model::Tensor {
 fn assert_close(output: &Path, input: &Path, what: &str) {
     let y = heman_model::io::npy::read_npy(output).unwrap();
     let expected = plaintext(input, "digits_square.onnx");
-    let err = relative_error(&y, &expected);
-    assert!(err < 1e-2, "{what}: off by {err} (relative)");
-    assert_eq!(y.argmax(), expected.argmax(), "{what}: class");
+    assert_matches_plaintext(&y, &expected, FLOODED_TOLERANCE, what);
 }
 
 /// The interpreter with tritonclient: `$HEMAN_PYTHON` (set by `.ci/run`;
@@ -243,8 +241,7 @@ fn serve_and_query_end_to_end() {
     succeeded(&relu(&w("keys-relu"), &w("relu.npy")), "query (relu)");
     let y = heman_model::io::npy::read_npy(&w("relu.npy")).unwrap();
     let expected = plaintext(&input, "digits_relu.onnx");
-    assert_eq!(y.argmax(), expected.argmax(), "relu model: class");
-    assert!(relative_error(&y, &expected) < 0.2, "relu model far off");
+    assert_matches_plaintext(&y, &expected, 0.2, "relu model");
     let refused = relu(&w("keys"), &w("relu2.npy"));
     assert!(
         text(&refused.stderr).contains("keys for other keyparams"),

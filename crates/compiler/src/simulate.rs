@@ -47,6 +47,14 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
 
 /// The plan's output for `input`, activations evaluated as their polynomials.
 pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
+    let cts = simulate_slots(plan, input);
+    let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
+    plan.postprocess.iter().fold(output, |t, op| op.eval(&[&t]))
+}
+
+/// Every slot of every output ciphertext of the plan for `input` (before the
+/// data owner's postprocessing), slots outside the output layout included.
+pub fn simulate_slots(plan: &Plan, input: &Tensor) -> Vec<Vec<f64>> {
     let mut cts = plan.input_layout.pack(input.data());
     for stage in &plan.stages {
         cts = match stage {
@@ -63,6 +71,5 @@ pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
             }
         };
     }
-    let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
-    plan.postprocess.iter().fold(output, |t, op| op.eval(&[&t]))
+    cts
 }

@@ -5,7 +5,9 @@
 pub mod client;
 pub mod error;
 pub mod executor;
+pub mod flooding;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};
 pub use executor::{Executor, PreparedPlan};
+pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};

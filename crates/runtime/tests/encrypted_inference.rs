@@ -109,3 +109,98 @@ fn digits_relu_encrypted_matches_plaintext() {
         assert!(relative_error(&y, &expected) < 0.2);
     }
 }
+
+/// The model owner's last step: outputs re-randomised with the data owner's
+/// public key and flooded at the measured noise bound keep their predictions,
+/// carry fresh randomness, and decrypt with the flooding's noise, not less.
+#[test]
+fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
+    use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
+    use heman_compiler::pipeline::{compile_ckks, CompileOptions};
+    use heman_compiler::simulate::simulate_slots;
+    use heman_model::CalibrationRanges;
+    use heman_runtime::{flood_outputs, measure_output_noise};
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).unwrap();
+    let (params, plan) = (&compiled.params, &compiled.plan);
+    let calib: Vec<_> = samples
+        .iter()
+        .take(2)
+        .map(|s| graph.check_input(0, &s.tensor).unwrap())
+        .collect();
+    let noise = measure_output_noise(params, plan, &calib).unwrap();
+    // Output noise of a depth-5 plan at scale 2^28: well above fresh noise,
+    // well below the scale.
+    assert!(
+        (8.0..24.0).contains(&noise.max_coefficient.log2()),
+        "2^{}",
+        noise.max_coefficient.log2()
+    );
+    let flooding = OutputFlooding::size(
+        FloodingTarget::NoiseBound,
+        params.log_n(),
+        noise.scale.log2(),
+        noise.max_coefficient,
+        40.0,
+    )
+    .unwrap();
+
+    let mut keygen = KeyGenerator::new(params).unwrap();
+    let sk = keygen.gen_secret_key();
+    let pk = keygen.gen_public_key(&sk).unwrap();
+    let rlk = keygen.gen_relin_key(&sk).unwrap();
+    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
+    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let (encryptor, decryptor) = (
+        Encryptor::new(params, &pk).unwrap(),
+        Decryptor::new(params, &sk).unwrap(),
+    );
+    let executor = Executor::new(params, &rlk, &gk);
+    let encoder = heman_ckks::Encoder::new(params);
+    let test = load_arrays(&root.join("test")).unwrap();
+    for sample in test.iter().take(3) {
+        let x = graph.check_input(0, &sample.tensor).unwrap();
+        let cts =
+            encrypt_tensor(params, InputKey::Secret(&decryptor), &plan.input_layout, &x).unwrap();
+        let out = executor.run(plan, cts, |_| {}).unwrap();
+        let flooded = flood_outputs(&encryptor, out.clone(), flooding.sigma()).unwrap();
+        let want = simulate_slots(plan, &x);
+        let before = encoder.coefficient_noise(&decryptor.decrypt(&out[0]).unwrap(), &want[0]);
+        let after = encoder.coefficient_noise(&decryptor.decrypt(&flooded[0]).unwrap(), &want[0]);
+        // The largest of N Gaussian samples of deviation sigma is 3-6 sigma.
+        assert!(
+            after > 2.0 * flooding.sigma() && after > before,
+            "{}: noise 2^{:.1} -> 2^{:.1}, sigma 2^{:.1}",
+            sample.name,
+            before.log2(),
+            after.log2(),
+            flooding.sigma_log2
+        );
+        let same = flooded[0].parts()[1]
+            .data()
+            .iter()
+            .zip(out[0].parts()[1].data())
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(same < 16, "{same} coefficients of c1 unchanged");
+        let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
+        let y = decrypt_tensor(
+            params,
+            &decryptor,
+            &plan.output_layout,
+            &plan.output_shape,
+            &flooded,
+        )
+        .unwrap();
+        assert_eq!(y.argmax(), expected.argmax(), "{}", sample.name);
+        assert!(
+            relative_error(&y, &expected) < 1e-2,
+            "{}: {}",
+            sample.name,
+            relative_error(&y, &expected)
+        );
+    }
+}

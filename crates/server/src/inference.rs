@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use heman_artifacts::{CiphertextFile, Container, EvaluationKeys, Kind};
 use heman_ckks::keys::galois_element_for_step;
-use heman_runtime::{Executor, RuntimeError};
+use heman_ckks::Encryptor;
+use heman_runtime::{flood_outputs, Executor, RuntimeError};
 use tokio::sync::OnceCell;
 
 use crate::error::{Result, ServerError};
@@ -18,8 +19,8 @@ use crate::repository::LoadedModel;
 
 /// The one call from the server into encrypted inference: the bytes of a
 /// ciphertext file in, the bytes of the output ciphertext file out. Whatever
-/// the model owner does to outputs before they leave (re-randomisation)
-/// belongs here, so that every protocol gets it.
+/// the model owner does to outputs before they leave (re-randomisation,
+/// flooding) belongs here, so that every protocol gets it.
 pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
     let params = &model.params;
     let cts = CiphertextFile::from_bytes(input, Path::new("<input tensor>"), params)
@@ -47,6 +48,14 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
             RuntimeError::Unsupported { .. } => ServerError::Internal(format!("inference: {e}")),
             _ => ServerError::BadRequest(format!("inference failed on this input: {e}")),
         })?;
+    // Outputs leave re-randomised and flooded (model-owner privacy: their
+    // noise says nothing of the weights), with the data owner's public key
+    // from the evaluation keys.
+    let encryptor = Encryptor::new(params, &keys.public)
+        .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
+    let sigma = model.compiled().keyparams.output_flooding.sigma();
+    let out = flood_outputs(&encryptor, out, sigma)
+        .map_err(|e| ServerError::Internal(format!("output flooding failed: {e}")))?;
     Ok(CiphertextFile { ciphertexts: out }.to_bytes(params))
 }
 
@@ -73,12 +82,7 @@ pub fn check_key_header(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
 /// Parses evaluation-key bytes for `model` (header checked first).
 pub fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
     check_key_header(model, bytes)?;
-    // heman-artifacts reads keys from files only; go through a temporary file.
-    let mut tmp = tempfile::NamedTempFile::new()
-        .map_err(|e| ServerError::Internal(format!("temporary file: {e}")))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .map_err(|e| ServerError::Internal(format!("temporary file: {e}")))?;
-    EvaluationKeys::read(tmp.path(), &model.params)
+    EvaluationKeys::from_bytes(bytes, Path::new("<evaluation keys>"), &model.params)
         .map_err(|e| ServerError::BadRequest(format!("evaluation keys refused: {e}")))
 }
 

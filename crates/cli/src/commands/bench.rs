@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use heman_artifacts::CiphertextFile;
 use heman_ckks::Decryptor;
+use heman_compiler::flooding::FloodingTarget;
 use heman_model::io::dataset::LabelledSet;
 use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
@@ -35,6 +36,10 @@ pub struct BenchArgs {
     /// Memory for encoded weight diagonals kept across inferences, in MiB.
     #[arg(long, default_value_t = 1024)]
     cache_mib: usize,
+    /// Output flooding for this many bits of statistical security (see
+    /// `heman keyparams --flooding-security`).
+    #[arg(long, value_name = "BITS")]
+    flooding_security: Option<u32>,
 }
 
 /// HE-MAN's models: (model, calibration, data).
@@ -65,9 +70,14 @@ const SUITE: &[(&str, &str, &str)] = &[
 
 pub fn run(args: BenchArgs) -> Result<()> {
     println!(
-        "| model | N | depth | items | plaintext acc. | encrypted acc. | same as plaintext | inference median (p90) | eval keys | input | output |"
+        "| model | N | depth | items | plaintext acc. | encrypted acc. | same as plaintext | inference median (p90) | eval keys | input | output | flooding sigma |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let settings = Settings {
+        limit: args.limit,
+        cache_mib: args.cache_mib,
+        flooding: super::workflow::flooding_target(args.flooding_security),
+    };
     if let Some(root) = args.suite {
         if !root.is_dir() {
             bail!("{}: HE-MAN data folder not found", root.display());
@@ -77,10 +87,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 &root.join(model),
                 &root.join(calibration),
                 &root.join(data),
-                args.limit,
-                args.cache_mib,
+                &settings,
             ) {
-                println!("| {model} | - | - | - | - | not run: {e:#} | | | | | |");
+                println!("| {model} | - | - | - | - | not run: {e:#} | | | | | | |");
             }
         }
         return Ok(());
@@ -93,25 +102,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .calibration
         .unwrap_or_else(|| example.join("calibration.npz"));
     let data = args.data.unwrap_or_else(|| example.join("test"));
-    bench_one(&model, &calibration, &data, args.limit, args.cache_mib)
+    bench_one(&model, &calibration, &data, &settings)
 }
 
-fn bench_one(
-    model: &Path,
-    calibration: &Path,
-    data: &Path,
+/// What every benchmarked model shares.
+struct Settings {
     limit: usize,
     cache_mib: usize,
-) -> Result<()> {
-    let compiled = workflow::compile(model, calibration)?;
+    flooding: FloodingTarget,
+}
+
+fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings) -> Result<()> {
+    let compiled = workflow::compile(model, calibration, settings.flooding)?;
     let (kp, params) = (&compiled.model.keyparams, &compiled.params);
     let keys = workflow::make_keys(kp, params)?;
-    let eval_bytes = keys.evaluation.relin.to_bytes_seeded(params).len()
-        + keys.evaluation.galois.to_bytes_seeded(params).len();
+    let eval_bytes = keys.evaluation.to_bytes(params).len();
     let decryptor = Decryptor::new(params, &keys.secret)?;
     let executor = Executor::new(params, &keys.evaluation.relin, &keys.evaluation.galois);
-    let prepared = PreparedPlan::new(&compiled.model.plan, params, cache_mib << 20);
-    let set = LabelledSet::load(data, Some(limit))?;
+    let prepared = PreparedPlan::new(&compiled.model.plan, params, settings.cache_mib << 20);
+    let set = LabelledSet::load(data, Some(settings.limit))?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
     let (mut plain_ok, mut enc_ok, mut agree) = (0, 0, 0);
     let mut times = Vec::with_capacity(set.inputs.len());
@@ -127,6 +136,7 @@ fn bench_one(
         .len();
         let start = Instant::now();
         let out = executor.run_prepared(&prepared, cts, |_| {})?;
+        let out = workflow::flood(kp, params, &keys.evaluation, out)?;
         times.push(start.elapsed().as_secs_f64());
         sizes.1 = CiphertextFile {
             ciphertexts: out.clone(),
@@ -150,7 +160,7 @@ fn bench_one(
         .file_name()
         .map_or(String::new(), |f| f.to_string_lossy().into_owned());
     println!(
-        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {agree}/{} | {:.3} s ({:.3} s) | {} | {} | {} |",
+        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {agree}/{} | {:.3} s ({:.3} s) | {} | {} | {} | 2^{:.1} |",
         kp.log_n,
         kp.depth,
         set.inputs.len(),
@@ -162,6 +172,7 @@ fn bench_one(
         human(eval_bytes as u64),
         human(sizes.0 as u64),
         human(sizes.1 as u64),
+        kp.output_flooding.sigma_log2,
     );
     Ok(())
 }

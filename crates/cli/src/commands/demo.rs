@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use heman_compiler::flooding::FloodingTarget;
 use heman_model::io::dataset::LabelledSet;
 use heman_model::io::npy::{read_npy, write_npy, NpyDtype};
 use heman_model::load_onnx;
@@ -41,12 +42,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let compiled_model = workflow::keyparams(
         &model,
         &example.join("calibration.npz"),
+        FloodingTarget::NoiseBound,
         &kp_path,
         &compiled,
     )?;
     let kp = &compiled_model.model.keyparams;
     println!(
-        "1. keyparams   {:>8.3} s  N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys; model {}",
+        "1. keyparams   {:>8.3} s  N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}; model {}",
         t.elapsed().as_secs_f64(),
         kp.log_n,
         kp.depth,
@@ -54,6 +56,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         kp.log_qp,
         kp.max_log_qp,
         kp.rotation_steps.len(),
+        kp.output_flooding.sigma_log2,
         human(file_size(&compiled))
     );
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use heman_compiler::flooding::FloodingTarget;
 
 use crate::workflow::{self, file_size, human, EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
 
@@ -22,6 +23,17 @@ pub struct KeyparamsArgs {
     /// Where to write the compiled model (default: beside the keyparams, named after the model).
     #[arg(long)]
     compiled: Option<PathBuf>,
+    /// Size the output flooding for this many bits of statistical security
+    /// (Li-Micciancio-Schultz-Sorrell 2022); refused, with the precision it
+    /// needs, where the parameters cannot carry it. Default: flooding at the
+    /// measured output noise.
+    #[arg(long, value_name = "BITS")]
+    flooding_security: Option<u32>,
+}
+
+/// The flooding target `--flooding-security` asks for.
+pub fn flooding_target(bits: Option<u32>) -> FloodingTarget {
+    bits.map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical)
 }
 
 pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
@@ -32,7 +44,13 @@ pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
             .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         args.output.with_file_name(format!("{stem}.heman"))
     });
-    let result = workflow::keyparams(&args.model, &args.calibration, &args.output, &compiled)?;
+    let result = workflow::keyparams(
+        &args.model,
+        &args.calibration,
+        flooding_target(args.flooding_security),
+        &args.output,
+        &compiled,
+    )?;
     let kp = &result.model.keyparams;
     if let Some(a) = result.agreement {
         println!(
@@ -46,6 +64,18 @@ pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
     println!(
         "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
         kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
+    );
+    let f = &kp.output_flooding;
+    println!(
+        "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
+        f.sigma_log2,
+        f.measured_noise_log2,
+        f.slot_error,
+        if f.statistical_security >= 0.0 {
+            format!("{:.0} bits", f.statistical_security)
+        } else {
+            "none provable (flooding at the noise bound; see docs/SECURITY.md)".into()
+        }
     );
     println!(
         "{} rotation keys needed: {:?}",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use heman_artifacts::{CiphertextFile, CompiledModel, EvaluationKeys, KeyParams, TensorSpec};
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
 use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Graph, Tensor};
@@ -78,6 +79,18 @@ pub fn compile_into(repo: &Path) -> (CompiledModel, CkksParameters) {
         }
     };
     let plan = &compiled.plan;
+    // Output flooding sized from an encrypted dry run on one sample, as
+    // `heman keyparams` does.
+    let x = graph.check_input(0, &samples[0].tensor).unwrap();
+    let noise = heman_runtime::measure_output_noise(&compiled.params, plan, &[x]).unwrap();
+    let flooding = OutputFlooding::size(
+        FloodingTarget::NoiseBound,
+        compiled.params.log_n(),
+        noise.scale.log2(),
+        noise.max_coefficient,
+        30.0,
+    )
+    .unwrap();
     let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
@@ -85,6 +98,7 @@ pub fn compile_into(repo: &Path) -> (CompiledModel, CkksParameters) {
         plan,
         spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
         spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
+        flooding,
     );
     let model = CompiledModel {
         keyparams,
@@ -109,11 +123,17 @@ pub fn make_keys_with_steps(
     let relin = generator.gen_relin_key(&secret).unwrap();
     let steps: Vec<i64> = rotation_steps.iter().map(|&s| s as i64).collect();
     let galois = generator.gen_galois_keys(&secret, &steps, false).unwrap();
+    // The public key travels with them: the server re-randomises outputs.
+    let public = generator.gen_public_key(&secret).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("eval.keys");
-    EvaluationKeys { relin, galois }
-        .write(&path, params)
-        .unwrap();
+    EvaluationKeys {
+        relin,
+        galois,
+        public,
+    }
+    .write(&path, params)
+    .unwrap();
     let decryptor = Decryptor::new(params, &secret).unwrap();
     (decryptor, std::fs::read(&path).unwrap())
 }
@@ -180,19 +200,15 @@ impl Fixture {
     }
 
     /// Asserts that an encrypted result matches the plaintext one.
-    pub fn assert_matches(&self, response: &[u8], input: &Tensor, what: &str) {
-        let decrypted = self.decrypt(response);
-        let expected = self.expected(input);
-        let err = heman_testkit::relative_error(&decrypted, &expected);
-        assert!(
-            err < 1e-2,
-            "{what}: encrypted result off by {err} (relative)"
-        );
-        assert_eq!(
-            decrypted.argmax(),
-            expected.argmax(),
-            "{what}: class differs from plaintext"
-        );
+    /// Asserts that an encrypted (flooded) result matches the plaintext
+    /// one; returns the relative error.
+    pub fn assert_matches(&self, response: &[u8], input: &Tensor, what: &str) -> f64 {
+        heman_testkit::assert_matches_plaintext(
+            &self.decrypt(response),
+            &self.expected(input),
+            heman_testkit::FLOODED_TOLERANCE,
+            what,
+        )
     }
 }
 

@@ -1,0 +1,77 @@
+//! The model owner's last step: every output ciphertext re-randomised with
+//! the data owner's public key and flooded with Gaussian noise (sized by
+//! [`heman_compiler::flooding`]); and the measurement of the output noise
+//! that sizes it.
+
+use heman_ckks::{Ciphertext, CkksParameters, Encoder, Encryptor, KeyGenerator};
+use heman_compiler::simulate::simulate_slots;
+use heman_compiler::Plan;
+use heman_model::Tensor;
+use rayon::prelude::*;
+
+use crate::client::{encrypt_tensor, InputKey};
+use crate::error::Result;
+use crate::executor::{Executor, PreparedPlan};
+
+/// Re-randomises and floods every output ciphertext (in parallel).
+pub fn flood_outputs(
+    encryptor: &Encryptor,
+    cts: Vec<Ciphertext>,
+    sigma: f64,
+) -> Result<Vec<Ciphertext>> {
+    cts.par_iter()
+        .map(|ct| Ok(encryptor.rerandomize(ct, sigma)?))
+        .collect()
+}
+
+/// What an encrypted dry run saw of the output ciphertexts.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputNoise {
+    /// The largest |coefficient| of decrypted minus exact output, unscaled.
+    pub max_coefficient: f64,
+    /// The output ciphertexts' scale.
+    pub scale: f64,
+}
+
+/// The largest coefficient-domain noise of the plan's output ciphertexts on
+/// `inputs`, measured by running the plan encrypted under throw-away keys
+/// (made here, dropped on return) against its exact slot simulation. Inputs
+/// are encrypted with the public key, whose fresh noise is the larger of the
+/// two encryptions a data owner may use.
+pub fn measure_output_noise(
+    params: &CkksParameters,
+    plan: &Plan,
+    inputs: &[Tensor],
+) -> Result<OutputNoise> {
+    let mut keygen = KeyGenerator::new(params)?;
+    let sk = keygen.gen_secret_key();
+    let pk = keygen.gen_public_key(&sk)?;
+    let relin = keygen.gen_relin_key(&sk)?;
+    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
+    let galois = keygen.gen_galois_keys(&sk, &steps, false)?;
+    let encryptor = Encryptor::new(params, &pk)?;
+    let decryptor = heman_ckks::Decryptor::new(params, &sk)?;
+    let executor = Executor::new(params, &relin, &galois);
+    let prepared = PreparedPlan::new(plan, params, 1 << 28);
+    let encoder = Encoder::new(params);
+    let mut worst = OutputNoise {
+        max_coefficient: 0.0,
+        scale: params.default_scale(),
+    };
+    for input in inputs {
+        let cts = encrypt_tensor(
+            params,
+            InputKey::Public(&encryptor),
+            &plan.input_layout,
+            input,
+        )?;
+        let out = executor.run_prepared(&prepared, cts, |_| {})?;
+        let expected = simulate_slots(plan, input);
+        for (ct, want) in out.iter().zip(&expected) {
+            let noise = encoder.coefficient_noise(&decryptor.decrypt(ct)?, want);
+            worst.max_coefficient = worst.max_coefficient.max(noise);
+            worst.scale = ct.scale();
+        }
+    }
+    Ok(worst)
+}
