@@ -51,7 +51,8 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // A server's log is its record: `serve` logs at info level by default.
+    init_logging(cli.verbose + matches!(cli.command, Command::Serve(_)) as u8);
     if let Some(threads) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -17,6 +17,9 @@ pub enum ServerError {
     /// No such endpoint (HTTP).
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    /// An endpoint asked with the wrong HTTP method.
+    #[error("method {0} not allowed on {1}")]
+    MethodNotAllowed(String, String),
     /// No evaluation keys registered under that id (or not for this model).
     #[error("{0}")]
     UnknownKey(String),
@@ -43,6 +46,7 @@ impl ServerError {
         match self {
             Self::BadRequest(_) | Self::UnknownKey(_) => StatusCode::BAD_REQUEST,
             Self::UnknownModel(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Busy(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -55,7 +59,7 @@ impl ServerError {
         match self {
             Self::BadRequest(_) => tonic::Code::InvalidArgument,
             Self::UnknownModel(_) | Self::UnknownKey(_) => tonic::Code::NotFound,
-            Self::NoRoute(_) => tonic::Code::Unimplemented,
+            Self::NoRoute(_) | Self::MethodNotAllowed(..) => tonic::Code::Unimplemented,
             Self::TooLarge(_) => tonic::Code::ResourceExhausted,
             Self::Busy(_) | Self::ShuttingDown => tonic::Code::Unavailable,
             Self::Timeout(_) => tonic::Code::DeadlineExceeded,

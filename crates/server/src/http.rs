@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -45,9 +45,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/metrics", get(metrics))
-        .fallback(
-            |uri: axum::http::Uri| async move { ServerError::NoRoute(uri.path().to_string()) },
-        )
+        // Protocol errors are JSON everywhere, axum's own refusals included.
+        .fallback(|uri: Uri| async move { ServerError::NoRoute(uri.path().to_string()) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ServerError::MethodNotAllowed(method.to_string(), uri.path().to_string())
+        })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -19,8 +19,8 @@ use crate::repository::LoadedModel;
 
 /// The one call from the server into encrypted inference: the bytes of a
 /// ciphertext file in, the bytes of the output ciphertext file out. Whatever
-/// the model owner does to outputs before they leave (re-randomisation and
-/// flooding) happens here, so that every protocol gets it.
+/// the model owner does to outputs before they leave (re-randomisation,
+/// flooding) belongs here, so that every protocol gets it.
 pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
     let params = &model.params;
     let cts = CiphertextFile::from_bytes(input, Path::new("<input tensor>"), params)
@@ -48,7 +48,9 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
             RuntimeError::Unsupported { .. } => ServerError::Internal(format!("inference: {e}")),
             _ => ServerError::BadRequest(format!("inference failed on this input: {e}")),
         })?;
-    // Outputs leave re-randomised and flooded (model-owner privacy, docs/SECURITY.md).
+    // Outputs leave re-randomised and flooded (model-owner privacy: their
+    // noise says nothing of the weights), with the data owner's public key
+    // from the evaluation keys.
     let encryptor = Encryptor::new(params, &keys.public)
         .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
     let sigma = model.compiled().keyparams.output_flooding.sigma();
@@ -175,7 +177,8 @@ impl KeyCache {
         model: &Arc<LoadedModel>,
         key_id: &str,
     ) -> Result<Arc<EvaluationKeys>> {
-        let cell = self.cell((model.params.fingerprint(), key_id.to_string()));
+        let key = (model.params.fingerprint(), key_id.to_string());
+        let cell = self.cell(key.clone());
         let keys = cell
             .get_or_try_init(|| async {
                 let bytes = load(store, model, key_id).await?;
@@ -192,10 +195,40 @@ impl KeyCache {
                     })?;
                 Ok::<_, ServerError>(Arc::new(keys))
             })
-            .await?
-            .clone();
+            .await;
+        let keys = match keys {
+            Ok(keys) => keys.clone(),
+            Err(e) => {
+                // Unknown ids must not take places in the cache: a client
+                // sending made-up ids would otherwise evict real keys.
+                self.forget_empty(&key);
+                return Err(e);
+            }
+        };
         check_rotations(model, &keys)?;
         Ok(keys)
+    }
+
+    /// Drops the entry of `key` if it holds no keys.
+    fn forget_empty(&self, key: &CacheKey) {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        if entries
+            .map
+            .get(key)
+            .is_some_and(|(_, cell)| !cell.initialized())
+        {
+            entries.map.remove(key);
+        }
+    }
+
+    /// How many key sets are cached (or being loaded).
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("key cache lock").map.len()
+    }
+
+    /// Whether no key set is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

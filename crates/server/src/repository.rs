@@ -78,10 +78,11 @@ impl Repository {
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let path = entry.path();
-            if !path.is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Hidden folders (version control, editors) are not models.
+            if !path.is_dir() || name.starts_with('.') {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
             let model = load_model(&name, &path, cache_bytes)?;
             tracing::info!(model = %name, path = %model.path.display(), "loaded model");
             models.insert(name, Arc::new(model));
@@ -135,4 +136,28 @@ fn load_model(
         params,
         keyparams_json,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_errors_name_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = || Repository::load(dir.path(), 0).err().expect("refused");
+        assert!(matches!(load(), RepositoryError::NoModels(_)));
+        // Hidden folders are skipped, not refused.
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert!(matches!(load(), RepositoryError::NoModels(_)));
+        let model = dir.path().join("m");
+        std::fs::create_dir(&model).unwrap();
+        assert!(matches!(load(), RepositoryError::Empty(p) if p == model));
+        std::fs::write(model.join("a.heman"), b"x").unwrap();
+        std::fs::write(model.join("b.heman"), b"x").unwrap();
+        assert!(matches!(load(), RepositoryError::Ambiguous(p) if p == model));
+        std::fs::remove_file(model.join("b.heman")).unwrap();
+        assert!(load().to_string().contains("a.heman"), "{}", load());
+        assert!(Repository::load(&dir.path().join("absent"), 0).is_err());
+    }
 }

@@ -77,3 +77,38 @@ pub fn pseudo_random(count: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Relative tolerance (as [`relative_error`]) of an encrypted result against
+/// the plaintext model once outputs are flooded: flooding at the noise bound
+/// costs about two bits of output precision; the largest deviation measured
+/// on the digits example is 1.3%.
+pub const FLOODED_TOLERANCE: f64 = 0.05;
+
+/// Asserts that an encrypted result is within `tolerance` of the plaintext
+/// one and picks the same class wherever noise cannot flip it: where the
+/// plaintext's two top classes are further apart than twice the largest
+/// deviation. Returns the relative error.
+pub fn assert_matches_plaintext(
+    actual: &Tensor,
+    expected: &Tensor,
+    tolerance: f64,
+    what: &str,
+) -> f64 {
+    let err = relative_error(actual, expected);
+    assert!(
+        err < tolerance,
+        "{what}: encrypted result off by {err} (relative; tolerance {tolerance})"
+    );
+    let mut top: Vec<f64> = expected.data().to_vec();
+    top.sort_by(|a, b| b.total_cmp(a));
+    let margin = top[0] - top.get(1).copied().unwrap_or(f64::NEG_INFINITY);
+    let deviation = err * expected.max_abs().max(1.0);
+    if margin > 2.0 * deviation {
+        assert_eq!(
+            actual.argmax(),
+            expected.argmax(),
+            "{what}: class differs from plaintext"
+        );
+    }
+    err
+}

@@ -103,8 +103,10 @@ async fn query(args: QueryArgs) -> Result<()> {
         })
         .await??
     };
-    // Every answer must be the same result (up to encryption noise): a
-    // mixed-up or damaged answer under load shows here.
+    // Every answer must be the same result up to noise (the server floods
+    // outputs: about two bits of precision, 1.3% at most measured on the
+    // digits example, so two answers may differ by twice that): a damaged
+    // answer under load shows here.
     let first = &decrypted[0];
     for (i, y) in decrypted.iter().enumerate().skip(1) {
         let scale = first.max_abs().max(1.0);
@@ -114,7 +116,7 @@ async fn query(args: QueryArgs) -> Result<()> {
             .zip(first.data())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        if y.shape() != first.shape() || diff > 1e-2 * scale {
+        if y.shape() != first.shape() || diff > 0.05 * scale {
             bail!("answer {i} differs from answer 0 by {diff} (of {scale}): the server answered inconsistently");
         }
     }

@@ -109,6 +109,9 @@ async fn encrypted_inference_over_http() {
         !String::from_utf8_lossy(&kp_text).contains("stages"),
         "keyparams must not carry the plan"
     );
+    let (status, body) = get(&client, server.url("/v2/models/digits/infer")).await;
+    assert_eq!(status, 405);
+    error_message(status, &body, "GET on infer");
     for path in [
         "/v2/models/nope",
         "/v2/models/nope/ready",
@@ -401,6 +404,9 @@ async fn encrypted_inference_over_http() {
         let (s, b) = (r.status().as_u16(), r.bytes().await.unwrap());
         error_message(s, &b, what);
     }
+    // Made-up key ids and refused keys took no place in the key cache: only
+    // the registered keys are there.
+    assert_eq!(server.state.keys.len(), 1, "unknown key ids cached");
     let metrics = String::from_utf8(get(&client, server.url("/metrics")).await.1).unwrap();
     for line in [
         "heman_inference_requests_total{protocol=\"http\",outcome=\"success\"} 2",

@@ -56,18 +56,31 @@ async fn eight_clients_fifty_requests_all_correct() {
     assert_eq!(results.len(), REQUESTS, "requests lost");
     let mut latencies = Vec::new();
     let mut seen = [false; REQUESTS];
+    let mut worst = 0.0f64;
     for (i, latency, answer) in results {
         let output = answer.unwrap_or_else(|e| panic!("request {i} failed: {e}"));
-        fx.assert_matches(&output, &digit(i), &format!("request {i}"));
+        worst = worst.max(fx.assert_matches(&output, &digit(i), &format!("request {i}")));
         seen[i] = true;
         latencies.push(latency);
     }
     assert!(seen.iter().all(|s| *s), "an input went unanswered");
+    // The check above tells answers apart: any two inputs' plaintext
+    // results differ by more than the tolerance, so a swapped answer fails.
+    let expected: Vec<_> = (0..REQUESTS).map(|i| fx.expected(&digit(i))).collect();
+    for i in 0..REQUESTS {
+        for j in 0..i {
+            let apart = heman_testkit::relative_error(&expected[i], &expected[j]);
+            assert!(
+                apart > heman_testkit::FLOODED_TOLERANCE,
+                "inputs {i} and {j} too alike ({apart}) to detect a swap"
+            );
+        }
+    }
     let slowest = latencies.iter().max().unwrap();
     // Throughput only: other tests may share the CPU; `heman query --repeat`
     // measures latency percentiles on a quiet machine.
     println!(
-        "load: {CLIENTS} clients, {REQUESTS} requests in {:.2} s ({:.1} inferences/s, slowest {:.0} ms)",
+        "load: {CLIENTS} clients, {REQUESTS} requests in {:.2} s ({:.1} inferences/s, slowest {:.0} ms), largest relative error {worst:.4}",
         wall.as_secs_f64(),
         REQUESTS as f64 / wall.as_secs_f64(),
         slowest.as_secs_f64() * 1e3,
