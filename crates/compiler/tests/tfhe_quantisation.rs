@@ -134,7 +134,10 @@ fn exact_mode_refuses_noisy_reads() {
 #[test]
 fn operators_outside_the_tfhe_backend_are_named() {
     let dir = repo_root().join("tests/models");
-    for (model, node) in [("maxpool2d", "MaxPool"), ("resnet_block_v15", "branching")] {
+    for (model, node) in [
+        ("prelu_channel", "(PRelu)"),
+        ("resnet_block_v15", "branching"),
+    ] {
         let graph = load_onnx(&dir.join(format!("{model}.onnx"))).unwrap();
         let x = read_npy(&dir.join(format!("{model}.input.npy"))).unwrap();
         let samples = vec![Sample {
