@@ -229,6 +229,20 @@ pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
     Ok(tensor)
 }
 
+/// One line per read of a plan's budget (bootstrap inputs, the output).
+pub fn describe_reads(budget: &heman_compiler::tfhe::BudgetReport) -> Vec<String> {
+    budget
+        .reads
+        .iter()
+        .map(|r| {
+            format!(
+                "  read '{}': {} values, windows up to {} values, weight 2-norm {:.1}, noise {:.3} values, misread 2^{:.1}",
+                r.name, r.values, r.widest_window, r.weight_norm, r.noise_std, r.log2_error
+            )
+        })
+        .collect()
+}
+
 /// The keyparams summary `keyparams` and `inspect` print.
 pub fn describe(kp: &TfheKeyParams) -> Vec<String> {
     let p = &kp.parameters;
