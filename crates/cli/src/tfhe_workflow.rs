@@ -26,10 +26,11 @@ use crate::workflow::{fit_to, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 /// The TFHE backend's knobs on the command line.
 #[derive(Args, Debug, Clone)]
 pub struct TfheArgs {
-    /// tfhe-rs parameter preset (TFHE backend): 2_2 (N = 2048, fast) or 3_3
-    /// (N = 8192, 4x the lookup resolution, about 7x slower bootstraps).
-    #[arg(long, default_value = "2_2")]
-    pub preset: String,
+    /// tfhe-rs parameter preset (TFHE backend): 2_2 (N = 2048, fastest; the
+    /// default), 2_3 (N = 4096, half the read noise, about 3.3x slower
+    /// bootstraps) or 3_3 (N = 8192, about 7x slower).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// TFHE backend: only bit widths whose every bootstrap and output read is
     /// right with probability 1 - 2^-40 (the encrypted result is then
     /// exactly the quantised model's); small models only.
@@ -39,8 +40,16 @@ pub struct TfheArgs {
 
 impl TfheArgs {
     pub fn options(&self) -> Result<TfheOptions> {
+        self.options_or(Preset::Message2Carry2)
+    }
+
+    /// The options, with `preset` unless one was given.
+    pub fn options_or(&self, preset: Preset) -> Result<TfheOptions> {
         Ok(TfheOptions {
-            preset: Preset::from_name(&self.preset)?,
+            preset: match &self.preset {
+                Some(name) => Preset::from_name(name)?,
+                None => preset,
+            },
             exact: self.exact,
             ..TfheOptions::default()
         })
@@ -218,6 +227,20 @@ pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
     let tensor = decrypt_output(&keyparams, &client, &cts.into_expanded())?;
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
+}
+
+/// One line per read of a plan's budget (bootstrap inputs, the output).
+pub fn describe_reads(budget: &heman_compiler::tfhe::BudgetReport) -> Vec<String> {
+    budget
+        .reads
+        .iter()
+        .map(|r| {
+            format!(
+                "  read '{}': {} values, windows up to {} values, weight 2-norm {:.1}, noise {:.3} values, misread 2^{:.1}",
+                r.name, r.values, r.widest_window, r.weight_norm, r.noise_std, r.log2_error
+            )
+        })
+        .collect()
 }
 
 /// The keyparams summary `keyparams` and `inspect` print.

@@ -7,7 +7,7 @@ pub enum CompileError {
     )]
     UnsupportedNodes(Vec<String>),
     #[error(
-        "{} node(s) the TFHE backend cannot run (it needs one chain of affine operators, x*x, x^k and elementwise activations): {}",
+        "{} node(s) the TFHE backend cannot run (it needs one chain of affine operators, x*x, x^k, elementwise activations and MaxPool): {}",
         .0.len(),
         .0.join(", ")
     )]

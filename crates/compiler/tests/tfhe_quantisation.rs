@@ -134,7 +134,10 @@ fn exact_mode_refuses_noisy_reads() {
 #[test]
 fn operators_outside_the_tfhe_backend_are_named() {
     let dir = repo_root().join("tests/models");
-    for (model, node) in [("maxpool2d", "MaxPool"), ("resnet_block_v15", "branching")] {
+    for (model, node) in [
+        ("prelu_channel", "(PRelu)"),
+        ("resnet_block_v15", "branching"),
+    ] {
         let graph = load_onnx(&dir.join(format!("{model}.onnx"))).unwrap();
         let x = read_npy(&dir.join(format!("{model}.input.npy"))).unwrap();
         let samples = vec![Sample {
@@ -178,4 +181,53 @@ fn the_larger_preset_reads_with_less_noise() {
             .noise_std
     };
     assert!(noise(Preset::Message3Carry3) * 3.0 < noise(Preset::Message2Carry2));
+}
+
+/// Sign (ONNX `Sign`) is one exact lookup: -1, 0, 1 on the quantised input.
+#[test]
+fn sign_is_one_exact_bootstrap() {
+    use heman_model::ops::{Activation, Op};
+    use heman_model::{Node, Tensor};
+    let mut graph = Graph {
+        name: "sign".into(),
+        opset: 13,
+        values: Vec::new(),
+        nodes: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+    };
+    let x = graph.add_value("x".into(), vec![1, 8], None);
+    let y = graph.add_value("y".into(), vec![1, 8], None);
+    graph.nodes.push(Node {
+        name: "sign".into(),
+        op: Op::Activation(Activation::Sign),
+        inputs: vec![x],
+        output: y,
+    });
+    graph.inputs.push(x);
+    graph.outputs.push(y);
+    let samples: Vec<Sample> = (0..8)
+        .map(|k| Sample {
+            name: k.to_string(),
+            tensor: Tensor::new(vec![1, 8], pseudo_random(8, k + 1, -1.0, 1.0)),
+        })
+        .collect();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let options = TfheOptions {
+        exact: true,
+        search_samples: 8,
+        report_samples: 8,
+        ..TfheOptions::default()
+    };
+    let compiled = compile_tfhe(&graph, &samples, &ranges, options).unwrap();
+    assert_eq!(compiled.plan.bootstraps(), 8);
+    let x = Tensor::new(
+        vec![1, 8],
+        vec![-0.9, -0.5, -0.2, 0.3, 0.6, 0.95, -0.7, 0.8],
+    );
+    let y = compiled
+        .plan
+        .evaluate::<rand_chacha::ChaCha8Rng>(&x, None)
+        .unwrap();
+    assert_eq!(y.data(), &[-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, 1.0]);
 }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use heman_compiler::tfhe::{LookupStage, TfheInput, TfheOutput, TfhePlan, TfheStage};
+use heman_compiler::tfhe::{LookupStage, MaxStage, TfheInput, TfheOutput, TfhePlan, TfheStage};
 use heman_model::Tensor;
 use heman_tfhe::{ClientKey, LookupTable, LweVector, SeededLweVector, ServerKey};
 use rayon::prelude::*;
@@ -54,6 +54,29 @@ impl<'k> TfheExecutor<'k> {
             .collect()
     }
 
+    /// One level of a max tree: `a + relu(b - a)` per pair.
+    fn max(&self, stage: &MaxStage, values: &LweVector) -> heman_tfhe::Result<LweVector> {
+        let differences = stage
+            .differences(values.len())
+            .apply(values, stage.encoding)?;
+        let table = LookupTable::new(self.key.preset(), stage.window(), |u| {
+            stage.encoding.encode(stage.relu(u))
+        })?;
+        let relus = self
+            .key
+            .bootstrap(&differences, &[table], &vec![0; differences.len()])?;
+        let firsts: Vec<usize> = stage.pairs.iter().map(|p| p.0 as usize).collect();
+        let mut out = values.select(&firsts);
+        let mut next = 0;
+        for (i, pair) in stage.pairs.iter().enumerate() {
+            if pair.1.is_some() {
+                out.add_assign(i, relus.get(next));
+                next += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs `plan` on the encrypted input, calling `on_stage` after each
     /// stage with its timing.
     pub fn run(
@@ -96,6 +119,10 @@ impl<'k> TfheExecutor<'k> {
                         .map_err(tfhe_error(index))?;
                     (l.table_of.len(), 0)
                 }
+                TfheStage::Max(m) => {
+                    values = self.max(m, &values).map_err(tfhe_error(index))?;
+                    (m.bootstraps(), 3 * m.bootstraps())
+                }
             };
             let timing = StageTiming {
                 stage: index,
@@ -103,6 +130,7 @@ impl<'k> TfheExecutor<'k> {
                 kind: match stage {
                     TfheStage::Linear(_) => "linear",
                     TfheStage::Lookup(_) => "lookup",
+                    TfheStage::Max(_) => "max",
                 },
                 seconds: start.elapsed().as_secs_f64(),
                 bootstraps,

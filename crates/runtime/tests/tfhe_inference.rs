@@ -88,6 +88,8 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         "avgpool_cip0",
         "pad_v11_edge",
         "he_friendly_v14",
+        "global_maxpool",
+        "cnn_v13",
     ];
     for name in models {
         let dir = repo_root().join("tests/models");

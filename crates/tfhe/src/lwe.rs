@@ -88,6 +88,18 @@ impl LweVector {
         Self::from_parts(self.size, data)
     }
 
+    /// Adds ciphertext `ct` to ciphertext `index` (their plaintexts add,
+    /// and so do their noise variances).
+    pub fn add_assign(&mut self, index: usize, ct: &[u64]) {
+        let size = self.size;
+        for (a, &b) in self.data[index * size..(index + 1) * size]
+            .iter_mut()
+            .zip(ct)
+        {
+            *a = a.wrapping_add(b);
+        }
+    }
+
     /// Adds `plaintext` to every ciphertext's body (the mask is unchanged, so
     /// the noise is too).
     pub fn add_plaintext(&mut self, plaintext: u64) {

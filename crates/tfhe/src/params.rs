@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tfhe::shortint::parameters::v1_4::V1_4_PARAM_MESSAGE_2_CARRY_3_KS_PBS_GAUSSIAN_2M128;
 use tfhe::shortint::parameters::DynamicDistribution;
 use tfhe::shortint::parameters::{
     ClassicPBSParameters, PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128,
@@ -24,15 +25,25 @@ pub enum Preset {
     /// times the lookup-table resolution and far less noise per bootstrap.
     #[serde(rename = "3_3")]
     Message3Carry3,
+    /// `V1_4_PARAM_MESSAGE_2_CARRY_3_KS_PBS_GAUSSIAN_2M128` (still shipped by
+    /// tfhe-rs 1.8): N = 4096, twice 2_2's resolution at about a third of
+    /// 3_3's cost per bootstrap.
+    #[serde(rename = "2_3")]
+    Message2Carry3,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 2] = [Preset::Message2Carry2, Preset::Message3Carry3];
+    pub const ALL: [Preset; 3] = [
+        Preset::Message2Carry2,
+        Preset::Message2Carry3,
+        Preset::Message3Carry3,
+    ];
 
     /// The short name used on the command line and in keyparams (`2_2`, `3_3`).
     pub fn name(self) -> &'static str {
         match self {
             Preset::Message2Carry2 => "2_2",
+            Preset::Message2Carry3 => "2_3",
             Preset::Message3Carry3 => "3_3",
         }
     }
@@ -42,6 +53,7 @@ impl Preset {
         match self {
             Preset::Message2Carry2 => "PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128",
             Preset::Message3Carry3 => "PARAM_MESSAGE_3_CARRY_3_KS_PBS_GAUSSIAN_2M128",
+            Preset::Message2Carry3 => "V1_4_PARAM_MESSAGE_2_CARRY_3_KS_PBS_GAUSSIAN_2M128",
         }
     }
 
@@ -62,6 +74,7 @@ impl Preset {
         match self {
             Preset::Message2Carry2 => PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128,
             Preset::Message3Carry3 => PARAM_MESSAGE_3_CARRY_3_KS_PBS_GAUSSIAN_2M128,
+            Preset::Message2Carry3 => V1_4_PARAM_MESSAGE_2_CARRY_3_KS_PBS_GAUSSIAN_2M128,
         }
     }
 

@@ -118,10 +118,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// The TFHE rows: HE-MAN's suite (test models, then its networks), or one model.
 fn run_tfhe(args: BenchArgs) -> Result<()> {
-    let options = args.tfhe.options()?;
-    if let Some(root) = args.suite {
-        return bench_tfhe::run_suite(&root, args.limit, options);
+    if let Some(root) = &args.suite {
+        return bench_tfhe::run_suite(root, args.limit, &args.tfhe);
     }
+    let options = args.tfhe.options()?;
     let example = workflow::example_dir();
     let model = args
         .model

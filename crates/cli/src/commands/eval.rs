@@ -174,13 +174,13 @@ fn evaluate_one(
 pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(root) = args.suite {
         if args.backend == Backend::Tfhe {
-            for (model, calibration, data) in crate::commands::bench_tfhe::SUITE {
+            for &(model, calibration, data, preset) in crate::commands::bench_tfhe::SUITE {
                 evaluate_quantised(
                     &root.join(model),
                     &root.join(calibration),
                     &root.join(data),
                     Some(args.limit.unwrap_or(1000)),
-                    args.tfhe.options()?,
+                    args.tfhe.options_or(preset)?,
                 )?;
             }
             return Ok(());

@@ -142,6 +142,11 @@ fn inspect_container(path: &Path) -> Result<()> {
         for (index, stage) in model.plan.stages.iter().enumerate() {
             println!("  stage {index}: {stage}");
         }
+        for line in
+            tfhe_workflow::describe_reads(&heman_compiler::tfhe::BudgetReport::of(&model.plan))
+        {
+            println!("{line}");
+        }
     }
     if container.kind == Kind::CompiledModel {
         let model = CompiledModel::read(path)?;

@@ -57,11 +57,8 @@ fn tfhe_keyparams(args: &KeyparamsArgs, compiled: &std::path::Path) -> Result<()
     for (index, stage) in result.compiled.plan.stages.iter().enumerate() {
         println!("  stage {index}: {stage}");
     }
-    for r in &result.compiled.budget.reads {
-        println!(
-            "  read '{}': {} values, windows up to {} values, weight 2-norm {:.1}, noise {:.3} values, misread 2^{:.1}",
-            r.name, r.values, r.widest_window, r.weight_norm, r.noise_std, r.log2_error
-        );
+    for line in tfhe_workflow::describe_reads(&result.compiled.budget) {
+        println!("{line}");
     }
     let f = &result.compiled.fidelity;
     println!(

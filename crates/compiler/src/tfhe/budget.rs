@@ -55,6 +55,27 @@ impl NoiseProfile {
                     variance = vec![model.bootstrap; l.table_of.len()];
                     weight_norms.push(None);
                 }
+                TfheStage::Max(m) => {
+                    // Per pair: the difference's variance at the rotation
+                    // (0 for a single input), then a + relu(b - a).
+                    let (at_read, out): (Vec<f64>, Vec<f64>) = m
+                        .pairs
+                        .iter()
+                        .map(|&(a, b)| {
+                            let va = variance[a as usize];
+                            match b {
+                                Some(b) => (
+                                    model.at_rotation(va + variance[b as usize]),
+                                    va + model.bootstrap,
+                                ),
+                                None => (0.0, va),
+                            }
+                        })
+                        .unzip();
+                    reads.push(Some(at_read));
+                    variance = out;
+                    weight_norms.push(Some(2f64.sqrt()));
+                }
             }
         }
         Self {
@@ -110,21 +131,27 @@ impl BudgetReport {
             if let Some(n) = profile.weight_norms[index] {
                 norm = n;
             }
-            if let (TfheStage::Lookup(l), Some(variances)) = (stage, &profile.reads[index]) {
-                let (noise_std, log2_error, expected) =
-                    read(variances, l.input_encoding.torus_fraction());
-                reads.push(ReadBudget {
-                    stage: Some(index),
-                    name: l.name.clone(),
-                    values: l.table_of.len(),
-                    widest_window: l.widest_window(),
-                    weight_norm: norm,
-                    noise_std,
-                    log2_error,
-                    expected_misreads: expected,
-                });
-                norm = 1.0;
-            }
+            let Some(variances) = &profile.reads[index] else {
+                continue;
+            };
+            let (delta, window, values) = match stage {
+                TfheStage::Lookup(l) => (l.input_encoding, l.widest_window(), l.table_of.len()),
+                TfheStage::Max(m) => (m.encoding, m.window().count, m.bootstraps()),
+                TfheStage::Linear(_) => continue,
+            };
+            let read_variances: Vec<f64> = variances.iter().copied().filter(|&v| v > 0.0).collect();
+            let (noise_std, log2_error, expected) = read(&read_variances, delta.torus_fraction());
+            reads.push(ReadBudget {
+                stage: Some(index),
+                name: stage.name().to_string(),
+                values,
+                widest_window: window,
+                weight_norm: norm,
+                noise_std,
+                log2_error,
+                expected_misreads: expected,
+            });
+            norm = 1.0;
         }
         let (noise_std, log2_error, expected) =
             read(&profile.output, plan.output.encoding.torus_fraction());

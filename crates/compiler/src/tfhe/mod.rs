@@ -16,8 +16,8 @@ pub use budget::{BudgetReport, NoiseProfile, ReadBudget};
 pub use compile::{compile_tfhe, CompiledTfhe, Fidelity, TfheOptions};
 pub use function::{Expression, Function, Term};
 pub use plan::{
-    Levels, LinearStage, LookupStage, Quantisation, TableInput, TfheInput, TfheOutput, TfhePlan,
-    TfheStage,
+    Levels, LinearStage, LookupStage, MaxStage, Quantisation, TableInput, TfheInput, TfheOutput,
+    TfhePlan, TfheStage,
 };
 pub use quantise::{build_plan, Bits};
 pub use reference::Noise;

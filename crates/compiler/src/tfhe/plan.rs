@@ -145,10 +145,54 @@ impl LookupStage {
     }
 }
 
+/// One level of a max tree (MaxPool): output `i` is the larger of inputs
+/// `a` and `b` of `pairs[i]`, computed as `a + relu(b - a)`: one weighted
+/// difference and one bootstrap (input `a` alone when `b` is `None`). All
+/// values are integers in `0..count` at `encoding`, so the differences lie
+/// in a window of `2 count - 1` values read exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaxStage {
+    pub name: String,
+    pub pairs: Vec<(u32, Option<u32>)>,
+    pub encoding: Encoding,
+    pub count: u64,
+}
+
+impl MaxStage {
+    /// The window the differences `b - a + count - 1` are read in.
+    pub fn window(&self) -> InputWindow {
+        InputWindow {
+            encoding: self.encoding,
+            count: 2 * self.count - 1,
+        }
+    }
+
+    /// `relu(b - a)` from the shifted difference `u = b - a + count - 1`.
+    pub fn relu(&self, u: u64) -> i64 {
+        (u as i64 - (self.count as i64 - 1)).max(0)
+    }
+
+    /// The shifted differences of the pairs that have two inputs.
+    pub fn differences(&self, inputs: usize) -> IntegerRows {
+        let mut rows = IntegerRows::new(inputs);
+        for &(a, b) in &self.pairs {
+            if let Some(b) = b {
+                rows.push_row([(b, 1), (a, -1)], self.count as i64 - 1);
+            }
+        }
+        rows
+    }
+
+    pub fn bootstraps(&self) -> usize {
+        self.pairs.iter().filter(|p| p.1.is_some()).count()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TfheStage {
     Linear(LinearStage),
     Lookup(LookupStage),
+    Max(MaxStage),
 }
 
 impl TfheStage {
@@ -156,6 +200,7 @@ impl TfheStage {
         match self {
             TfheStage::Linear(l) => &l.name,
             TfheStage::Lookup(l) => &l.name,
+            TfheStage::Max(m) => &m.name,
         }
     }
 
@@ -164,6 +209,7 @@ impl TfheStage {
         match self {
             TfheStage::Linear(l) => l.rows.rows(),
             TfheStage::Lookup(l) => l.table_of.len(),
+            TfheStage::Max(m) => m.pairs.len(),
         }
     }
 }
@@ -185,6 +231,7 @@ impl TfhePlan {
             .iter()
             .map(|s| match s {
                 TfheStage::Lookup(l) => l.table_of.len(),
+                TfheStage::Max(m) => m.bootstraps(),
                 TfheStage::Linear(_) => 0,
             })
             .sum()
@@ -196,6 +243,7 @@ impl TfhePlan {
             .iter()
             .map(|s| match s {
                 TfheStage::Linear(l) => l.rows.nonzeros(),
+                TfheStage::Max(m) => 3 * m.bootstraps(),
                 TfheStage::Lookup(_) => 0,
             })
             .sum()
@@ -217,6 +265,14 @@ impl fmt::Display for TfheStage {
                     max.unwrap_or(0)
                 )
             }
+            TfheStage::Max(m) => write!(
+                f,
+                "max '{}': {} pairs of values in 0..{} ({} bootstraps of a + relu(b - a))",
+                m.name,
+                m.pairs.len(),
+                m.count,
+                m.bootstraps()
+            ),
             TfheStage::Lookup(l) => write!(
                 f,
                 "lookup '{}': {} on {} values ({} tables, windows up to {} values = {:.1} bits), output {} levels",

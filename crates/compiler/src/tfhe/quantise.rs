@@ -25,8 +25,8 @@ use crate::error::{CompileError, Result};
 use crate::linear_map::AffineMap;
 use crate::tfhe::function::Expression;
 use crate::tfhe::plan::{
-    Levels, LinearStage, LookupStage, Quantisation, TableInput, TfheInput, TfheOutput, TfhePlan,
-    TfheStage,
+    Levels, LinearStage, LookupStage, MaxStage, Quantisation, TableInput, TfheInput, TfheOutput,
+    TfhePlan, TfheStage,
 };
 use crate::tfhe::segments::{Segment, SegmentKind};
 
@@ -53,6 +53,7 @@ pub struct Bits {
 enum Reader {
     Linear,
     Bootstrap,
+    Max,
     Output,
 }
 
@@ -274,6 +275,43 @@ fn quantise_lookup(
     Ok((stage, out))
 }
 
+/// The levels of a pairwise max tree over `windows` (indices into the
+/// input), and the number of outputs (one per window).
+fn max_tree(
+    windows: &[Vec<u32>],
+    name: &str,
+    encoding: Encoding,
+    count: u64,
+) -> (Vec<MaxStage>, usize) {
+    let mut current: Vec<Vec<u32>> = windows.to_vec();
+    let mut levels = Vec::new();
+    loop {
+        let mut pairs = Vec::new();
+        let next: Vec<Vec<u32>> = current
+            .iter()
+            .map(|window| {
+                window
+                    .chunks(2)
+                    .map(|chunk| {
+                        pairs.push((chunk[0], chunk.get(1).copied()));
+                        pairs.len() as u32 - 1
+                    })
+                    .collect()
+            })
+            .collect();
+        levels.push(MaxStage {
+            name: format!("{name} (level {})", levels.len() + 1),
+            pairs,
+            encoding,
+            count,
+        });
+        if next.iter().all(|w| w.len() <= 1) {
+            return (levels, windows.len());
+        }
+        current = next;
+    }
+}
+
 /// The plan of `segments` (of the single-chain `graph`) at `bits`.
 pub fn build_plan(
     graph: &Graph,
@@ -287,6 +325,7 @@ pub fn build_plan(
         .map(|k| match segments.get(k + 1).map(|s| &s.kind) {
             Some(SegmentKind::Linear(_)) => Reader::Linear,
             Some(SegmentKind::Lookup(_)) => Reader::Bootstrap,
+            Some(SegmentKind::Max(_)) => Reader::Max,
             None => Reader::Output,
         })
         .collect();
@@ -312,8 +351,11 @@ pub fn build_plan(
     let input_range = calibrated(graph, ranges, input_id, "input")?;
     let input_levels = 1u64 << bits.input;
     let input_quant = levels_over(input_range, input_levels);
+    // A max tree reads differences of values in 0..count: 2 count - 1 values.
+    let max_encoding = |count: u64| InputWindow::finest(preset, 2 * count - 1, 1).encoding;
     let input_encoding = match segments.first().map(|s| &s.kind) {
         Some(SegmentKind::Lookup(_)) => InputWindow::finest(preset, input_levels, 1).encoding,
+        Some(SegmentKind::Max(_)) => max_encoding(input_levels),
         Some(SegmentKind::Linear(_)) => run_encoding(0),
         None => Encoding::fitting(input_levels, HALF_TORUS),
     };
@@ -332,7 +374,9 @@ pub fn build_plan(
                 // own: fixed weight bits, the run's last segment fits the sum.
                 let (target, weight_bits) = match readers[k] {
                     Reader::Linear => (u64::MAX, Some(bits.intermediate)),
-                    Reader::Bootstrap => (window, bits.weights),
+                    // (A max always reads a lookup's output: segments() puts
+                    // one in between.)
+                    Reader::Bootstrap | Reader::Max => (window, bits.weights),
                     Reader::Output => (output_window, bits.weights),
                 };
                 let (stage, out) =
@@ -342,10 +386,11 @@ pub fn build_plan(
             }
             SegmentKind::Lookup(function) => {
                 let output_range = calibrated(graph, ranges, segment.output, &segment.name)?;
-                let out_encoding = if k + 1 < segments.len() {
-                    run_encoding(k + 1)
-                } else {
-                    Encoding::fitting(activation_levels, HALF_TORUS)
+                let out_encoding = match readers[k] {
+                    Reader::Linear => run_encoding(k + 1),
+                    Reader::Max => max_encoding(activation_levels),
+                    Reader::Bootstrap => InputWindow::finest(preset, activation_levels, 1).encoding,
+                    Reader::Output => Encoding::fitting(activation_levels, HALF_TORUS),
                 };
                 let (stage, out) = quantise_lookup(
                     preset,
@@ -360,6 +405,28 @@ pub fn build_plan(
                 stages.push(TfheStage::Lookup(stage));
                 values = out;
                 encoding = out_encoding;
+            }
+            SegmentKind::Max(windows) => {
+                let uniform = !values.is_empty()
+                    && (1..values.len()).all(|i| {
+                        values.count[i] == values.count[0]
+                            && values.scale[i] == values.scale[0]
+                            && values.offset[i] == values.offset[0]
+                    });
+                if !uniform {
+                    return Err(CompileError::Budget {
+                        node: segment.name.clone(),
+                        message: "a max tree needs inputs of one quantisation".into(),
+                    });
+                }
+                let count = values.count[0];
+                let (levels, outputs) = max_tree(windows, &segment.name, encoding, count);
+                stages.extend(levels.into_iter().map(TfheStage::Max));
+                values = Quantisation {
+                    scale: vec![values.scale[0]; outputs],
+                    offset: vec![values.offset[0]; outputs],
+                    count: vec![count; outputs],
+                };
             }
         }
     }

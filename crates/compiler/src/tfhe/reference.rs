@@ -83,6 +83,42 @@ impl TfhePlan {
                         lookup_noisy(self.preset, l, &values, variances, n.rng)?
                     }
                 },
+                TfheStage::Max(m) => {
+                    let variances = noise
+                        .as_ref()
+                        .and_then(|n| n.profile.reads[index].clone())
+                        .unwrap_or_default();
+                    let window = m.window();
+                    let mut out = Vec::with_capacity(m.pairs.len());
+                    for (p, &(a, b)) in m.pairs.iter().enumerate() {
+                        let va = values[a as usize];
+                        let Some(b) = b else {
+                            out.push(va);
+                            continue;
+                        };
+                        let shifted = values[b as usize] - va + m.count as i64 - 1;
+                        let r = match noise.as_mut() {
+                            None => {
+                                let u = shifted.clamp(0, window.count as i64 - 1) as u64;
+                                m.relu(window.read(self.preset, 1, u)?)
+                            }
+                            Some(n) => {
+                                let phase = m
+                                    .encoding
+                                    .encode(shifted)
+                                    .wrapping_add(torus_noise(n.rng, variances[p]));
+                                let (u, negated) = window.read_phase(self.preset, phase)?;
+                                if negated {
+                                    -m.relu(u)
+                                } else {
+                                    m.relu(u)
+                                }
+                            }
+                        };
+                        out.push(va + r);
+                    }
+                    out
+                }
             };
         }
         let out = &self.output;

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use heman_model::ops::Op;
+use heman_model::ops::{Op, PoolKind};
 use heman_model::{Graph, ValueId};
 
 use crate::error::{CompileError, Result};
@@ -28,6 +28,8 @@ pub enum SegmentKind {
     Linear(AffineMap),
     /// Elementwise `y = f(x)`.
     Lookup(Expression),
+    /// MaxPool: output `i` is the largest input of `windows[i]`.
+    Max(Vec<Vec<u32>>),
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,24 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
             }
             expected = node.output;
             index += 1;
+        } else if let (Op::Pool(pool), true) = (&node.op, graph.has_single_use(expected)) {
+            if pool.kind != PoolKind::Max {
+                problems.push(format!("'{}' ({})", node.name, node.op.name()));
+            } else {
+                let windows = pool
+                    .windows(graph.shape(input))
+                    .into_iter()
+                    .map(|w| w.into_iter().map(|i| i as u32).collect())
+                    .collect();
+                out.push(Segment {
+                    kind: SegmentKind::Max(windows),
+                    input,
+                    output: node.output,
+                    name: node.name.clone(),
+                });
+            }
+            expected = node.output;
+            index += 1;
         } else if let Some((expression, last, output)) = elementwise_region(graph, index, input) {
             let name = graph.nodes[last].name.clone();
             match out.last_mut() {
@@ -229,5 +249,32 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
             graph.value(graph.outputs[0]).name
         )));
     }
-    Ok(out)
+    Ok(requantise_around_max(out))
+}
+
+/// A max tree compares integers of one uniform quantisation in a window it
+/// reads exactly: a lookup (the identity, requantising) goes before a max
+/// that reads a linear segment's accumulators, and after one that a linear
+/// segment reads (to move its values to that segment's encoding).
+fn requantise_around_max(segments: Vec<Segment>) -> Vec<Segment> {
+    let identity = |value: ValueId, name: &str| Segment {
+        kind: SegmentKind::Lookup(Expression::input()),
+        input: value,
+        output: value,
+        name: format!("{name} (requantise)"),
+    };
+    let mut out: Vec<Segment> = Vec::with_capacity(segments.len() + 2);
+    let mut iter = segments.into_iter().peekable();
+    while let Some(segment) = iter.next() {
+        let is_max = matches!(segment.kind, SegmentKind::Max(_));
+        if is_max && matches!(out.last().map(|s| &s.kind), Some(SegmentKind::Linear(_))) {
+            out.push(identity(segment.input, &segment.name));
+        }
+        let (output, name) = (segment.output, segment.name.clone());
+        out.push(segment);
+        if is_max && matches!(iter.peek().map(|s| &s.kind), Some(SegmentKind::Linear(_))) {
+            out.push(identity(output, &name));
+        }
+    }
+    out
 }

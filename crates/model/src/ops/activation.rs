@@ -8,10 +8,17 @@ use crate::tensor::{Shape, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Activation {
     Relu,
-    LeakyRelu { alpha: f64 },
+    LeakyRelu {
+        alpha: f64,
+    },
     Sigmoid,
     Tanh,
-    Clip { min: f64, max: f64 },
+    Clip {
+        min: f64,
+        max: f64,
+    },
+    /// -1, 0 or 1 (ONNX `Sign`; 0 at 0).
+    Sign,
 }
 
 impl Activation {
@@ -22,6 +29,7 @@ impl Activation {
             Activation::Sigmoid => "Sigmoid",
             Activation::Tanh => "Tanh",
             Activation::Clip { .. } => "Clip",
+            Activation::Sign => "Sign",
         }
     }
 
@@ -39,6 +47,15 @@ impl Activation {
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Activation::Tanh => x.tanh(),
             Activation::Clip { min, max } => x.max(min).min(max),
+            Activation::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 

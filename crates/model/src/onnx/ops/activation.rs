@@ -29,6 +29,10 @@ pub fn tanh(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     activation(ctx, Activation::Tanh, &[])
 }
 
+pub fn sign(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    activation(ctx, Activation::Sign, &[])
+}
+
 /// `Clip`: bounds are attributes before opset 11, optional constant inputs after.
 pub fn clip(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     let (min, max) = if ctx.opset < 11 {

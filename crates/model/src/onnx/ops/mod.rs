@@ -64,6 +64,7 @@ const REGISTRY: &[(&str, Parser)] = &[
     ("LeakyRelu", activation::leaky_relu),
     ("Sigmoid", activation::sigmoid),
     ("Tanh", activation::tanh),
+    ("Sign", activation::sign),
     ("Clip", activation::clip),
     ("Softmax", activation::softmax),
 ];
