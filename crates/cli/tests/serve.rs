@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use heman_testkit::{assert_matches_plaintext, repo_root, FLOODED_TOLERANCE};
+use heman_testkit::{assert_matches_plaintext, repo_root, Tolerance, FLOODED};
 
 fn heman_bin() -> &'static str {
     env!("CARGO_BIN_EXE_heman")
@@ -124,7 +124,7 @@ fn plaintext(input: &Path, model: &str) -> heman_model::Tensor {
 fn assert_close(output: &Path, input: &Path, what: &str) {
     let y = heman_model::io::npy::read_npy(output).unwrap();
     let expected = plaintext(input, "digits_square.onnx");
-    assert_matches_plaintext(&y, &expected, FLOODED_TOLERANCE, what);
+    assert_matches_plaintext(&y, &expected, FLOODED, what);
 }
 
 /// The interpreter with tritonclient: `$HEMAN_PYTHON` (set by `.ci/run`;
@@ -241,7 +241,7 @@ fn serve_and_query_end_to_end() {
     succeeded(&relu(&w("keys-relu"), &w("relu.npy")), "query (relu)");
     let y = heman_model::io::npy::read_npy(&w("relu.npy")).unwrap();
     let expected = plaintext(&input, "digits_relu.onnx");
-    assert_matches_plaintext(&y, &expected, 0.2, "relu model");
+    assert_matches_plaintext(&y, &expected, Tolerance::relative(0.2), "relu model");
     let refused = relu(&w("keys"), &w("relu2.npy"));
     assert!(
         text(&refused.stderr).contains("keys for other keyparams"),

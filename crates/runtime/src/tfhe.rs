@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use heman_compiler::tfhe::{LookupStage, MaxStage, TfheInput, TfheOutput, TfhePlan, TfheStage};
+use heman_compiler::tfhe::{
+    LookupStage, MaxStage, NoiseProfile, TfheInput, TfheOutput, TfhePlan, TfheStage,
+};
 use heman_model::Tensor;
 use heman_tfhe::{ClientKey, LookupTable, LweVector, SeededLweVector, ServerKey};
 use rayon::prelude::*;
@@ -78,7 +80,10 @@ impl<'k> TfheExecutor<'k> {
     }
 
     /// Runs `plan` on the encrypted input, calling `on_stage` after each
-    /// stage with its timing.
+    /// stage with its timing. The outputs leave re-randomised and flooded
+    /// (their masks fresh, their noise drowned in a Gaussian as large as the
+    /// computation's worst output noise), so they tell the data owner
+    /// nothing of the weights beyond the outputs' values.
     pub fn run(
         &self,
         plan: &TfhePlan,
@@ -148,6 +153,14 @@ impl<'k> TfheExecutor<'k> {
             on_stage(&timing);
             timings.push(timing);
         }
+        let flooding = NoiseProfile::of(plan).output_flooding.sqrt();
+        self.key
+            .rerandomise(&mut values, flooding)
+            .map_err(|e| RuntimeError::Input(e.to_string()))?;
+        info!(
+            flooding_log2 = flooding.log2(),
+            "outputs re-randomised and flooded"
+        );
         Ok((values, timings))
     }
 }

@@ -196,12 +196,11 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
         )
         .unwrap();
         assert_eq!(y.argmax(), expected.argmax(), "{}", sample.name);
-        let err = heman_testkit::max_abs_error(&y, &expected);
-        let tolerance = heman_testkit::encrypted_tolerance(&expected, 1e-2, flooding.slot_error);
-        assert!(
-            err <= tolerance,
-            "{}: off by {err} > {tolerance}",
-            sample.name
+        heman_testkit::assert_matches_plaintext(
+            &y,
+            &expected,
+            heman_testkit::Tolerance::flooded(1e-2, flooding.slot_error),
+            &sample.name,
         );
     }
 }

@@ -32,17 +32,9 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
 }
 
 /// Largest deviation of `actual` from `expected`, relative to
-/// `max(1, max |expected|)`: the tolerance scale of every comparison.
+/// `max(1, max |expected|)` (the scale [`Tolerance::relative`] is of).
 pub fn relative_error(actual: &Tensor, expected: &Tensor) -> f64 {
-    assert_eq!(actual.len(), expected.len(), "output sizes differ");
-    let scale = expected.max_abs().max(1.0);
-    actual
-        .data()
-        .iter()
-        .zip(expected.data())
-        .map(|(a, e)| (a - e).abs())
-        .fold(0.0, f64::max)
-        / scale
+    max_abs_error(actual, expected) / expected.max_abs().max(1.0)
 }
 
 /// The largest elementwise difference between two tensors of equal size.
@@ -56,14 +48,45 @@ pub fn max_abs_error(actual: &Tensor, expected: &Tensor) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The largest difference an encrypted, flooded result may show against the
-/// plaintext model, per element: `relative` of the output's magnitude (the
-/// computation's own error) plus six standard deviations of the output
-/// flooding (`slot_error`, keyparams' `output_flooding.slot_error`; a
-/// Gaussian exceeds 6 sigma with probability 2e-9).
-pub fn encrypted_tolerance(expected: &Tensor, relative: f64, slot_error: f64) -> f64 {
-    relative * expected.max_abs().max(1.0) + 6.0 * slot_error
+/// How far an encrypted result may lie from the plaintext model's, per
+/// element: `relative` of the output's magnitude (`max(1, max |expected|)`;
+/// the computation's own error: encoding, rescaling, polynomial activations)
+/// plus six standard deviations of the output flooding where it is known
+/// (keyparams' `output_flooding.slot_error`; a Gaussian exceeds 6 sigma with
+/// probability 2e-9).
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    pub relative: f64,
+    pub slot_error: f64,
 }
+
+impl Tolerance {
+    /// A tolerance relative to the output's magnitude only.
+    pub const fn relative(relative: f64) -> Self {
+        Self {
+            relative,
+            slot_error: 0.0,
+        }
+    }
+
+    /// A relative tolerance plus the flooding of keyparams' `slot_error`.
+    pub const fn flooded(relative: f64, slot_error: f64) -> Self {
+        Self {
+            relative,
+            slot_error,
+        }
+    }
+
+    /// The largest elementwise difference allowed against `expected`.
+    pub fn absolute(&self, expected: &Tensor) -> f64 {
+        self.relative * expected.max_abs().max(1.0) + 6.0 * self.slot_error
+    }
+}
+
+/// The tolerance of a flooded result where the flooding's size is not at
+/// hand: flooding at the noise bound costs about two bits of output
+/// precision; the largest deviation measured on the digits example is 1.3%.
+pub const FLOODED: Tolerance = Tolerance::relative(0.05);
 
 /// Deterministic pseudo-random values in `[lo, hi)` (xorshift; test inputs only).
 pub fn pseudo_random(count: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
@@ -78,31 +101,25 @@ pub fn pseudo_random(count: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Relative tolerance (as [`relative_error`]) of an encrypted result against
-/// the plaintext model once outputs are flooded: flooding at the noise bound
-/// costs about two bits of output precision; the largest deviation measured
-/// on the digits example is 1.3%.
-pub const FLOODED_TOLERANCE: f64 = 0.05;
-
-/// Asserts that an encrypted result is within `tolerance` of the plaintext
+/// Asserts that an encrypted result lies within `tolerance` of the plaintext
 /// one and picks the same class wherever noise cannot flip it: where the
 /// plaintext's two top classes are further apart than twice the largest
-/// deviation. Returns the relative error.
+/// deviation. Returns the largest deviation.
 pub fn assert_matches_plaintext(
     actual: &Tensor,
     expected: &Tensor,
-    tolerance: f64,
+    tolerance: Tolerance,
     what: &str,
 ) -> f64 {
-    let err = relative_error(actual, expected);
+    let deviation = max_abs_error(actual, expected);
+    let allowed = tolerance.absolute(expected);
     assert!(
-        err < tolerance,
-        "{what}: encrypted result off by {err} (relative; tolerance {tolerance})"
+        deviation <= allowed,
+        "{what}: encrypted result off by {deviation} (allowed {allowed}: {tolerance:?})"
     );
     let mut top: Vec<f64> = expected.data().to_vec();
     top.sort_by(|a, b| b.total_cmp(a));
     let margin = top[0] - top.get(1).copied().unwrap_or(f64::NEG_INFINITY);
-    let deviation = err * expected.max_abs().max(1.0);
     if margin > 2.0 * deviation {
         assert_eq!(
             actual.argmax(),
@@ -110,5 +127,5 @@ pub fn assert_matches_plaintext(
             "{what}: class differs from plaintext"
         );
     }
-    err
+    deviation
 }

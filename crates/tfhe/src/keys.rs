@@ -1,7 +1,7 @@
 //! Keys. The data owner's [`ClientKey`] holds the secret LWE/GLWE keys; the
 //! model owner receives only a [`CompressedServerKey`] (bootstrapping and
-//! keyswitching keys with their uniform halves replaced by seeds) and
-//! expands it into a [`ServerKey`].
+//! keyswitching keys with their uniform halves replaced by seeds, and the
+//! [`OutputPublicKey`]) and expands it into a [`ServerKey`].
 
 use bincode::Options;
 use serde::Serialize;
@@ -15,18 +15,23 @@ use tfhe::{Unversionize, Versionize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{malformed, Result, TfheError};
+use crate::lwe::LweVector;
 use crate::params::Preset;
+use crate::public_key::OutputPublicKey;
+
+const SERVER_KEY_MAGIC: &[u8; 4] = b"HTSK";
+const SERVER_KEY_VERSION: u16 = 1;
 
 /// Largest serialised key heman reads (the 3_3 server key is about 1 GiB
 /// expanded; compressed keys are far smaller).
 const KEY_SIZE_LIMIT: u64 = 4 << 30;
 
 /// tfhe-rs's versioned form of `value` (readable by later tfhe-rs versions).
-fn serialize_versioned<T: Versionize>(value: &T) -> Vec<u8> {
+pub(crate) fn serialize_versioned<T: Versionize>(value: &T) -> Vec<u8> {
     bincode::serialize(&value.versionize()).expect("tfhe-rs keys serialise")
 }
 
-fn deserialize_versioned<T: Unversionize>(bytes: &[u8], what: &'static str) -> Result<T>
+pub(crate) fn deserialize_versioned<T: Unversionize>(bytes: &[u8], what: &'static str) -> Result<T>
 where
     T::VersionedOwned: Serialize,
 {
@@ -95,6 +100,7 @@ impl ClientKey {
         CompressedServerKey {
             preset: self.preset,
             key: shortint::CompressedServerKey::new(self.inner()),
+            output: OutputPublicKey::generate(self),
         }
     }
 
@@ -130,10 +136,12 @@ impl Drop for ClientKey {
 }
 
 /// The server key in transport form: bootstrapping and keyswitching keys
-/// whose uniform masks are regenerated from seeds.
+/// whose uniform masks are regenerated from seeds, and the public key that
+/// re-randomises outputs.
 pub struct CompressedServerKey {
     preset: Preset,
     key: shortint::CompressedServerKey,
+    output: OutputPublicKey,
 }
 
 impl CompressedServerKey {
@@ -147,31 +155,64 @@ impl CompressedServerKey {
         ServerKey {
             preset: self.preset,
             key: self.key.decompress(),
+            output: self.output.clone(),
         }
     }
 
+    /// `HTSK`, format version, the tfhe-rs server key's length, the tfhe-rs
+    /// server key (versioned), the output public key (versioned).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serialize_versioned(&self.key)
+        let key = serialize_versioned(&self.key);
+        let mut out = Vec::with_capacity(14 + key.len());
+        out.extend_from_slice(SERVER_KEY_MAGIC);
+        out.extend_from_slice(&SERVER_KEY_VERSION.to_le_bytes());
+        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&self.output.to_bytes());
+        out
     }
 
     /// Reads a key, refusing one made for other parameters.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
-        let key: shortint::CompressedServerKey = deserialize_versioned(bytes, "server key")?;
+        if bytes.len() < 14 || &bytes[..4] != SERVER_KEY_MAGIC {
+            return Err(malformed("server key", "no heman server key header"));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != SERVER_KEY_VERSION {
+            return Err(malformed(
+                "server key",
+                format!("format version {version}, this heman reads {SERVER_KEY_VERSION}"),
+            ));
+        }
+        let length = u64::from_le_bytes(bytes[6..14].try_into().expect("8 bytes"));
+        let rest = &bytes[14..];
+        let split = usize::try_from(length)
+            .ok()
+            .filter(|&l| l <= rest.len())
+            .ok_or_else(|| malformed("server key", "truncated"))?;
+        let key: shortint::CompressedServerKey =
+            deserialize_versioned(&rest[..split], "server key")?;
         if !key.is_conformant(&conformance(preset)) {
             return Err(TfheError::Parameters(format!(
                 "server key made for other parameters than the {} preset",
                 preset.name()
             )));
         }
-        Ok(Self { preset, key })
+        let output = OutputPublicKey::from_bytes(preset, &rest[split..])?;
+        Ok(Self {
+            preset,
+            key,
+            output,
+        })
     }
 }
 
-/// What the model owner computes with: bootstrapping key (Fourier domain)
-/// and keyswitching key.
+/// What the model owner computes with: bootstrapping key (Fourier domain),
+/// keyswitching key, and the output public key.
 pub struct ServerKey {
     preset: Preset,
     pub(crate) key: shortint::ServerKey,
+    output: OutputPublicKey,
 }
 
 impl ServerKey {
@@ -182,5 +223,12 @@ impl ServerKey {
     /// Bytes of the expanded key as tfhe-rs serialises it (its size in memory).
     pub fn expanded_size(&self) -> u64 {
         bincode::serialized_size(&self.key.versionize()).unwrap_or(0)
+            + self.output.to_bytes().len() as u64
+    }
+
+    /// Re-randomises outputs before they leave: see
+    /// [`OutputPublicKey::rerandomise`].
+    pub fn rerandomise(&self, cts: &mut LweVector, flooding_std: f64) -> Result<()> {
+        self.output.rerandomise(cts, flooding_std)
     }
 }

@@ -13,7 +13,9 @@
 //! - programmable bootstrapping with [`LookupTable`]s and
 //!   [`ManyLookupTable`]s, parallel over values;
 //! - the [`NoiseModel`] of every step and the probability that a bootstrap
-//!   misreads its input.
+//!   misreads its input;
+//! - the data owner's [`OutputPublicKey`], with which the model owner
+//!   re-randomises and floods every output before it leaves.
 //!
 //! It knows nothing of ONNX or tensors. Only tfhe-rs's 128-bit presets are
 //! offered ([`Preset`]). tfhe-rs is free for research and prototyping;
@@ -28,6 +30,7 @@ pub mod lookup;
 pub mod lwe;
 pub mod noise;
 pub mod params;
+pub mod public_key;
 
 pub use encoding::{Encoding, HALF_TORUS};
 pub use error::{Result, TfheError};
@@ -37,3 +40,4 @@ pub use lookup::{InputWindow, LookupTable, ManyLookupTable};
 pub use lwe::{LweVector, SeededLweVector};
 pub use noise::{error_probability, log2_error_probability, NoiseModel};
 pub use params::Preset;
+pub use public_key::OutputPublicKey;

@@ -37,6 +37,10 @@ pub struct NoiseModel {
     pub keyswitch: f64,
     /// Added by the modulus switch to 2N before the blind rotation.
     pub modulus_switch: f64,
+    /// A public-key encryption of zero under the big key (before any
+    /// flooding): `k N` products of binary randomness with GLWE noise on
+    /// each side, `k N * fresh` (see [`crate::OutputPublicKey`]).
+    pub public_zero: f64,
 }
 
 impl NoiseModel {
@@ -75,6 +79,7 @@ impl NoiseModel {
             bootstrap,
             keyswitch,
             modulus_switch,
+            public_zero: k * big_n * fresh,
         }
     }
 

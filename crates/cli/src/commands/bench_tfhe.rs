@@ -45,9 +45,13 @@ impl Keys {
     }
 }
 
+/// The median of unsorted values (0 for none).
 fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    percentile(values, 0.5)
 }
 
 /// HE-MAN's models for the TFHE rows: (model, calibration, data, preset).

@@ -19,8 +19,13 @@ use crate::tfhe::plan::{TfhePlan, TfheStage};
 pub struct NoiseProfile {
     /// For each lookup stage: the variance at the blind rotation per value.
     pub reads: Vec<Option<Vec<f64>>>,
-    /// At the output's decryption, per value.
+    /// At the output's decryption, per value: the computation's noise, a
+    /// public-key encryption of zero and the flooding (the model owner
+    /// re-randomises every output, `heman_tfhe::OutputPublicKey`).
     pub output: Vec<f64>,
+    /// The flooding Gaussian's variance: the largest output noise of the
+    /// computation itself (flooding at the noise bound, as on CKKS).
+    pub output_flooding: f64,
     /// For each linear stage: the largest 2-norm of its rows' integer weights.
     pub weight_norms: Vec<Option<f64>>,
 }
@@ -78,9 +83,15 @@ impl NoiseProfile {
                 }
             }
         }
+        let output_flooding = variance.iter().fold(0.0f64, |m, &v| m.max(v));
+        let output = variance
+            .iter()
+            .map(|v| v + model.public_zero + output_flooding)
+            .collect();
         Self {
             reads,
-            output: variance,
+            output,
+            output_flooding,
             weight_norms,
         }
     }

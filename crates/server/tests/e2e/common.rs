@@ -199,14 +199,13 @@ impl Fixture {
             .remove(0)
     }
 
-    /// Asserts that an encrypted result matches the plaintext one.
     /// Asserts that an encrypted (flooded) result matches the plaintext
-    /// one; returns the relative error.
+    /// one; returns the largest deviation.
     pub fn assert_matches(&self, response: &[u8], input: &Tensor, what: &str) -> f64 {
         heman_testkit::assert_matches_plaintext(
             &self.decrypt(response),
             &self.expected(input),
-            heman_testkit::FLOODED_TOLERANCE,
+            heman_testkit::FLOODED,
             what,
         )
     }

@@ -1,0 +1,202 @@
+//! The data owner's output public key: an LWE compact public key under the
+//! big key (the GLWE secret read as an LWE key), with which the model owner
+//! re-randomises every output before it leaves.
+//!
+//! Without it an output is `sum_i w_i c_i` over ciphertexts the data owner
+//! can reproduce (its own encryptions, and bootstraps under a server key it
+//! made), so its mask is a public linear function of the weights: one output
+//! per weight row gives the weights away. Adding a fresh public-key
+//! encryption of zero makes the mask independent of the computation; its body
+//! noise is a Gaussian as large as the output's own noise (noise flooding at
+//! the noise bound), which drowns the weight-shaped part of the noise.
+//!
+//! The key and its encryption are Joye's compact (RLWE-based) LWE public-key
+//! encryption ("TFHE Public-Key Encryption Revisited", CT-RSA 2024), as
+//! tfhe-rs implements it. The public key is an RLWE sample under the same
+//! secret, dimension and noise as the bootstrapping key's GLWE encryptions,
+//! so it rests on the security those parameters already give.
+
+use rayon::prelude::*;
+use tfhe::core_crypto::commons::generators::NoiseRandomGenerator;
+use tfhe::core_crypto::commons::math::random::{DefaultRandomGenerator, DynamicDistribution};
+use tfhe::core_crypto::prelude::{
+    allocate_and_generate_new_lwe_compact_public_key,
+    encrypt_lwe_ciphertext_with_compact_public_key, CiphertextModulus, EncryptionRandomGenerator,
+    LweCiphertext, LweCompactPublicKeyOwned, LweSize, Plaintext, Seeder, StandardDev, UnixSeeder,
+};
+
+use crate::error::{malformed, Result, TfheError};
+use crate::keys::{deserialize_versioned, serialize_versioned, ClientKey};
+use crate::lwe::LweVector;
+use crate::params::Preset;
+
+/// An LWE compact public key under the big key: encrypts zeros that anyone
+/// may add to an output without changing what it decrypts to.
+#[derive(Clone)]
+pub struct OutputPublicKey {
+    preset: Preset,
+    key: LweCompactPublicKeyOwned<u64>,
+}
+
+impl OutputPublicKey {
+    /// The public key of `client`, with the preset's GLWE noise, from a
+    /// CSPRNG seeded by the operating system.
+    pub fn generate(client: &ClientKey) -> Self {
+        let (secret, noise) = client.inner().encryption_key_and_noise();
+        let mut seeder = UnixSeeder::new(0);
+        let mut generator =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
+        let key = allocate_and_generate_new_lwe_compact_public_key(
+            &secret,
+            noise,
+            CiphertextModulus::new_native(),
+            &mut generator,
+        );
+        Self {
+            preset: client.preset(),
+            key,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serialize_versioned(&self.key)
+    }
+
+    /// Reads a key, refusing one of another dimension than the preset's big
+    /// key.
+    pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
+        let key: LweCompactPublicKeyOwned<u64> = deserialize_versioned(bytes, "output public key")?;
+        if key.lwe_dimension().0 != preset.lwe_dimension() {
+            return Err(TfheError::Parameters(format!(
+                "output public key of dimension {}, the {} preset has {}",
+                key.lwe_dimension().0,
+                preset.name(),
+                preset.lwe_dimension()
+            )));
+        }
+        if !key.ciphertext_modulus().is_native_modulus() {
+            return Err(malformed(
+                "output public key",
+                "not over the native modulus",
+            ));
+        }
+        Ok(Self { preset, key })
+    }
+
+    /// Adds to every ciphertext of `cts` a fresh encryption of zero whose
+    /// body carries a Gaussian of deviation `flooding_std` (a fraction of the
+    /// torus): the masks become independent of how `cts` were computed and
+    /// their noise grows by [`crate::NoiseModel::public_zero`] plus
+    /// `flooding_std^2`. Parallel over ciphertexts, each worker with its own
+    /// generator seeded by the operating system.
+    pub fn rerandomise(&self, cts: &mut LweVector, flooding_std: f64) -> Result<()> {
+        if cts.size() != self.key.lwe_dimension().to_lwe_size().0 {
+            return Err(TfheError::Parameters(format!(
+                "ciphertexts of dimension {}, the output public key has {}",
+                cts.size() - 1,
+                self.key.lwe_dimension().0
+            )));
+        }
+        if !(flooding_std.is_finite() && flooding_std >= 0.0) {
+            return Err(TfheError::Parameters(format!(
+                "flooding deviation {flooding_std} is not a non-negative number"
+            )));
+        }
+        let mask_noise = self.preset.parameters().glwe_noise_distribution;
+        let flooding = DynamicDistribution::new_gaussian_from_std_dev(StandardDev(flooding_std));
+        let size = cts.size();
+        cts.par_iter_mut().for_each_init(
+            || {
+                (
+                    NoiseRandomGenerator::<DefaultRandomGenerator>::new(&mut UnixSeeder::new(0)),
+                    LweCiphertext::new(0u64, LweSize(size), CiphertextModulus::new_native()),
+                )
+            },
+            |(generator, zero), ct| {
+                encrypt_lwe_ciphertext_with_compact_public_key(
+                    &self.key,
+                    zero,
+                    Plaintext(0u64),
+                    mask_noise,
+                    flooding,
+                    generator,
+                );
+                for (word, &z) in ct.iter_mut().zip(zero.as_ref()) {
+                    *word = word.wrapping_add(z);
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoiseModel;
+
+    const TORUS: f64 = 18446744073709551616.0;
+
+    fn centred(phase: u64) -> f64 {
+        phase as i64 as f64 / TORUS
+    }
+
+    /// Re-randomised ciphertexts decrypt to their plaintexts with the
+    /// predicted noise (without and with flooding), and their masks share
+    /// nothing with the originals.
+    #[test]
+    fn rerandomised_ciphertexts_keep_their_plaintexts_with_predicted_noise() {
+        let preset = Preset::Message2Carry2;
+        let client = ClientKey::generate(preset);
+        let key = OutputPublicKey::generate(&client);
+        let key = OutputPublicKey::from_bytes(preset, &key.to_bytes()).unwrap();
+        let model = NoiseModel::of(preset);
+        let count = 400;
+        let plaintexts: Vec<u64> = (0..count as u64).map(|i| i << 54).collect();
+        let fresh = client.encrypt(&plaintexts).expand();
+        for flooding in [0.0, 2f64.powi(-30)] {
+            let mut cts = fresh.clone();
+            key.rerandomise(&mut cts, flooding).unwrap();
+            let phases = client.decrypt(&cts).unwrap();
+            let predicted = model.fresh + model.public_zero + flooding * flooding;
+            let variance = phases
+                .iter()
+                .zip(&plaintexts)
+                .map(|(&p, &m)| centred(p.wrapping_sub(m)).powi(2))
+                .sum::<f64>()
+                / count as f64;
+            // 400 samples estimate a variance within 7% (one deviation).
+            assert!(
+                (variance / predicted - 1.0).abs() < 0.3,
+                "flooding {flooding:e}: measured variance {variance:e}, predicted {predicted:e}"
+            );
+            for i in 0..count {
+                let same = fresh
+                    .get(i)
+                    .iter()
+                    .zip(cts.get(i))
+                    .filter(|(a, b)| a == b)
+                    .count();
+                assert!(same < 8, "ciphertext {i}: {same} words unchanged");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_keys_and_inputs_are_refused() {
+        let client = ClientKey::generate(Preset::Message2Carry2);
+        let key = OutputPublicKey::generate(&client);
+        let bytes = key.to_bytes();
+        assert!(
+            OutputPublicKey::from_bytes(Preset::Message2Carry2, &bytes[..bytes.len() / 2]).is_err()
+        );
+        let other = OutputPublicKey::from_bytes(Preset::Message3Carry3, &bytes)
+            .err()
+            .expect("refused");
+        assert!(other.to_string().contains("dimension"), "{other}");
+        let mut wrong = LweVector::zeros(Preset::Message3Carry3, 2);
+        assert!(key.rerandomise(&mut wrong, 0.0).is_err());
+        let mut cts = LweVector::zeros(Preset::Message2Carry2, 2);
+        assert!(key.rerandomise(&mut cts, f64::NAN).is_err());
+    }
+}
