@@ -15,7 +15,7 @@ use tfhe::{Unversionize, Versionize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{malformed, Result, TfheError};
-use crate::lwe::LweVector;
+use crate::lwe::{check_magic_and_version, LweVector};
 use crate::params::Preset;
 use crate::public_key::OutputPublicKey;
 
@@ -174,16 +174,13 @@ impl CompressedServerKey {
 
     /// Reads a key, refusing one made for other parameters.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < 14 || &bytes[..4] != SERVER_KEY_MAGIC {
-            return Err(malformed("server key", "no heman server key header"));
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != SERVER_KEY_VERSION {
-            return Err(malformed(
-                "server key",
-                format!("format version {version}, this heman reads {SERVER_KEY_VERSION}"),
-            ));
-        }
+        check_magic_and_version(
+            bytes,
+            SERVER_KEY_MAGIC,
+            SERVER_KEY_VERSION,
+            14,
+            "server key",
+        )?;
         let length = u64::from_le_bytes(bytes[6..14].try_into().expect("8 bytes"));
         let rest = &bytes[14..];
         let split = usize::try_from(length)

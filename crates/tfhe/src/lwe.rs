@@ -132,22 +132,35 @@ impl LweVector {
     }
 }
 
+/// Checks that `bytes` start with `magic` and format `version` (u16 LE) and
+/// hold at least `header_len` bytes: the framing of heman's own TFHE files.
+pub(crate) fn check_magic_and_version(
+    bytes: &[u8],
+    magic: &[u8; 4],
+    version: u16,
+    header_len: usize,
+    what: &'static str,
+) -> Result<()> {
+    if bytes.len() < header_len || &bytes[..4] != magic {
+        return Err(malformed(what, "no header"));
+    }
+    let found = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if found != version {
+        return Err(malformed(
+            what,
+            format!("format version {found}, this heman reads {version}"),
+        ));
+    }
+    Ok(())
+}
+
 fn read_header<'a>(
     bytes: &'a [u8],
     magic: &[u8; 4],
     preset: Preset,
     what: &'static str,
 ) -> Result<(usize, usize, &'a [u8])> {
-    if bytes.len() < 18 || &bytes[..4] != magic {
-        return Err(malformed(what, "no header"));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != FORMAT_VERSION {
-        return Err(malformed(
-            what,
-            format!("format version {version}, this heman reads {FORMAT_VERSION}"),
-        ));
-    }
+    check_magic_and_version(bytes, magic, FORMAT_VERSION, 18, what)?;
     let size = u32::from_le_bytes(bytes[6..10].try_into().expect("4 bytes")) as usize;
     let count = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes")) as usize;
     if size != preset.lwe_dimension() + 1 {
