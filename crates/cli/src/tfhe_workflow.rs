@@ -17,7 +17,7 @@ use heman_model::{load_onnx, CalibrationRanges, Graph, Tensor};
 use heman_runtime::tfhe::{
     decrypt_output as decrypt_tensor, encrypt_input, StageTiming, TfheExecutor,
 };
-use heman_tfhe::{ClientKey, CompressedServerKey, LweVector, Preset, ServerKey};
+use heman_tfhe::{ClientKey, CompressedServerKey, KeyChoice, LweVector, Preset, ServerKey};
 use tracing::info;
 
 use crate::progress;
@@ -182,7 +182,7 @@ pub fn run(
     input: LweVector,
 ) -> Result<(LweVector, Vec<StageTiming>)> {
     let bar = progress::bar(model.plan.stages.len(), "inference");
-    let result = TfheExecutor::new(key).run(&model.plan, input, |_| bar.inc(1))?;
+    let result = TfheExecutor::new(key, &model.plan)?.run(input, |_| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(result)
 }
@@ -270,13 +270,19 @@ pub fn describe(kp: &TfheKeyParams) -> Vec<String> {
             s.bootstraps, s.multiply_adds, s.worst_log2_error, s.any_log2_error
         ),
         format!(
-            "  input '{}' {:?}: {} levels{}",
+            "  input '{}' {:?}: {} levels{}, encrypted under the {} key (dimension {}){}",
             kp.input.name,
             kp.input.quantisation.shape,
             kp.input.quantisation.levels,
             kp.input
                 .calibrated_range
-                .map_or(String::new(), |(lo, hi)| format!(", calibrated range [{lo:.4}, {hi:.4}]"))
+                .map_or(String::new(), |(lo, hi)| format!(", calibrated range [{lo:.4}, {hi:.4}]")),
+            kp.input.quantisation.key.name(),
+            kp.preset.dimension(kp.input.quantisation.key),
+            match kp.input.quantisation.key {
+                KeyChoice::Small => ": its first bootstraps skip the keyswitch",
+                KeyChoice::Big => "",
+            }
         ),
         format!(
             "  output '{}' {:?}",

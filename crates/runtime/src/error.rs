@@ -10,6 +10,10 @@ pub enum RuntimeError {
     },
     #[error("input: {0}")]
     Input(String),
+    #[error("compiled plan: {0}")]
+    Plan(String),
+    #[error("re-randomising the outputs: {0}")]
+    Rerandomise(heman_tfhe::TfheError),
     #[error("stage {stage}: {message}")]
     Unsupported { stage: usize, message: String },
 }

@@ -8,7 +8,7 @@ use heman_compiler::tfhe::{
     LookupStage, MaxStage, NoiseProfile, TfheInput, TfheOutput, TfhePlan, TfheStage,
 };
 use heman_model::Tensor;
-use heman_tfhe::{ClientKey, LookupTable, LweVector, SeededLweVector, ServerKey};
+use heman_tfhe::{ClientKey, KeyChoice, LookupTable, LweVector, SeededLweVector, ServerKey};
 use rayon::prelude::*;
 use tracing::info;
 
@@ -26,9 +26,12 @@ pub struct StageTiming {
     pub multiply_adds: usize,
 }
 
-/// The model owner's evaluator: holds the (expanded) server key only.
-pub struct TfheExecutor<'k> {
-    key: &'k ServerKey,
+/// The model owner's evaluator of one plan: holds the (expanded) server key
+/// only, and the deviation its outputs are flooded with.
+pub struct TfheExecutor<'a> {
+    key: &'a ServerKey,
+    plan: &'a TfhePlan,
+    flooding_std: f64,
 }
 
 fn tfhe_error(stage: usize) -> impl Fn(heman_tfhe::TfheError) -> RuntimeError {
@@ -38,9 +41,31 @@ fn tfhe_error(stage: usize) -> impl Fn(heman_tfhe::TfheError) -> RuntimeError {
     }
 }
 
-impl<'k> TfheExecutor<'k> {
-    pub fn new(key: &'k ServerKey) -> Self {
-        Self { key }
+impl<'a> TfheExecutor<'a> {
+    /// Checks that `plan` and `key` belong together and sizes the output
+    /// flooding from the plan's noise profile.
+    pub fn new(key: &'a ServerKey, plan: &'a TfhePlan) -> Result<Self> {
+        if plan.preset != key.preset() {
+            return Err(RuntimeError::Input(format!(
+                "the model was compiled for the {} preset, the server key is for {}",
+                plan.preset.name(),
+                key.preset().name()
+            )));
+        }
+        // Small-key values must be bootstrapped before anything but a
+        // linear stage reads them (the big key is always possible).
+        if plan.input.key == KeyChoice::Small
+            && TfhePlan::input_key(&plan.stages) != KeyChoice::Small
+        {
+            return Err(RuntimeError::Plan(
+                "inputs under the small key, but a max tree or the output reads them before any bootstrap".into(),
+            ));
+        }
+        Ok(Self {
+            key,
+            plan,
+            flooding_std: NoiseProfile::of(plan).output_flooding.sqrt(),
+        })
     }
 
     /// The lookup tables of one stage (parallel over tables).
@@ -79,29 +104,30 @@ impl<'k> TfheExecutor<'k> {
         Ok(out)
     }
 
-    /// Runs `plan` on the encrypted input, calling `on_stage` after each
+    /// Runs the plan on the encrypted input, calling `on_stage` after each
     /// stage with its timing. The outputs leave re-randomised and flooded
     /// (their masks fresh, their noise drowned in a Gaussian as large as the
     /// computation's worst output noise), so they tell the data owner
     /// nothing of the weights beyond the outputs' values.
     pub fn run(
         &self,
-        plan: &TfhePlan,
         input: LweVector,
         mut on_stage: impl FnMut(&StageTiming),
     ) -> Result<(LweVector, Vec<StageTiming>)> {
-        if plan.preset != self.key.preset() {
-            return Err(RuntimeError::Input(format!(
-                "the model was compiled for the {} preset, the server key is for {}",
-                plan.preset.name(),
-                self.key.preset().name()
-            )));
-        }
+        let plan = self.plan;
         let volume: usize = plan.input.shape.iter().product();
         if input.len() != volume {
             return Err(RuntimeError::Input(format!(
                 "{} ciphertexts for an input of {volume} values",
                 input.len()
+            )));
+        }
+        let expected = plan.preset.dimension(plan.input.key);
+        if input.size() != expected + 1 {
+            return Err(RuntimeError::Input(format!(
+                "ciphertexts of dimension {}, the model takes inputs under the {} key (dimension {expected})",
+                input.size() - 1,
+                plan.input.key.name()
             )));
         }
         let mut values = input;
@@ -153,12 +179,11 @@ impl<'k> TfheExecutor<'k> {
             on_stage(&timing);
             timings.push(timing);
         }
-        let flooding = NoiseProfile::of(plan).output_flooding.sqrt();
         self.key
-            .rerandomise(&mut values, flooding)
-            .map_err(|e| RuntimeError::Input(e.to_string()))?;
+            .rerandomise(&mut values, self.flooding_std)
+            .map_err(RuntimeError::Rerandomise)?;
         info!(
-            flooding_log2 = flooding.log2(),
+            flooding_log2 = self.flooding_std.log2(),
             "outputs re-randomised and flooded"
         );
         Ok((values, timings))
@@ -180,7 +205,7 @@ pub fn encrypt_input(input: &TfheInput, key: &ClientKey, x: &Tensor) -> Result<S
         .iter()
         .map(|&v| input.encoding.encode(input.quantise(v) as i64))
         .collect();
-    Ok(key.encrypt(&plaintexts))
+    Ok(key.encrypt(&plaintexts, input.key))
 }
 
 /// The data owner: the output window integers of decrypted ciphertexts.

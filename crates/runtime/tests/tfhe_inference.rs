@@ -5,13 +5,13 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use heman_compiler::tfhe::{compile_tfhe, CompiledTfhe, TfheOptions, TfhePlan};
+use heman_compiler::tfhe::{compile_tfhe, CompiledTfhe, TfheOptions, TfhePlan, TfheStage};
 use heman_model::io::dataset::Sample;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 use heman_runtime::tfhe::{decrypt_integers, encrypt_input, TfheExecutor};
 use heman_testkit::{pseudo_random, repo_root};
-use heman_tfhe::{ClientKey, CompressedServerKey, Preset, ServerKey};
+use heman_tfhe::{ClientKey, CompressedServerKey, KeyChoice, Preset, ServerKey};
 
 const PRESET: Preset = Preset::Message2Carry2;
 
@@ -69,7 +69,10 @@ fn compile(model: &Path, samples: &[Sample], exact: bool) -> CompiledTfhe {
 fn encrypted_integers(plan: &TfhePlan, x: &Tensor) -> Vec<u64> {
     let (client, server) = keys();
     let input = encrypt_input(&plan.input, client, x).unwrap().expand();
-    let (out, timings) = TfheExecutor::new(server).run(plan, input, |_| {}).unwrap();
+    let (out, timings) = TfheExecutor::new(server, plan)
+        .unwrap()
+        .run(input, |_| {})
+        .unwrap();
     assert_eq!(timings.len(), plan.stages.len());
     decrypt_integers(&plan.output, client, &out).unwrap()
 }
@@ -101,6 +104,14 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         );
         let plan = &compiled.plan;
         assert!(compiled.budget.worst_log2_error() <= -40.0, "{name}");
+        // Inputs go under the small key exactly when a lookup is the first
+        // stage that is not linear.
+        let first = plan
+            .stages
+            .iter()
+            .find(|s| !matches!(s, TfheStage::Linear(_)));
+        let small = matches!(first, Some(TfheStage::Lookup(_)));
+        assert_eq!(plan.input.key == KeyChoice::Small, small, "{name}");
         let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
         assert_eq!(encrypted_integers(plan, &x), reference, "{name}");
     }
@@ -130,15 +141,25 @@ fn mismatched_keys_and_inputs_are_refused() {
     let input = encrypt_input(&compiled.plan.input, client, &x)
         .unwrap()
         .expand();
+    let executor = TfheExecutor::new(server, &compiled.plan).unwrap();
     // Too few ciphertexts.
     let short = input.select(&[0, 1]);
-    assert!(TfheExecutor::new(server)
-        .run(&compiled.plan, short, |_| {})
-        .is_err());
+    assert!(executor.run(short, |_| {}).is_err());
+    // Inputs under the other key than the plan takes.
+    assert_eq!(compiled.plan.input.key, KeyChoice::Small);
+    let plaintexts = vec![0; input.len()];
+    let big = client.encrypt(&plaintexts, KeyChoice::Big).expand();
+    let error = executor.run(big, |_| {}).unwrap_err();
+    assert!(error.to_string().contains("small key"), "{error}");
+    // A plan whose stages cannot take its inputs' key.
+    let mut tampered = compiled.plan.clone();
+    tampered
+        .stages
+        .retain(|s| matches!(s, TfheStage::Linear(_)));
+    let error = TfheExecutor::new(server, &tampered).err().unwrap();
+    assert!(error.to_string().contains("small key"), "{error}");
     // A plan for another preset than the server key.
     compiled.plan.preset = Preset::Message3Carry3;
-    let error = TfheExecutor::new(server)
-        .run(&compiled.plan, input, |_| {})
-        .unwrap_err();
+    let error = TfheExecutor::new(server, &compiled.plan).err().unwrap();
     assert!(error.to_string().contains("3_3"), "{error}");
 }

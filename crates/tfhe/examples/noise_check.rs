@@ -2,7 +2,9 @@
 //! values through an identity table on a fine window.
 //! `cargo run --release -p heman-tfhe --example noise_check [2_2|3_3] [count]`.
 
-use heman_tfhe::{ClientKey, Encoding, InputWindow, LookupTable, NoiseModel, Preset, HALF_TORUS};
+use heman_tfhe::{
+    ClientKey, Encoding, InputWindow, KeyChoice, LookupTable, NoiseModel, Preset, HALF_TORUS,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -21,7 +23,7 @@ fn main() {
         .iter()
         .map(|&u| window.encoding.encode(u as i64))
         .collect();
-    let cts = client.encrypt(&plaintexts).expand();
+    let cts = client.encrypt(&plaintexts, KeyChoice::Big).expand();
     let result = server.bootstrap(&cts, &[table], &vec![0; count]).unwrap();
     let phases = client.decrypt(&result).unwrap();
     let errors: Vec<f64> = phases
@@ -32,7 +34,8 @@ fn main() {
     let mean = errors.iter().sum::<f64>() / count as f64;
     let std = (errors.iter().map(|e| (e - mean) * (e - mean)).sum::<f64>() / count as f64).sqrt();
     let model = NoiseModel::of(preset);
-    let predicted = model.at_rotation(model.fresh).sqrt() / window.encoding.torus_fraction();
+    let predicted =
+        model.at_rotation(model.fresh, KeyChoice::Big).sqrt() / window.encoding.torus_fraction();
     // The bootstrap's output noise: a constant table, phases minus the constant.
     let constant = out.encode(5);
     let flat = LookupTable::new(preset, window, |_| constant).unwrap();

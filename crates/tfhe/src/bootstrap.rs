@@ -1,32 +1,86 @@
 //! Programmable bootstrapping of whole vectors, parallel over values.
 //!
-//! Each value is keyswitched to the small key, its phase switched to 2N
-//! positions, the table rotated by it (blind rotation) and the constant
-//! coefficient extracted under the big key again: the output encrypts the
-//! table's entry with fresh, input-independent noise (tfhe-rs's KS_PBS atomic
-//! pattern with its modulus-switch noise reduction).
+//! A value under the big key is keyswitched to the small key (one already
+//! under it, a fresh input, skips this); its phase is switched to 2N
+//! positions with the preset's modulus-switch configuration, the table
+//! rotated by it (blind rotation) and coefficients extracted under the big
+//! key again: each output encrypts a table entry with fresh,
+//! input-independent noise. This is tfhe-rs's KS_PBS atomic pattern,
+//! assembled from its `core_crypto` algorithms so that small-key inputs can
+//! skip the keyswitch (Chillotti, Joye, Ligier, Orfila, Tap, "CONCRETE:
+//! Concrete operates on ciphertexts rapidly by extending TfhE", WAHC 2020,
+//! describes both orders of keyswitch and bootstrap).
 
 use rayon::prelude::*;
-use tfhe::core_crypto::prelude::{CiphertextModulus, LweCiphertext};
-use tfhe::shortint::parameters::{AtomicPatternKind, Degree, NoiseLevel, PBSOrder};
-use tfhe::shortint::Ciphertext;
+use tfhe::core_crypto::prelude::{
+    blind_rotate_assign_mem_optimized, blind_rotate_assign_mem_optimized_requirement,
+    extract_lwe_sample_from_glwe_ciphertext, keyswitch_lwe_ciphertext, CiphertextModulus,
+    ComputationBuffers, Fft, GlweCiphertextOwned, LweCiphertext, LweCiphertextOwned, LweSize,
+    MonomialDegree,
+};
 
 use crate::error::{Result, TfheError};
 use crate::keys::ServerKey;
 use crate::lookup::{LookupTable, ManyLookupTable};
 use crate::lwe::LweVector;
 
+/// One worker's buffers: the FFT scratch space and the keyswitch's output.
+struct Scratch {
+    buffers: ComputationBuffers,
+    small: LweCiphertextOwned<u64>,
+}
+
 impl ServerKey {
-    fn shortint_ciphertext(&self, words: &[u64]) -> Ciphertext {
-        let params = self.preset().parameters();
-        Ciphertext::new(
-            LweCiphertext::from_container(words.to_vec(), CiphertextModulus::new_native()),
-            Degree::new(0),
-            NoiseLevel::NOMINAL,
-            params.message_modulus,
-            params.carry_modulus,
-            AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
-        )
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            buffers: ComputationBuffers::new(),
+            small: LweCiphertext::new(
+                0,
+                LweSize(self.preset().small_lwe_dimension() + 1),
+                CiphertextModulus::new_native(),
+            ),
+        }
+    }
+
+    /// Rotates `acc` (a lookup table) by the phase of `input`, a ciphertext
+    /// under either key.
+    fn blind_rotate(
+        &self,
+        input: &[u64],
+        acc: &mut GlweCiphertextOwned<u64>,
+        scratch: &mut Scratch,
+    ) {
+        let input = LweCiphertext::from_container(input, CiphertextModulus::new_native());
+        let small = if input.lwe_size() == scratch.small.lwe_size() {
+            input
+        } else {
+            keyswitch_lwe_ciphertext(&self.keyswitch, &input, &mut scratch.small);
+            scratch.small.as_view()
+        };
+        let polynomial_size = self.bootstrap.polynomial_size();
+        let switched = self
+            .modulus_switch
+            .lwe_ciphertext_modulus_switch::<usize, _>(
+                &small,
+                polynomial_size.to_blind_rotation_input_modulus_log(),
+            );
+        let fft = Fft::new(polynomial_size);
+        let fft = fft.as_view();
+        scratch.buffers.resize(
+            blind_rotate_assign_mem_optimized_requirement::<u64>(
+                self.bootstrap.glwe_size(),
+                polynomial_size,
+                fft,
+            )
+            .unaligned_bytes_required(),
+        );
+        blind_rotate_assign_mem_optimized(
+            &switched,
+            acc,
+            &self.bootstrap,
+            fft,
+            scratch.buffers.stack(),
+        );
     }
 
     fn check_tables(&self, inputs: &LweVector, tables: usize, table_of: &[u32]) -> Result<()> {
@@ -40,7 +94,7 @@ impl ServerKey {
         if let Some(t) = table_of.iter().find(|&&t| t as usize >= tables) {
             return Err(TfheError::Shape(format!("table {t} of {tables}")));
         }
-        if inputs.size() != self.preset().lwe_dimension() + 1 {
+        if self.preset().key_of_size(inputs.size()).is_none() {
             return Err(TfheError::Parameters(format!(
                 "ciphertexts of dimension {} for a {} server key",
                 inputs.size() - 1,
@@ -60,14 +114,18 @@ impl ServerKey {
         self.check_tables(inputs, tables.len(), table_of)?;
         let mut out = LweVector::zeros(self.preset(), inputs.len());
         out.par_iter_mut()
-            .zip(inputs.iter().collect::<Vec<_>>())
+            .zip(inputs.par_iter())
             .zip(table_of)
-            .for_each(|((out, input), &t)| {
-                let mut ct = self.shortint_ciphertext(input);
-                self.key
-                    .apply_lookup_table_assign(&mut ct, &tables[t as usize].table);
-                out.copy_from_slice(ct.ct.as_ref());
-            });
+            .for_each_init(
+                || self.scratch(),
+                |scratch, ((out, input), &t)| {
+                    let mut acc = tables[t as usize].table.acc.clone();
+                    self.blind_rotate(input, &mut acc, scratch);
+                    let mut out =
+                        LweCiphertext::from_container(out, CiphertextModulus::new_native());
+                    extract_lwe_sample_from_glwe_ciphertext(&acc, &mut out, MonomialDegree(0));
+                },
+            );
         Ok(out)
     }
 
@@ -86,23 +144,33 @@ impl ServerKey {
                 "many-lookup tables of one call must hold as many functions".into(),
             ));
         }
-        let results: Vec<Vec<Ciphertext>> = inputs
-            .iter()
-            .collect::<Vec<_>>()
-            .into_par_iter()
+        let rotated: Vec<(GlweCiphertextOwned<u64>, usize)> = inputs
+            .par_iter()
             .zip(table_of)
-            .map(|(input, &t)| {
-                let ct = self.shortint_ciphertext(input);
-                self.key
-                    .apply_many_lookup_table(&ct, &tables[t as usize].table)
-            })
+            .map_init(
+                || self.scratch(),
+                |scratch, (input, &t)| {
+                    let table = &tables[t as usize].table;
+                    let mut acc = table.acc.clone();
+                    self.blind_rotate(input, &mut acc, scratch);
+                    (acc, table.sample_extraction_stride)
+                },
+            )
             .collect();
         Ok((0..functions)
             .map(|f| {
                 let mut out = LweVector::zeros(self.preset(), inputs.len());
-                for (slot, cts) in out.par_iter_mut().zip(&results).collect::<Vec<_>>() {
-                    slot.copy_from_slice(cts[f].ct.as_ref());
-                }
+                out.par_iter_mut()
+                    .zip(&rotated)
+                    .for_each(|(slot, (acc, stride))| {
+                        let mut slot =
+                            LweCiphertext::from_container(slot, CiphertextModulus::new_native());
+                        extract_lwe_sample_from_glwe_ciphertext(
+                            acc,
+                            &mut slot,
+                            MonomialDegree(f * stride),
+                        );
+                    });
                 out
             })
             .collect())

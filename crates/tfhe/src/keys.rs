@@ -6,11 +6,16 @@
 use bincode::Options;
 use serde::Serialize;
 use tfhe::conformance::ParameterSetConformant;
-use tfhe::core_crypto::prelude::UnixSeeder;
+use tfhe::core_crypto::prelude::{
+    FourierLweBootstrapKeyOwned, LweKeyswitchKeyOwned, LweSecretKeyView, UnixSeeder,
+};
 use tfhe::shortint;
+use tfhe::shortint::atomic_pattern::AtomicPatternServerKey;
 use tfhe::shortint::ciphertext::MaxDegree;
+use tfhe::shortint::client_key::atomic_pattern::AtomicPatternClientKey;
 use tfhe::shortint::engine::ShortintEngine;
 use tfhe::shortint::parameters::{AtomicPatternParameters, PBSParameters};
+use tfhe::shortint::server_key::{ModulusSwitchConfiguration, ShortintBootstrappingKey};
 use tfhe::{Unversionize, Versionize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -95,6 +100,14 @@ impl ClientKey {
         self.key.as_ref().expect("present until dropped")
     }
 
+    /// The small LWE secret key (the keyswitch's target).
+    pub(crate) fn small_key(&self) -> LweSecretKeyView<'_, u64> {
+        match &self.inner().atomic_pattern {
+            AtomicPatternClientKey::Standard(ap) => ap.small_lwe_secret_key(),
+            _ => unreachable!("heman's presets use the standard atomic pattern"),
+        }
+    }
+
     /// The evaluation key for the model owner: no secret in it.
     pub fn compressed_server_key(&self) -> CompressedServerKey {
         CompressedServerKey {
@@ -115,6 +128,14 @@ impl ClientKey {
             preset,
             key: Some(key),
         };
+        if !matches!(
+            key.inner().atomic_pattern,
+            AtomicPatternClientKey::Standard(_)
+        ) {
+            return Err(TfheError::Parameters(
+                "client key of another atomic pattern than KS_PBS".into(),
+            ));
+        }
         check_preset(key.inner().parameters(), preset)?;
         Ok(key)
     }
@@ -124,9 +145,7 @@ impl Drop for ClientKey {
     fn drop(&mut self) {
         // tfhe-rs does not zeroise its keys: take them apart and do it here.
         if let Some(key) = self.key.take() {
-            if let shortint::client_key::atomic_pattern::AtomicPatternClientKey::Standard(ap) =
-                key.atomic_pattern
-            {
+            if let AtomicPatternClientKey::Standard(ap) = key.atomic_pattern {
                 let (glwe, lwe, _, _) = ap.into_raw_parts();
                 glwe.into_container().zeroize();
                 lwe.into_container().zeroize();
@@ -152,9 +171,23 @@ impl CompressedServerKey {
     /// Regenerates the masks and moves the bootstrapping key to the Fourier
     /// domain (parallel).
     pub fn expand(&self) -> ServerKey {
+        // Keys come from `ClientKey::compressed_server_key` or pass the
+        // conformance check on reading: KS_PBS with a classic bootstrap.
+        let AtomicPatternServerKey::Standard(ap) = self.key.decompress().atomic_pattern else {
+            unreachable!("conformant server keys use the standard atomic pattern")
+        };
+        let ShortintBootstrappingKey::Classic {
+            bsk,
+            modulus_switch_noise_reduction_key,
+        } = ap.bootstrapping_key
+        else {
+            unreachable!("conformant server keys hold a classic bootstrapping key")
+        };
         ServerKey {
             preset: self.preset,
-            key: self.key.decompress(),
+            keyswitch: ap.key_switching_key,
+            bootstrap: bsk,
+            modulus_switch: modulus_switch_noise_reduction_key,
             output: self.output.clone(),
         }
     }
@@ -204,11 +237,14 @@ impl CompressedServerKey {
     }
 }
 
-/// What the model owner computes with: bootstrapping key (Fourier domain),
-/// keyswitching key, and the output public key.
+/// What the model owner computes with: keyswitching key, bootstrapping key
+/// (Fourier domain) with its modulus-switch configuration, and the output
+/// public key.
 pub struct ServerKey {
     preset: Preset,
-    pub(crate) key: shortint::ServerKey,
+    pub(crate) keyswitch: LweKeyswitchKeyOwned<u64>,
+    pub(crate) bootstrap: FourierLweBootstrapKeyOwned,
+    pub(crate) modulus_switch: ModulusSwitchConfiguration<u64>,
     output: OutputPublicKey,
 }
 
@@ -217,10 +253,12 @@ impl ServerKey {
         self.preset
     }
 
-    /// Bytes of the expanded key as tfhe-rs serialises it (its size in memory).
+    /// Bytes the expanded key occupies in memory.
     pub fn expanded_size(&self) -> u64 {
-        bincode::serialized_size(&self.key.versionize()).unwrap_or(0)
-            + self.output.to_bytes().len() as u64
+        let words = self.keyswitch.as_ref().len() + self.output.words();
+        // The Fourier-domain key holds complex f64 pairs.
+        let fourier = std::mem::size_of_val(self.bootstrap.as_view().data());
+        (words * 8 + fourier) as u64
     }
 
     /// Re-randomises outputs before they leave: see

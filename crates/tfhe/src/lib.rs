@@ -39,5 +39,5 @@ pub use linear::IntegerRows;
 pub use lookup::{InputWindow, LookupTable, ManyLookupTable};
 pub use lwe::{LweVector, SeededLweVector};
 pub use noise::{error_probability, log2_error_probability, NoiseModel};
-pub use params::Preset;
+pub use params::{KeyChoice, Preset};
 pub use public_key::OutputPublicKey;

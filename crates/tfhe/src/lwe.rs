@@ -1,5 +1,6 @@
-//! Vectors of LWE ciphertexts under the big key (dimension k*N), the values
-//! a network computes on, and their encryption and decryption.
+//! Vectors of LWE ciphertexts, the values a network computes on, and their
+//! encryption and decryption. Computed values are under the big key
+//! (dimension k*N); fresh inputs may be under either key ([`KeyChoice`]).
 //!
 //! A ciphertext encrypts a *torus plaintext*, a `u64` read modulo 2^64: the
 //! caller chooses how integers are scaled into it (see [`crate::Encoding`]).
@@ -14,7 +15,7 @@ use tfhe::core_crypto::prelude::{
 
 use crate::error::{malformed, Result, TfheError};
 use crate::keys::ClientKey;
-use crate::params::Preset;
+use crate::params::{KeyChoice, Preset};
 
 const VECTOR_MAGIC: &[u8; 4] = b"HTLV";
 const SEEDED_MAGIC: &[u8; 4] = b"HTLS";
@@ -73,6 +74,10 @@ impl LweVector {
 
     pub fn iter(&self) -> std::slice::ChunksExact<'_, u64> {
         self.data.chunks_exact(self.size)
+    }
+
+    pub fn par_iter(&self) -> rayon::slice::ChunksExact<'_, u64> {
+        self.data.par_chunks_exact(self.size)
     }
 
     pub fn par_iter_mut(&mut self) -> rayon::slice::ChunksExactMut<'_, u64> {
@@ -163,12 +168,13 @@ fn read_header<'a>(
     check_magic_and_version(bytes, magic, FORMAT_VERSION, 18, what)?;
     let size = u32::from_le_bytes(bytes[6..10].try_into().expect("4 bytes")) as usize;
     let count = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes")) as usize;
-    if size != preset.lwe_dimension() + 1 {
+    if preset.key_of_size(size).is_none() {
         return Err(TfheError::Parameters(format!(
-            "{what} of dimension {}, the {} preset has {}",
+            "{what} of dimension {}, the {} preset has {} (big key) and {} (small key)",
             size.saturating_sub(1),
             preset.name(),
-            preset.lwe_dimension()
+            preset.lwe_dimension(),
+            preset.small_lwe_dimension()
         )));
     }
     Ok((size, count, &bytes[18..]))
@@ -249,11 +255,18 @@ pub fn is_seeded(bytes: &[u8]) -> bool {
 }
 
 impl ClientKey {
-    /// Encrypts torus plaintexts under the big key with the preset's fresh
-    /// noise; the masks come from a public seed, the noise from a CSPRNG
-    /// seeded by the operating system.
-    pub fn encrypt(&self, plaintexts: &[u64]) -> SeededLweVector {
-        let (key, noise) = self.inner().encryption_key_and_noise();
+    /// Encrypts torus plaintexts under `key` with that key's fresh noise
+    /// (the preset's GLWE noise for the big key, its LWE noise for the
+    /// small one); the masks come from a public seed, the noise from a
+    /// CSPRNG seeded by the operating system.
+    pub fn encrypt(&self, plaintexts: &[u64], key: KeyChoice) -> SeededLweVector {
+        let (key, noise) = match key {
+            KeyChoice::Big => self.inner().encryption_key_and_noise(),
+            KeyChoice::Small => (
+                self.small_key(),
+                self.preset().parameters().lwe_noise_distribution,
+            ),
+        };
         let size = key.lwe_dimension().to_lwe_size();
         let mut seeder = UnixSeeder::new(0);
         let seed = seeder.seed().0;

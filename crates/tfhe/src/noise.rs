@@ -20,7 +20,7 @@ use tfhe::core_crypto::commons::noise_formulas::centered_mean_shifted_modulus_sw
 use tfhe::core_crypto::commons::noise_formulas::lwe_keyswitch::keyswitch_additive_variance_132_bits_security_gaussian_impl;
 use tfhe::core_crypto::commons::noise_formulas::lwe_programmable_bootstrap::pbs_variance_132_bits_security_gaussian_fft_mul_impl;
 
-use crate::params::{std_dev, Preset};
+use crate::params::{std_dev, KeyChoice, Preset};
 
 /// The torus modulus as a float.
 const MODULUS: f64 = 18446744073709551616.0;
@@ -29,8 +29,11 @@ const FFT_MANTISSA: f64 = 53.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NoiseModel {
-    /// A fresh encryption by the data owner (under the big key).
+    /// A fresh encryption by the data owner under the big key.
     pub fresh: f64,
+    /// A fresh encryption by the data owner under the small key (the
+    /// preset's LWE noise, as in the keyswitching key).
+    pub fresh_small: f64,
     /// The output of a bootstrap.
     pub bootstrap: f64,
     /// Added by the keyswitch before a bootstrap.
@@ -76,6 +79,7 @@ impl NoiseModel {
         );
         Self {
             fresh,
+            fresh_small: std_dev(p.lwe_noise_distribution).powi(2),
             bootstrap,
             keyswitch,
             modulus_switch,
@@ -83,10 +87,22 @@ impl NoiseModel {
         }
     }
 
-    /// Noise at the blind rotation of a bootstrap whose input (keyswitch
-    /// aside) has variance `input`.
-    pub fn at_rotation(&self, input: f64) -> f64 {
-        input + self.keyswitch + self.modulus_switch
+    /// A fresh encryption under `key`.
+    pub fn fresh_under(&self, key: KeyChoice) -> f64 {
+        match key {
+            KeyChoice::Big => self.fresh,
+            KeyChoice::Small => self.fresh_small,
+        }
+    }
+
+    /// Noise at the blind rotation of a bootstrap whose input, under `key`,
+    /// has variance `input` (a big-key input is keyswitched first).
+    pub fn at_rotation(&self, input: f64, key: KeyChoice) -> f64 {
+        let keyswitch = match key {
+            KeyChoice::Big => self.keyswitch,
+            KeyChoice::Small => 0.0,
+        };
+        input + keyswitch + self.modulus_switch
     }
 }
 
@@ -163,7 +179,7 @@ mod tests {
         for preset in Preset::ALL {
             let model = NoiseModel::of(preset);
             let nu = preset.max_noise_level() as f64;
-            let variance = model.at_rotation(nu * nu * model.bootstrap);
+            let variance = model.at_rotation(nu * nu * model.bootstrap, KeyChoice::Big);
             // Values occupy boxes of 1 / (2 * values) with a padding bit.
             let half_box = 0.5 / (2.0 * preset.nominal_values() as f64);
             let log2_p = log2_error_probability(half_box, variance);

@@ -32,6 +32,31 @@ pub enum Preset {
     Message2Carry3,
 }
 
+/// Which of the preset's two secret keys an LWE ciphertext is under (what
+/// tfhe-rs calls the encryption key choice).
+///
+/// Bootstraps output under the big key (dimension k*N), where heman
+/// computes. The small key (the bootstrap's input dimension) is what the
+/// keyswitching key encrypts under, with the preset's LWE noise, so a fresh
+/// encryption under it is as secure as the keyswitching key; a bootstrap
+/// whose input is under it skips the keyswitch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyChoice {
+    #[default]
+    Big,
+    Small,
+}
+
+impl KeyChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyChoice::Big => "big",
+            KeyChoice::Small => "small",
+        }
+    }
+}
+
 impl Preset {
     pub const ALL: [Preset; 3] = [
         Preset::Message2Carry2,
@@ -88,6 +113,21 @@ impl Preset {
     /// Dimension after the keyswitch, which the bootstrap takes as input.
     pub fn small_lwe_dimension(self) -> usize {
         self.parameters().lwe_dimension.0
+    }
+
+    /// Dimension of ciphertexts under `key`.
+    pub fn dimension(self, key: KeyChoice) -> usize {
+        match key {
+            KeyChoice::Big => self.lwe_dimension(),
+            KeyChoice::Small => self.small_lwe_dimension(),
+        }
+    }
+
+    /// The key ciphertexts of `size` words (dimension + 1) are under.
+    pub fn key_of_size(self, size: usize) -> Option<KeyChoice> {
+        [KeyChoice::Big, KeyChoice::Small]
+            .into_iter()
+            .find(|&k| self.dimension(k) + 1 == size)
     }
 
     /// N: the bootstrap reads its input on 2N positions of the torus, N of
@@ -168,5 +208,9 @@ mod tests {
         );
         assert_eq!(Preset::Message2Carry2.lwe_dimension(), 2048);
         assert_eq!(Preset::Message3Carry3.polynomial_size(), 8192);
+        let p = Preset::Message2Carry3;
+        assert_eq!(p.key_of_size(4097), Some(KeyChoice::Big));
+        assert_eq!(p.key_of_size(931), Some(KeyChoice::Small));
+        assert_eq!(p.key_of_size(930), None);
     }
 }

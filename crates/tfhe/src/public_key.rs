@@ -62,6 +62,11 @@ impl OutputPublicKey {
         serialize_versioned(&self.key)
     }
 
+    /// Words (u64) the key holds.
+    pub(crate) fn words(&self) -> usize {
+        self.key.as_ref().len()
+    }
+
     /// Reads a key, refusing one of another dimension than the preset's big
     /// key.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
@@ -133,6 +138,7 @@ impl OutputPublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::KeyChoice;
     use crate::NoiseModel;
 
     const TORUS: f64 = 18446744073709551616.0;
@@ -153,7 +159,7 @@ mod tests {
         let model = NoiseModel::of(preset);
         let count = 400;
         let plaintexts: Vec<u64> = (0..count as u64).map(|i| i << 54).collect();
-        let fresh = client.encrypt(&plaintexts).expand();
+        let fresh = client.encrypt(&plaintexts, KeyChoice::Big).expand();
         for flooding in [0.0, 2f64.powi(-30)] {
             let mut cts = fresh.clone();
             key.rerandomise(&mut cts, flooding).unwrap();

@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use heman_tfhe::{
-    ClientKey, CompressedServerKey, Encoding, InputWindow, IntegerRows, LookupTable, LweVector,
-    ManyLookupTable, Preset, SeededLweVector, ServerKey, HALF_TORUS,
+    ClientKey, CompressedServerKey, Encoding, InputWindow, IntegerRows, KeyChoice, LookupTable,
+    LweVector, ManyLookupTable, Preset, SeededLweVector, ServerKey, HALF_TORUS,
 };
 
 const PRESET: Preset = Preset::Message2Carry2;
@@ -25,8 +25,17 @@ fn keys() -> &'static (ClientKey, ServerKey) {
 }
 
 fn encrypt(client: &ClientKey, values: &[i64], encoding: Encoding) -> LweVector {
+    encrypt_under(client, values, encoding, KeyChoice::Big)
+}
+
+fn encrypt_under(
+    client: &ClientKey,
+    values: &[i64],
+    encoding: Encoding,
+    key: KeyChoice,
+) -> LweVector {
     let plaintexts: Vec<u64> = values.iter().map(|&v| encoding.encode(v)).collect();
-    client.encrypt(&plaintexts).expand()
+    client.encrypt(&plaintexts, key).expand()
 }
 
 fn decrypt(client: &ClientKey, cts: &LweVector, encoding: Encoding) -> Vec<i64> {
@@ -88,6 +97,51 @@ fn signed_weighted_sums_then_relu() {
     let relu = LookupTable::new(PRESET, window, |u| out.encode((u as i64 - 16).max(0))).unwrap();
     let result = server.bootstrap(&sums, &[relu, square], &[0, 1]).unwrap();
     assert_eq!(decrypt(client, &result, out), vec![13, 16]);
+}
+
+/// Inputs under the small key: weighted sums stay under it, the bootstrap
+/// skips its keyswitch and answers under the big key, for single and many
+/// lookup tables alike; the data owner cannot decrypt small-key values
+/// with the big key by mistake.
+#[test]
+fn small_key_inputs_skip_the_keyswitch() {
+    let (client, server) = keys();
+    let encoding = Encoding::new(1 << 57);
+    let xs = [-4i64, 3, 1, -2];
+    let cts = encrypt_under(client, &xs, encoding, KeyChoice::Small);
+    assert_eq!(cts.size(), PRESET.small_lwe_dimension() + 1);
+    assert_eq!(PRESET.key_of_size(cts.size()), Some(KeyChoice::Small));
+    assert!(client.decrypt(&cts).is_err());
+    let mut rows = IntegerRows::new(4);
+    rows.push_row([(0, 2), (1, -1)], 3 + 16);
+    rows.push_row([(2, -1), (3, 1)], -1 + 16);
+    let sums = rows.apply(&cts, encoding).unwrap();
+    assert_eq!(sums.size(), cts.size());
+    let window = InputWindow {
+        encoding,
+        count: 32,
+    };
+    let out = Encoding::new(1 << 56);
+    let square = LookupTable::new(PRESET, window, |u| out.encode((u as i64 - 16).pow(2))).unwrap();
+    let result = server.bootstrap(&sums, &[square], &[0, 0]).unwrap();
+    assert_eq!(result.size(), PRESET.lwe_dimension() + 1);
+    assert_eq!(decrypt(client, &result, out), vec![64, 16]);
+
+    let half = InputWindow {
+        encoding: Encoding::fitting(32, HALF_TORUS / 2),
+        count: 32,
+    };
+    let sums = rows.apply(&cts, half.encoding).unwrap();
+    let relu = |u: u64| out.encode((u as i64 - 16).max(0));
+    let negated = |u: u64| out.encode(16 - u as i64);
+    let table = ManyLookupTable::new(PRESET, half, &[&relu, &negated]).unwrap();
+    let results = server.bootstrap_many(&sums, &[table], &[0, 0]).unwrap();
+    assert_eq!(decrypt(client, &results[0], out), vec![0, 0]);
+    assert_eq!(decrypt(client, &results[1], out), vec![8, 4]);
+
+    let seeded = client.encrypt(&[encoding.encode(2)], KeyChoice::Small);
+    let back = SeededLweVector::from_bytes(PRESET, &seeded.to_bytes()).unwrap();
+    assert_eq!(back.expand().size(), PRESET.small_lwe_dimension() + 1);
 }
 
 #[test]
@@ -170,7 +224,7 @@ fn windows_that_do_not_fit_are_refused() {
 fn serialisation_round_trips_and_refuses_other_parameters() {
     let (client, _) = keys();
     let encoding = Encoding::new(1 << 55);
-    let seeded = client.encrypt(&[encoding.encode(5), encoding.encode(-3)]);
+    let seeded = client.encrypt(&[encoding.encode(5), encoding.encode(-3)], KeyChoice::Big);
     let bytes = seeded.to_bytes();
     // A seeded vector costs one word per value plus the seed.
     assert!(bytes.len() < 64);

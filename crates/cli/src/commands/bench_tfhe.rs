@@ -98,7 +98,7 @@ pub fn bench_model(
     let plan = &compiled.compiled.plan;
     let kp = &compiled.model.keyparams;
     let set = LabelledSet::load(data, Some(limit))?;
-    let executor = TfheExecutor::new(&keys.server);
+    let executor = TfheExecutor::new(&keys.server, plan)?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
     let (mut plain_ok, mut quant_ok, mut enc_ok, mut same_decision, mut same_output) =
         (0, 0, 0, 0, 0);
@@ -120,7 +120,7 @@ pub fn bench_model(
         let seeded = encrypt_input(&plan.input, &keys.client, &x)?;
         sizes.0 = seeded.to_bytes().len();
         let start = Instant::now();
-        let (out, timings) = executor.run(plan, seeded.expand(), |_| {})?;
+        let (out, timings) = executor.run(seeded.expand(), |_| {})?;
         times.push(start.elapsed().as_secs_f64());
         for t in &timings {
             stage_times[t.stage].push(t.seconds);
@@ -263,7 +263,6 @@ pub fn bench_test_models(
     models.sort();
     println!("| test model | calibration sets | compiled (exact, {}) | bootstraps | encrypted = quantised plaintext | inference median |", options.preset.name());
     println!("|---|---|---|---|---|---|");
-    let executor = TfheExecutor::new(&keys.server);
     for model in models {
         let name = model
             .file_name()
@@ -300,12 +299,13 @@ pub fn bench_test_models(
             compiled_count += 1;
             let plan = &compiled.plan;
             bootstraps = plan.bootstraps();
+            let executor = TfheExecutor::new(&keys.server, plan)?;
             for sample in samples.iter().take(inputs) {
                 let x = &sample.tensor;
                 let reference = plan.run_exact(&plan.quantise_input(x)?)?;
                 let input = encrypt_input(&plan.input, &keys.client, x)?.expand();
                 let start = Instant::now();
-                let (out, _): (_, Vec<StageTiming>) = executor.run(plan, input, |_| {})?;
+                let (out, _): (_, Vec<StageTiming>) = executor.run(input, |_| {})?;
                 times.push(start.elapsed().as_secs_f64());
                 equal +=
                     (decrypt_integers(&plan.output, &keys.client, &out)? == reference) as usize;

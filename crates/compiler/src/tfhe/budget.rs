@@ -8,7 +8,7 @@
 //! positions rounds instead (its reads are approximate by design and the
 //! noise, in window values, is the figure that matters).
 
-use heman_tfhe::{log2_error_probability, NoiseModel};
+use heman_tfhe::{log2_error_probability, KeyChoice, NoiseModel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,9 @@ impl NoiseProfile {
     pub fn of(plan: &TfhePlan) -> Self {
         let model = NoiseModel::of(plan.preset);
         let volume: usize = plan.input.shape.iter().product();
-        let mut variance = vec![model.fresh; volume];
+        // Values stay under the input's key until their first bootstrap.
+        let mut key = plan.input.key;
+        let mut variance = vec![model.fresh_under(key); volume];
         let mut reads = Vec::with_capacity(plan.stages.len());
         let mut weight_norms = Vec::with_capacity(plan.stages.len());
         for stage in &plan.stages {
@@ -55,9 +57,13 @@ impl NoiseProfile {
                 }
                 TfheStage::Lookup(l) => {
                     reads.push(Some(
-                        variance.iter().map(|&v| model.at_rotation(v)).collect(),
+                        variance
+                            .iter()
+                            .map(|&v| model.at_rotation(v, key))
+                            .collect(),
                     ));
                     variance = vec![model.bootstrap; l.table_of.len()];
+                    key = KeyChoice::Big;
                     weight_norms.push(None);
                 }
                 TfheStage::Max(m) => {
@@ -70,7 +76,7 @@ impl NoiseProfile {
                             let va = variance[a as usize];
                             match b {
                                 Some(b) => (
-                                    model.at_rotation(va + variance[b as usize]),
+                                    model.at_rotation(va + variance[b as usize], key),
                                     va + model.bootstrap,
                                 ),
                                 None => (0.0, va),
@@ -79,6 +85,7 @@ impl NoiseProfile {
                         .unzip();
                     reads.push(Some(at_read));
                     variance = out;
+                    key = KeyChoice::Big;
                     weight_norms.push(Some(2f64.sqrt()));
                 }
             }

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use heman_model::ops::Op;
-use heman_tfhe::{Encoding, InputWindow, IntegerRows, Preset};
+use heman_tfhe::{Encoding, InputWindow, IntegerRows, KeyChoice, Preset};
 use serde::{Deserialize, Serialize};
 
 use crate::tfhe::function::Expression;
@@ -37,7 +37,7 @@ impl Quantisation {
 }
 
 /// The data owner's input quantisation: `u = round((x - offset) / scale)`
-/// clamped to `0..levels`, encrypted at `encoding`.
+/// clamped to `0..levels`, encrypted at `encoding` under `key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TfheInput {
     pub shape: Vec<usize>,
@@ -45,6 +45,10 @@ pub struct TfheInput {
     pub offset: f64,
     pub levels: u64,
     pub encoding: Encoding,
+    /// The small key where every input value reaches a bootstrap through
+    /// linear stages only (see [`TfhePlan::input_key`]).
+    #[serde(default)]
+    pub key: KeyChoice,
 }
 
 impl TfheInput {
@@ -225,6 +229,21 @@ pub struct TfhePlan {
 }
 
 impl TfhePlan {
+    /// The key inputs are best encrypted under for `stages`: the small key
+    /// when the first stage that is not linear is a lookup, which
+    /// bootstraps every value (linear stages keep their inputs' key, and a
+    /// bootstrap of a small-key value skips its keyswitch: one keyswitch
+    /// saved per value of that lookup, and less noise at its reads, the
+    /// small key's fresh noise being far below the keyswitch's). Otherwise
+    /// some input value reaches the output or a max tree's carried value
+    /// without a bootstrap and must be under the big key.
+    pub fn input_key(stages: &[TfheStage]) -> KeyChoice {
+        match stages.iter().find(|s| !matches!(s, TfheStage::Linear(_))) {
+            Some(TfheStage::Lookup(_)) => KeyChoice::Small,
+            _ => KeyChoice::Big,
+        }
+    }
+
     /// Bootstraps per inference.
     pub fn bootstraps(&self) -> usize {
         self.stages

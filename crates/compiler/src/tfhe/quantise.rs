@@ -439,6 +439,7 @@ pub fn build_plan(
             offset: input_quant.offset,
             levels: input_levels,
             encoding: input_encoding,
+            key: TfhePlan::input_key(&stages),
         },
         stages,
         output: TfheOutput {
