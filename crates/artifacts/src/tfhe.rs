@@ -271,7 +271,19 @@ pub fn read_server_key(
     preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<CompressedServerKey> {
-    let container = Container::read_expecting(path, Kind::TfheServerKey, Some(fingerprint))?;
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    server_key_from_bytes(&bytes, path, preset, fingerprint)
+}
+
+/// As [`read_server_key`] on bytes read from `path` (or received).
+pub fn server_key_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    preset: Preset,
+    fingerprint: &[u8; 32],
+) -> Result<CompressedServerKey> {
+    let container =
+        Container::from_bytes_expecting(bytes, path, Kind::TfheServerKey, Some(fingerprint))?;
     CompressedServerKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path))
 }
 
@@ -313,7 +325,19 @@ impl TfheCiphertexts {
     }
 
     pub fn read(path: &Path, preset: Preset, fingerprint: &[u8; 32]) -> Result<Self> {
-        let container = Container::read_expecting(path, Kind::TfheCiphertexts, Some(fingerprint))?;
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        Self::from_bytes(&bytes, path, preset, fingerprint)
+    }
+
+    /// As [`TfheCiphertexts::read`] on bytes read from `path` (or received).
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &Path,
+        preset: Preset,
+        fingerprint: &[u8; 32],
+    ) -> Result<Self> {
+        let container =
+            Container::from_bytes_expecting(bytes, path, Kind::TfheCiphertexts, Some(fingerprint))?;
         let payload = &container.payload;
         if heman_tfhe::lwe::is_seeded(payload) {
             SeededLweVector::from_bytes(preset, payload)

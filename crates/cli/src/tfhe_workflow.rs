@@ -139,27 +139,58 @@ pub fn keygen(keyparams_path: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The data owner's keyparams, fingerprint and client key from a keys directory.
-fn data_owner(keys: &Path) -> Result<(TfheKeyParams, [u8; 32], ClientKey)> {
-    let path = keys.join(KEYPARAMS);
-    let keyparams = TfheKeyParams::read(&path)?;
-    let fingerprint = keyparams.fingerprint(&path)?;
-    let client = read_client_key(&keys.join(SECRET_KEY), &keyparams, &fingerprint)?;
-    Ok((keyparams, fingerprint, client))
+/// The data owner of a TFHE model: keyparams, their fingerprint and the
+/// client key, from a keys directory.
+pub struct TfheDataOwner {
+    pub keyparams: TfheKeyParams,
+    pub fingerprint: [u8; 32],
+    client: ClientKey,
+}
+
+impl TfheDataOwner {
+    pub fn open(keys: &Path) -> Result<Self> {
+        let path = keys.join(KEYPARAMS);
+        let keyparams = TfheKeyParams::read(&path)?;
+        let fingerprint = keyparams.fingerprint(&path)?;
+        let client = read_client_key(&keys.join(SECRET_KEY), &keyparams, &fingerprint)?;
+        Ok(Self {
+            keyparams,
+            fingerprint,
+            client,
+        })
+    }
+
+    /// Quantises and encrypts an input tensor (seeded form); `origin` names
+    /// it in messages.
+    pub fn encrypt(&self, tensor: &Tensor, origin: &str) -> Result<TfheCiphertexts> {
+        let kp = &self.keyparams;
+        let tensor = fit_to(
+            tensor,
+            &kp.input.name,
+            &kp.input.quantisation.shape,
+            kp.input.calibrated_range,
+            origin,
+        )?;
+        let cts = encrypt_input(&kp.input.quantisation, &self.client, &tensor)?;
+        Ok(TfheCiphertexts::Seeded(cts))
+    }
+
+    /// Decrypts an inference output and applies the post-processing left
+    /// to the data owner; fresh (input) ciphertexts are refused.
+    pub fn decrypt(&self, cts: TfheCiphertexts, origin: &str) -> Result<Tensor> {
+        if let TfheCiphertexts::Seeded(_) = cts {
+            bail!("{origin}: fresh input ciphertexts, not an inference output");
+        }
+        decrypt_output(&self.keyparams, &self.client, &cts.into_expanded())
+    }
 }
 
 pub fn encrypt(keys: &Path, input: &Path, output: &Path) -> Result<()> {
-    let (keyparams, fingerprint, client) = data_owner(keys)?;
+    let owner = TfheDataOwner::open(keys)?;
     let tensor = heman_model::io::npy::read_npy(input)?;
-    let tensor = fit_to(
-        &tensor,
-        &keyparams.input.name,
-        &keyparams.input.quantisation.shape,
-        keyparams.input.calibrated_range,
-        &input.display().to_string(),
-    )?;
-    let cts = encrypt_input(&keyparams.input.quantisation, &client, &tensor)?;
-    TfheCiphertexts::Seeded(cts).write(output, fingerprint)?;
+    owner
+        .encrypt(&tensor, &input.display().to_string())?
+        .write(output, owner.fingerprint)?;
     Ok(())
 }
 
@@ -216,15 +247,9 @@ pub fn decrypt_output(
 }
 
 pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
-    let (keyparams, fingerprint, client) = data_owner(keys)?;
-    let cts = TfheCiphertexts::read(input, keyparams.preset, &fingerprint)?;
-    if let TfheCiphertexts::Seeded(_) = cts {
-        bail!(
-            "{}: fresh input ciphertexts, not an inference output",
-            input.display()
-        );
-    }
-    let tensor = decrypt_output(&keyparams, &client, &cts.into_expanded())?;
+    let owner = TfheDataOwner::open(keys)?;
+    let cts = TfheCiphertexts::read(input, owner.keyparams.preset, &owner.fingerprint)?;
+    let tensor = owner.decrypt(cts, &input.display().to_string())?;
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
 }

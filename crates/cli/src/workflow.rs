@@ -51,7 +51,7 @@ pub enum Backend {
 }
 
 /// Whether a keyparams file (or a keys directory's copy) is for TFHE.
-fn is_tfhe_keyparams(path: &Path) -> bool {
+pub(crate) fn is_tfhe_keyparams(path: &Path) -> bool {
     heman_artifacts::tfhe::keyparams_backend(path).is_ok_and(|b| b == "tfhe")
 }
 

@@ -187,6 +187,26 @@ fn serve_and_query_end_to_end() {
         ]),
         "keyparams (relu)",
     );
+    // A third, for TFHE (exact mode: the decrypted integers are the
+    // quantised model's).
+    std::fs::create_dir_all(repo.join("relu_tfhe")).unwrap();
+    succeeded(
+        &heman(&[
+            "keyparams",
+            "--backend",
+            "tfhe",
+            "--exact",
+            "-m",
+            "examples/digits/digits_relu.onnx",
+            "-c",
+            "examples/digits/calibration.npz",
+            "-o",
+            &s(&w("keyparams-tfhe.json")),
+            "--compiled",
+            &s(&repo.join("relu_tfhe/relu_tfhe.heman")),
+        ]),
+        "keyparams (tfhe)",
+    );
     let server = Serving::start(&repo, &w("registered"), "127.0.0.1:0", "127.0.0.1:0");
 
     // heman query: keys made from the server's keyparams, registered once.
@@ -243,6 +263,49 @@ fn serve_and_query_end_to_end() {
     let expected = plaintext(&input, "digits_relu.onnx");
     assert_matches_plaintext(&y, &expected, Tolerance::relative(0.2), "relu model");
     let refused = relu(&w("keys"), &w("relu2.npy"));
+    assert!(
+        text(&refused.stderr).contains("keys for other keyparams"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // The TFHE model through the same command: keys made from its TFHE
+    // keyparams, registered, the answer decrypted and dequantised.
+    let tfhe = |keys: &Path, output: &Path| {
+        heman(&[
+            "query",
+            "--url",
+            &server.http,
+            "--model",
+            "relu_tfhe",
+            "-k",
+            &s(keys),
+            "-i",
+            &s(&input),
+            "-o",
+            &s(output),
+        ])
+    };
+    let out = succeeded(&tfhe(&w("keys-tfhe"), &w("tfhe.npy")), "query (tfhe)");
+    assert!(out.contains("making keys") && out.contains("2_2"), "{out}");
+    let y = heman_model::io::npy::read_npy(&w("tfhe.npy")).unwrap();
+    // The quantised plaintext model's output (the model owner's view), which
+    // exact mode's decryption reproduces up to the f32 of the .npy.
+    let model =
+        heman_artifacts::tfhe::TfheCompiledModel::read(&repo.join("relu_tfhe/relu_tfhe.heman"))
+            .unwrap();
+    let plan = &model.plan;
+    let x = heman_model::io::npy::read_npy(&input)
+        .unwrap()
+        .reshaped(plan.input.shape.clone());
+    let u = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
+    let quantised = model
+        .keyparams
+        .postprocess
+        .iter()
+        .fold(plan.dequantise_output(&u), |t, op| op.eval(&[&t]));
+    assert_matches_plaintext(&y, &quantised, Tolerance::relative(1e-5), "TFHE model");
+    let refused = tfhe(&w("keys"), &w("tfhe2.npy"));
     assert!(
         text(&refused.stderr).contains("keys for other keyparams"),
         "{}",

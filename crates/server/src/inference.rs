@@ -7,23 +7,65 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use heman_artifacts::{CiphertextFile, Container, EvaluationKeys, Kind};
+use heman_artifacts::tfhe::{server_key_from_bytes, TfheCiphertexts, TfheCompiledModel};
+use heman_artifacts::{CiphertextFile, Container, EvaluationKeys};
 use heman_ckks::keys::galois_element_for_step;
-use heman_ckks::Encryptor;
+use heman_ckks::{CkksParameters, Encryptor};
+use heman_runtime::tfhe::TfheExecutor;
 use heman_runtime::{flood_outputs, Executor, RuntimeError};
+use heman_tfhe::ServerKey;
 use tokio::sync::OnceCell;
 
 use crate::error::{Result, ServerError};
 use crate::keystore::KeyStore;
-use crate::repository::LoadedModel;
+use crate::repository::{Backend, LoadedModel, PreparedModel};
+
+const INPUT_PATH: &str = "<input tensor>";
+const KEYS_PATH: &str = "<evaluation keys>";
+
+/// Parsed evaluation keys, of the model's backend.
+pub enum ModelKeys {
+    /// Relinearisation, rotation and public keys.
+    Ckks(EvaluationKeys),
+    /// The expanded server key (with the output public key).
+    Tfhe(ServerKey),
+}
 
 /// The one call from the server into encrypted inference: the bytes of a
 /// ciphertext file in, the bytes of the output ciphertext file out. Whatever
 /// the model owner does to outputs before they leave (re-randomisation,
 /// flooding) belongs here, so that every protocol gets it.
-pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
-    let params = &model.params;
-    let cts = CiphertextFile::from_bytes(input, Path::new("<input tensor>"), params)
+pub fn run(model: &LoadedModel, keys: &ModelKeys, input: &[u8]) -> Result<Vec<u8>> {
+    match (&model.backend, keys) {
+        (Backend::Ckks { model, params }, ModelKeys::Ckks(keys)) => {
+            run_ckks(model, params, keys, input)
+        }
+        (Backend::Tfhe { model, fingerprint }, ModelKeys::Tfhe(key)) => {
+            run_tfhe(model, fingerprint, key, input)
+        }
+        _ => Err(ServerError::Internal(format!(
+            "keys of another backend than model '{}'",
+            model.name
+        ))),
+    }
+}
+
+fn inference_error(e: RuntimeError) -> ServerError {
+    match e {
+        RuntimeError::Input(_) => {
+            ServerError::BadRequest(format!("inference failed on this input: {e}"))
+        }
+        e => ServerError::Internal(format!("inference: {e}")),
+    }
+}
+
+fn run_ckks(
+    model: &PreparedModel,
+    params: &CkksParameters,
+    keys: &EvaluationKeys,
+    input: &[u8],
+) -> Result<Vec<u8>> {
+    let cts = CiphertextFile::from_bytes(input, Path::new(INPUT_PATH), params)
         .map_err(|e| ServerError::BadRequest(format!("input ciphertext refused: {e}")))?
         .ciphertexts;
     // The plan's scale management assumes fresh encryptions; anything else
@@ -43,7 +85,7 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
     }
     let executor = Executor::new(params, &keys.relin, &keys.galois);
     let out = executor
-        .run_prepared(model.prepared(), cts, |_| {})
+        .run_prepared(model.borrow_dependent(), cts, |_| {})
         .map_err(|e| match e {
             RuntimeError::Unsupported { .. } => ServerError::Internal(format!("inference: {e}")),
             _ => ServerError::BadRequest(format!("inference failed on this input: {e}")),
@@ -53,24 +95,55 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
     // from the evaluation keys.
     let encryptor = Encryptor::new(params, &keys.public)
         .map_err(|e| ServerError::BadRequest(format!("public key refused: {e}")))?;
-    let sigma = model.compiled().keyparams.output_flooding.sigma();
+    let sigma = model.borrow_owner().keyparams.output_flooding.sigma();
     let out = flood_outputs(&encryptor, out, sigma)
         .map_err(|e| ServerError::Internal(format!("output flooding failed: {e}")))?;
     Ok(CiphertextFile { ciphertexts: out }.to_bytes(params))
 }
 
+fn run_tfhe(
+    model: &TfheCompiledModel,
+    fingerprint: &[u8; 32],
+    key: &ServerKey,
+    input: &[u8],
+) -> Result<Vec<u8>> {
+    let refused = |e: String| ServerError::BadRequest(format!("input ciphertext refused: {e}"));
+    let cts = TfheCiphertexts::from_bytes(
+        input,
+        Path::new(INPUT_PATH),
+        model.keyparams.preset,
+        fingerprint,
+    )
+    .map_err(|e| refused(e.to_string()))?;
+    // Only fresh encryptions (the seeded form `heman encrypt` writes):
+    // the plan's noise budget starts from a fresh encryption's noise.
+    let TfheCiphertexts::Seeded(seeded) = cts else {
+        return Err(refused(
+            "not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
+        ));
+    };
+    // The executor re-randomises and floods the outputs before they leave.
+    let (out, _) = TfheExecutor::new(key, &model.plan)
+        .and_then(|executor| executor.run(seeded.expand(), |_| {}))
+        .map_err(inference_error)?;
+    Ok(TfheCiphertexts::Expanded(out).to_bytes(*fingerprint))
+}
+
 /// Checks the container of key bytes (kind and parameters) without parsing
 /// the keys: cheap, so bad bodies are refused before any heavy work.
 pub fn check_key_header(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
-    let container = Container::from_bytes(bytes, Path::new("<evaluation keys>"))
+    let container = Container::from_bytes(bytes, Path::new(KEYS_PATH))
         .map_err(|e| ServerError::BadRequest(format!("not heman evaluation keys: {e}")))?;
-    if container.kind != Kind::EvaluationKeys {
+    let expected = model.key_kind();
+    if container.kind != expected {
         return Err(ServerError::BadRequest(format!(
-            "the body is a {} file, expected evaluation keys (eval.keys)",
-            container.kind.name()
+            "the body is a {} file, expected {} (eval.keys) for model '{}'",
+            container.kind.name(),
+            expected.name(),
+            model.name
         )));
     }
-    if container.fingerprint != model.params.fingerprint() {
+    if container.fingerprint != model.key_fingerprint() {
         return Err(ServerError::BadRequest(format!(
             "these evaluation keys are for other parameters than model '{}'; make keys from its keyparams",
             model.name
@@ -79,19 +152,37 @@ pub fn check_key_header(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Parses evaluation-key bytes for `model` (header checked first).
-pub fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
+/// Parses evaluation-key bytes for `model` (header checked first); a TFHE
+/// server key is expanded (its masks regenerated, its bootstrapping key
+/// moved to the Fourier domain).
+pub fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<ModelKeys> {
     check_key_header(model, bytes)?;
-    EvaluationKeys::from_bytes(bytes, Path::new("<evaluation keys>"), &model.params)
-        .map_err(|e| ServerError::BadRequest(format!("evaluation keys refused: {e}")))
+    let refused = |e: heman_artifacts::ArtifactError| {
+        ServerError::BadRequest(format!("evaluation keys refused: {e}"))
+    };
+    let path = Path::new(KEYS_PATH);
+    match &model.backend {
+        Backend::Ckks { params, .. } => EvaluationKeys::from_bytes(bytes, path, params)
+            .map(ModelKeys::Ckks)
+            .map_err(refused),
+        Backend::Tfhe { model, fingerprint } => {
+            server_key_from_bytes(bytes, path, model.keyparams.preset, fingerprint)
+                .map(|key| ModelKeys::Tfhe(key.expand()))
+                .map_err(refused)
+        }
+    }
 }
 
 /// Checks that `keys` hold every rotation the model's plan performs: keys
-/// made for another model with the same parameters may lack some.
-pub fn check_rotations(model: &LoadedModel, keys: &EvaluationKeys) -> Result<()> {
-    let n = model.params.n();
-    let missing: Vec<usize> = model
-        .compiled()
+/// made for another model with the same parameters may lack some. (A TFHE
+/// server key serves every plan of its preset.)
+pub fn check_rotations(model: &LoadedModel, keys: &ModelKeys) -> Result<()> {
+    let (Backend::Ckks { model: m, params }, ModelKeys::Ckks(keys)) = (&model.backend, keys) else {
+        return Ok(());
+    };
+    let n = params.n();
+    let missing: Vec<usize> = m
+        .borrow_owner()
         .keyparams
         .rotation_steps
         .iter()
@@ -113,7 +204,7 @@ pub fn check_rotations(model: &LoadedModel, keys: &EvaluationKeys) -> Result<()>
 type CacheKey = ([u8; 32], String);
 
 /// A slot filled once with parsed keys, by whichever request gets there first.
-type CacheCell = Arc<OnceCell<Arc<EvaluationKeys>>>;
+type CacheCell = Arc<OnceCell<Arc<ModelKeys>>>;
 
 /// Parsed evaluation keys kept in memory, least recently used evicted first.
 /// Concurrent requests for the same uncached keys wait for one parse.
@@ -163,9 +254,9 @@ impl KeyCache {
 
     /// Puts keys just parsed at registration, so the first inference with
     /// them does not parse them again.
-    pub fn insert(&self, model: &LoadedModel, key_id: &str, keys: Arc<EvaluationKeys>) {
+    pub fn insert(&self, model: &LoadedModel, key_id: &str, keys: Arc<ModelKeys>) {
         let _ = self
-            .cell((model.params.fingerprint(), key_id.to_string()))
+            .cell((model.key_fingerprint(), key_id.to_string()))
             .set(keys);
     }
 
@@ -176,8 +267,8 @@ impl KeyCache {
         store: &dyn KeyStore,
         model: &Arc<LoadedModel>,
         key_id: &str,
-    ) -> Result<Arc<EvaluationKeys>> {
-        let key = (model.params.fingerprint(), key_id.to_string());
+    ) -> Result<Arc<ModelKeys>> {
+        let key = (model.key_fingerprint(), key_id.to_string());
         let cell = self.cell(key.clone());
         let keys = cell
             .get_or_try_init(|| async {
@@ -251,7 +342,7 @@ async fn load(store: &dyn KeyStore, model: &LoadedModel, key_id: &str) -> Result
         .ok_or_else(unknown)?;
     let container = Container::from_bytes(&bytes, Path::new("<key store>"))
         .map_err(|e| ServerError::Internal(format!("stored keys '{key_id}' damaged: {e}")))?;
-    if container.fingerprint != model.params.fingerprint() {
+    if container.fingerprint != model.key_fingerprint() {
         return Err(ServerError::UnknownKey(format!(
             "key_id '{key_id}' names evaluation keys for other parameters than model '{}'",
             model.name

@@ -1,10 +1,12 @@
-//! The model repository: one folder per model holding one compiled `*.heman`.
+//! The model repository: one folder per model holding one compiled `*.heman`
+//! of either backend.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use heman_artifacts::CompiledModel;
+use heman_artifacts::tfhe::TfheCompiledModel;
+use heman_artifacts::{CompiledModel, Container, Kind};
 use heman_ckks::CkksParameters;
 use heman_runtime::PreparedPlan;
 
@@ -22,29 +24,56 @@ self_cell::self_cell!(
     }
 );
 
-/// A loaded model: its compiled plan, keyparams and CKKS parameters.
+/// What a model computes with, by backend (the plans hold the weights:
+/// never sent out).
+pub enum Backend {
+    /// CKKS: the compiled model with its prepared plan, and its parameters.
+    Ckks {
+        model: PreparedModel,
+        params: CkksParameters,
+    },
+    /// TFHE: the compiled model (integer weights and lookup functions), and
+    /// the parameter fingerprint its keys and ciphertexts carry.
+    Tfhe {
+        model: Box<TfheCompiledModel>,
+        fingerprint: [u8; 32],
+    },
+}
+
+/// A loaded model.
 pub struct LoadedModel {
     /// The folder name, the model's name in the protocol.
     pub name: String,
     /// Where it was loaded from.
     pub path: PathBuf,
-    /// Plan and keyparams (the plan holds the weights: never sent out).
-    pub model: PreparedModel,
-    /// The CKKS parameters of the keyparams.
-    pub params: CkksParameters,
+    pub backend: Backend,
     /// The keyparams as JSON text, for data owners.
     pub keyparams_json: String,
 }
 
 impl LoadedModel {
-    /// The compiled model (keyparams and plan).
-    pub fn compiled(&self) -> &CompiledModel {
-        self.model.borrow_owner()
+    /// The fingerprint the model's evaluation keys and ciphertexts carry.
+    pub fn key_fingerprint(&self) -> [u8; 32] {
+        match &self.backend {
+            Backend::Ckks { params, .. } => params.fingerprint(),
+            Backend::Tfhe { fingerprint, .. } => *fingerprint,
+        }
     }
 
-    /// The plan, prepared for repeated runs.
-    pub fn prepared(&self) -> &PreparedPlan<'_> {
-        self.model.borrow_dependent()
+    /// The kind of file its evaluation keys come in.
+    pub fn key_kind(&self) -> Kind {
+        match &self.backend {
+            Backend::Ckks { .. } => Kind::EvaluationKeys,
+            Backend::Tfhe { .. } => Kind::TfheServerKey,
+        }
+    }
+
+    /// The platform the protocol reports.
+    pub fn platform(&self) -> &'static str {
+        match &self.backend {
+            Backend::Ckks { .. } => "heman_ckks",
+            Backend::Tfhe { .. } => "heman_tfhe",
+        }
     }
 }
 
@@ -57,6 +86,8 @@ pub enum RepositoryError {
     Empty(PathBuf),
     #[error("model folder {0} holds several *.heman files; keep one")]
     Ambiguous(PathBuf),
+    #[error("{0} is a {1} file, not a compiled model")]
+    NotAModel(PathBuf, &'static str),
     #[error("model repository {0} holds no model folder")]
     NoModels(PathBuf),
     #[error(transparent)]
@@ -122,18 +153,40 @@ fn load_model(
         1 => found.remove(0),
         _ => return Err(RepositoryError::Ambiguous(folder.to_path_buf())),
     };
-    let compiled = CompiledModel::read(&path)?;
-    let params = compiled.keyparams.ckks_parameters(&path)?;
-    let keyparams_json =
-        serde_json::to_string(&compiled.keyparams).expect("keyparams serialise to JSON");
-    let model = PreparedModel::new(compiled, |c| {
-        PreparedPlan::new(&c.plan, &params, cache_bytes)
-    });
+    let kind = Container::peek_kind(&path)?;
+    let (backend, keyparams_json) = match kind {
+        Some(Kind::TfheCompiledModel) => {
+            let model = TfheCompiledModel::read(&path)?;
+            let fingerprint = model.keyparams.fingerprint(&path)?;
+            let json =
+                serde_json::to_string(&model.keyparams).expect("keyparams serialise to JSON");
+            (
+                Backend::Tfhe {
+                    model: Box::new(model),
+                    fingerprint,
+                },
+                json,
+            )
+        }
+        Some(other) if other != Kind::CompiledModel => {
+            return Err(RepositoryError::NotAModel(path, other.name()))
+        }
+        // Not a heman file at all: reading it as a CKKS model says why.
+        _ => {
+            let compiled = CompiledModel::read(&path)?;
+            let params = compiled.keyparams.ckks_parameters(&path)?;
+            let json =
+                serde_json::to_string(&compiled.keyparams).expect("keyparams serialise to JSON");
+            let model = PreparedModel::new(compiled, |c| {
+                PreparedPlan::new(&c.plan, &params, cache_bytes)
+            });
+            (Backend::Ckks { model, params }, json)
+        }
+    };
     Ok(LoadedModel {
         name: name.to_string(),
         path,
-        model,
-        params,
+        backend,
         keyparams_json,
     })
 }

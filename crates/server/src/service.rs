@@ -25,8 +25,6 @@ pub const OUTPUT_NAME: &str = "ciphertext";
 pub const DATATYPE: &str = "BYTES";
 /// The request parameter naming the registered evaluation keys.
 pub const KEY_ID_PARAMETER: &str = "key_id";
-/// The platform models are reported as.
-pub const PLATFORM: &str = "heman_ckks";
 
 /// The server's metadata (`GET /v2`, `ServerMetadata`).
 pub fn server_metadata() -> ServerMetadata {
@@ -70,7 +68,7 @@ pub fn model_metadata(model: &LoadedModel) -> ModelMetadata {
     ModelMetadata {
         name: model.name.clone(),
         versions: vec!["1".into()],
-        platform: PLATFORM.into(),
+        platform: model.platform().into(),
         inputs: vec![tensor(INPUT_NAME)],
         outputs: vec![tensor(OUTPUT_NAME)],
         parameters,

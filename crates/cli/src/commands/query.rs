@@ -11,12 +11,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use heman_artifacts::tfhe::{TfheCiphertexts, TfheKeyParams};
 use heman_artifacts::{CiphertextFile, KeyParams};
 use heman_model::Tensor;
 use heman_server::client::Client;
 use tokio::sync::Mutex;
 use tracing::info;
 
+use crate::tfhe_workflow::TfheDataOwner;
 use crate::workflow::{self, human, percentile, DataOwner, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 
 /// The file in a keys directory remembering key ids per server and model.
@@ -74,7 +76,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         let owner = owner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
             (0..args.repeat)
-                .map(|_| Ok(owner.encrypt(&tensor, &origin)?.to_bytes(&owner.params)))
+                .map(|_| owner.encrypt(&tensor, &origin))
                 .collect()
         })
         .await??
@@ -91,24 +93,19 @@ async fn query(args: QueryArgs) -> Result<()> {
     let decrypted: Vec<Tensor> = {
         let owner = owner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Tensor>> {
-            answers
-                .iter()
-                .map(|bytes| {
-                    let cts = CiphertextFile::from_bytes(bytes, Path::new("answer"), &owner.params)
-                        .context("the server's answer")?
-                        .ciphertexts;
-                    owner.decrypt(&cts)
-                })
-                .collect()
+            answers.iter().map(|bytes| owner.decrypt(bytes)).collect()
         })
         .await??
     };
     // Every answer must be the same result up to noise (the server floods
     // outputs: about two bits of precision, 1.3% at most measured on the
     // digits example, so two answers may differ by twice that): a damaged
-    // answer under load shows here.
+    // answer under load shows here. Only on CKKS: a TFHE model compiled
+    // without --exact may misread a bootstrap now and then, and a misread
+    // activation can move an output by more.
     let first = &decrypted[0];
-    for (i, y) in decrypted.iter().enumerate().skip(1) {
+    let compare = matches!(*owner, Owner::Ckks(_));
+    for (i, y) in decrypted.iter().enumerate().skip(1).filter(|_| compare) {
         let scale = first.max_abs().max(1.0);
         let diff = y
             .data()
@@ -145,43 +142,112 @@ async fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
+/// The data owner's side of the queried model, by backend.
+enum Owner {
+    Ckks(DataOwner),
+    Tfhe(TfheDataOwner),
+}
+
+impl Owner {
+    fn open(keys: &Path) -> Result<Self> {
+        Ok(if workflow::is_tfhe_keyparams(&keys.join(KEYPARAMS)) {
+            Owner::Tfhe(TfheDataOwner::open(keys)?)
+        } else {
+            Owner::Ckks(DataOwner::open(keys)?)
+        })
+    }
+
+    /// An input tensor encrypted, as the bytes of a ciphertext file.
+    fn encrypt(&self, tensor: &Tensor, origin: &str) -> Result<Vec<u8>> {
+        Ok(match self {
+            Owner::Ckks(o) => o.encrypt(tensor, origin)?.to_bytes(&o.params),
+            Owner::Tfhe(o) => o.encrypt(tensor, origin)?.to_bytes(o.fingerprint),
+        })
+    }
+
+    /// The server's answer decrypted (and post-processed).
+    fn decrypt(&self, answer: &[u8]) -> Result<Tensor> {
+        const ORIGIN: &str = "the server's answer";
+        match self {
+            Owner::Ckks(o) => {
+                let cts = CiphertextFile::from_bytes(answer, Path::new(ORIGIN), &o.params)?;
+                o.decrypt(&cts.ciphertexts)
+            }
+            Owner::Tfhe(o) => {
+                let cts = TfheCiphertexts::from_bytes(
+                    answer,
+                    Path::new(ORIGIN),
+                    o.keyparams.preset,
+                    &o.fingerprint,
+                )?;
+                o.decrypt(cts, ORIGIN)
+            }
+        }
+    }
+}
+
+/// One line on the keys a keyparams file asks for.
+fn describe_keys(keyparams: &Path) -> Result<String> {
+    Ok(if workflow::is_tfhe_keyparams(keyparams) {
+        let kp = TfheKeyParams::read(keyparams)?;
+        format!(
+            "{}; preset {}, {} bootstraps per inference",
+            kp.security,
+            kp.preset.name(),
+            kp.summary.bootstraps
+        )
+    } else {
+        let kp = KeyParams::read(keyparams)?;
+        format!(
+            "{}; N = 2^{}, {} rotation keys",
+            kp.security,
+            kp.log_n,
+            kp.rotation_steps.len()
+        )
+    })
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+}
+
 /// The keys in `keys`, made from the server's keyparams when absent;
 /// refuses keys made for other keyparams rather than overwriting a secret key.
-fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<DataOwner> {
+fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<Owner> {
     std::fs::create_dir_all(keys).with_context(|| format!("creating {}", keys.display()))?;
     let received = keys.join(".server-keyparams.json");
     std::fs::write(&received, server_keyparams)
         .with_context(|| format!("writing {}", received.display()))?;
-    let server = KeyParams::read(&received).context("the server's keyparams")?;
+    let summary = describe_keys(&received).context("the server's keyparams")?;
     let ours = keys.join(KEYPARAMS);
     if keys.join(SECRET_KEY).exists() {
-        let existing = KeyParams::read(&ours).with_context(|| {
+        let existing = read_json(&ours).with_context(|| {
             format!(
                 "{} holds a secret key but no readable {KEYPARAMS}",
                 keys.display()
             )
         })?;
+        let server = read_json(&received)?;
         if existing != server {
+            let model = |v: &serde_json::Value| {
+                let f = v["model_fingerprint"].as_str().unwrap_or("?");
+                f[..12.min(f.len())].to_string()
+            };
             bail!(
                 "{} holds keys for other keyparams (model {}, the server's is {}); use another --keys directory",
                 keys.display(),
-                &existing.model_fingerprint[..12.min(existing.model_fingerprint.len())],
-                &server.model_fingerprint[..12.min(server.model_fingerprint.len())]
+                model(&existing),
+                model(&server)
             );
         }
         std::fs::remove_file(&received).ok();
     } else {
-        println!(
-            "making keys in {} ({}; N = 2^{}, {} rotation keys)",
-            keys.display(),
-            server.security,
-            server.log_n,
-            server.rotation_steps.len()
-        );
+        println!("making keys in {} ({summary})", keys.display());
         std::fs::rename(&received, &ours).with_context(|| format!("writing {}", ours.display()))?;
         workflow::keygen(&ours, keys)?;
     }
-    DataOwner::open(keys)
+    Owner::open(keys)
 }
 
 /// The key id of `keys/eval.keys` on this server, registering them when the

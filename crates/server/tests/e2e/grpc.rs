@@ -26,7 +26,7 @@ fn key_parameter(key_id: &str) -> HashMap<String, InferParameter> {
 }
 
 /// A ModelInfer request as tritonclient builds it: raw BYTES contents.
-fn request(model: &str, key_id: &str, ciphertext: &[u8]) -> ModelInferRequest {
+pub(crate) fn request(model: &str, key_id: &str, ciphertext: &[u8]) -> ModelInferRequest {
     ModelInferRequest {
         model_name: model.into(),
         model_version: String::new(),

@@ -11,3 +11,4 @@ mod http;
 mod limits;
 mod load;
 mod s3;
+mod tfhe;
