@@ -65,6 +65,20 @@ fn tfhe_keyparams(args: &KeyparamsArgs, compiled: &std::path::Path) -> Result<()
         "quantised model vs float on {} calibration samples: same class on {} ({} with simulated encryption noise), mean relative output error {:.4} ({:.4})",
         f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
     );
+    // Exact mode on a small preset can leave too few bits for the network
+    // to mean anything (the repository's digits_relu keeps 18 of 200
+    // classes on 2_2): say so rather than let it pass as a working model.
+    if f.noisy_same_argmax * 10 < f.samples * 9 {
+        let hint = if args.tfhe.exact {
+            "drop --exact or choose a larger --preset"
+        } else {
+            "choose a larger --preset"
+        };
+        eprintln!(
+            "warning: the quantised model keeps the float model's class on only {} of {} calibration samples; {hint}",
+            f.noisy_same_argmax, f.samples
+        );
+    }
     println!(
         "keyparams: {} ({})",
         args.output.display(),
