@@ -155,80 +155,63 @@ fn serve_and_query_end_to_end() {
     let w = |p: &str| work.path().join(p);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let repo = w("repo");
-    std::fs::create_dir_all(repo.join("digits")).unwrap();
-    succeeded(
-        &heman(&[
-            "keyparams",
+    // Compiles an example into `repo/<name>/<name>.heman`.
+    let compile = |name: &str, model: &str, extra: &[&str]| {
+        std::fs::create_dir_all(repo.join(name)).unwrap();
+        let (keyparams, compiled) = (
+            s(&w(&format!("keyparams-{name}.json"))),
+            s(&repo.join(format!("{name}/{name}.heman"))),
+        );
+        let model = format!("examples/digits/{model}");
+        let mut args = vec!["keyparams"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
             "-m",
-            "examples/digits/digits_square.onnx",
+            &model,
             "-c",
             "examples/digits/calibration.npz",
             "-o",
-            &s(&w("keyparams.json")),
+            &keyparams,
             "--compiled",
-            &s(&repo.join("digits/digits.heman")),
-        ]),
-        "keyparams",
-    );
+            &compiled,
+        ]);
+        succeeded(&heman(&args), &format!("keyparams ({name})"));
+    };
+    compile("digits", "digits_square.onnx", &[]);
     // A second model, with other CKKS parameters (ReLU as polynomials):
     // one server serves both.
-    std::fs::create_dir_all(repo.join("relu")).unwrap();
-    succeeded(
-        &heman(&[
-            "keyparams",
-            "-m",
-            "examples/digits/digits_relu.onnx",
-            "-c",
-            "examples/digits/calibration.npz",
-            "-o",
-            &s(&w("keyparams-relu.json")),
-            "--compiled",
-            &s(&repo.join("relu/relu.heman")),
-        ]),
-        "keyparams (relu)",
-    );
+    compile("relu", "digits_relu.onnx", &[]);
     // A third, for TFHE (exact mode: the decrypted integers are the
     // quantised model's).
-    std::fs::create_dir_all(repo.join("relu_tfhe")).unwrap();
-    succeeded(
-        &heman(&[
-            "keyparams",
-            "--backend",
-            "tfhe",
-            "--exact",
-            "-m",
-            "examples/digits/digits_relu.onnx",
-            "-c",
-            "examples/digits/calibration.npz",
-            "-o",
-            &s(&w("keyparams-tfhe.json")),
-            "--compiled",
-            &s(&repo.join("relu_tfhe/relu_tfhe.heman")),
-        ]),
-        "keyparams (tfhe)",
+    compile(
+        "relu_tfhe",
+        "digits_relu.onnx",
+        &["--backend", "tfhe", "--exact"],
     );
     let server = Serving::start(&repo, &w("registered"), "127.0.0.1:0", "127.0.0.1:0");
 
     // heman query: keys made from the server's keyparams, registered once.
     let input = repo_root().join("examples/digits/test/3-4.npy");
-    let query = |keys: &Path, output: &Path, extra: &[&str]| {
+    let query_model = |model: &str, keys: &Path, output: &Path, extra: &[&str]| {
+        let (keys, input, output) = (s(keys), s(&input), s(output));
         let mut args = vec![
-            "query".to_string(),
-            "--url".into(),
-            server.http.clone(),
-            "--model".into(),
-            "digits".into(),
-            "-k".into(),
-            s(keys),
-            "-i".into(),
-            s(&input),
-            "-o".into(),
-            s(output),
+            "query",
+            "--url",
+            &server.http,
+            "--model",
+            model,
+            "-k",
+            &keys,
+            "-i",
+            &input,
+            "-o",
+            &output,
         ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
         heman(&args)
     };
+    let query =
+        |keys: &Path, output: &Path, extra: &[&str]| query_model("digits", keys, output, extra);
     let first = succeeded(&query(&w("keys"), &w("y1.npy"), &[]), "first query");
     assert!(first.contains("making keys"), "{first}");
     assert!(first.contains("registered"), "{first}");
@@ -243,21 +226,7 @@ fn serve_and_query_end_to_end() {
     // The second model, with its own keys; the first model's keys are
     // refused for it. Its activations are polynomial approximations, so the
     // comparison is the class and a loose tolerance.
-    let relu = |keys: &Path, output: &Path| {
-        heman(&[
-            "query",
-            "--url",
-            &server.http,
-            "--model",
-            "relu",
-            "-k",
-            &s(keys),
-            "-i",
-            &s(&input),
-            "-o",
-            &s(output),
-        ])
-    };
+    let relu = |keys: &Path, output: &Path| query_model("relu", keys, output, &[]);
     succeeded(&relu(&w("keys-relu"), &w("relu.npy")), "query (relu)");
     let y = heman_model::io::npy::read_npy(&w("relu.npy")).unwrap();
     let expected = plaintext(&input, "digits_relu.onnx");
@@ -271,21 +240,7 @@ fn serve_and_query_end_to_end() {
 
     // The TFHE model through the same command: keys made from its TFHE
     // keyparams, registered, the answer decrypted and dequantised.
-    let tfhe = |keys: &Path, output: &Path| {
-        heman(&[
-            "query",
-            "--url",
-            &server.http,
-            "--model",
-            "relu_tfhe",
-            "-k",
-            &s(keys),
-            "-i",
-            &s(&input),
-            "-o",
-            &s(output),
-        ])
-    };
+    let tfhe = |keys: &Path, output: &Path| query_model("relu_tfhe", keys, output, &[]);
     let out = succeeded(&tfhe(&w("keys-tfhe"), &w("tfhe.npy")), "query (tfhe)");
     assert!(out.contains("making keys") && out.contains("2_2"), "{out}");
     let y = heman_model::io::npy::read_npy(&w("tfhe.npy")).unwrap();

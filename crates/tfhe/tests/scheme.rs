@@ -65,6 +65,16 @@ fn lookup_table_maps_every_value_of_its_window() {
     assert_eq!(decrypt(client, &result, out), expected);
 }
 
+/// Rows 2x0 - x1 + 3 and -x2 + x3 - 1 of four inputs in [-4, 3]: both in
+/// [-16, 15]; a bias of 16 shifts them into the window [0, 32).
+fn two_rows() -> IntegerRows {
+    let mut rows = IntegerRows::new(4);
+    rows.push_row([(0, 2), (1, -1)], 3 + 16);
+    rows.push_row([(2, -1), (3, 1)], -1 + 16);
+    rows.validate().unwrap();
+    rows
+}
+
 #[test]
 fn signed_weighted_sums_then_relu() {
     let (client, server) = keys();
@@ -72,12 +82,7 @@ fn signed_weighted_sums_then_relu() {
     let encoding = Encoding::new(1 << 57);
     let xs = [-4i64, 3, 1, -2];
     let cts = encrypt(client, &xs, encoding);
-    // Rows: 2x0 - x1 + 3 and -x2 + x3 - 1, both in [-16, 15] for any x;
-    // a bias of 16 shifts them into the window [0, 32).
-    let mut rows = IntegerRows::new(4);
-    rows.push_row([(0, 2), (1, -1)], 3 + 16);
-    rows.push_row([(2, -1), (3, 1)], -1 + 16);
-    rows.validate().unwrap();
+    let rows = two_rows();
     let sums = rows.apply(&cts, encoding).unwrap();
     assert_eq!(decrypt(client, &sums, encoding), vec![-8 + 16, -4 + 16]);
     let window = InputWindow {
@@ -112,9 +117,7 @@ fn small_key_inputs_skip_the_keyswitch() {
     assert_eq!(cts.size(), PRESET.small_lwe_dimension() + 1);
     assert_eq!(PRESET.key_of_size(cts.size()), Some(KeyChoice::Small));
     assert!(client.decrypt(&cts).is_err());
-    let mut rows = IntegerRows::new(4);
-    rows.push_row([(0, 2), (1, -1)], 3 + 16);
-    rows.push_row([(2, -1), (3, 1)], -1 + 16);
+    let rows = two_rows();
     let sums = rows.apply(&cts, encoding).unwrap();
     assert_eq!(sums.size(), cts.size());
     let window = InputWindow {
