@@ -17,6 +17,7 @@ pub mod plan;
 pub mod simulate;
 pub mod stages;
 pub mod tfhe;
+pub mod window_sum;
 
 pub use compile::compile;
 pub use error::{CompileError, Result};

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::SlotLayout;
 use crate::linear_map::AffineMap;
+use crate::window_sum;
 
 /// One generalized diagonal: slot -> weight (zero elsewhere).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,12 @@ impl DiagonalMatVec {
 /// A lowered affine stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearTransform {
+    /// Rounds applied to every input ciphertext before the diagonals, each
+    /// replacing `x` by `x + sum_s rot(x, s)`: the window sums of a pool
+    /// factored out of the map ([`crate::window_sum`]). Rotations and
+    /// additions only: no level.
+    #[serde(default)]
+    pub window_sums: Vec<Vec<usize>>,
     pub input_ciphertexts: usize,
     pub output_ciphertexts: usize,
     pub blocks: Vec<DiagonalMatVec>,
@@ -91,9 +98,15 @@ impl LinearTransform {
     /// giant steps are the multiples of its baby size needs one key for all
     /// of them), and the rotate-and-sum steps.
     pub fn rotation_steps(&self) -> impl Iterator<Item = usize> + '_ {
-        self.blocks
+        self.window_sums
             .iter()
-            .flat_map(|b| b.baby_steps.iter().copied().chain(b.giant_gaps()))
+            .flatten()
+            .copied()
+            .chain(
+                self.blocks
+                    .iter()
+                    .flat_map(|b| b.baby_steps.iter().copied().chain(b.giant_gaps())),
+            )
             .chain(self.sum_steps.iter().copied())
             .filter(|&s| s != 0)
     }
@@ -107,11 +120,21 @@ impl LinearTransform {
             .map(|b| b.diagonal_count() + ROTATION_COST * b.rotation_count())
             .sum::<usize>()
             + ROTATION_COST * self.sum_steps.len() * self.output_ciphertexts
+            + ROTATION_COST
+                * self.window_sums.iter().map(Vec::len).sum::<usize>()
+                * self.input_ciphertexts
     }
 }
 
 impl std::fmt::Display for LinearTransform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.window_sums.is_empty() {
+            write!(
+                f,
+                "window sums ({} rotations), then ",
+                self.window_sums.iter().map(Vec::len).sum::<usize>()
+            )?;
+        }
         write!(
             f,
             "{} -> {} ciphertext(s), {} diagonals, {} rotations, {} sum steps",
@@ -265,6 +288,7 @@ fn finish(
         }
     }
     LinearTransform {
+        window_sums: Vec::new(),
         input_ciphertexts,
         output_ciphertexts: output.ciphertexts,
         blocks: lowered,
@@ -306,29 +330,83 @@ pub fn candidate_layouts(
         let (gy, gx) = (sy * ry, sx * rx);
         let span = (h - 1) * gy + (w - 1) * gx + 1;
         let channel = if c > 1 && span <= sc { sc } else { span };
+        // Channels a power of two apart, when they fit: the channel offsets
+        // of the next layer's diagonals then split cleanly into baby and
+        // giant steps (and wrap onto each other), where a tight stride
+        // scatters them. Listed first, so that it wins ties.
+        let aligned = span.next_power_of_two();
+        if c > 1 && aligned != channel && c * aligned <= slots {
+            candidates.push(SlotLayout::strided(
+                &[1, c, h, w],
+                &[0, aligned, gy, gx],
+                slots,
+            ));
+        }
         candidates.push(SlotLayout::strided(
             &[1, c, h, w],
             &[0, channel, gy, gx],
             slots,
         ));
     }
+    // A grid larger than the input's (padding) would put two elements in
+    // one slot.
+    candidates.retain(|layout| {
+        let mut seen = HashSet::with_capacity(layout.len());
+        layout.positions.iter().all(|p| seen.insert(*p))
+    });
     candidates
 }
 
-/// The cheapest lowering of `map` among the candidate layouts and forms.
+/// The cheapest lowering of `map` among the candidate layouts and forms,
+/// with and without a pool's window sums factored out.
 pub fn lower(
     map: &AffineMap,
     input: &SlotLayout,
     in_shape: &[usize],
     out_shape: &[usize],
 ) -> LinearTransform {
+    let mut options = lowerings(map, input, in_shape, out_shape);
+    if let Some(factor) = window_sum::factor(map, input, in_shape) {
+        options.extend(factored_lowerings(&factor, out_shape));
+    }
+    options
+        .into_iter()
+        .min_by_key(LinearTransform::cost)
+        .expect("at least one candidate")
+}
+
+/// Every lowering of a map with its window sums factored out: the window
+/// sums, then the rest of the map lowered from where they lie.
+pub(crate) fn factored_lowerings(
+    factor: &window_sum::WindowSumFactor,
+    out_shape: &[usize],
+) -> Vec<LinearTransform> {
+    lowerings(
+        &factor.rest,
+        &factor.sums_layout,
+        &factor.sums_shape,
+        out_shape,
+    )
+    .into_iter()
+    .map(|t| LinearTransform {
+        window_sums: factor.rounds.clone(),
+        ..t
+    })
+    .collect()
+}
+
+/// Every lowering of `map` from `input`: direct into each candidate layout,
+/// and rotate-and-sum.
+fn lowerings(
+    map: &AffineMap,
+    input: &SlotLayout,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<LinearTransform> {
     let mut options: Vec<LinearTransform> = candidate_layouts(input, in_shape, out_shape)
         .iter()
         .map(|layout| lower_direct(map, input, layout))
         .collect();
     options.extend(lower_rotate_and_sum(map, input));
     options
-        .into_iter()
-        .min_by_key(LinearTransform::cost)
-        .expect("at least one candidate")
 }

@@ -13,7 +13,30 @@ pub fn rotate(v: &[f64], k: usize) -> Vec<f64> {
     (0..n).map(|s| v[(s + k) % n]).collect()
 }
 
+/// `x + sum_s rot(x, s)` for each round in turn.
+fn window_sums(rounds: &[Vec<usize>], x: &[f64]) -> Vec<f64> {
+    rounds.iter().fold(x.to_vec(), |x, round| {
+        let mut sum = x.clone();
+        for &step in round {
+            for (a, b) in sum.iter_mut().zip(rotate(&x, step)) {
+                *a += b;
+            }
+        }
+        sum
+    })
+}
+
 pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let summed: Vec<Vec<f64>>;
+    let input = if transform.window_sums.is_empty() {
+        input
+    } else {
+        summed = input
+            .iter()
+            .map(|x| window_sums(&transform.window_sums, x))
+            .collect();
+        &summed
+    };
     let slots = input[0].len();
     let mut out = vec![vec![0.0; slots]; transform.output_ciphertexts];
     for block in &transform.blocks {

@@ -137,6 +137,12 @@ fn heman_model_plans_match_the_evaluator() {
         4096,
     );
     check(&data.join("models/lenet5_square.onnx"), None, &mnist, 8192);
+    check(
+        &data.join("models/lenet5.onnx"),
+        Some(&calib),
+        &mnist,
+        16384,
+    );
     let demo = read_npy(&data.join("demo/input.npy")).unwrap();
     check(&data.join("demo/mnist.onnx"), None, &[demo], 4096);
     let lfw: Vec<Tensor> = (0..2)

@@ -181,12 +181,36 @@ impl<'a> Executor<'a> {
         Ok(cts)
     }
 
+    /// `x + sum_s rot(x, s)` for each round in turn (a pool's window sums;
+    /// the rotations of one round share one hoisted decomposition).
+    fn window_sums(&self, rounds: &[Vec<usize>], x: &Ciphertext) -> Result<Ciphertext> {
+        let mut x = x.clone();
+        for round in rounds {
+            let steps: Vec<i64> = round.iter().map(|&s| s as i64).collect();
+            let rotated = self.evaluator.rotate_hoisted(&x, &steps, self.galois)?;
+            for r in &rotated {
+                x = self.evaluator.add(&x, r)?;
+            }
+        }
+        Ok(x)
+    }
+
     fn linear(
         &self,
         t: &LinearTransform,
         input: &[Ciphertext],
         cache: &[OnceLock<CachedPlaintext>],
     ) -> Result<Vec<Ciphertext>> {
+        let summed: Vec<Ciphertext>;
+        let input = if t.window_sums.is_empty() {
+            input
+        } else {
+            summed = input
+                .par_iter()
+                .map(|ct| self.window_sums(&t.window_sums, ct))
+                .collect::<Result<_>>()?;
+            &summed
+        };
         let level = input[0].level();
         let target = self.params.default_scale();
         let slots = self.params.slots();

@@ -9,13 +9,14 @@ use clap::Args;
 use heman_artifacts::CiphertextFile;
 use heman_ckks::Decryptor;
 use heman_compiler::flooding::FloodingTarget;
-use heman_model::io::dataset::LabelledSet;
+use heman_model::io::dataset::{LabelledSet, Task};
 use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
 
+use crate::commands::bench_results::{self, ItemResult, Summary};
 use crate::commands::bench_tfhe;
 use crate::progress;
 use crate::tfhe_workflow::TfheArgs;
-use crate::workflow::{self, fit_input, human, percentile, Backend};
+use crate::workflow::{self, fit_input, human, Backend};
 
 /// Encrypted accuracy and latency of models on their data (CKKS, or TFHE
 /// with `--backend tfhe`).
@@ -36,6 +37,10 @@ pub struct BenchArgs {
     /// Encrypted items per model.
     #[arg(short, long, default_value_t = 20)]
     limit: usize,
+    /// Keep each item's result in this JSON-lines file (a folder of them with
+    /// `--suite`) as it is measured; a rerun resumes after the items there.
+    #[arg(long, value_name = "PATH")]
+    results: Option<PathBuf>,
     /// Memory for encoded weight diagonals kept across inferences, in MiB.
     #[arg(long, default_value_t = 1024)]
     cache_mib: usize,
@@ -86,6 +91,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let settings = Settings {
         limit: args.limit,
+        results: args.results.clone(),
+        suite: args.suite.is_some(),
         cache_mib: args.cache_mib,
         flooding: super::workflow::flooding_target(args.flooding_security),
     };
@@ -119,7 +126,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// The TFHE rows: HE-MAN's suite (test models, then its networks), or one model.
 fn run_tfhe(args: BenchArgs) -> Result<()> {
     if let Some(root) = &args.suite {
-        return bench_tfhe::run_suite(root, args.limit, &args.tfhe);
+        return bench_tfhe::run_suite(root, args.limit, &args.tfhe, args.results.as_deref());
     }
     let options = args.tfhe.options()?;
     let example = workflow::example_dir();
@@ -132,12 +139,24 @@ fn run_tfhe(args: BenchArgs) -> Result<()> {
     let data = args.data.unwrap_or_else(|| example.join("test"));
     let keys = bench_tfhe::Keys::generate(&options);
     bench_tfhe::header();
-    bench_tfhe::bench_model(&model, &calibration, &data, args.limit, options, &keys)
+    let results = args.results.as_deref();
+    bench_tfhe::bench_model(
+        &model,
+        &calibration,
+        &data,
+        args.limit,
+        options,
+        &keys,
+        results,
+    )
 }
 
 /// What every benchmarked model shares.
 struct Settings {
     limit: usize,
+    /// `--results`: the file (one model) or folder (a suite).
+    results: Option<PathBuf>,
+    suite: bool,
     cache_mib: usize,
     flooding: FloodingTarget,
 }
@@ -145,6 +164,9 @@ struct Settings {
 fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings) -> Result<()> {
     let compiled = workflow::compile(model, calibration, settings.flooding)?;
     let (kp, params) = (&compiled.model.keyparams, &compiled.params);
+    let results_path =
+        bench_results::results_path(settings.results.as_deref(), settings.suite, model);
+    let mut log = bench_results::open_for(results_path.as_deref(), model, &kp.model_fingerprint)?;
     let keys = workflow::make_keys(kp, params)?;
     let eval_bytes = keys.evaluation.to_bytes(params).len();
     let decryptor = Decryptor::new(params, &keys.secret)?;
@@ -152,14 +174,17 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings)
     let prepared = PreparedPlan::new(&compiled.model.plan, params, settings.cache_mib << 20);
     let set = LabelledSet::load(data, Some(settings.limit))?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
-    let (mut plain_ok, mut enc_ok, mut agree) = (0, 0, 0);
-    let mut times = Vec::with_capacity(set.inputs.len());
-    let mut sizes = (0, 0);
+    let mut results = Vec::with_capacity(set.inputs.len());
     for (index, sample) in set.inputs.iter().enumerate() {
+        if let Some(recorded) = log.recorded(&sample.name) {
+            results.push(recorded.clone());
+            bar.inc(1);
+            continue;
+        }
         let x = fit_input(&sample.tensor, &kp.input, &sample.name)?;
         let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
         let cts = encrypt_tensor(params, InputKey::Secret(&decryptor), &kp.input.layout, &x)?;
-        sizes.0 = CiphertextFile {
+        let input_bytes = CiphertextFile {
             ciphertexts: cts.clone(),
         }
         .to_bytes(params)
@@ -167,41 +192,51 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings)
         let start = Instant::now();
         let out = executor.run_prepared(&prepared, cts, |_| {})?;
         let out = workflow::flood(kp, params, &keys.evaluation, out)?;
-        times.push(start.elapsed().as_secs_f64());
-        sizes.1 = CiphertextFile {
+        let seconds = start.elapsed().as_secs_f64();
+        let output_bytes = CiphertextFile {
             ciphertexts: out.clone(),
         }
         .to_bytes(params)
         .len();
         let y = workflow::decrypt_output(kp, params, &decryptor, &out)?;
-        plain_ok += set.is_correct(index, &plain) as usize;
-        enc_ok += set.is_correct(index, &y) as usize;
-        agree += (set.is_correct(index, &plain) == set.is_correct(index, &y)
-            && (matches!(
-                set.task,
-                heman_model::io::dataset::Task::Verification { .. }
-            ) || plain.argmax() == y.argmax())) as usize;
+        let (plaintext, encrypted) = (set.is_correct(index, &plain), set.is_correct(index, &y));
+        let same_decision = plaintext == encrypted
+            && (matches!(set.task, Task::Verification { .. }) || plain.argmax() == y.argmax());
+        let result = ItemResult {
+            item: sample.name.clone(),
+            plaintext,
+            encrypted,
+            same_decision,
+            seconds,
+            input_bytes,
+            output_bytes,
+            quantised: None,
+            same_output: None,
+            stage_seconds: Vec::new(),
+        };
+        log.record(&result)?;
+        results.push(result);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    times.sort_by(f64::total_cmp);
-    let n = set.inputs.len().max(1) as f64;
+    let s = Summary::of(&results);
     let name = model
         .file_name()
         .map_or(String::new(), |f| f.to_string_lossy().into_owned());
     println!(
-        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {agree}/{} | {:.3} s ({:.3} s) | {} | {} | {} | 2^{:.1} |",
+        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {}/{} | {:.3} s ({:.3} s) | {} | {} | {} | 2^{:.1} |",
         kp.log_n,
         kp.depth,
-        set.inputs.len(),
-        100.0 * plain_ok as f64 / n,
-        100.0 * enc_ok as f64 / n,
-        set.inputs.len(),
-        percentile(&times, 0.5),
-        percentile(&times, 0.9),
+        s.items,
+        s.plaintext,
+        s.encrypted,
+        s.same_decision,
+        s.items,
+        s.median,
+        s.p90,
         human(eval_bytes as u64),
-        human(sizes.0 as u64),
-        human(sizes.1 as u64),
+        human(s.input_bytes as u64),
+        human(s.output_bytes as u64),
         kp.output_flooding.sigma_log2,
     );
     Ok(())

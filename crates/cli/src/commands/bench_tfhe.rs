@@ -14,9 +14,10 @@ use heman_model::{load_onnx, CalibrationRanges, Graph, Tensor};
 use heman_runtime::tfhe::{decrypt_integers, encrypt_input, StageTiming, TfheExecutor};
 use heman_tfhe::{ClientKey, CompressedServerKey, Preset, ServerKey};
 
+use crate::commands::bench_results::{self, median, ItemResult, Summary};
 use crate::progress;
 use crate::tfhe_workflow::{self, TfheArgs};
-use crate::workflow::{fit_to, human, percentile};
+use crate::workflow::{fit_to, human};
 
 /// One key pair of a preset, kept for every model of a run.
 pub struct Keys {
@@ -43,15 +44,6 @@ impl Keys {
             expanded_bytes,
         }
     }
-}
-
-/// The median of unsorted values (0 for none).
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    percentile(values, 0.5)
 }
 
 /// HE-MAN's models for the TFHE rows: (model, calibration, data, preset).
@@ -85,7 +77,9 @@ pub fn header() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
-/// Benchmarks one model on its data, printing one table row.
+/// Benchmarks one model on its data, printing one table row; with
+/// `results`, each item is kept there as it is measured (see
+/// [`bench_results`]).
 pub fn bench_model(
     model: &Path,
     calibration: &Path,
@@ -93,19 +87,22 @@ pub fn bench_model(
     limit: usize,
     options: TfheOptions,
     keys: &Keys,
+    results: Option<&Path>,
 ) -> Result<()> {
     let compiled = tfhe_workflow::compile(model, calibration, options)?;
     let plan = &compiled.compiled.plan;
     let kp = &compiled.model.keyparams;
+    let mut log = bench_results::open_for(results, model, &kp.model_fingerprint)?;
     let set = LabelledSet::load(data, Some(limit))?;
     let executor = TfheExecutor::new(&keys.server, plan)?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
-    let (mut plain_ok, mut quant_ok, mut enc_ok, mut same_decision, mut same_output) =
-        (0, 0, 0, 0, 0);
-    let mut times = Vec::new();
-    let mut stage_times: Vec<Vec<f64>> = vec![Vec::new(); plan.stages.len()];
-    let mut sizes = (0, 0);
+    let mut measured = Vec::with_capacity(set.inputs.len());
     for (index, sample) in set.inputs.iter().enumerate() {
+        if let Some(recorded) = log.recorded(&sample.name) {
+            measured.push(recorded.clone());
+            bar.inc(1);
+            continue;
+        }
         let x = fit_to(
             &sample.tensor,
             &kp.input.name,
@@ -118,47 +115,55 @@ pub fn bench_model(
         let reference_u = plan.run_exact(&plan.quantise_input(&x)?)?;
         let quantised = post(plan.dequantise_output(&reference_u));
         let seeded = encrypt_input(&plan.input, &keys.client, &x)?;
-        sizes.0 = seeded.to_bytes().len();
+        let input_bytes = seeded.to_bytes().len();
         let start = Instant::now();
         let (out, timings) = executor.run(seeded.expand(), |_| {})?;
-        times.push(start.elapsed().as_secs_f64());
+        let seconds = start.elapsed().as_secs_f64();
+        let mut stage_seconds = vec![0.0; plan.stages.len()];
         for t in &timings {
-            stage_times[t.stage].push(t.seconds);
+            stage_seconds[t.stage] += t.seconds;
         }
-        sizes.1 = out.to_bytes().len();
+        let output_bytes = out.to_bytes().len();
         let u = decrypt_integers(&plan.output, &keys.client, &out)?;
         let encrypted = post(plan.dequantise_output(&u));
-        let (p, q, e) = (
-            set.is_correct(index, &plain),
+        let (q, e) = (
             set.is_correct(index, &quantised),
             set.is_correct(index, &encrypted),
         );
-        plain_ok += p as usize;
-        quant_ok += q as usize;
-        enc_ok += e as usize;
-        let decision = match set.task {
+        let same_decision = match set.task {
             Task::Verification { .. } => q == e,
             Task::Classification { .. } => quantised.argmax() == encrypted.argmax(),
         };
-        same_decision += decision as usize;
-        same_output += (u == reference_u) as usize;
+        let result = ItemResult {
+            item: sample.name.clone(),
+            plaintext: set.is_correct(index, &plain),
+            encrypted: e,
+            same_decision,
+            seconds,
+            input_bytes,
+            output_bytes,
+            quantised: Some(q),
+            same_output: Some(u == reference_u),
+            stage_seconds,
+        };
+        log.record(&result)?;
+        measured.push(result);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    times.sort_by(f64::total_cmp);
-    let n = set.inputs.len().max(1) as f64;
+    let s = Summary::of(&measured);
     let name = model
         .file_name()
         .map_or(String::new(), |f| f.to_string_lossy().into_owned());
     let split: Vec<String> = plan
         .stages
         .iter()
-        .zip(&mut stage_times)
-        .map(|(s, t)| format!("{} {:.3} s", s.name(), median(t)))
+        .zip(&s.stage_medians)
+        .map(|(stage, t)| format!("{} {t:.3} s", stage.name()))
         .collect();
     let b = compiled.compiled.bits;
     println!(
-        "| {name} | {} {}/{}/{}/{}{} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {same_decision}/{} | {same_output}/{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
+        "| {name} | {} {}/{}/{}/{}{} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
         plan.preset.name(),
         b.input,
         b.activation,
@@ -166,19 +171,21 @@ pub fn bench_model(
         b.output,
         if options.exact { " exact" } else { "" },
         plan.bootstraps(),
-        set.inputs.len(),
-        100.0 * plain_ok as f64 / n,
-        100.0 * quant_ok as f64 / n,
-        100.0 * enc_ok as f64 / n,
-        set.inputs.len(),
-        set.inputs.len(),
-        percentile(&times, 0.5),
-        percentile(&times, 0.9),
+        s.items,
+        s.plaintext,
+        s.quantised,
+        s.encrypted,
+        s.same_decision,
+        s.items,
+        s.same_output,
+        s.items,
+        s.median,
+        s.p90,
         split.join(", "),
         human(keys.compressed_bytes as u64),
         human(keys.expanded_bytes),
-        human(sizes.0 as u64),
-        human(sizes.1 as u64),
+        human(s.input_bytes as u64),
+        human(s.output_bytes as u64),
     );
     Ok(())
 }
@@ -344,7 +351,7 @@ fn keys_for<'a>(keys: &'a mut HashMap<Preset, Keys>, options: &TfheOptions) -> &
 
 /// The TFHE rows of `heman bench --suite`: HE-MAN's test models in exact
 /// mode, then its networks, each on its preset unless `--preset` names one.
-pub fn run_suite(root: &Path, limit: usize, args: &TfheArgs) -> Result<()> {
+pub fn run_suite(root: &Path, limit: usize, args: &TfheArgs, results: Option<&Path>) -> Result<()> {
     if !root.is_dir() {
         bail!("{}: HE-MAN data folder not found", root.display());
     }
@@ -356,15 +363,18 @@ pub fn run_suite(root: &Path, limit: usize, args: &TfheArgs) -> Result<()> {
     for &(model, calibration, data, preset) in SUITE {
         let options = args.options_or(preset)?;
         let keys = keys_for(&mut keys, &options);
+        let model = root.join(model);
+        let results = bench_results::results_path(results, true, &model);
         if let Err(e) = bench_model(
-            &root.join(model),
+            &model,
             &root.join(calibration),
             &root.join(data),
             limit,
             options,
             keys,
+            results.as_deref(),
         ) {
-            println!("| {model} | not run: {e:#} |");
+            println!("| {} | not run: {e:#} |", model.display());
         }
     }
     Ok(())

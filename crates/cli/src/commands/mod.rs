@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_results;
 pub mod bench_tfhe;
 pub mod calibrate;
 pub mod demo;

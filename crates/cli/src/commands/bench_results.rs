@@ -1,0 +1,376 @@
+//! Per-item benchmark results in a JSON-lines file (`heman bench --results`).
+//!
+//! Each item is appended and flushed as soon as it is measured, so a long run
+//! that is cut off keeps what it measured, and running the same command again
+//! resumes after the items already recorded. The first line names the model
+//! and the fingerprint of its compilation: results of another compilation are
+//! refused rather than mixed in.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::workflow::percentile;
+
+/// The format's version, in the header line.
+const VERSION: u32 = 1;
+
+/// What one encrypted inference gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// The item's name in its evaluation set.
+    pub item: String,
+    /// The plaintext model's answer is right.
+    pub plaintext: bool,
+    /// The decrypted answer is right.
+    pub encrypted: bool,
+    /// The decrypted answer makes the reference model's decision (the
+    /// plaintext model for CKKS, the quantised one for TFHE).
+    pub same_decision: bool,
+    /// Inference time on the model owner's side, in seconds.
+    pub seconds: f64,
+    pub input_bytes: usize,
+    pub output_bytes: usize,
+    /// TFHE: the quantised plaintext model's answer is right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantised: Option<bool>,
+    /// TFHE: the decrypted integers equal the quantised model's exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_output: Option<bool>,
+    /// TFHE: seconds per stage of the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_seconds: Vec<f64>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    heman_bench_results: u32,
+    model: String,
+    model_fingerprint: String,
+}
+
+/// The results file of one benchmarked model (or none).
+pub struct ResultsLog {
+    path: PathBuf,
+    file: Option<File>,
+    recorded: HashMap<String, ItemResult>,
+}
+
+impl ResultsLog {
+    /// No file: every item is measured, nothing is kept.
+    pub fn none() -> Self {
+        Self {
+            path: PathBuf::new(),
+            file: None,
+            recorded: HashMap::new(),
+        }
+    }
+
+    /// Opens `path` for `model` compiled to `fingerprint`: reads the items
+    /// already there, or starts the file with its header. A last line cut
+    /// off mid-write (a killed run) is dropped.
+    pub fn open(path: &Path, model: &str, fingerprint: &str) -> Result<Self> {
+        let header = Header {
+            heman_bench_results: VERSION,
+            model: model.to_string(),
+            model_fingerprint: fingerprint.to_string(),
+        };
+        let mut recorded = HashMap::new();
+        let exists = path.metadata().is_ok_and(|m| m.len() > 0);
+        if exists {
+            let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            let mut reader = BufReader::new(file);
+            let mut complete = 0u64;
+            let mut line = String::new();
+            let mut number = 0;
+            loop {
+                line.clear();
+                let read = reader
+                    .read_line(&mut line)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if read == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                number += 1;
+                if number == 1 {
+                    let found: Header = serde_json::from_str(&line).with_context(|| {
+                        format!(
+                            "{}: line 1 is not a heman bench results header",
+                            path.display()
+                        )
+                    })?;
+                    if found != header {
+                        bail!(
+                            "{}: results of {} compiled to {}, not of {} compiled to {}: use another file or remove this one",
+                            path.display(),
+                            found.model,
+                            short(&found.model_fingerprint),
+                            header.model,
+                            short(&header.model_fingerprint),
+                        );
+                    }
+                } else {
+                    let item: ItemResult = serde_json::from_str(&line).with_context(|| {
+                        format!("{}: line {number} is not an item result", path.display())
+                    })?;
+                    recorded.insert(item.item.clone(), item);
+                }
+                complete += read as u64;
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            file.set_len(complete)
+                .with_context(|| format!("writing {}", path.display()))?;
+            drop(file);
+            if complete == 0 {
+                return Self::create(path, &header);
+            }
+            let file = OpenOptions::new()
+                .append(true)
+                .open(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            return Ok(Self {
+                path: path.to_path_buf(),
+                file: Some(file),
+                recorded,
+            });
+        }
+        Self::create(path, &header)
+    }
+
+    fn create(path: &Path, header: &Header) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let mut file = File::create(path).with_context(|| format!("writing {}", path.display()))?;
+        writeln!(file, "{}", serde_json::to_string(header)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Some(file),
+            recorded: HashMap::new(),
+        })
+    }
+
+    /// How many items the file already held.
+    pub fn resumed(&self) -> usize {
+        self.recorded.len()
+    }
+
+    /// The result recorded for `item` by an earlier run.
+    pub fn recorded(&self, item: &str) -> Option<&ItemResult> {
+        self.recorded.get(item)
+    }
+
+    /// Appends `result` and flushes it to disk.
+    pub fn record(&mut self, result: &ItemResult) -> Result<()> {
+        tracing::info!(
+            item = %result.item,
+            seconds = result.seconds,
+            encrypted_right = result.encrypted,
+            same_decision = result.same_decision,
+            "measured"
+        );
+        if let Some(file) = &mut self.file {
+            writeln!(file, "{}", serde_json::to_string(result)?)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(16)]
+}
+
+/// The figures of a benchmark row, over its items.
+pub struct Summary {
+    pub items: usize,
+    pub plaintext: f64,
+    pub encrypted: f64,
+    pub quantised: f64,
+    pub same_decision: usize,
+    pub same_output: usize,
+    pub median: f64,
+    pub p90: f64,
+    pub input_bytes: usize,
+    pub output_bytes: usize,
+    /// Median seconds of each stage (TFHE).
+    pub stage_medians: Vec<f64>,
+}
+
+impl Summary {
+    pub fn of(results: &[ItemResult]) -> Self {
+        let n = results.len().max(1) as f64;
+        let share = |f: &dyn Fn(&ItemResult) -> bool| {
+            100.0 * results.iter().filter(|r| f(r)).count() as f64 / n
+        };
+        let mut times: Vec<f64> = results.iter().map(|r| r.seconds).collect();
+        let stages = results
+            .iter()
+            .map(|r| r.stage_seconds.len())
+            .max()
+            .unwrap_or(0);
+        let stage_medians = (0..stages)
+            .map(|s| {
+                let mut t: Vec<f64> = results
+                    .iter()
+                    .filter_map(|r| r.stage_seconds.get(s).copied())
+                    .collect();
+                median(&mut t)
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let last = results.last();
+        Self {
+            items: results.len(),
+            plaintext: share(&|r| r.plaintext),
+            encrypted: share(&|r| r.encrypted),
+            quantised: share(&|r| r.quantised.unwrap_or(false)),
+            same_decision: results.iter().filter(|r| r.same_decision).count(),
+            same_output: results
+                .iter()
+                .filter(|r| r.same_output.unwrap_or(false))
+                .count(),
+            median: if times.is_empty() {
+                0.0
+            } else {
+                percentile(&times, 0.5)
+            },
+            p90: if times.is_empty() {
+                0.0
+            } else {
+                percentile(&times, 0.9)
+            },
+            input_bytes: last.map_or(0, |r| r.input_bytes),
+            output_bytes: last.map_or(0, |r| r.output_bytes),
+            stage_medians,
+        }
+    }
+}
+
+/// The median of unsorted values (0 for none).
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    percentile(values, 0.5)
+}
+
+/// Where the results of `model` go: the file itself for one model, a file
+/// named after the model inside the folder for a suite.
+pub fn results_path(results: Option<&Path>, suite: bool, model: &Path) -> Option<PathBuf> {
+    let results = results?;
+    if !suite {
+        return Some(results.to_path_buf());
+    }
+    let stem = model
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    Some(results.join(format!("{stem}.jsonl")))
+}
+
+/// Opens the results file of `model` when there is one.
+pub fn open_for(path: Option<&Path>, model: &Path, fingerprint: &str) -> Result<ResultsLog> {
+    let Some(path) = path else {
+        return Ok(ResultsLog::none());
+    };
+    let name = model
+        .file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    let log = ResultsLog::open(path, &name, fingerprint)?;
+    if log.resumed() > 0 {
+        eprintln!(
+            "{}: {} items already measured, resuming after them",
+            path.display(),
+            log.resumed()
+        );
+    }
+    Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, seconds: f64) -> ItemResult {
+        ItemResult {
+            item: name.into(),
+            plaintext: true,
+            encrypted: name != "b",
+            same_decision: true,
+            seconds,
+            input_bytes: 10,
+            output_bytes: 20,
+            quantised: None,
+            same_output: None,
+            stage_seconds: vec![seconds / 2.0, seconds / 2.0],
+        }
+    }
+
+    #[test]
+    fn a_cut_off_run_resumes_after_its_complete_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let mut log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        log.record(&item("a", 1.0)).unwrap();
+        log.record(&item("b", 2.0)).unwrap();
+        drop(log);
+        // A kill mid-write leaves half a line.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(file, "{{\"item\":\"c\",\"plain").unwrap();
+        drop(file);
+
+        let mut log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        assert_eq!(log.resumed(), 2);
+        assert_eq!(log.recorded("b"), Some(&item("b", 2.0)));
+        assert!(log.recorded("c").is_none());
+        log.record(&item("c", 3.0)).unwrap();
+        drop(log);
+
+        let log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        assert_eq!(log.resumed(), 3);
+        let results: Vec<ItemResult> = ["a", "b", "c"]
+            .iter()
+            .map(|n| log.recorded(n).unwrap().clone())
+            .collect();
+        let summary = Summary::of(&results);
+        assert_eq!(summary.items, 3);
+        assert!((summary.encrypted - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(summary.median, 2.0);
+        assert_eq!(summary.stage_medians, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn results_of_another_compilation_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        ResultsLog::open(&path, "m.onnx", "abc")
+            .unwrap()
+            .record(&item("a", 1.0))
+            .unwrap();
+        let err = ResultsLog::open(&path, "m.onnx", "abd")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("r.jsonl") && err.contains("abd"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        std::fs::write(&path, "not json\n").unwrap();
+        let err = ResultsLog::open(&path, "m.onnx", "abc").err().unwrap();
+        assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+    }
+}
