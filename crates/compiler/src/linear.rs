@@ -120,9 +120,12 @@ impl LinearTransform {
             .map(|b| b.diagonal_count() + ROTATION_COST * b.rotation_count())
             .sum::<usize>()
             + ROTATION_COST * self.sum_steps.len() * self.output_ciphertexts
-            + ROTATION_COST
-                * self.window_sums.iter().map(Vec::len).sum::<usize>()
-                * self.input_ciphertexts
+            + ROTATION_COST * self.window_sum_rotations() * self.input_ciphertexts
+    }
+
+    /// Rotations of the window sums, per input ciphertext.
+    pub fn window_sum_rotations(&self) -> usize {
+        self.window_sums.iter().map(Vec::len).sum()
     }
 }
 
@@ -132,7 +135,7 @@ impl std::fmt::Display for LinearTransform {
             write!(
                 f,
                 "window sums ({} rotations), then ",
-                self.window_sums.iter().map(Vec::len).sum::<usize>()
+                self.window_sum_rotations()
             )?;
         }
         write!(

@@ -176,45 +176,41 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings)
     let bar = progress::bar(set.inputs.len(), "encrypted");
     let mut results = Vec::with_capacity(set.inputs.len());
     for (index, sample) in set.inputs.iter().enumerate() {
-        if let Some(recorded) = log.recorded(&sample.name) {
-            results.push(recorded.clone());
-            bar.inc(1);
-            continue;
-        }
-        let x = fit_input(&sample.tensor, &kp.input, &sample.name)?;
-        let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
-        let cts = encrypt_tensor(params, InputKey::Secret(&decryptor), &kp.input.layout, &x)?;
-        let input_bytes = CiphertextFile {
-            ciphertexts: cts.clone(),
-        }
-        .to_bytes(params)
-        .len();
-        let start = Instant::now();
-        let out = executor.run_prepared(&prepared, cts, |_| {})?;
-        let out = workflow::flood(kp, params, &keys.evaluation, out)?;
-        let seconds = start.elapsed().as_secs_f64();
-        let output_bytes = CiphertextFile {
-            ciphertexts: out.clone(),
-        }
-        .to_bytes(params)
-        .len();
-        let y = workflow::decrypt_output(kp, params, &decryptor, &out)?;
-        let (plaintext, encrypted) = (set.is_correct(index, &plain), set.is_correct(index, &y));
-        let same_decision = plaintext == encrypted
-            && (matches!(set.task, Task::Verification { .. }) || plain.argmax() == y.argmax());
-        let result = ItemResult {
-            item: sample.name.clone(),
-            plaintext,
-            encrypted,
-            same_decision,
-            seconds,
-            input_bytes,
-            output_bytes,
-            quantised: None,
-            same_output: None,
-            stage_seconds: Vec::new(),
-        };
-        log.record(&result)?;
+        let result = log.result_of(&sample.name, || {
+            let x = fit_input(&sample.tensor, &kp.input, &sample.name)?;
+            let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
+            let cts = encrypt_tensor(params, InputKey::Secret(&decryptor), &kp.input.layout, &x)?;
+            let input_bytes = CiphertextFile {
+                ciphertexts: cts.clone(),
+            }
+            .to_bytes(params)
+            .len();
+            let start = Instant::now();
+            let out = executor.run_prepared(&prepared, cts, |_| {})?;
+            let out = workflow::flood(kp, params, &keys.evaluation, out)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let output_bytes = CiphertextFile {
+                ciphertexts: out.clone(),
+            }
+            .to_bytes(params)
+            .len();
+            let y = workflow::decrypt_output(kp, params, &decryptor, &out)?;
+            let (plaintext, encrypted) = (set.is_correct(index, &plain), set.is_correct(index, &y));
+            let same_decision = plaintext == encrypted
+                && (matches!(set.task, Task::Verification { .. }) || plain.argmax() == y.argmax());
+            Ok(ItemResult {
+                item: sample.name.clone(),
+                plaintext,
+                encrypted,
+                same_decision,
+                seconds,
+                input_bytes,
+                output_bytes,
+                quantised: None,
+                same_output: None,
+                stage_seconds: Vec::new(),
+            })
+        })?;
         results.push(result);
         bar.inc(1);
     }

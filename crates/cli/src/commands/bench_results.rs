@@ -79,69 +79,25 @@ impl ResultsLog {
             model: model.to_string(),
             model_fingerprint: fingerprint.to_string(),
         };
-        let mut recorded = HashMap::new();
-        let exists = path.metadata().is_ok_and(|m| m.len() > 0);
-        if exists {
-            let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            let mut reader = BufReader::new(file);
-            let mut complete = 0u64;
-            let mut line = String::new();
-            let mut number = 0;
-            loop {
-                line.clear();
-                let read = reader
-                    .read_line(&mut line)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                if read == 0 || !line.ends_with('\n') {
-                    break;
-                }
-                number += 1;
-                if number == 1 {
-                    let found: Header = serde_json::from_str(&line).with_context(|| {
-                        format!(
-                            "{}: line 1 is not a heman bench results header",
-                            path.display()
-                        )
-                    })?;
-                    if found != header {
-                        bail!(
-                            "{}: results of {} compiled to {}, not of {} compiled to {}: use another file or remove this one",
-                            path.display(),
-                            found.model,
-                            short(&found.model_fingerprint),
-                            header.model,
-                            short(&header.model_fingerprint),
-                        );
-                    }
-                } else {
-                    let item: ItemResult = serde_json::from_str(&line).with_context(|| {
-                        format!("{}: line {number} is not an item result", path.display())
-                    })?;
-                    recorded.insert(item.item.clone(), item);
-                }
-                complete += read as u64;
-            }
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            file.set_len(complete)
-                .with_context(|| format!("writing {}", path.display()))?;
-            drop(file);
-            if complete == 0 {
-                return Self::create(path, &header);
-            }
-            let file = OpenOptions::new()
-                .append(true)
-                .open(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            return Ok(Self {
-                path: path.to_path_buf(),
-                file: Some(file),
-                recorded,
-            });
+        if !path.metadata().is_ok_and(|m| m.len() > 0) {
+            return Self::create(path, &header);
         }
-        Self::create(path, &header)
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let (recorded, complete) = read_items(&file, path, &header)?;
+        file.set_len(complete)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if complete == 0 {
+            return Self::create(path, &header);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Some(file),
+            recorded,
+        })
     }
 
     fn create(path: &Path, header: &Header) -> Result<Self> {
@@ -169,6 +125,21 @@ impl ResultsLog {
         self.recorded.get(item)
     }
 
+    /// The result of `item`: recorded by an earlier run, or `measure`d now
+    /// and recorded.
+    pub fn result_of(
+        &mut self,
+        item: &str,
+        measure: impl FnOnce() -> Result<ItemResult>,
+    ) -> Result<ItemResult> {
+        if let Some(recorded) = self.recorded(item) {
+            return Ok(recorded.clone());
+        }
+        let result = measure()?;
+        self.record(&result)?;
+        Ok(result)
+    }
+
     /// Appends `result` and flushes it to disk.
     pub fn record(&mut self, result: &ItemResult) -> Result<()> {
         tracing::info!(
@@ -185,6 +156,53 @@ impl ResultsLog {
         }
         Ok(())
     }
+}
+
+/// The items of a results file whose header must be `header`, and the
+/// length of its complete lines.
+fn read_items(
+    file: &File,
+    path: &Path,
+    header: &Header,
+) -> Result<(HashMap<String, ItemResult>, u64)> {
+    let mut reader = BufReader::new(file);
+    let mut recorded = HashMap::new();
+    let mut complete = 0u64;
+    let mut line = String::new();
+    for number in 1.. {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 || !line.ends_with('\n') {
+            break;
+        }
+        if number == 1 {
+            let found: Header = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{}: line 1 is not a heman bench results header",
+                    path.display()
+                )
+            })?;
+            if &found != header {
+                bail!(
+                    "{}: results of {} compiled to {}, not of {} compiled to {}: use another file or remove this one",
+                    path.display(),
+                    found.model,
+                    short(&found.model_fingerprint),
+                    header.model,
+                    short(&header.model_fingerprint),
+                );
+            }
+        } else {
+            let item: ItemResult = serde_json::from_str(&line).with_context(|| {
+                format!("{}: line {number} is not an item result", path.display())
+            })?;
+            recorded.insert(item.item.clone(), item);
+        }
+        complete += read as u64;
+    }
+    Ok((recorded, complete))
 }
 
 fn short(fingerprint: &str) -> &str {
@@ -240,16 +258,8 @@ impl Summary {
                 .iter()
                 .filter(|r| r.same_output.unwrap_or(false))
                 .count(),
-            median: if times.is_empty() {
-                0.0
-            } else {
-                percentile(&times, 0.5)
-            },
-            p90: if times.is_empty() {
-                0.0
-            } else {
-                percentile(&times, 0.9)
-            },
+            median: quantile(&times, 0.5),
+            p90: quantile(&times, 0.9),
             input_bytes: last.map_or(0, |r| r.input_bytes),
             output_bytes: last.map_or(0, |r| r.output_bytes),
             stage_medians,
@@ -259,11 +269,17 @@ impl Summary {
 
 /// The median of unsorted values (0 for none).
 pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
     values.sort_by(f64::total_cmp);
-    percentile(values, 0.5)
+    quantile(values, 0.5)
+}
+
+/// The `q`-quantile of sorted values (0 for none).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        0.0
+    } else {
+        percentile(sorted, q)
+    }
 }
 
 /// Where the results of `model` go: the file itself for one model, a file

@@ -98,55 +98,51 @@ pub fn bench_model(
     let bar = progress::bar(set.inputs.len(), "encrypted");
     let mut measured = Vec::with_capacity(set.inputs.len());
     for (index, sample) in set.inputs.iter().enumerate() {
-        if let Some(recorded) = log.recorded(&sample.name) {
-            measured.push(recorded.clone());
-            bar.inc(1);
-            continue;
-        }
-        let x = fit_to(
-            &sample.tensor,
-            &kp.input.name,
-            &plan.input.shape,
-            None,
-            &sample.name,
-        )?;
-        let post = |t: Tensor| plan.postprocess.iter().fold(t, |t, op| op.eval(&[&t]));
-        let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
-        let reference_u = plan.run_exact(&plan.quantise_input(&x)?)?;
-        let quantised = post(plan.dequantise_output(&reference_u));
-        let seeded = encrypt_input(&plan.input, &keys.client, &x)?;
-        let input_bytes = seeded.to_bytes().len();
-        let start = Instant::now();
-        let (out, timings) = executor.run(seeded.expand(), |_| {})?;
-        let seconds = start.elapsed().as_secs_f64();
-        let mut stage_seconds = vec![0.0; plan.stages.len()];
-        for t in &timings {
-            stage_seconds[t.stage] += t.seconds;
-        }
-        let output_bytes = out.to_bytes().len();
-        let u = decrypt_integers(&plan.output, &keys.client, &out)?;
-        let encrypted = post(plan.dequantise_output(&u));
-        let (q, e) = (
-            set.is_correct(index, &quantised),
-            set.is_correct(index, &encrypted),
-        );
-        let same_decision = match set.task {
-            Task::Verification { .. } => q == e,
-            Task::Classification { .. } => quantised.argmax() == encrypted.argmax(),
-        };
-        let result = ItemResult {
-            item: sample.name.clone(),
-            plaintext: set.is_correct(index, &plain),
-            encrypted: e,
-            same_decision,
-            seconds,
-            input_bytes,
-            output_bytes,
-            quantised: Some(q),
-            same_output: Some(u == reference_u),
-            stage_seconds,
-        };
-        log.record(&result)?;
+        let result = log.result_of(&sample.name, || {
+            let x = fit_to(
+                &sample.tensor,
+                &kp.input.name,
+                &plan.input.shape,
+                None,
+                &sample.name,
+            )?;
+            let post = |t: Tensor| plan.postprocess.iter().fold(t, |t, op| op.eval(&[&t]));
+            let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
+            let reference_u = plan.run_exact(&plan.quantise_input(&x)?)?;
+            let quantised = post(plan.dequantise_output(&reference_u));
+            let seeded = encrypt_input(&plan.input, &keys.client, &x)?;
+            let input_bytes = seeded.to_bytes().len();
+            let start = Instant::now();
+            let (out, timings) = executor.run(seeded.expand(), |_| {})?;
+            let seconds = start.elapsed().as_secs_f64();
+            let mut stage_seconds = vec![0.0; plan.stages.len()];
+            for t in &timings {
+                stage_seconds[t.stage] += t.seconds;
+            }
+            let output_bytes = out.to_bytes().len();
+            let u = decrypt_integers(&plan.output, &keys.client, &out)?;
+            let encrypted = post(plan.dequantise_output(&u));
+            let (q, e) = (
+                set.is_correct(index, &quantised),
+                set.is_correct(index, &encrypted),
+            );
+            let same_decision = match set.task {
+                Task::Verification { .. } => q == e,
+                Task::Classification { .. } => quantised.argmax() == encrypted.argmax(),
+            };
+            Ok(ItemResult {
+                item: sample.name.clone(),
+                plaintext: set.is_correct(index, &plain),
+                encrypted: e,
+                same_decision,
+                seconds,
+                input_bytes,
+                output_bytes,
+                quantised: Some(q),
+                same_output: Some(u == reference_u),
+                stage_seconds,
+            })
+        })?;
         measured.push(result);
         bar.inc(1);
     }
