@@ -11,8 +11,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{invalid, io, ArtifactError, Result};
 
 const MAGIC: &[u8; 5] = b"HEMAN";
-/// Current format version of every kind.
-pub const VERSION: u16 = 1;
 const HEADER: usize = 5 + 1 + 2 + 32 + 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +40,34 @@ impl Kind {
             9 => Kind::TfheCiphertexts,
             _ => return None,
         })
+    }
+
+    /// The format version this heman writes and reads for the kind. Each
+    /// kind has its own, so that a change to one (a compiled plan gaining a
+    /// field) leaves files of the others readable.
+    pub fn version(self) -> u16 {
+        match self {
+            // 2: linear transforms carry pool window sums.
+            Kind::CompiledModel => 2,
+            _ => 1,
+        }
+    }
+
+    /// What makes a file of the kind anew, for errors about unreadable ones.
+    fn remedy(self) -> &'static str {
+        match self {
+            Kind::CompiledModel | Kind::TfheCompiledModel => {
+                "compile the model again with `heman keyparams`"
+            }
+            Kind::EvaluationKeys
+            | Kind::SecretKey
+            | Kind::PublicKey
+            | Kind::TfheServerKey
+            | Kind::TfheClientKey => "generate the keys again with `heman keygen`",
+            Kind::Ciphertexts | Kind::TfheCiphertexts => {
+                "encrypt the input again with `heman encrypt`"
+            }
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -76,7 +102,7 @@ impl Container {
     pub fn new(kind: Kind, fingerprint: [u8; 32], payload: Vec<u8>) -> Self {
         Self {
             kind,
-            version: VERSION,
+            version: kind.version(),
             fingerprint,
             payload,
         }
@@ -106,12 +132,14 @@ impl Container {
         let kind = Kind::from_byte(bytes[5])
             .ok_or_else(|| invalid(path, format!("unknown content kind {}", bytes[5])))?;
         let version = u16::from_le_bytes([bytes[6], bytes[7]]);
-        if version != VERSION {
+        if version != kind.version() {
             return Err(invalid(
                 path,
                 format!(
-                    "{} in format version {version}; this heman reads version {VERSION}",
-                    kind.name()
+                    "{} in format version {version}; this heman reads version {}: {}",
+                    kind.name(),
+                    kind.version(),
+                    kind.remedy()
                 ),
             ));
         }
@@ -227,4 +255,67 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
             .map_err(|e| io(path, e))?;
     }
     file.write_all(bytes).map_err(|e| io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of(kind: Kind, version: u16) -> Vec<u8> {
+        let mut container = Container::new(kind, [7; 32], b"payload".to_vec());
+        container.version = version;
+        container.to_bytes()
+    }
+
+    #[test]
+    fn round_trip_keeps_kind_fingerprint_and_payload() {
+        let path = Path::new("x.heman");
+        let c = Container::from_bytes_expecting(
+            &bytes_of(Kind::Ciphertexts, Kind::Ciphertexts.version()),
+            path,
+            Kind::Ciphertexts,
+            Some(&[7; 32]),
+        )
+        .unwrap();
+        assert_eq!(c.payload, b"payload");
+        let e = Container::from_bytes_expecting(
+            &bytes_of(Kind::Ciphertexts, 1),
+            path,
+            Kind::Ciphertexts,
+            Some(&[8; 32]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x.heman"), "{e}");
+    }
+
+    #[test]
+    fn a_file_of_another_version_names_the_versions_and_the_remedy() {
+        let old = Kind::CompiledModel.version() - 1;
+        let e = Container::from_bytes(&bytes_of(Kind::CompiledModel, old), Path::new("m.heman"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("m.heman"), "{e}");
+        assert!(
+            e.contains(&format!(
+                "compiled model in format version {old}; this heman reads version {}",
+                Kind::CompiledModel.version()
+            )),
+            "{e}"
+        );
+        assert!(e.contains("heman keyparams"), "{e}");
+        // Another kind's version is its own: keys of version 1 still read.
+        assert!(Container::from_bytes(&bytes_of(Kind::EvaluationKeys, 1), Path::new("k")).is_ok());
+    }
+
+    #[test]
+    fn damaged_and_cut_files_are_refused() {
+        let mut bytes = bytes_of(Kind::PublicKey, 1);
+        bytes[HEADER] ^= 1;
+        let e = Container::from_bytes(&bytes, Path::new("p")).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        bytes.truncate(30);
+        let e = Container::from_bytes(&bytes, Path::new("p")).unwrap_err();
+        assert!(e.to_string().contains("truncated header"), "{e}");
+    }
 }
