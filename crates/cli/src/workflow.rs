@@ -16,7 +16,8 @@ use heman_compiler::pipeline::{compile_ckks, CompileOptions};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 use heman_runtime::{
-    decrypt_tensor, encrypt_tensor, flood_outputs, measure_output_noise, Executor, InputKey,
+    choose_parameters, decrypt_tensor, encrypt_tensor, flood_outputs, Executor, InputKey,
+    ParameterCheck,
 };
 use tracing::{info, warn};
 
@@ -62,6 +63,10 @@ pub struct Compiled {
     pub agreement: Option<heman_compiler::approximation::Agreement>,
     pub model: CompiledModel,
     pub params: CkksParameters,
+    /// The parameter sets the plan could run under (most precise first) and
+    /// the dry runs that chose among them.
+    pub candidates: Vec<heman_compiler::parameters::ParameterChoice>,
+    pub parameter_check: ParameterCheck,
 }
 
 /// Calibration inputs the encrypted dry run that sizes the output flooding
@@ -78,7 +83,7 @@ pub fn compile(model: &Path, calibration: &Path, flooding: FloodingTarget) -> Re
         .with_context(|| format!("calibration set {}", calibration.display()))?;
     bar.finish_and_clear();
     let start = Instant::now();
-    let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default())
+    let mut compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default())
         .with_context(|| format!("compiling {}", model.display()))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
     let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| {
@@ -90,10 +95,26 @@ pub fn compile(model: &Path, calibration: &Path, flooding: FloodingTarget) -> Re
             layout: layout.clone(),
         }
     };
+    let output = spec(
+        graph.outputs[0],
+        &compiled.plan.output_shape,
+        &compiled.plan.output_layout,
+    );
+    let output_max = output
+        .calibrated_range
+        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let parameter_check =
+        check_parameters(&graph, &samples, &mut compiled, output_max, flooding)
+            .with_context(|| format!("measuring the output noise of {}", model.display()))?;
+    let output_flooding = OutputFlooding::size(
+        flooding,
+        compiled.params.log_n(),
+        parameter_check.noise.scale.log2(),
+        parameter_check.noise.max_coefficient,
+        output_max,
+    )
+    .with_context(|| format!("sizing the output flooding of {}", model.display()))?;
     let plan = &compiled.plan;
-    let output = spec(graph.outputs[0], &plan.output_shape, &plan.output_layout);
-    let output_flooding = size_flooding(&graph, &samples, &compiled, &output, flooding)
-        .with_context(|| format!("sizing the output flooding of {}", model.display()))?;
     let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
@@ -109,44 +130,90 @@ pub fn compile(model: &Path, calibration: &Path, flooding: FloodingTarget) -> Re
             plan: compiled.plan,
         },
         params: compiled.params,
+        candidates: compiled.candidates,
+        parameter_check,
         agreement: compiled.agreement,
         graph,
     })
 }
 
-/// Measures the output noise on a few calibration inputs (throw-away keys)
-/// and sizes the flooding for `target`.
-fn size_flooding(
+/// Chooses among the compiled model's parameter sets by encrypted dry runs on
+/// a few calibration inputs (throw-away keys): the smallest keys whose
+/// flooded outputs keep their precision.
+fn check_parameters(
     graph: &heman_model::Graph,
     samples: &[heman_model::io::dataset::Sample],
-    compiled: &heman_compiler::pipeline::CompiledCkks,
-    output: &TensorSpec,
+    compiled: &mut heman_compiler::pipeline::CompiledCkks,
+    output_max: f64,
     target: FloodingTarget,
-) -> Result<OutputFlooding> {
+) -> Result<ParameterCheck> {
     let inputs = samples
         .iter()
         .take(NOISE_SAMPLES)
         .map(|s| graph.check_input(0, &s.tensor))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let spinner = progress::spinner("measuring the output noise (encrypted dry run)");
+    let spinner = progress::spinner("measuring the output noise (encrypted dry runs)");
     let start = Instant::now();
-    let noise = measure_output_noise(&compiled.params, &compiled.plan, &inputs)?;
+    let check = choose_parameters(compiled, &inputs, output_max, target, |run| {
+        spinner.set_message(format!(
+            "measuring the output noise (encrypted dry run {})",
+            run + 1
+        ))
+    })?;
     spinner.finish_and_clear();
     info!(
         seconds = start.elapsed().as_secs_f64(),
-        noise_log2 = noise.max_coefficient.log2(),
-        "output noise measured"
+        dry_runs = check.choice.measured.len(),
+        noise_log2 = check.noise.max_coefficient.log2(),
+        "parameters chosen by measured precision"
     );
-    let output_max = output
-        .calibrated_range
-        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
-    Ok(OutputFlooding::size(
-        target,
-        compiled.params.log_n(),
-        noise.scale.log2(),
-        noise.max_coefficient,
-        output_max,
-    )?)
+    if !check.choice.meets && target == FloodingTarget::NoiseBound {
+        warn!(
+            "even the most precise parameters leave an error of {:.2e} per output, above the {:.2e} wanted ({} bits of the largest calibrated output)",
+            check.choice.measured[0].slot_error,
+            check.allowed,
+            heman_compiler::flooding::KEPT_PRECISION_BITS
+        );
+    }
+    Ok(check)
+}
+
+/// What the parameter choice measured, for `keyparams` to print.
+pub fn describe_parameter_check(compiled: &Compiled) -> Vec<String> {
+    let check = &compiled.parameter_check;
+    let chosen = &compiled.candidates[check.choice.chosen];
+    let mut lines = vec![format!(
+        "parameters: {} special prime(s), {} key-switching digit(s), {} residue polynomials per switching key: {} of {} candidates in this ring, {}",
+        chosen.p_bits.len(),
+        chosen.digits(),
+        chosen.switching_key_limbs(),
+        if check.choice.chosen == 0 { "the most precise" } else { "the smallest keys" },
+        compiled.candidates.len(),
+        if check.choice.meets {
+            format!(
+                "whose flooded outputs keep {} bits (error per output at most {:.1e})",
+                heman_compiler::flooding::KEPT_PRECISION_BITS,
+                check.allowed
+            )
+        } else {
+            format!(
+                "and still short of {} bits (error per output above {:.1e})",
+                heman_compiler::flooding::KEPT_PRECISION_BITS,
+                check.allowed
+            )
+        }
+    )];
+    for m in &check.choice.measured {
+        let c = &compiled.candidates[m.candidate];
+        lines.push(format!(
+            "  dry run: scale 2^{}, {} special prime(s), {} polynomials per key: error per output {:.1e}",
+            c.log_scale,
+            c.p_bits.len(),
+            c.switching_key_limbs(),
+            m.slot_error
+        ));
+    }
+    lines
 }
 
 /// `heman keyparams`: writes the keyparams (JSON, for the data owner) and the

@@ -84,14 +84,9 @@ impl OutputFlooding {
     ) -> Result<Self> {
         let measured_noise_log2 = measured_noise.max(1.0).log2();
         let bound_log2 = measured_noise_log2 + NOISE_MARGIN_BITS;
-        let sigma_log2 = match target {
-            FloodingTarget::NoiseBound => measured_noise_log2,
-            FloodingTarget::Statistical(s) => lmss22_log2(log_n) + s as f64 / 2.0 + bound_log2,
-        };
-        // A coefficient Gaussian of deviation sigma reaches the real part of
-        // each slot with deviation sigma sqrt(N / 2).
-        let slot_error = (sigma_log2 + (log_n as f64 - 1.0) / 2.0 - log_scale).exp2();
-        let allowed = output_max.max(1.0) * (-KEPT_PRECISION_BITS).exp2();
+        let sigma_log2 = Self::sigma_log2_for(target, log_n, measured_noise);
+        let slot_error = Self::slot_error_for(target, log_n, log_scale, measured_noise);
+        let allowed = Self::allowed_slot_error(output_max);
         if let FloodingTarget::Statistical(s) = target {
             if slot_error > allowed {
                 return Err(CompileError::Parameters(format!(
@@ -107,6 +102,38 @@ impl OutputFlooding {
             statistical_security: 2.0 * (sigma_log2 - bound_log2 - lmss22_log2(log_n)),
             slot_error,
         })
+    }
+
+    /// `log2 sigma` of the flooding for `target` over a measured output
+    /// noise (largest |coefficient|) in a ring of 2^`log_n`.
+    pub fn sigma_log2_for(target: FloodingTarget, log_n: u32, measured_noise: f64) -> f64 {
+        let measured_noise_log2 = measured_noise.max(1.0).log2();
+        match target {
+            FloodingTarget::NoiseBound => measured_noise_log2,
+            FloodingTarget::Statistical(s) => {
+                lmss22_log2(log_n) + s as f64 / 2.0 + measured_noise_log2 + NOISE_MARGIN_BITS
+            }
+        }
+    }
+
+    /// The error that flooding adds to each output slot at scale
+    /// 2^`log_scale`: a coefficient Gaussian of deviation sigma reaches the
+    /// real part of each slot with deviation sigma sqrt(N / 2).
+    pub fn slot_error_for(
+        target: FloodingTarget,
+        log_n: u32,
+        log_scale: f64,
+        measured_noise: f64,
+    ) -> f64 {
+        (Self::sigma_log2_for(target, log_n, measured_noise) + (log_n as f64 - 1.0) / 2.0
+            - log_scale)
+            .exp2()
+    }
+
+    /// The largest error per slot that keeps [`KEPT_PRECISION_BITS`] of
+    /// outputs reaching `output_max`.
+    pub fn allowed_slot_error(output_max: f64) -> f64 {
+        output_max.max(1.0) * (-KEPT_PRECISION_BITS).exp2()
     }
 
     /// The standard deviation of the flooding Gaussian.

@@ -59,7 +59,21 @@ impl Requirements {
 }
 
 /// Largest number of special primes (primes per key-switching digit) tried.
-const MAX_ALPHA: usize = 4;
+const MAX_ALPHA: usize = 8;
+
+impl ParameterChoice {
+    /// Number of key-switching digits, ceil(q primes / special primes).
+    pub fn digits(&self) -> usize {
+        self.q_bits.len().div_ceil(self.p_bits.len())
+    }
+
+    /// Residue polynomials in one switching key (digits times primes of
+    /// Q ∪ P): what sizes the evaluation keys and the inner product each
+    /// rotation computes, the cost that more special primes cut.
+    pub fn switching_key_limbs(&self) -> usize {
+        self.digits() * (self.q_bits.len() + self.p_bits.len())
+    }
+}
 
 /// The largest scale at which `depth` levels fit `budget` bits with `alpha`
 /// special primes, and the choice it gives. Hybrid key switching (Han-Ki
@@ -85,31 +99,131 @@ fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<Para
         })
 }
 
-/// The smallest ring (fastest) that holds the depth at a scale of at least
-/// `min_scale_bits`. Within it, the most special primes (fewest digits:
-/// smaller keys, faster rotations) that keep the scale at
-/// `preferred_scale_bits`, else one special prime and the largest scale.
-pub fn derive(req: Requirements) -> Result<ParameterChoice> {
+/// Every parameter set of the smallest ring (fastest) that holds the depth
+/// at a scale of at least `min_scale_bits`: for each number of special
+/// primes, the largest scale that fits. Sorted by precision, largest scale
+/// first, then by key size. More special primes cost scale (P takes bits
+/// from the budget) and buy smaller, faster keys; which trade the plan can
+/// afford is for [`choose_by_precision`] to find out.
+pub fn candidates(req: Requirements) -> Result<Vec<ParameterChoice>> {
     for log_n in 12..=16 {
         let budget = max_log_qp(log_n).expect("log_n in the table");
-        let candidates: Vec<ParameterChoice> = (1..=MAX_ALPHA)
-            .filter_map(|alpha| fit(log_n, budget, alpha, &req))
-            .collect();
-        let preferred = candidates
-            .iter()
-            .rev()
-            .find(|c| c.log_scale >= req.preferred_scale_bits)
-            .or_else(|| candidates.iter().max_by_key(|c| c.log_scale));
         // Prime generation can still fail (too few primes = 1 mod 2N of that
-        // size): fall through to the next ring then.
-        if let Some(choice) = preferred.filter(|c| c.build().is_ok()) {
-            return Ok(choice.clone());
+        // size): such a choice is left out, and a ring without any falls
+        // through to the next.
+        let mut found: Vec<ParameterChoice> = (1..=MAX_ALPHA)
+            .filter_map(|alpha| fit(log_n, budget, alpha, &req))
+            .filter(|c| c.build().is_ok())
+            .collect();
+        found.sort_by_key(|c| (std::cmp::Reverse(c.log_scale), c.switching_key_limbs()));
+        found.dedup();
+        if !found.is_empty() {
+            return Ok(found);
         }
     }
     Err(CompileError::Parameters(format!(
         "depth {} with {} bits of headroom and a scale of at least 2^{} exceeds the 128-bit budget of every ring up to N = 2^16 (1761 bits)",
         req.depth, req.headroom_bits, req.min_scale_bits
     )))
+}
+
+/// The choice made without measuring: among `all` (from [`candidates`]),
+/// the smallest keys that keep the scale at `preferred_scale_bits`, else the
+/// largest scale.
+pub fn unmeasured_choice(all: &[ParameterChoice], preferred_scale_bits: u32) -> &ParameterChoice {
+    all.iter()
+        .filter(|c| c.log_scale >= preferred_scale_bits)
+        .min_by_key(|c| (c.switching_key_limbs(), std::cmp::Reverse(c.log_scale)))
+        .unwrap_or(&all[0])
+}
+
+/// [`unmeasured_choice`] among the [`candidates`] for `req`.
+pub fn derive(req: Requirements) -> Result<ParameterChoice> {
+    Ok(unmeasured_choice(&candidates(req)?, req.preferred_scale_bits).clone())
+}
+
+/// What a candidate's encrypted dry run showed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Index into the candidates.
+    pub candidate: usize,
+    /// Expected error per output slot, in output units.
+    pub slot_error: f64,
+}
+
+/// The outcome of [`choose_by_precision`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrecisionChoice {
+    /// Index of the chosen candidate.
+    pub chosen: usize,
+    /// Whether it keeps the required precision (false: none did, and the
+    /// most precise was taken).
+    pub meets: bool,
+    /// Every dry run, in the order they ran.
+    pub measured: Vec<Measured>,
+}
+
+/// The candidate with the smallest keys whose outputs keep an error per slot
+/// of at most `allowed`, by measurement. `candidates` come most precise
+/// first (as [`candidates`] sorts them); `measure` runs one encrypted dry run
+/// and returns the error per output slot.
+///
+/// The most precise candidate is measured first. The output noise is a
+/// roughly fixed number of integer units, so each other candidate's error is
+/// predicted as that one's times 2^(scale difference); the cheapest whose
+/// prediction fits is measured, and if it misses (noise grows when a
+/// polynomial's intermediate values lose precision), the next cheapest.
+pub fn choose_by_precision<E>(
+    candidates: &[ParameterChoice],
+    allowed: f64,
+    mut measure: impl FnMut(&ParameterChoice) -> std::result::Result<f64, E>,
+) -> std::result::Result<PrecisionChoice, E> {
+    assert!(!candidates.is_empty(), "at least one candidate");
+    let first = measure(&candidates[0])?;
+    let mut measured = vec![Measured {
+        candidate: 0,
+        slot_error: first,
+    }];
+    if first > allowed {
+        return Ok(PrecisionChoice {
+            chosen: 0,
+            meets: false,
+            measured,
+        });
+    }
+    let top = candidates[0].log_scale as i32;
+    let mut order: Vec<usize> = (1..candidates.len())
+        .filter(|&i| {
+            let predicted = first * 2f64.powi(top - candidates[i].log_scale as i32);
+            predicted <= allowed
+                && candidates[i].switching_key_limbs() < candidates[0].switching_key_limbs()
+        })
+        .collect();
+    order.sort_by_key(|&i| {
+        (
+            candidates[i].switching_key_limbs(),
+            std::cmp::Reverse(candidates[i].log_scale),
+        )
+    });
+    for i in order {
+        let slot_error = measure(&candidates[i])?;
+        measured.push(Measured {
+            candidate: i,
+            slot_error,
+        });
+        if slot_error <= allowed {
+            return Ok(PrecisionChoice {
+                chosen: i,
+                meets: true,
+                measured,
+            });
+        }
+    }
+    Ok(PrecisionChoice {
+        chosen: 0,
+        meets: true,
+        measured,
+    })
 }
 
 #[cfg(test)]
@@ -129,26 +243,102 @@ mod tests {
     #[test]
     fn every_choice_is_inside_the_security_table() {
         for depth in 1..=30 {
-            let choice = derive(req(depth)).unwrap();
-            assert!(
-                choice.log_qp() <= max_log_qp(choice.log_n).unwrap(),
-                "{choice:?}"
-            );
-            assert!(choice
-                .q_bits
-                .iter()
-                .chain(&choice.p_bits)
-                .all(|&b| b <= MAX_PRIME_BITS));
-            assert_eq!(choice.q_bits.len(), depth + 1);
-            let params = choice.build().unwrap();
-            assert!(params.log_qp() <= max_log_qp(choice.log_n).unwrap() as f64);
-            // P covers the largest key-switching digit (the one holding q_0).
-            let largest_digit: u32 = choice.q_bits.iter().take(choice.p_bits.len()).sum();
-            assert!(
-                choice.p_bits.iter().sum::<u32>() >= largest_digit,
-                "{choice:?}"
-            );
+            for choice in candidates(req(depth)).unwrap() {
+                check_choice(&choice, depth);
+            }
+            check_choice(&derive(req(depth)).unwrap(), depth);
         }
+    }
+
+    fn check_choice(choice: &ParameterChoice, depth: usize) {
+        assert!(
+            choice.log_qp() <= max_log_qp(choice.log_n).unwrap(),
+            "{choice:?}"
+        );
+        assert!(choice
+            .q_bits
+            .iter()
+            .chain(&choice.p_bits)
+            .all(|&b| b <= MAX_PRIME_BITS));
+        assert_eq!(choice.q_bits.len(), depth + 1);
+        let params = choice.build().unwrap();
+        assert!(params.log_qp() <= max_log_qp(choice.log_n).unwrap() as f64);
+        // P covers the largest key-switching digit (the one holding q_0).
+        let largest_digit: u32 = choice.q_bits.iter().take(choice.p_bits.len()).sum();
+        assert!(
+            choice.p_bits.iter().sum::<u32>() >= largest_digit,
+            "{choice:?}"
+        );
+    }
+
+    #[test]
+    fn candidates_share_the_smallest_ring_and_trade_scale_for_smaller_keys() {
+        let all = candidates(req(10)).unwrap();
+        assert!(all.len() >= 3, "{all:?}");
+        assert!(all.iter().all(|c| c.log_n == 14));
+        assert!(all.windows(2).all(|w| w[0].log_scale >= w[1].log_scale));
+        let smallest = all.iter().map(|c| c.switching_key_limbs()).min().unwrap();
+        assert!(smallest < all[0].switching_key_limbs(), "{all:?}");
+        // One special prime: a digit per q prime.
+        assert_eq!(all[0].p_bits.len(), 1);
+        assert_eq!(all[0].digits(), 11);
+        assert_eq!(all[0].switching_key_limbs(), 11 * 12);
+    }
+
+    /// A fixed output noise of 2^20 integer units: error 2^(20 - scale).
+    fn fixed_noise(c: &ParameterChoice) -> Result<f64, ()> {
+        Ok((20.0 - c.log_scale as f64).exp2())
+    }
+
+    #[test]
+    fn the_smallest_keys_that_keep_the_precision_are_chosen() {
+        let all = candidates(req(10)).unwrap();
+        let allowed = (20.0 - all[0].log_scale as f64 + 3.0).exp2();
+        let choice = choose_by_precision(&all, allowed, fixed_noise).unwrap();
+        assert!(choice.meets);
+        let chosen = &all[choice.chosen];
+        assert!(chosen.log_scale + 3 >= all[0].log_scale);
+        // Nothing within 3 bits of the top scale has smaller keys.
+        assert!(all
+            .iter()
+            .filter(|c| c.log_scale + 3 >= all[0].log_scale)
+            .all(|c| c.switching_key_limbs() >= chosen.switching_key_limbs()));
+        // The most precise, then the prediction confirmed: two dry runs.
+        assert_eq!(choice.measured.len(), 2, "{choice:?}");
+        assert_eq!(choice.measured[0].candidate, 0);
+    }
+
+    #[test]
+    fn a_candidate_whose_noise_grows_beyond_the_prediction_is_passed_over() {
+        let all = candidates(req(10)).unwrap();
+        let allowed = (20.0 - all[0].log_scale as f64 + 8.0).exp2();
+        let cheapest = choose_by_precision(&all, allowed, fixed_noise)
+            .unwrap()
+            .chosen;
+        assert_ne!(cheapest, 0);
+        // The cheapest misses when measured: the next cheapest is taken.
+        let choice = choose_by_precision(&all, allowed, |c| {
+            if c == &all[cheapest] {
+                Ok(1e9)
+            } else {
+                fixed_noise(c)
+            }
+        })
+        .unwrap();
+        assert!(choice.meets);
+        assert_ne!(choice.chosen, cheapest);
+        assert_eq!(choice.measured.len(), 3, "{choice:?}");
+        assert!(all[choice.chosen].switching_key_limbs() >= all[cheapest].switching_key_limbs());
+    }
+
+    #[test]
+    fn without_enough_precision_the_most_precise_is_kept_and_said() {
+        let all = candidates(req(10)).unwrap();
+        let choice = choose_by_precision(&all, 1e-30, fixed_noise).unwrap();
+        assert_eq!((choice.chosen, choice.meets), (0, false));
+        assert_eq!(choice.measured.len(), 1);
+        let failed = choose_by_precision(&all, 1.0, |_| Err::<f64, _>("dry run failed"));
+        assert_eq!(failed.unwrap_err(), "dry run failed");
     }
 
     #[test]

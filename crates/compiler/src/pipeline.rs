@@ -9,7 +9,7 @@ use tracing::info;
 use crate::approximation::{choose_degrees, Agreement, StageMaps};
 use crate::compile::{lower_stages, split_postprocess};
 use crate::error::Result;
-use crate::parameters::{derive, ParameterChoice, Requirements};
+use crate::parameters::{candidates, unmeasured_choice, ParameterChoice, Requirements};
 use crate::plan::Plan;
 use crate::stages::{partition, StageKind};
 
@@ -41,11 +41,28 @@ impl Default for CompileOptions {
 pub struct CompiledCkks {
     pub choice: ParameterChoice,
     pub params: CkksParameters,
+    /// Every parameter set of the chosen ring, most precise first
+    /// ([`candidates`]): the plan runs under any of them.
+    pub candidates: Vec<ParameterChoice>,
     pub plan: Plan,
     pub depth: usize,
     /// The approximated model against the exact one on calibration samples
     /// (`None` when the model has no activation to approximate).
     pub agreement: Option<Agreement>,
+}
+
+impl CompiledCkks {
+    /// Runs the plan under another of its [`CompiledCkks::candidates`]
+    /// (the plan depends on the ring only, which they share).
+    pub fn use_parameters(&mut self, choice: ParameterChoice) -> Result<()> {
+        assert_eq!(
+            choice.log_n, self.choice.log_n,
+            "a candidate of the same ring"
+        );
+        self.params = choice.build()?;
+        self.choice = choice;
+        Ok(())
+    }
 }
 
 /// Derives parameters for `graph` from its calibration (`samples` and the
@@ -90,18 +107,21 @@ pub fn compile_ckks(
         .values()
         .map(|r| r.max_abs())
         .fold(0.0, f64::max);
-    let choice = derive(Requirements {
+    let requirements = Requirements {
         depth,
         headroom_bits: Requirements::headroom_for(max_abs),
         min_scale_bits: options.min_scale_bits,
         max_scale_bits: options.max_scale_bits,
         preferred_scale_bits: options.preferred_scale_bits,
-    })?;
+    };
+    let candidates = candidates(requirements)?;
+    let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();
     let params = choice.build()?;
     let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), postprocess)?;
     Ok(CompiledCkks {
         choice,
         params,
+        candidates,
         plan,
         depth,
         agreement: has_activations.then_some(agreement),

@@ -1,5 +1,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    #[error("compiler: {0}")]
+    Compile(#[from] heman_compiler::CompileError),
     #[error("CKKS: {0}")]
     Ckks(#[from] heman_ckks::CkksError),
     #[error("plan needs {needed} levels after stage {stage}, the ciphertext has {available}")]

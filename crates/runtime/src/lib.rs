@@ -7,9 +7,11 @@ pub mod client;
 pub mod error;
 pub mod executor;
 pub mod flooding;
+pub mod precision;
 pub mod tfhe;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};
 pub use executor::{Executor, PreparedPlan};
 pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};
+pub use precision::{choose_parameters, ParameterCheck};

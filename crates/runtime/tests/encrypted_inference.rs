@@ -232,3 +232,76 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
         );
     }
 }
+
+/// The model owner's parameter choice by encrypted dry runs: the chosen set
+/// is one of the plan's candidates, measured to keep the output precision,
+/// and with keys no larger than the most precise one's; a flooding no
+/// candidate can carry keeps the most precise and says so.
+#[test]
+fn parameters_chosen_by_dry_runs_keep_the_output_precision() {
+    use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
+    use heman_compiler::pipeline::{compile_ckks, CompileOptions};
+    use heman_model::CalibrationRanges;
+    use heman_runtime::choose_parameters;
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let output_max = ranges
+        .get(&graph.value(graph.outputs[0]).name)
+        .unwrap()
+        .max_abs();
+    let inputs: Vec<_> = samples
+        .iter()
+        .take(2)
+        .map(|s| graph.check_input(0, &s.tensor).unwrap())
+        .collect();
+    // Scales down to 2^20 admit a second candidate in N = 2^13: two special
+    // primes at a smaller scale.
+    let options = CompileOptions {
+        min_scale_bits: 20,
+        ..CompileOptions::default()
+    };
+    let mut compiled = compile_ckks(&graph, &samples, &ranges, options).unwrap();
+    assert!(compiled.candidates.len() > 1, "{:?}", compiled.candidates);
+    let mut runs = 0;
+    let check = choose_parameters(
+        &mut compiled,
+        &inputs,
+        output_max,
+        FloodingTarget::NoiseBound,
+        |_| runs += 1,
+    )
+    .unwrap();
+    println!("{check:?}");
+    assert!(check.choice.meets);
+    assert_eq!(runs, check.choice.measured.len());
+    let chosen = &compiled.candidates[check.choice.chosen];
+    assert_eq!(&compiled.choice, chosen);
+    assert_eq!(compiled.params, chosen.build().unwrap());
+    let measured = check
+        .choice
+        .measured
+        .iter()
+        .find(|m| m.candidate == check.choice.chosen)
+        .unwrap();
+    assert!(measured.slot_error <= check.allowed);
+    assert_eq!(
+        check.allowed,
+        OutputFlooding::allowed_slot_error(output_max)
+    );
+    assert!(chosen.switching_key_limbs() <= compiled.candidates[0].switching_key_limbs());
+    // The recorded noise is the chosen parameters' own: its scale is theirs.
+    assert!((check.noise.scale.log2() - chosen.log_scale as f64).abs() < 1.0);
+
+    let check = choose_parameters(
+        &mut compiled,
+        &inputs,
+        output_max,
+        FloodingTarget::Statistical(40),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((check.choice.chosen, check.choice.meets), (0, false));
+    assert_eq!(compiled.choice, compiled.candidates[0]);
+}

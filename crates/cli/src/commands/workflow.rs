@@ -124,6 +124,9 @@ pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
         "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
         kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
     );
+    for line in workflow::describe_parameter_check(&result) {
+        println!("{line}");
+    }
     let f = &kp.output_flooding;
     println!(
         "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
