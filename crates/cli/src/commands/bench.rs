@@ -166,7 +166,14 @@ fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings)
     let (kp, params) = (&compiled.model.keyparams, &compiled.params);
     let results_path =
         bench_results::results_path(settings.results.as_deref(), settings.suite, model);
-    let mut log = bench_results::open_for(results_path.as_deref(), model, &kp.model_fingerprint)?;
+    let mut log = bench_results::open_for(
+        results_path.as_deref(),
+        model,
+        bench_results::Compilation {
+            model: &kp.model_fingerprint,
+            params: &kp.params_fingerprint,
+        },
+    )?;
     let keys = workflow::make_keys(kp, params)?;
     let eval_bytes = keys.evaluation.to_bytes(params).len();
     let decryptor = Decryptor::new(params, &keys.secret)?;

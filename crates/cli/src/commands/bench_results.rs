@@ -3,8 +3,10 @@
 //! Each item is appended and flushed as soon as it is measured, so a long run
 //! that is cut off keeps what it measured, and running the same command again
 //! resumes after the items already recorded. The first line names the model
-//! and the fingerprint of its compilation: results of another compilation are
-//! refused rather than mixed in.
+//! and the fingerprints of its compilation, the plan's and the parameters'
+//! (`keyparams` chooses CKKS parameters by measurement, so compiling the same
+//! model again may choose others): results of another compilation are refused
+//! rather than mixed in.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -51,6 +53,17 @@ struct Header {
     heman_bench_results: u32,
     model: String,
     model_fingerprint: String,
+    /// Empty in files written before parameters were recorded: those are
+    /// refused too.
+    #[serde(default)]
+    params_fingerprint: String,
+}
+
+/// The fingerprints of a compilation, as keyparams records them.
+#[derive(Debug, Clone, Copy)]
+pub struct Compilation<'a> {
+    pub model: &'a str,
+    pub params: &'a str,
 }
 
 /// The results file of one benchmarked model (or none).
@@ -70,14 +83,15 @@ impl ResultsLog {
         }
     }
 
-    /// Opens `path` for `model` compiled to `fingerprint`: reads the items
+    /// Opens `path` for `model` compiled to `compilation`: reads the items
     /// already there, or starts the file with its header. A last line cut
     /// off mid-write (a killed run) is dropped.
-    pub fn open(path: &Path, model: &str, fingerprint: &str) -> Result<Self> {
+    pub fn open(path: &Path, model: &str, compilation: Compilation) -> Result<Self> {
         let header = Header {
             heman_bench_results: VERSION,
             model: model.to_string(),
-            model_fingerprint: fingerprint.to_string(),
+            model_fingerprint: compilation.model.to_string(),
+            params_fingerprint: compilation.params.to_string(),
         };
         if !path.metadata().is_ok_and(|m| m.len() > 0) {
             return Self::create(path, &header);
@@ -186,12 +200,14 @@ fn read_items(
             })?;
             if &found != header {
                 bail!(
-                    "{}: results of {} compiled to {}, not of {} compiled to {}: use another file or remove this one",
+                    "{}: results of {} compiled to {} under parameters {}, not of {} compiled to {} under parameters {}: use another file or remove this one",
                     path.display(),
                     found.model,
                     short(&found.model_fingerprint),
+                    short(&found.params_fingerprint),
                     header.model,
                     short(&header.model_fingerprint),
+                    short(&header.params_fingerprint),
                 );
             }
         } else {
@@ -206,7 +222,10 @@ fn read_items(
 }
 
 fn short(fingerprint: &str) -> &str {
-    &fingerprint[..fingerprint.len().min(16)]
+    match fingerprint {
+        "" => "(none recorded)",
+        f => &f[..f.len().min(16)],
+    }
 }
 
 /// The figures of a benchmark row, over its items.
@@ -296,14 +315,14 @@ pub fn results_path(results: Option<&Path>, suite: bool, model: &Path) -> Option
 }
 
 /// Opens the results file of `model` when there is one.
-pub fn open_for(path: Option<&Path>, model: &Path, fingerprint: &str) -> Result<ResultsLog> {
+pub fn open_for(path: Option<&Path>, model: &Path, compilation: Compilation) -> Result<ResultsLog> {
     let Some(path) = path else {
         return Ok(ResultsLog::none());
     };
     let name = model
         .file_name()
         .map_or(String::new(), |f| f.to_string_lossy().into_owned());
-    let log = ResultsLog::open(path, &name, fingerprint)?;
+    let log = ResultsLog::open(path, &name, compilation)?;
     if log.resumed() > 0 {
         eprintln!(
             "{}: {} items already measured, resuming after them",
@@ -317,6 +336,11 @@ pub fn open_for(path: Option<&Path>, model: &Path, fingerprint: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ABC: Compilation = Compilation {
+        model: "abc",
+        params: "p1",
+    };
 
     fn item(name: &str, seconds: f64) -> ItemResult {
         ItemResult {
@@ -337,7 +361,7 @@ mod tests {
     fn a_cut_off_run_resumes_after_its_complete_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
-        let mut log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        let mut log = ResultsLog::open(&path, "m.onnx", ABC).unwrap();
         log.record(&item("a", 1.0)).unwrap();
         log.record(&item("b", 2.0)).unwrap();
         drop(log);
@@ -346,14 +370,14 @@ mod tests {
         write!(file, "{{\"item\":\"c\",\"plain").unwrap();
         drop(file);
 
-        let mut log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        let mut log = ResultsLog::open(&path, "m.onnx", ABC).unwrap();
         assert_eq!(log.resumed(), 2);
         assert_eq!(log.recorded("b"), Some(&item("b", 2.0)));
         assert!(log.recorded("c").is_none());
         log.record(&item("c", 3.0)).unwrap();
         drop(log);
 
-        let log = ResultsLog::open(&path, "m.onnx", "abc").unwrap();
+        let log = ResultsLog::open(&path, "m.onnx", ABC).unwrap();
         assert_eq!(log.resumed(), 3);
         let results: Vec<ItemResult> = ["a", "b", "c"]
             .iter()
@@ -370,15 +394,41 @@ mod tests {
     fn results_of_another_compilation_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
-        ResultsLog::open(&path, "m.onnx", "abc")
+        ResultsLog::open(&path, "m.onnx", ABC)
             .unwrap()
             .record(&item("a", 1.0))
             .unwrap();
-        let err = ResultsLog::open(&path, "m.onnx", "abd")
+        let other_plan = Compilation {
+            model: "abd",
+            ..ABC
+        };
+        let err = ResultsLog::open(&path, "m.onnx", other_plan)
             .err()
             .expect("refused")
             .to_string();
         assert!(err.contains("r.jsonl") && err.contains("abd"), "{err}");
+        // The same plan under other parameters (keyparams measured its way
+        // to another choice) is another compilation.
+        let other_params = Compilation {
+            params: "p2",
+            ..ABC
+        };
+        let err = ResultsLog::open(&path, "m.onnx", other_params)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("p1") && err.contains("p2"), "{err}");
+        // A file from before parameters were recorded.
+        std::fs::write(
+            &path,
+            "{\"heman_bench_results\":1,\"model\":\"m.onnx\",\"model_fingerprint\":\"abc\"}\n",
+        )
+        .unwrap();
+        let err = ResultsLog::open(&path, "m.onnx", ABC)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("(none recorded)"), "{err}");
     }
 
     #[test]
@@ -386,7 +436,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
         std::fs::write(&path, "not json\n").unwrap();
-        let err = ResultsLog::open(&path, "m.onnx", "abc").err().unwrap();
+        let err = ResultsLog::open(&path, "m.onnx", ABC).err().unwrap();
         assert!(format!("{err:#}").contains("line 1"), "{err:#}");
     }
 }

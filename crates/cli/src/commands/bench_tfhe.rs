@@ -92,7 +92,14 @@ pub fn bench_model(
     let compiled = tfhe_workflow::compile(model, calibration, options)?;
     let plan = &compiled.compiled.plan;
     let kp = &compiled.model.keyparams;
-    let mut log = bench_results::open_for(results, model, &kp.model_fingerprint)?;
+    let mut log = bench_results::open_for(
+        results,
+        model,
+        bench_results::Compilation {
+            model: &kp.model_fingerprint,
+            params: &kp.params_fingerprint,
+        },
+    )?;
     let set = LabelledSet::load(data, Some(limit))?;
     let executor = TfheExecutor::new(&keys.server, plan)?;
     let bar = progress::bar(set.inputs.len(), "encrypted");
