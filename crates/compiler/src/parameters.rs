@@ -137,11 +137,6 @@ pub fn unmeasured_choice(all: &[ParameterChoice], preferred_scale_bits: u32) -> 
         .unwrap_or(&all[0])
 }
 
-/// [`unmeasured_choice`] among the [`candidates`] for `req`.
-pub fn derive(req: Requirements) -> Result<ParameterChoice> {
-    Ok(unmeasured_choice(&candidates(req)?, req.preferred_scale_bits).clone())
-}
-
 /// What a candidate's encrypted dry run showed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
@@ -166,7 +161,8 @@ pub struct PrecisionChoice {
 /// The candidate with the smallest keys whose outputs keep an error per slot
 /// of at most `allowed`, by measurement. `candidates` come most precise
 /// first (as [`candidates`] sorts them); `measure` runs one encrypted dry run
-/// and returns the error per output slot.
+/// of the candidate at the index it is given and returns the error per
+/// output slot.
 ///
 /// The most precise candidate is measured first. The output noise is a
 /// roughly fixed number of integer units, so each other candidate's error is
@@ -176,10 +172,10 @@ pub struct PrecisionChoice {
 pub fn choose_by_precision<E>(
     candidates: &[ParameterChoice],
     allowed: f64,
-    mut measure: impl FnMut(&ParameterChoice) -> std::result::Result<f64, E>,
+    mut measure: impl FnMut(usize) -> std::result::Result<f64, E>,
 ) -> std::result::Result<PrecisionChoice, E> {
     assert!(!candidates.is_empty(), "at least one candidate");
-    let first = measure(&candidates[0])?;
+    let first = measure(0)?;
     let mut measured = vec![Measured {
         candidate: 0,
         slot_error: first,
@@ -206,7 +202,7 @@ pub fn choose_by_precision<E>(
         )
     });
     for i in order {
-        let slot_error = measure(&candidates[i])?;
+        let slot_error = measure(i)?;
         measured.push(Measured {
             candidate: i,
             slot_error,
@@ -229,6 +225,12 @@ pub fn choose_by_precision<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`unmeasured_choice`] among the [`candidates`] for `req`, as
+    /// `compile_ckks` makes it.
+    fn derive(req: Requirements) -> Result<ParameterChoice> {
+        Ok(unmeasured_choice(&candidates(req)?, req.preferred_scale_bits).clone())
+    }
 
     fn req(depth: usize) -> Requirements {
         Requirements {
@@ -286,15 +288,15 @@ mod tests {
     }
 
     /// A fixed output noise of 2^20 integer units: error 2^(20 - scale).
-    fn fixed_noise(c: &ParameterChoice) -> Result<f64, ()> {
-        Ok((20.0 - c.log_scale as f64).exp2())
+    fn fixed_noise(all: &[ParameterChoice]) -> impl FnMut(usize) -> Result<f64, ()> + '_ {
+        |i| Ok((20.0 - all[i].log_scale as f64).exp2())
     }
 
     #[test]
     fn the_smallest_keys_that_keep_the_precision_are_chosen() {
         let all = candidates(req(10)).unwrap();
         let allowed = (20.0 - all[0].log_scale as f64 + 3.0).exp2();
-        let choice = choose_by_precision(&all, allowed, fixed_noise).unwrap();
+        let choice = choose_by_precision(&all, allowed, fixed_noise(&all)).unwrap();
         assert!(choice.meets);
         let chosen = &all[choice.chosen];
         assert!(chosen.log_scale + 3 >= all[0].log_scale);
@@ -312,16 +314,17 @@ mod tests {
     fn a_candidate_whose_noise_grows_beyond_the_prediction_is_passed_over() {
         let all = candidates(req(10)).unwrap();
         let allowed = (20.0 - all[0].log_scale as f64 + 8.0).exp2();
-        let cheapest = choose_by_precision(&all, allowed, fixed_noise)
+        let cheapest = choose_by_precision(&all, allowed, fixed_noise(&all))
             .unwrap()
             .chosen;
         assert_ne!(cheapest, 0);
         // The cheapest misses when measured: the next cheapest is taken.
-        let choice = choose_by_precision(&all, allowed, |c| {
-            if c == &all[cheapest] {
+        let mut fixed = fixed_noise(&all);
+        let choice = choose_by_precision(&all, allowed, |i| {
+            if i == cheapest {
                 Ok(1e9)
             } else {
-                fixed_noise(c)
+                fixed(i)
             }
         })
         .unwrap();
@@ -334,7 +337,7 @@ mod tests {
     #[test]
     fn without_enough_precision_the_most_precise_is_kept_and_said() {
         let all = candidates(req(10)).unwrap();
-        let choice = choose_by_precision(&all, 1e-30, fixed_noise).unwrap();
+        let choice = choose_by_precision(&all, 1e-30, fixed_noise(&all)).unwrap();
         assert_eq!((choice.chosen, choice.meets), (0, false));
         assert_eq!(choice.measured.len(), 1);
         let failed = choose_by_precision(&all, 1.0, |_| Err::<f64, _>("dry run failed"));

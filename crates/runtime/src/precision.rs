@@ -41,11 +41,8 @@ pub fn choose_parameters(
     let allowed = OutputFlooding::allowed_slot_error(output_max);
     let mut noises: Vec<(usize, OutputNoise)> = Vec::new();
     let candidates = compiled.candidates.clone();
-    let choice = choose_by_precision(&candidates, allowed, |candidate| -> Result<f64> {
-        let index = candidates
-            .iter()
-            .position(|c| c == candidate)
-            .expect("one of the candidates");
+    let choice = choose_by_precision(&candidates, allowed, |index| -> Result<f64> {
+        let candidate = &candidates[index];
         on_measure(noises.len());
         let params = candidate.build()?;
         let noise = measure_output_noise(&params, &compiled.plan, inputs)?;

@@ -138,6 +138,27 @@ fn lenet5_square_encrypted_matches_plaintext() {
     pipeline_matches_plaintext(&graph, &calibration[..50], &inputs, 1e-3);
 }
 
+/// The repository's x*x digits model, its calibration set, the ranges
+/// measured on it, and the first two calibration inputs (what keyparams runs
+/// its encrypted dry runs on).
+fn calibrated_digits_square() -> (
+    heman_model::Graph,
+    Vec<heman_model::io::dataset::Sample>,
+    heman_model::CalibrationRanges,
+    Vec<heman_model::Tensor>,
+) {
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
+    let ranges = heman_model::CalibrationRanges::measure(&graph, &samples).unwrap();
+    let inputs = samples
+        .iter()
+        .take(2)
+        .map(|s| graph.check_input(0, &s.tensor).unwrap())
+        .collect();
+    (graph, samples, ranges, inputs)
+}
+
 /// The model owner's last step: outputs re-randomised with the data owner's
 /// public key and flooded at the measured noise bound keep their predictions,
 /// carry fresh randomness, and decrypt with the flooding's noise, not less.
@@ -146,19 +167,10 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
     use heman_compiler::pipeline::{compile_ckks, CompileOptions};
     use heman_compiler::simulate::simulate_slots;
-    use heman_model::CalibrationRanges;
     use heman_runtime::{flood_outputs, measure_output_noise};
-    let root = repo().join("examples/digits");
-    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
-    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
-    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let (graph, samples, ranges, calib) = calibrated_digits_square();
     let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).unwrap();
     let (params, plan) = (&compiled.params, &compiled.plan);
-    let calib: Vec<_> = samples
-        .iter()
-        .take(2)
-        .map(|s| graph.check_input(0, &s.tensor).unwrap())
-        .collect();
     let noise = measure_output_noise(params, plan, &calib).unwrap();
     // Output noise of a depth-5 plan at scale 2^28: well above fresh noise,
     // well below the scale.
@@ -188,7 +200,7 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     );
     let executor = Executor::new(params, &rlk, &gk);
     let encoder = heman_ckks::Encoder::new(params);
-    let test = load_arrays(&root.join("test")).unwrap();
+    let test = load_arrays(&repo().join("examples/digits/test")).unwrap();
     for sample in test.iter().take(3) {
         let x = graph.check_input(0, &sample.tensor).unwrap();
         let cts =
@@ -241,21 +253,12 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
 fn parameters_chosen_by_dry_runs_keep_the_output_precision() {
     use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
     use heman_compiler::pipeline::{compile_ckks, CompileOptions};
-    use heman_model::CalibrationRanges;
     use heman_runtime::choose_parameters;
-    let root = repo().join("examples/digits");
-    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
-    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
-    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let (graph, samples, ranges, inputs) = calibrated_digits_square();
     let output_max = ranges
         .get(&graph.value(graph.outputs[0]).name)
         .unwrap()
         .max_abs();
-    let inputs: Vec<_> = samples
-        .iter()
-        .take(2)
-        .map(|s| graph.check_input(0, &s.tensor).unwrap())
-        .collect();
     // Scales down to 2^20 admit a second candidate in N = 2^13: two special
     // primes at a smaller scale.
     let options = CompileOptions {
