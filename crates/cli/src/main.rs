@@ -2,7 +2,6 @@
 
 mod commands;
 mod progress;
-mod tfhe_workflow;
 mod workflow;
 
 use std::process::ExitCode;

@@ -1,4 +1,7 @@
-//! Progress bars for long steps (hidden when stderr is not a terminal).
+//! Progress bars for long steps (hidden when stderr is not a terminal), and
+//! the backend seam's progress shown with them.
+
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,4 +24,34 @@ pub fn spinner(message: &str) -> ProgressBar {
     spinner.set_message(message.to_string());
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     spinner
+}
+
+/// The seam's progress as bars (known length) and spinners (unknown).
+#[derive(Default)]
+pub struct Bars {
+    current: Mutex<Option<ProgressBar>>,
+}
+
+impl heman_backend::Progress for Bars {
+    fn start(&self, step: &str, total: Option<u64>) {
+        let shown = match total {
+            Some(n) => bar(n as usize, step),
+            None => spinner(step),
+        };
+        if let Some(old) = self.current.lock().expect("progress lock").replace(shown) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn advance(&self, units: u64) {
+        if let Some(bar) = &*self.current.lock().expect("progress lock") {
+            bar.inc(units);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.current.lock().expect("progress lock").take() {
+            bar.finish_and_clear();
+        }
+    }
 }

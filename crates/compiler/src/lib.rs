@@ -8,6 +8,7 @@ pub mod approximation;
 pub mod compile;
 pub mod error;
 pub mod flooding;
+pub mod gaussian;
 pub mod layout;
 pub mod linear;
 pub mod linear_map;

@@ -50,6 +50,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The format version of a serialised plan (what a compiled model file
+    /// holds): raised whenever the plan's types change, so that a file of
+    /// another heman is refused rather than misread. 2: linear transforms
+    /// carry pool window sums. The schema test
+    /// (`tests/plan_format.rs`) fails when the types change without it.
+    pub const FORMAT_VERSION: u16 = 2;
+
     /// Levels the whole plan consumes.
     pub fn depth(&self) -> usize {
         self.stages.iter().map(PlanStage::depth).sum()

@@ -20,7 +20,8 @@ use tracing::info;
 
 use crate::error::{Result, RuntimeError};
 
-fn stage_kind(stage: &PlanStage) -> &'static str {
+/// What a stage computes, in reports and logs.
+pub fn stage_name(stage: &PlanStage) -> &'static str {
     match stage {
         PlanStage::Linear(_) => "linear",
         PlanStage::Square => "square",
@@ -171,7 +172,7 @@ impl<'a> Executor<'a> {
             };
             info!(
                 stage = index,
-                kind = stage_kind(stage),
+                kind = stage_name(stage),
                 level = cts[0].level(),
                 ms = start.elapsed().as_secs_f64() * 1e3,
                 "stage done"

@@ -12,6 +12,6 @@ pub mod tfhe;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};
-pub use executor::{Executor, PreparedPlan};
+pub use executor::{stage_name, Executor, PreparedPlan};
 pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};
 pub use precision::{choose_parameters, ParameterCheck};

@@ -117,7 +117,7 @@ impl GrpcInferenceService for Inference {
             platform: m.platform,
             inputs: tensors(m.inputs),
             outputs: tensors(m.outputs),
-            properties: HashMap::from([("keyparams".to_string(), model.keyparams_json.clone())]),
+            properties: HashMap::from([("keyparams".to_string(), model.keyparams_json().to_string())]),
         }))
     }
 
@@ -232,7 +232,7 @@ impl heman::key_service_server::KeyService for Keys {
     ) -> std::result::Result<Response<heman::KeyParamsResponse>, Status> {
         let model = service::find(&self.0, &request.into_inner().model_name, None)?;
         Ok(Response::new(heman::KeyParamsResponse {
-            keyparams_json: model.keyparams_json.clone(),
+            keyparams_json: model.keyparams_json().to_string(),
         }))
     }
 

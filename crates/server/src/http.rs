@@ -100,7 +100,7 @@ async fn keyparams(
     let model = service::find(&state, &name, None)?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        model.keyparams_json.clone(),
+        model.keyparams_json().to_string(),
     )
         .into_response())
 }

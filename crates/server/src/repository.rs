@@ -1,79 +1,37 @@
 //! The model repository: one folder per model holding one compiled `*.heman`
-//! of either backend.
+//! of any backend of the registry.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use heman_artifacts::tfhe::TfheCompiledModel;
-use heman_artifacts::{CompiledModel, Container, Kind};
-use heman_ckks::CkksParameters;
-use heman_runtime::PreparedPlan;
+use heman_backend::{registry, ModelOwner, ServingOptions};
 
-/// The plan as the runtime prepares it: keeps encoded weight diagonals across
-/// requests.
-pub type Prepared<'a> = PreparedPlan<'a>;
-
-self_cell::self_cell!(
-    /// A compiled model and its prepared plan, which borrows the plan: built
-    /// once at load so that every request reuses the encoded diagonals.
-    pub struct PreparedModel {
-        owner: CompiledModel,
-        #[covariant]
-        dependent: Prepared,
-    }
-);
-
-/// What a model computes with, by backend (the plans hold the weights:
-/// never sent out).
-pub enum Backend {
-    /// CKKS: the compiled model with its prepared plan, and its parameters.
-    Ckks {
-        model: PreparedModel,
-        params: CkksParameters,
-    },
-    /// TFHE: the compiled model (integer weights and lookup functions), and
-    /// the parameter fingerprint its keys and ciphertexts carry.
-    Tfhe {
-        model: Box<TfheCompiledModel>,
-        fingerprint: [u8; 32],
-    },
-}
-
-/// A loaded model.
+/// A loaded model: the backend's model owner (the plan holds the weights:
+/// never sent out) under its name.
 pub struct LoadedModel {
     /// The folder name, the model's name in the protocol.
     pub name: String,
     /// Where it was loaded from.
     pub path: PathBuf,
-    pub backend: Backend,
-    /// The keyparams as JSON text, for data owners.
-    pub keyparams_json: String,
+    /// The backend's side of the model: key checks and inference.
+    pub owner: Box<dyn ModelOwner>,
 }
 
 impl LoadedModel {
     /// The fingerprint the model's evaluation keys and ciphertexts carry.
     pub fn key_fingerprint(&self) -> [u8; 32] {
-        match &self.backend {
-            Backend::Ckks { params, .. } => params.fingerprint(),
-            Backend::Tfhe { fingerprint, .. } => *fingerprint,
-        }
+        self.owner.key_fingerprint()
     }
 
-    /// The kind of file its evaluation keys come in.
-    pub fn key_kind(&self) -> Kind {
-        match &self.backend {
-            Backend::Ckks { .. } => Kind::EvaluationKeys,
-            Backend::Tfhe { .. } => Kind::TfheServerKey,
-        }
+    /// The keyparams as JSON text, for data owners.
+    pub fn keyparams_json(&self) -> &str {
+        self.owner.keyparams()
     }
 
-    /// The platform the protocol reports.
-    pub fn platform(&self) -> &'static str {
-        match &self.backend {
-            Backend::Ckks { .. } => "heman_ckks",
-            Backend::Tfhe { .. } => "heman_tfhe",
-        }
+    /// The platform the protocol reports: `heman_<backend>`.
+    pub fn platform(&self) -> String {
+        format!("heman_{}", self.owner.backend().name())
     }
 }
 
@@ -87,11 +45,13 @@ pub enum RepositoryError {
     #[error("model folder {0} holds several *.heman files; keep one")]
     Ambiguous(PathBuf),
     #[error("{0} is a {1} file, not a compiled model")]
-    NotAModel(PathBuf, &'static str),
+    NotAModel(PathBuf, String),
+    #[error("{0}: a simulation ({1}) is not encrypted: it cannot be served")]
+    NotEncrypted(PathBuf, &'static str),
     #[error("model repository {0} holds no model folder")]
     NoModels(PathBuf),
     #[error(transparent)]
-    Artifact(#[from] heman_artifacts::ArtifactError),
+    Backend(#[from] heman_backend::BackendError),
 }
 
 /// All models, by name.
@@ -153,41 +113,21 @@ fn load_model(
         1 => found.remove(0),
         _ => return Err(RepositoryError::Ambiguous(folder.to_path_buf())),
     };
-    let kind = Container::peek_kind(&path)?;
-    let (backend, keyparams_json) = match kind {
-        Some(Kind::TfheCompiledModel) => {
-            let model = TfheCompiledModel::read(&path)?;
-            let fingerprint = model.keyparams.fingerprint(&path)?;
-            let json =
-                serde_json::to_string(&model.keyparams).expect("keyparams serialise to JSON");
-            (
-                Backend::Tfhe {
-                    model: Box::new(model),
-                    fingerprint,
-                },
-                json,
-            )
-        }
-        Some(other) if other != Kind::CompiledModel => {
-            return Err(RepositoryError::NotAModel(path, other.name()))
-        }
-        // Not a heman file at all: reading it as a CKKS model says why.
-        _ => {
-            let compiled = CompiledModel::read(&path)?;
-            let params = compiled.keyparams.ckks_parameters(&path)?;
-            let json =
-                serde_json::to_string(&compiled.keyparams).expect("keyparams serialise to JSON");
-            let model = PreparedModel::new(compiled, |c| {
-                PreparedPlan::new(&c.plan, &params, cache_bytes)
-            });
-            (Backend::Ckks { model, params }, json)
-        }
-    };
+    let bytes = std::fs::read(&path).map_err(|e| RepositoryError::Io(path.clone(), e))?;
+    let backend = registry::for_file(&bytes, &path)?;
+    let (kind, _, _) = heman_artifacts::Container::peek(&bytes, &path)
+        .map_err(heman_backend::BackendError::from)?;
+    if kind.role != heman_artifacts::Role::CompiledModel {
+        return Err(RepositoryError::NotAModel(path, registry::kind_name(kind)));
+    }
+    if !backend.encrypts() {
+        return Err(RepositoryError::NotEncrypted(path, backend.name()));
+    }
+    let owner = backend.load_model(&bytes, &path, ServingOptions { cache_bytes })?;
     Ok(LoadedModel {
         name: name.to_string(),
         path,
-        backend,
-        keyparams_json,
+        owner,
     })
 }
 

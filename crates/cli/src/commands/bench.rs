@@ -1,25 +1,27 @@
-//! `heman bench`: encrypted accuracy and latency, per model, with keys held
-//! in memory (what a serving model owner sees).
+//! `heman bench`: encrypted accuracy, agreement with the plaintext model and
+//! with the compiled model's cleartext simulation, latency and the time per
+//! stage, key and ciphertext sizes, with keys held in memory (what a serving
+//! model owner sees): one loop for every backend.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use heman_artifacts::CiphertextFile;
-use heman_ckks::Decryptor;
-use heman_compiler::flooding::FloodingTarget;
-use heman_model::io::dataset::{LabelledSet, Task};
-use heman_runtime::{encrypt_tensor, Executor, InputKey, PreparedPlan};
+use heman_backend::{
+    Backend, Compilation, CompileOptions, DataOwner, EvaluationKeys, ModelOwner, ModelSource,
+    ServingOptions,
+};
+use heman_model::io::dataset::LabelledSet;
+use heman_model::Tensor;
 
 use crate::commands::bench_results::{self, ItemResult, Summary};
-use crate::commands::bench_tfhe;
+use crate::commands::suite::{self, SUITE, TEST_MODELS};
+use crate::commands::test_models;
 use crate::progress;
-use crate::tfhe_workflow::TfheArgs;
-use crate::workflow::{self, fit_input, human, Backend};
+use crate::workflow::{self, human, BackendArgs};
 
-/// Encrypted accuracy and latency of models on their data (CKKS, or TFHE
-/// with `--backend tfhe`).
+/// Encrypted accuracy and latency of models on their data.
 #[derive(Args)]
 pub struct BenchArgs {
     /// The ONNX model (default: the repository's digits example).
@@ -41,73 +43,42 @@ pub struct BenchArgs {
     /// `--suite`) as it is measured; a rerun resumes after the items there.
     #[arg(long, value_name = "PATH")]
     results: Option<PathBuf>,
-    /// Memory for encoded weight diagonals kept across inferences, in MiB.
+    /// Memory for encoded weights kept across inferences, in MiB.
     #[arg(long, default_value_t = 1024)]
     cache_mib: usize,
-    /// Output flooding for this many bits of statistical security (see
-    /// `heman keyparams --flooding-security`).
-    #[arg(long, value_name = "BITS")]
-    flooding_security: Option<u32>,
-    /// The encryption scheme.
-    #[arg(long, value_enum, default_value = "ckks")]
-    backend: Backend,
     #[command(flatten)]
-    tfhe: TfheArgs,
+    backend: BackendArgs,
 }
 
-/// HE-MAN's models: (model, calibration, data).
-const SUITE: &[(&str, &str, &str)] = &[
-    (
-        "demo/mnist.onnx",
-        "demo/calibration-data.zip",
-        "demo/test-data",
-    ),
-    (
-        "models/cryptonets_square.onnx",
-        "mnist/calibration-data.zip",
-        "mnist",
-    ),
-    (
-        "models/cryptonets.onnx",
-        "mnist/calibration-data.zip",
-        "mnist",
-    ),
-    (
-        "models/lenet5_square.onnx",
-        "mnist/calibration-data.zip",
-        "mnist",
-    ),
-    ("models/lenet5.onnx", "mnist/calibration-data.zip", "mnist"),
-    ("models/mobilefacenets.onnx", "lfw/calibration", "lfw"),
-];
-
 pub fn run(args: BenchArgs) -> Result<()> {
-    if args.backend == Backend::Tfhe {
-        return run_tfhe(args);
-    }
-    println!(
-        "| model | N | depth | items | plaintext acc. | encrypted acc. | same as plaintext | inference median (p90) | eval keys | input | output | flooding sigma |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let settings = Settings {
-        limit: args.limit,
-        results: args.results.clone(),
-        suite: args.suite.is_some(),
-        cache_mib: args.cache_mib,
-        flooding: super::workflow::flooding_target(args.flooding_security),
+    let backend = args.backend.backend()?;
+    let overrides = args.backend.options();
+    let serving = ServingOptions {
+        cache_bytes: args.cache_mib << 20,
     };
-    if let Some(root) = args.suite {
-        if !root.is_dir() {
-            bail!("{}: HE-MAN data folder not found", root.display());
+    if let Some(root) = &args.suite {
+        let root = suite::root(root)?;
+        if let Some((_, settings)) = TEST_MODELS.iter().find(|(b, _)| *b == backend.name()) {
+            let options = suite::options_of(settings, &overrides)?;
+            test_models::sweep(root, backend, &options, 2)?;
+            println!();
         }
-        for (model, calibration, data) in SUITE {
-            if let Err(e) = bench_one(
-                &root.join(model),
-                &root.join(calibration),
-                &root.join(data),
-                &settings,
-            ) {
-                println!("| {model} | - | - | - | - | not run: {e:#} | | | | | | |");
+        header();
+        for entry in SUITE {
+            let Some(options) = entry.options(backend.name(), &overrides)? else {
+                continue;
+            };
+            let model = root.join(entry.model);
+            let results = bench_results::results_path(args.results.as_deref(), true, &model);
+            let bench = Bench {
+                backend,
+                options,
+                serving,
+                limit: args.limit,
+                results: results.as_deref(),
+            };
+            if let Err(e) = bench.model(&model, &root.join(entry.calibration), &root.join(entry.data)) {
+                println!("| {} | {} | not run: {e:#} |", entry.model, backend.name());
             }
         }
         return Ok(());
@@ -115,132 +86,190 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let example = workflow::example_dir();
     let model = args
         .model
-        .unwrap_or_else(|| example.join("digits_square.onnx"));
+        .unwrap_or_else(|| workflow::example_model(backend));
     let calibration = args
         .calibration
         .unwrap_or_else(|| example.join("calibration.npz"));
     let data = args.data.unwrap_or_else(|| example.join("test"));
-    bench_one(&model, &calibration, &data, &settings)
-}
-
-/// The TFHE rows: HE-MAN's suite (test models, then its networks), or one model.
-fn run_tfhe(args: BenchArgs) -> Result<()> {
-    if let Some(root) = &args.suite {
-        return bench_tfhe::run_suite(root, args.limit, &args.tfhe, args.results.as_deref());
+    header();
+    Bench {
+        backend,
+        options: overrides,
+        serving,
+        limit: args.limit,
+        results: args.results.as_deref(),
     }
-    let options = args.tfhe.options()?;
-    let example = workflow::example_dir();
-    let model = args
-        .model
-        .unwrap_or_else(|| example.join("digits_relu.onnx"));
-    let calibration = args
-        .calibration
-        .unwrap_or_else(|| example.join("calibration.npz"));
-    let data = args.data.unwrap_or_else(|| example.join("test"));
-    let keys = bench_tfhe::Keys::generate(&options);
-    bench_tfhe::header();
-    let results = args.results.as_deref();
-    bench_tfhe::bench_model(
-        &model,
-        &calibration,
-        &data,
-        args.limit,
-        options,
-        &keys,
-        results,
-    )
+    .model(&model, &calibration, &data)
 }
 
-/// What every benchmarked model shares.
-struct Settings {
-    limit: usize,
-    /// `--results`: the file (one model) or folder (a suite).
-    results: Option<PathBuf>,
-    suite: bool,
-    cache_mib: usize,
-    flooding: FloodingTarget,
-}
-
-fn bench_one(model: &Path, calibration: &Path, data: &Path, settings: &Settings) -> Result<()> {
-    let compiled = workflow::compile(model, calibration, settings.flooding)?;
-    let (kp, params) = (&compiled.model.keyparams, &compiled.params);
-    let results_path =
-        bench_results::results_path(settings.results.as_deref(), settings.suite, model);
-    let mut log = bench_results::open_for(
-        results_path.as_deref(),
-        model,
-        bench_results::Compilation {
-            model: &kp.model_fingerprint,
-            params: &kp.params_fingerprint,
-        },
-    )?;
-    let keys = workflow::make_keys(kp, params)?;
-    let eval_bytes = keys.evaluation.to_bytes(params).len();
-    let decryptor = Decryptor::new(params, &keys.secret)?;
-    let executor = Executor::new(params, &keys.evaluation.relin, &keys.evaluation.galois);
-    let prepared = PreparedPlan::new(&compiled.model.plan, params, settings.cache_mib << 20);
-    let set = LabelledSet::load(data, Some(settings.limit))?;
-    let bar = progress::bar(set.inputs.len(), "encrypted");
-    let mut results = Vec::with_capacity(set.inputs.len());
-    for (index, sample) in set.inputs.iter().enumerate() {
-        let result = log.result_of(&sample.name, || {
-            let x = fit_input(&sample.tensor, &kp.input, &sample.name)?;
-            let plain = compiled.graph.run(std::slice::from_ref(&x))?.remove(0);
-            let cts = encrypt_tensor(params, InputKey::Secret(&decryptor), &kp.input.layout, &x)?;
-            let input_bytes = CiphertextFile {
-                ciphertexts: cts.clone(),
-            }
-            .to_bytes(params)
-            .len();
-            let start = Instant::now();
-            let out = executor.run_prepared(&prepared, cts, |_| {})?;
-            let out = workflow::flood(kp, params, &keys.evaluation, out)?;
-            let seconds = start.elapsed().as_secs_f64();
-            let output_bytes = CiphertextFile {
-                ciphertexts: out.clone(),
-            }
-            .to_bytes(params)
-            .len();
-            let y = workflow::decrypt_output(kp, params, &decryptor, &out)?;
-            let (plaintext, encrypted) = (set.is_correct(index, &plain), set.is_correct(index, &y));
-            let same_decision = plaintext == encrypted
-                && (matches!(set.task, Task::Verification { .. }) || plain.argmax() == y.argmax());
-            Ok(ItemResult {
-                item: sample.name.clone(),
-                plaintext,
-                encrypted,
-                same_decision,
-                seconds,
-                input_bytes,
-                output_bytes,
-                quantised: None,
-                same_output: None,
-                stage_seconds: Vec::new(),
-            })
-        })?;
-        results.push(result);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let s = Summary::of(&results);
-    let name = model
-        .file_name()
-        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+fn header() {
     println!(
-        "| {name} | 2^{} | {} | {} | {:.1}% | {:.1}% | {}/{} | {:.3} s ({:.3} s) | {} | {} | {} | 2^{:.1} |",
-        kp.log_n,
-        kp.depth,
-        s.items,
-        s.plaintext,
-        s.encrypted,
-        s.same_decision,
-        s.items,
-        s.median,
-        s.p90,
-        human(eval_bytes as u64),
-        human(s.input_bytes as u64),
-        human(s.output_bytes as u64),
-        kp.output_flooding.sigma_log2,
+        "| model | backend: parameters | items | plaintext acc. | simulated acc. | encrypted acc. | same decision as plaintext | as simulation | same output as simulation | inference median (p90) | per stage (median) | eval keys (file / in memory) | input / output |"
     );
-    Ok(())
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+}
+
+/// How every model of a run is benchmarked.
+struct Bench<'a> {
+    backend: &'static dyn Backend,
+    options: CompileOptions,
+    serving: ServingOptions,
+    limit: usize,
+    /// The results file of this model, when kept.
+    results: Option<&'a Path>,
+}
+
+impl Bench<'_> {
+    /// Benchmarks one model on its data, printing one table row; with a
+    /// results file, each item is kept there as it is measured.
+    fn model(&self, model: &Path, calibration: &Path, data: &Path) -> Result<()> {
+        let (source, compilation) =
+            workflow::compile_with(model, calibration, self.backend, &self.options)?;
+        let mut log = bench_results::open_for(self.results, model, fingerprints(&compilation)?.as_ref())?;
+        let session = Session::new(source, &compilation, self.serving)?;
+        let set = LabelledSet::load(data, Some(self.limit))?;
+        let bar = progress::bar(set.inputs.len(), "encrypted");
+        let mut measured = Vec::with_capacity(set.inputs.len());
+        for index in 0..set.inputs.len() {
+            measured.push(log.result_of(&set.inputs[index].name, || session.measure(&set, index))?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let s = Summary::of(&measured);
+        let name = model
+            .file_name()
+            .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+        let split: Vec<String> = s
+            .stage_medians
+            .iter()
+            .map(|(stage, t)| format!("{stage} {t:.3} s"))
+            .collect();
+        println!(
+            "| {name} | {}: {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {}/{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
+            self.backend.name(),
+            compilation.report.summary,
+            s.items,
+            s.plaintext,
+            s.simulated,
+            s.encrypted,
+            s.same_as_plaintext,
+            s.items,
+            s.same_as_simulated,
+            s.items,
+            s.same_output,
+            s.items,
+            s.median,
+            s.p90,
+            split.join(", "),
+            human(session.evaluation_bytes as u64),
+            human(session.keys.memory_bytes),
+            human(s.input_bytes as u64),
+            human(s.output_bytes as u64),
+        );
+        Ok(())
+    }
+}
+
+/// The fingerprints of a compilation (its keyparams' `model_fingerprint`
+/// and `params_fingerprint`), which bind a results file to it.
+fn fingerprints(compilation: &Compilation) -> Result<Owned> {
+    let value: serde_json::Value = serde_json::from_str(&compilation.keyparams)
+        .context("the compilation's keyparams")?;
+    let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
+    Ok(Owned {
+        model: field("model_fingerprint"),
+        params: field("params_fingerprint"),
+    })
+}
+
+/// Owned fingerprints, lent as [`bench_results::Fingerprints`].
+struct Owned {
+    model: String,
+    params: String,
+}
+
+impl Owned {
+    fn as_ref(&self) -> bench_results::Fingerprints<'_> {
+        bench_results::Fingerprints {
+            model: &self.model,
+            params: &self.params,
+        }
+    }
+}
+
+/// One model compiled and keyed, both parties in memory.
+pub struct Session {
+    /// The model and its calibration.
+    pub source: ModelSource,
+    /// The model owner's side.
+    pub owner: Box<dyn ModelOwner>,
+    /// The data owner's side.
+    pub data_owner: Box<dyn DataOwner>,
+    /// The evaluation keys, parsed by the model owner.
+    pub keys: EvaluationKeys,
+    /// Their file's size.
+    pub evaluation_bytes: usize,
+}
+
+impl Session {
+    /// Loads the compiled model, makes keys, registers them.
+    pub fn new(source: ModelSource, compilation: &Compilation, serving: ServingOptions) -> Result<Self> {
+        let backend = compilation.backend;
+        let origin = Path::new(&source.name);
+        let owner = backend.load_model(&compilation.model, origin, serving)?;
+        let bars = progress::Bars::default();
+        let files = backend.keygen(compilation.keyparams.as_bytes(), origin, &bars)?;
+        let data_owner = backend.data_owner(compilation.keyparams.as_bytes(), &files.secret, origin)?;
+        let keys = owner.parse_keys(&files.evaluation)?;
+        owner.check_keys(&keys)?;
+        Ok(Self {
+            source,
+            owner,
+            data_owner,
+            keys,
+            evaluation_bytes: files.evaluation.len(),
+        })
+    }
+
+    /// Item `index` of `set`: plaintext, simulated and encrypted.
+    pub fn measure(&self, set: &LabelledSet, index: usize) -> Result<ItemResult> {
+        let sample = &set.inputs[index];
+        let x = heman_backend::input::fit_input(&sample.tensor, self.data_owner.input(), &sample.name)?;
+        let plain = self.source.graph.run(std::slice::from_ref(&x))?.remove(0);
+        let simulated = self.owner.simulate(&x, None)?;
+        let input = self.data_owner.encrypt(&x, &sample.name)?;
+        let start = Instant::now();
+        let inference = self.owner.infer(&self.keys, &input, &mut |_| {})?;
+        let seconds = start.elapsed().as_secs_f64();
+        let y = self
+            .data_owner
+            .decrypt(&inference.output, Path::new(&sample.name))?;
+        Ok(ItemResult {
+            item: sample.name.clone(),
+            plaintext: set.is_correct(index, &plain),
+            simulated: set.is_correct(index, &simulated),
+            encrypted: set.is_correct(index, &y),
+            same_as_plaintext: set.same_decision(index, &y, &plain),
+            same_as_simulated: set.same_decision(index, &y, &simulated),
+            same_output: y == simulated,
+            deviation: deviation(&y, &simulated),
+            seconds,
+            input_bytes: input.len(),
+            output_bytes: inference.output.len(),
+            stages: inference
+                .stages
+                .into_iter()
+                .map(|t| (t.name, t.seconds))
+                .collect(),
+        })
+    }
+}
+
+/// The largest elementwise difference of two outputs.
+fn deviation(a: &Tensor, b: &Tensor) -> f64 {
+    a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }

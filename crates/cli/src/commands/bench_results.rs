@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::percentile;
 
-/// The format's version, in the header line.
-const VERSION: u32 = 1;
+/// The format's version, in the header line (2: one item form for every
+/// backend, compared with the plaintext model and with the simulation).
+const VERSION: u32 = 2;
 
 /// What one encrypted inference gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,24 +29,27 @@ pub struct ItemResult {
     pub item: String,
     /// The plaintext model's answer is right.
     pub plaintext: bool,
+    /// The compiled model's answer simulated in cleartext is right.
+    pub simulated: bool,
     /// The decrypted answer is right.
     pub encrypted: bool,
-    /// The decrypted answer makes the reference model's decision (the
-    /// plaintext model for CKKS, the quantised one for TFHE).
-    pub same_decision: bool,
+    /// The decrypted answer makes the plaintext model's decision.
+    pub same_as_plaintext: bool,
+    /// The decrypted answer makes the simulation's decision.
+    pub same_as_simulated: bool,
+    /// The decrypted output equals the simulated one exactly (TFHE's
+    /// integers read right).
+    pub same_output: bool,
+    /// The largest difference between decrypted and simulated outputs.
+    pub deviation: f64,
     /// Inference time on the model owner's side, in seconds.
     pub seconds: f64,
+    /// Bytes of the input ciphertext file.
     pub input_bytes: usize,
+    /// Bytes of the output ciphertext file.
     pub output_bytes: usize,
-    /// TFHE: the quantised plaintext model's answer is right.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantised: Option<bool>,
-    /// TFHE: the decrypted integers equal the quantised model's exactly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub same_output: Option<bool>,
-    /// TFHE: seconds per stage of the plan.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stage_seconds: Vec<f64>,
+    /// Seconds per stage of the compiled model, by name.
+    pub stages: Vec<(String, f64)>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -61,7 +65,7 @@ struct Header {
 
 /// The fingerprints of a compilation, as keyparams records them.
 #[derive(Debug, Clone, Copy)]
-pub struct Compilation<'a> {
+pub struct Fingerprints<'a> {
     pub model: &'a str,
     pub params: &'a str,
 }
@@ -86,7 +90,7 @@ impl ResultsLog {
     /// Opens `path` for `model` compiled to `compilation`: reads the items
     /// already there, or starts the file with its header. A last line cut
     /// off mid-write (a killed run) is dropped.
-    pub fn open(path: &Path, model: &str, compilation: Compilation) -> Result<Self> {
+    pub fn open(path: &Path, model: &str, compilation: Fingerprints) -> Result<Self> {
         let header = Header {
             heman_bench_results: VERSION,
             model: model.to_string(),
@@ -160,7 +164,7 @@ impl ResultsLog {
             item = %result.item,
             seconds = result.seconds,
             encrypted_right = result.encrypted,
-            same_decision = result.same_decision,
+            same_as_plaintext = result.same_as_plaintext,
             "measured"
         );
         if let Some(file) = &mut self.file {
@@ -198,6 +202,14 @@ fn read_items(
                     path.display()
                 )
             })?;
+            if found.heman_bench_results != header.heman_bench_results {
+                bail!(
+                    "{}: results in format {}, this heman writes format {}: use another file or remove this one",
+                    path.display(),
+                    found.heman_bench_results,
+                    header.heman_bench_results
+                );
+            }
             if &found != header {
                 bail!(
                     "{}: results of {} compiled to {} under parameters {}, not of {} compiled to {} under parameters {}: use another file or remove this one",
@@ -232,16 +244,17 @@ fn short(fingerprint: &str) -> &str {
 pub struct Summary {
     pub items: usize,
     pub plaintext: f64,
+    pub simulated: f64,
     pub encrypted: f64,
-    pub quantised: f64,
-    pub same_decision: usize,
+    pub same_as_plaintext: usize,
+    pub same_as_simulated: usize,
     pub same_output: usize,
     pub median: f64,
     pub p90: f64,
     pub input_bytes: usize,
     pub output_bytes: usize,
-    /// Median seconds of each stage (TFHE).
-    pub stage_medians: Vec<f64>,
+    /// Each stage's name and median seconds.
+    pub stage_medians: Vec<(String, f64)>,
 }
 
 impl Summary {
@@ -250,19 +263,22 @@ impl Summary {
         let share = |f: &dyn Fn(&ItemResult) -> bool| {
             100.0 * results.iter().filter(|r| f(r)).count() as f64 / n
         };
+        let count = |f: &dyn Fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
         let mut times: Vec<f64> = results.iter().map(|r| r.seconds).collect();
-        let stages = results
+        let names: Vec<String> = results
             .iter()
-            .map(|r| r.stage_seconds.len())
-            .max()
-            .unwrap_or(0);
-        let stage_medians = (0..stages)
-            .map(|s| {
+            .max_by_key(|r| r.stages.len())
+            .map(|r| r.stages.iter().map(|(name, _)| name.clone()).collect())
+            .unwrap_or_default();
+        let stage_medians = names
+            .into_iter()
+            .enumerate()
+            .map(|(s, name)| {
                 let mut t: Vec<f64> = results
                     .iter()
-                    .filter_map(|r| r.stage_seconds.get(s).copied())
+                    .filter_map(|r| r.stages.get(s).map(|(_, t)| *t))
                     .collect();
-                median(&mut t)
+                (name, median(&mut t))
             })
             .collect();
         times.sort_by(f64::total_cmp);
@@ -270,13 +286,11 @@ impl Summary {
         Self {
             items: results.len(),
             plaintext: share(&|r| r.plaintext),
+            simulated: share(&|r| r.simulated),
             encrypted: share(&|r| r.encrypted),
-            quantised: share(&|r| r.quantised.unwrap_or(false)),
-            same_decision: results.iter().filter(|r| r.same_decision).count(),
-            same_output: results
-                .iter()
-                .filter(|r| r.same_output.unwrap_or(false))
-                .count(),
+            same_as_plaintext: count(&|r| r.same_as_plaintext),
+            same_as_simulated: count(&|r| r.same_as_simulated),
+            same_output: count(&|r| r.same_output),
             median: quantile(&times, 0.5),
             p90: quantile(&times, 0.9),
             input_bytes: last.map_or(0, |r| r.input_bytes),
@@ -315,7 +329,7 @@ pub fn results_path(results: Option<&Path>, suite: bool, model: &Path) -> Option
 }
 
 /// Opens the results file of `model` when there is one.
-pub fn open_for(path: Option<&Path>, model: &Path, compilation: Compilation) -> Result<ResultsLog> {
+pub fn open_for(path: Option<&Path>, model: &Path, compilation: Fingerprints) -> Result<ResultsLog> {
     let Some(path) = path else {
         return Ok(ResultsLog::none());
     };
@@ -337,7 +351,7 @@ pub fn open_for(path: Option<&Path>, model: &Path, compilation: Compilation) -> 
 mod tests {
     use super::*;
 
-    const ABC: Compilation = Compilation {
+    const ABC: Fingerprints = Fingerprints {
         model: "abc",
         params: "p1",
     };
@@ -346,14 +360,16 @@ mod tests {
         ItemResult {
             item: name.into(),
             plaintext: true,
+            simulated: true,
             encrypted: name != "b",
-            same_decision: true,
+            same_as_plaintext: true,
+            same_as_simulated: true,
+            same_output: false,
+            deviation: 0.01,
             seconds,
             input_bytes: 10,
             output_bytes: 20,
-            quantised: None,
-            same_output: None,
-            stage_seconds: vec![seconds / 2.0, seconds / 2.0],
+            stages: vec![("Conv".into(), seconds / 2.0), ("Relu".into(), seconds / 2.0)],
         }
     }
 
@@ -387,7 +403,10 @@ mod tests {
         assert_eq!(summary.items, 3);
         assert!((summary.encrypted - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!(summary.median, 2.0);
-        assert_eq!(summary.stage_medians, vec![1.0, 1.0]);
+        assert_eq!(
+            summary.stage_medians,
+            vec![("Conv".to_string(), 1.0), ("Relu".to_string(), 1.0)]
+        );
     }
 
     #[test]
@@ -398,7 +417,7 @@ mod tests {
             .unwrap()
             .record(&item("a", 1.0))
             .unwrap();
-        let other_plan = Compilation {
+        let other_plan = Fingerprints {
             model: "abd",
             ..ABC
         };
@@ -409,7 +428,7 @@ mod tests {
         assert!(err.contains("r.jsonl") && err.contains("abd"), "{err}");
         // The same plan under other parameters (keyparams measured its way
         // to another choice) is another compilation.
-        let other_params = Compilation {
+        let other_params = Fingerprints {
             params: "p2",
             ..ABC
         };
@@ -421,7 +440,7 @@ mod tests {
         // A file from before parameters were recorded.
         std::fs::write(
             &path,
-            "{\"heman_bench_results\":1,\"model\":\"m.onnx\",\"model_fingerprint\":\"abc\"}\n",
+            "{\"heman_bench_results\":2,\"model\":\"m.onnx\",\"model_fingerprint\":\"abc\"}\n",
         )
         .unwrap();
         let err = ResultsLog::open(&path, "m.onnx", ABC)
@@ -429,6 +448,17 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("(none recorded)"), "{err}");
+        // A file of the first format (one item form per backend).
+        std::fs::write(
+            &path,
+            "{\"heman_bench_results\":1,\"model\":\"m.onnx\",\"model_fingerprint\":\"abc\",\"params_fingerprint\":\"p1\"}\n",
+        )
+        .unwrap();
+        let err = ResultsLog::open(&path, "m.onnx", ABC)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("format 1"), "{err}");
     }
 
     #[test]

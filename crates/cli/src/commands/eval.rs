@@ -1,22 +1,24 @@
-//! `heman eval`: plaintext accuracy of a model on an evaluation set, or of all
-//! of HE-MAN's models on their data (`--suite`).
+//! `heman eval`: accuracy of a model on an evaluation set in plaintext and,
+//! given its calibration, of the compiled model simulated in cleartext
+//! (exactly, and with the encryption noise drawn) and, where asked,
+//! encrypted; or all of HE-MAN's models on their data (`--suite`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use heman_model::io::dataset::{LabelledSet, Task};
+use heman_backend::{Backend, CompileOptions, ServingOptions};
+use heman_model::io::dataset::LabelledSet;
 use heman_model::{load_onnx, Graph};
 use rayon::prelude::*;
 
+use crate::commands::bench::Session;
+use crate::commands::suite::{self, SUITE};
 use crate::progress;
-use crate::tfhe_workflow::{self, TfheArgs};
-use crate::workflow::Backend;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::workflow::{self, BackendArgs};
 
-/// Plaintext (unencrypted) accuracy of ONNX models.
+/// Accuracy of ONNX models: plaintext, simulated, encrypted.
 #[derive(Args)]
 pub struct EvalArgs {
     /// The ONNX model.
@@ -26,92 +28,22 @@ pub struct EvalArgs {
     /// `data/` + `verification/` (LFW pairs).
     #[arg(short, long, required_unless_present = "suite")]
     data: Option<PathBuf>,
-    /// Evaluate every HE-MAN model on its data, from HE-MAN's data folder
-    /// (e.g. ../shared/data/heman).
+    /// Calibration set: compile the model for the backend and report its
+    /// simulated accuracy too.
+    #[arg(short, long, conflicts_with = "suite")]
+    calibration: Option<PathBuf>,
+    /// Every HE-MAN model on its data, from HE-MAN's data folder
+    /// (e.g. ../shared/data/heman): plaintext and simulated.
     #[arg(long, conflicts_with_all = ["model", "data"])]
     suite: Option<PathBuf>,
     /// Use the first N items only (default: all; 1000 with --suite).
     #[arg(short, long)]
     limit: Option<usize>,
-    /// `tfhe`: also the quantised plaintext model the TFHE backend compiles
-    /// (exact, and with simulated encryption noise); needs --calibration.
-    #[arg(long, value_enum, default_value = "ckks")]
-    backend: Backend,
-    /// Calibration set (with --backend tfhe).
-    #[arg(
-        short,
-        long,
-        required_if_eq("backend", "tfhe"),
-        conflicts_with = "suite"
-    )]
-    calibration: Option<PathBuf>,
+    /// Also run the first N items encrypted and compare with the simulation.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    encrypted: usize,
     #[command(flatten)]
-    tfhe: TfheArgs,
-}
-
-/// Plaintext, quantised and noisy-quantised accuracy of a TFHE compilation.
-fn evaluate_quantised(
-    model: &Path,
-    calibration: &Path,
-    data: &Path,
-    limit: Option<usize>,
-    options: heman_compiler::tfhe::TfheOptions,
-) -> Result<()> {
-    let compiled = tfhe_workflow::compile(model, calibration, options)?;
-    let plan = &compiled.compiled.plan;
-    let graph = &compiled.graph;
-    let set = LabelledSet::load(data, limit)?;
-    let profile = heman_compiler::tfhe::NoiseProfile::of(plan);
-    let bar = progress::bar(set.inputs.len(), "quantised");
-    let verdicts: Vec<(bool, bool, bool)> = set
-        .inputs
-        .par_iter()
-        .enumerate()
-        .map(|(index, sample)| {
-            let x = graph.check_input(0, &sample.tensor)?;
-            let post =
-                |t: heman_model::Tensor| plan.postprocess.iter().fold(t, |t, op| op.eval(&[&t]));
-            let plain = graph.run(std::slice::from_ref(&x))?.remove(0);
-            let quantised = post(plan.evaluate::<ChaCha8Rng>(&x, None)?);
-            let mut rng = ChaCha8Rng::seed_from_u64(1_000_003 * index as u64 + 7);
-            let noisy = post(plan.evaluate(
-                &x,
-                Some(heman_compiler::tfhe::Noise {
-                    profile: &profile,
-                    rng: &mut rng,
-                }),
-            )?);
-            bar.inc(1);
-            Ok((
-                set.is_correct(index, &plain),
-                set.is_correct(index, &quantised),
-                set.is_correct(index, &noisy),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    bar.finish_and_clear();
-    let n = verdicts.len().max(1) as f64;
-    let pct = |f: fn(&(bool, bool, bool)) -> bool| {
-        100.0 * verdicts.iter().filter(|v| f(v)).count() as f64 / n
-    };
-    let b = compiled.compiled.bits;
-    println!(
-        "{}: {} {}: plaintext {:.2}%, quantised {:.2}%, quantised with simulated encryption noise {:.2}% on {} items ({} preset, bits in/act/window/out {}/{}/{}/{}, {} bootstraps)",
-        model.display(),
-        data.display(),
-        task_name(&set),
-        pct(|v| v.0),
-        pct(|v| v.1),
-        pct(|v| v.2),
-        verdicts.len(),
-        plan.preset.name(),
-        b.input,
-        b.activation,
-        b.window,
-        b.output,
-        plan.bootstraps()
-    );
-    Ok(())
+    backend: BackendArgs,
 }
 
 /// One evaluated model.
@@ -127,6 +59,7 @@ impl Evaluation {
     }
 }
 
+/// The plaintext model's accuracy on `set`.
 pub fn evaluate(graph: &Graph, set: &LabelledSet, label: &str) -> Result<Evaluation> {
     let bar = progress::bar(set.inputs.len(), label);
     let start = Instant::now();
@@ -151,94 +84,150 @@ pub fn evaluate(graph: &Graph, set: &LabelledSet, label: &str) -> Result<Evaluat
     })
 }
 
-fn task_name(set: &LabelledSet) -> &'static str {
-    match set.task {
-        Task::Classification { .. } => "accuracy",
-        Task::Verification { .. } => "verification accuracy",
-    }
+/// Accuracies of one compiled model, in percent, and the agreement of its
+/// encrypted and simulated decisions.
+struct Simulated {
+    items: usize,
+    plaintext: f64,
+    simulated: f64,
+    noisy: f64,
+    /// Encrypted items, their accuracy and how many made the simulation's
+    /// decision.
+    encrypted: Option<(usize, f64, usize)>,
+    summary: String,
 }
 
-fn evaluate_one(
+/// Compiles `model` for `backend` and scores plaintext, simulated (exact
+/// and noisy) and, for the first `encrypted` items, encrypted answers.
+fn simulate(
     model: &Path,
-    data: &Path,
-    limit: Option<usize>,
-) -> Result<(Evaluation, &'static str)> {
-    let graph = load_onnx(model)?;
-    let set = LabelledSet::load(data, limit)?;
-    let name = model
-        .file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-    Ok((evaluate(&graph, &set, &name)?, task_name(&set)))
+    calibration: &Path,
+    set: &LabelledSet,
+    backend: &'static dyn Backend,
+    options: &CompileOptions,
+    encrypted: usize,
+) -> Result<Simulated> {
+    let (source, compilation) = workflow::compile_with(model, calibration, backend, options)?;
+    let session = Session::new(source, &compilation, ServingOptions::default())?;
+    let bar = progress::bar(set.inputs.len(), "simulated");
+    let verdicts: Vec<[bool; 3]> = set
+        .inputs
+        .par_iter()
+        .enumerate()
+        .map(|(index, sample)| {
+            let x = heman_backend::input::fit_input(
+                &sample.tensor,
+                session.data_owner.input(),
+                &sample.name,
+            )?;
+            let plain = session.source.graph.run(std::slice::from_ref(&x))?.remove(0);
+            let exact = session.owner.simulate(&x, None)?;
+            let noisy = session.owner.simulate(&x, Some(1_000_003 * index as u64 + 7))?;
+            bar.inc(1);
+            Ok([plain, exact, noisy].map(|y| set.is_correct(index, &y)))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let n = verdicts.len().max(1) as f64;
+    let pct = |k: usize| 100.0 * verdicts.iter().filter(|v| v[k]).count() as f64 / n;
+    let encrypted = (encrypted > 0)
+        .then(|| -> Result<(usize, f64, usize)> {
+            let count = encrypted.min(set.inputs.len());
+            let bar = progress::bar(count, "encrypted");
+            let mut right = 0;
+            let mut same = 0;
+            for index in 0..count {
+                let item = session.measure(set, index)?;
+                right += item.encrypted as usize;
+                same += item.same_as_simulated as usize;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            Ok((count, 100.0 * right as f64 / count.max(1) as f64, same))
+        })
+        .transpose()?;
+    Ok(Simulated {
+        items: verdicts.len(),
+        plaintext: pct(0),
+        simulated: pct(1),
+        noisy: pct(2),
+        encrypted,
+        summary: compilation.report.summary,
+    })
+}
+
+fn table_header() {
+    println!("| model | data | items | plaintext | simulated | simulated with noise | encrypted (items) | encrypted = simulated decisions | backend: parameters |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+}
+
+fn table_row(model: &str, set: &LabelledSet, s: &Simulated, backend: &dyn Backend) {
+    let (encrypted, agreement) = match s.encrypted {
+        Some((n, acc, same)) => (format!("{acc:.2}% ({n})"), format!("{same}/{n}")),
+        None => ("-".into(), "-".into()),
+    };
+    println!(
+        "| {model} | {} ({}) | {} | {:.2}% | {:.2}% | {:.2}% | {encrypted} | {agreement} | {}: {} |",
+        set.root.display(),
+        set.task_name(),
+        s.items,
+        s.plaintext,
+        s.simulated,
+        s.noisy,
+        backend.name(),
+        s.summary
+    );
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if let Some(root) = args.suite {
-        if args.backend == Backend::Tfhe {
-            for &(model, calibration, data, preset) in crate::commands::bench_tfhe::SUITE {
-                evaluate_quantised(
-                    &root.join(model),
-                    &root.join(calibration),
-                    &root.join(data),
-                    Some(args.limit.unwrap_or(1000)),
-                    args.tfhe.options_or(preset)?,
-                )?;
+    let backend = args.backend.backend()?;
+    let overrides = args.backend.options();
+    if let Some(root) = &args.suite {
+        let root = suite::root(root)?;
+        let limit = Some(args.limit.unwrap_or(1000));
+        table_header();
+        for entry in SUITE {
+            let Some(options) = entry.options(backend.name(), &overrides)? else {
+                continue;
+            };
+            let set = LabelledSet::load(&root.join(entry.data), limit)?;
+            match simulate(
+                &root.join(entry.model),
+                &root.join(entry.calibration),
+                &set,
+                backend,
+                &options,
+                args.encrypted,
+            ) {
+                Ok(s) => table_row(entry.model, &set, &s, backend),
+                Err(e) => println!("| {} | {} | not run: {e:#} |", entry.model, entry.data),
             }
-            return Ok(());
         }
-        return run_suite(&root, args.limit.unwrap_or(1000));
+        return Ok(());
     }
     let (Some(model), Some(data)) = (args.model, args.data) else {
         bail!("--model and --data are required without --suite");
     };
-    if args.backend == Backend::Tfhe {
-        let calibration = args
-            .calibration
-            .context("--backend tfhe needs --calibration")?;
-        return evaluate_quantised(
-            &model,
-            &calibration,
-            &data,
-            args.limit,
-            args.tfhe.options()?,
-        );
+    let set = LabelledSet::load(&data, args.limit)?;
+    if let Some(calibration) = &args.calibration {
+        let s = simulate(&model, calibration, &set, backend, &overrides, args.encrypted)?;
+        table_header();
+        table_row(&model.display().to_string(), &set, &s, backend);
+        return Ok(());
     }
-    let (eval, task) = evaluate_one(&model, &data, args.limit)?;
+    let name = model
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let eval = evaluate(&load_onnx(&model)?, &set, &name)?;
     println!(
-        "{}: plaintext {task} {:.2}% ({}/{}) on {}, {:.2} ms per item",
+        "{}: plaintext {} {:.2}% ({}/{}) on {}, {:.2} ms per item",
         model.display(),
+        set.task_name(),
         eval.accuracy(),
         eval.correct,
         eval.total,
         data.display(),
         eval.seconds_per_item * 1e3
     );
-    Ok(())
-}
-
-/// HE-MAN's models with the data each is scored on.
-const SUITE: &[(&str, &str)] = &[
-    ("demo/mnist.onnx", "demo/test-data"),
-    ("models/cryptonets.onnx", "mnist"),
-    ("models/cryptonets_square.onnx", "mnist"),
-    ("models/lenet5.onnx", "mnist"),
-    ("models/lenet5_square.onnx", "mnist"),
-    ("models/mobilefacenets.onnx", "lfw"),
-];
-
-fn run_suite(root: &Path, limit: usize) -> Result<()> {
-    if !root.is_dir() {
-        bail!("{}: HE-MAN data folder not found", root.display());
-    }
-    println!("| model | data | items | plaintext accuracy | ms per item |");
-    println!("|---|---|---|---|---|");
-    for (model, data) in SUITE {
-        let (eval, task) = evaluate_one(&root.join(model), &root.join(data), Some(limit))?;
-        println!(
-            "| {model} | {data} ({task}) | {} | {:.2}% | {:.3} |",
-            eval.total,
-            eval.accuracy(),
-            eval.seconds_per_item * 1e3
-        );
-    }
     Ok(())
 }

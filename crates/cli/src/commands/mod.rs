@@ -1,10 +1,11 @@
 pub mod bench;
 pub mod bench_results;
-pub mod bench_tfhe;
 pub mod calibrate;
 pub mod demo;
 pub mod eval;
 pub mod inspect;
 pub mod query;
 pub mod serve;
+pub mod suite;
+pub mod test_models;
 pub mod workflow;

@@ -11,15 +11,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use heman_artifacts::tfhe::{TfheCiphertexts, TfheKeyParams};
-use heman_artifacts::{CiphertextFile, KeyParams};
+use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
+use heman_backend::{registry, DataOwner, KeysDir};
 use heman_model::Tensor;
 use heman_server::client::Client;
 use tokio::sync::Mutex;
 use tracing::info;
 
-use crate::tfhe_workflow::TfheDataOwner;
-use crate::workflow::{self, human, percentile, DataOwner, EVAL_KEYS, KEYPARAMS, SECRET_KEY};
+use crate::workflow::{self, human, percentile};
 
 /// The file in a keys directory remembering key ids per server and model.
 pub const REGISTRATIONS: &str = "registrations.json";
@@ -66,7 +65,8 @@ async fn query(args: QueryArgs) -> Result<()> {
     let client = Client::new(&args.url)?;
     let keyparams_text = client.keyparams(&args.model).await?;
     let keys = args.keys.clone();
-    let owner = tokio::task::spawn_blocking(move || ensure_keys(&keys, &keyparams_text)).await??;
+    let (owner, approximate) =
+        tokio::task::spawn_blocking(move || ensure_keys(&keys, &keyparams_text)).await??;
     let key_id = ensure_registered(&client, &args.model, &args.keys).await?;
 
     let tensor = heman_model::io::npy::read_npy(&args.input)?;
@@ -76,7 +76,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         let owner = owner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
             (0..args.repeat)
-                .map(|_| owner.encrypt(&tensor, &origin))
+                .map(|_| Ok(owner.encrypt(&tensor, &origin)?))
                 .collect()
         })
         .await??
@@ -93,18 +93,22 @@ async fn query(args: QueryArgs) -> Result<()> {
     let decrypted: Vec<Tensor> = {
         let owner = owner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Tensor>> {
-            answers.iter().map(|bytes| owner.decrypt(bytes)).collect()
+            answers
+                .iter()
+                .map(|bytes| Ok(owner.decrypt(bytes, Path::new(ANSWER))?))
+                .collect()
         })
         .await??
     };
     // Every answer must be the same result up to noise (the server floods
     // outputs: about two bits of precision, 1.3% at most measured on the
     // digits example, so two answers may differ by twice that): a damaged
-    // answer under load shows here. Only on CKKS: a TFHE model compiled
-    // without --exact may misread a bootstrap now and then, and a misread
+    // answer under load shows here. Only where activations are approximated
+    // (CKKS): with exact activations (TFHE), a model compiled without
+    // --exact may misread a bootstrap now and then, and a misread
     // activation can move an output by more.
     let first = &decrypted[0];
-    let compare = matches!(*owner, Owner::Ckks(_));
+    let compare = approximate;
     for (i, y) in decrypted.iter().enumerate().skip(1).filter(|_| compare) {
         let scale = first.max_abs().max(1.0);
         let diff = y
@@ -142,70 +146,8 @@ async fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
-/// The data owner's side of the queried model, by backend.
-enum Owner {
-    Ckks(DataOwner),
-    Tfhe(TfheDataOwner),
-}
-
-impl Owner {
-    fn open(keys: &Path) -> Result<Self> {
-        Ok(if workflow::is_tfhe_keyparams(&keys.join(KEYPARAMS)) {
-            Owner::Tfhe(TfheDataOwner::open(keys)?)
-        } else {
-            Owner::Ckks(DataOwner::open(keys)?)
-        })
-    }
-
-    /// An input tensor encrypted, as the bytes of a ciphertext file.
-    fn encrypt(&self, tensor: &Tensor, origin: &str) -> Result<Vec<u8>> {
-        Ok(match self {
-            Owner::Ckks(o) => o.encrypt(tensor, origin)?.to_bytes(&o.params),
-            Owner::Tfhe(o) => o.encrypt(tensor, origin)?.to_bytes(o.fingerprint),
-        })
-    }
-
-    /// The server's answer decrypted (and post-processed).
-    fn decrypt(&self, answer: &[u8]) -> Result<Tensor> {
-        const ORIGIN: &str = "the server's answer";
-        match self {
-            Owner::Ckks(o) => {
-                let cts = CiphertextFile::from_bytes(answer, Path::new(ORIGIN), &o.params)?;
-                o.decrypt(&cts.ciphertexts)
-            }
-            Owner::Tfhe(o) => {
-                let cts = TfheCiphertexts::from_bytes(
-                    answer,
-                    Path::new(ORIGIN),
-                    o.keyparams.preset,
-                    &o.fingerprint,
-                )?;
-                o.decrypt(cts, ORIGIN)
-            }
-        }
-    }
-}
-
-/// One line on the keys a keyparams file asks for.
-fn describe_keys(keyparams: &Path) -> Result<String> {
-    Ok(if workflow::is_tfhe_keyparams(keyparams) {
-        let kp = TfheKeyParams::read(keyparams)?;
-        format!(
-            "{}; preset {}, {} bootstraps per inference",
-            kp.security,
-            kp.preset.name(),
-            kp.summary.bootstraps
-        )
-    } else {
-        let kp = KeyParams::read(keyparams)?;
-        format!(
-            "{}; N = 2^{}, {} rotation keys",
-            kp.security,
-            kp.log_n,
-            kp.rotation_steps.len()
-        )
-    })
-}
+/// How the server's answers are named in messages.
+const ANSWER: &str = "the server's answer";
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -213,13 +155,15 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 }
 
 /// The keys in `keys`, made from the server's keyparams when absent;
-/// refuses keys made for other keyparams rather than overwriting a secret key.
-fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<Owner> {
+/// refuses keys made for other keyparams rather than overwriting a secret
+/// key. Answers the data owner and whether the backend approximates.
+fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<(Box<dyn DataOwner>, bool)> {
     std::fs::create_dir_all(keys).with_context(|| format!("creating {}", keys.display()))?;
     let received = keys.join(".server-keyparams.json");
     std::fs::write(&received, server_keyparams)
         .with_context(|| format!("writing {}", received.display()))?;
-    let summary = describe_keys(&received).context("the server's keyparams")?;
+    let backend = registry::for_keyparams(server_keyparams.as_bytes(), &received)
+        .context("the server's keyparams")?;
     let ours = keys.join(KEYPARAMS);
     if keys.join(SECRET_KEY).exists() {
         let existing = read_json(&ours).with_context(|| {
@@ -243,11 +187,16 @@ fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<Owner> {
         }
         std::fs::remove_file(&received).ok();
     } else {
-        println!("making keys in {} ({summary})", keys.display());
+        println!(
+            "making keys in {} ({} backend: {})",
+            keys.display(),
+            backend.name(),
+            backend.about()
+        );
         std::fs::rename(&received, &ours).with_context(|| format!("writing {}", ours.display()))?;
         workflow::keygen(&ours, keys)?;
     }
-    Owner::open(keys)
+    Ok((KeysDir::at(keys).open()?, !backend.exact_activations()))
 }
 
 /// The key id of `keys/eval.keys` on this server, registering them when the

@@ -1,13 +1,12 @@
-//! HE-MAN's five commands, with HE-MAN's flags.
+//! HE-MAN's five commands, with HE-MAN's flags, for every backend.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use heman_compiler::flooding::FloodingTarget;
+use heman_backend::keys_dir::{EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
 
-use crate::tfhe_workflow::{self, TfheArgs};
-use crate::workflow::{self, file_size, human, Backend, EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
+use crate::workflow::{self, file_size, human, BackendArgs};
 
 /// Model owner: calibrate, derive parameters (CKKS) or quantise (TFHE), compile the model.
 #[derive(Args)]
@@ -24,72 +23,8 @@ pub struct KeyparamsArgs {
     /// Where to write the compiled model (default: beside the keyparams, named after the model).
     #[arg(long)]
     compiled: Option<PathBuf>,
-    /// Size the output flooding for this many bits of statistical security
-    /// (Li-Micciancio-Schultz-Sorrell 2022); refused, with the precision it
-    /// needs, where the parameters cannot carry it. Default: flooding at the
-    /// measured output noise.
-    #[arg(long, value_name = "BITS")]
-    flooding_security: Option<u32>,
-    /// The encryption scheme.
-    #[arg(long, value_enum, default_value = "ckks")]
-    backend: Backend,
     #[command(flatten)]
-    tfhe: TfheArgs,
-}
-
-/// The flooding target `--flooding-security` asks for.
-pub fn flooding_target(bits: Option<u32>) -> FloodingTarget {
-    bits.map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical)
-}
-
-/// `keyparams --backend tfhe`: compile, write, and say what was chosen.
-fn tfhe_keyparams(args: &KeyparamsArgs, compiled: &std::path::Path) -> Result<()> {
-    let result = tfhe_workflow::keyparams(
-        &args.model,
-        &args.calibration,
-        &args.output,
-        compiled,
-        args.tfhe.options()?,
-    )?;
-    for line in tfhe_workflow::describe(&result.model.keyparams) {
-        println!("{line}");
-    }
-    for (index, stage) in result.compiled.plan.stages.iter().enumerate() {
-        println!("  stage {index}: {stage}");
-    }
-    for line in tfhe_workflow::describe_reads(&result.compiled.budget) {
-        println!("{line}");
-    }
-    let f = &result.compiled.fidelity;
-    println!(
-        "quantised model vs float on {} calibration samples: same class on {} ({} with simulated encryption noise), mean relative output error {:.4} ({:.4})",
-        f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
-    );
-    // Exact mode on a small preset can leave too few bits for the network
-    // to mean anything (the repository's digits_relu keeps 18 of 200
-    // classes on 2_2): say so rather than let it pass as a working model.
-    if f.noisy_same_argmax * 10 < f.samples * 9 {
-        let hint = if args.tfhe.exact {
-            "drop --exact or choose a larger --preset"
-        } else {
-            "choose a larger --preset"
-        };
-        eprintln!(
-            "warning: the quantised model keeps the float model's class on only {} of {} calibration samples; {hint}",
-            f.noisy_same_argmax, f.samples
-        );
-    }
-    println!(
-        "keyparams: {} ({})",
-        args.output.display(),
-        human(file_size(&args.output))
-    );
-    println!(
-        "compiled model: {} ({})",
-        compiled.display(),
-        human(file_size(compiled))
-    );
-    Ok(())
+    backend: BackendArgs,
 }
 
 pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
@@ -100,50 +35,16 @@ pub fn keyparams(args: KeyparamsArgs) -> Result<()> {
             .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         args.output.with_file_name(format!("{stem}.heman"))
     });
-    if args.backend == Backend::Tfhe {
-        return tfhe_keyparams(&args, &compiled);
-    }
     let result = workflow::keyparams(
         &args.model,
         &args.calibration,
-        flooding_target(args.flooding_security),
+        &args.backend,
         &args.output,
         &compiled,
     )?;
-    let kp = &result.model.keyparams;
-    if let Some(a) = result.agreement {
-        println!(
-            "activations replaced by polynomials: the approximated model picks the exact model's class on {}/{} calibration samples ({:.2}%), max relative output deviation {:.2e}",
-            a.same_argmax,
-            a.samples,
-            100.0 * a.fraction(),
-            a.max_relative_error
-        );
-    }
-    println!(
-        "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
-        kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
-    );
-    for line in workflow::describe_parameter_check(&result) {
+    for line in &result.report.lines {
         println!("{line}");
     }
-    let f = &kp.output_flooding;
-    println!(
-        "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
-        f.sigma_log2,
-        f.measured_noise_log2,
-        f.slot_error,
-        if f.statistical_security >= 0.0 {
-            format!("{:.0} bits", f.statistical_security)
-        } else {
-            "none provable (flooding at the noise bound; see docs/SECURITY.md)".into()
-        }
-    );
-    println!(
-        "{} rotation keys needed: {:?}",
-        kp.rotation_steps.len(),
-        kp.rotation_steps
-    );
     println!(
         "keyparams: {} ({})",
         args.output.display(),

@@ -229,6 +229,11 @@ pub struct TfhePlan {
 }
 
 impl TfhePlan {
+    /// The format version of a serialised plan (what a compiled model file
+    /// holds): raised whenever the plan's types change. The schema test
+    /// (`tests/plan_format.rs`) fails when they change without it.
+    pub const FORMAT_VERSION: u16 = 1;
+
     /// The key inputs are best encrypted under for `stages`: the small key
     /// when the first stage that is not linear is a lookup, which
     /// bootstraps every value (linear stages keep their inputs' key, and a

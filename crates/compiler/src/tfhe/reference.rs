@@ -13,12 +13,7 @@ use crate::error::{CompileError, Result};
 use crate::tfhe::budget::NoiseProfile;
 use crate::tfhe::plan::{LookupStage, TfhePlan, TfheStage};
 
-/// A standard normal sample (Box-Muller).
-fn gaussian(rng: &mut impl Rng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
+use crate::gaussian::standard_normal as gaussian;
 
 /// Torus units of Gaussian noise of `variance` (torus fraction squared).
 fn torus_noise(rng: &mut impl Rng, variance: f64) -> u64 {

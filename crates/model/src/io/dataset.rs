@@ -257,6 +257,32 @@ impl LabelledSet {
     }
 }
 
+impl LabelledSet {
+    /// Whether two outputs for item `index` make the same decision: the
+    /// same class, or the same verdict on the pair.
+    pub fn same_decision(&self, index: usize, a: &Tensor, b: &Tensor) -> bool {
+        match &self.task {
+            Task::Classification { .. } => a.argmax() == b.argmax(),
+            Task::Verification {
+                references,
+                threshold,
+                ..
+            } => {
+                let verdict = |t: &Tensor| cosine_similarity(t, &references[index]) > *threshold;
+                verdict(a) == verdict(b)
+            }
+        }
+    }
+
+    /// What the set scores: "accuracy" or "verification accuracy".
+    pub fn task_name(&self) -> &'static str {
+        match self.task {
+            Task::Classification { .. } => "accuracy",
+            Task::Verification { .. } => "verification accuracy",
+        }
+    }
+}
+
 /// Cosine similarity of two tensors taken as flat vectors.
 pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> f64 {
     let dot: f64 = a.data().iter().zip(b.data()).map(|(x, y)| x * y).sum();

@@ -9,9 +9,10 @@ use heman_compiler::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::container::{hex, Container, Kind};
+use crate::container::{hex, Container, Role};
+use super::{expected, kind, version};
 use crate::error::{invalid, ArtifactError, Result};
-use crate::keyparams::KeyParams;
+use super::keyparams::KeyParams;
 
 fn ckks_error(path: &Path) -> impl Fn(heman_ckks::CkksError) -> ArtifactError + '_ {
     move |error| ArtifactError::Ckks {
@@ -73,13 +74,33 @@ pub fn plan_fingerprint(plan: &Plan) -> String {
 }
 
 impl CompiledModel {
-    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+    /// The compiled model file, bound to `params`.
+    pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
         let payload = bincode::serialize(self).expect("model serialises");
-        Container::new(Kind::CompiledModel, params.fingerprint(), payload).write(path, true)
+        Container::new(
+            kind(Role::CompiledModel),
+            version(Role::CompiledModel),
+            params.fingerprint(),
+            payload,
+        )
+        .to_bytes()
     }
 
+    /// Writes the compiled model file (mode 0600: it holds the weights).
+    pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
+        crate::container::write_file(path, &self.to_bytes(params), true)
+    }
+
+    /// Reads a compiled model file.
     pub fn read(path: &Path) -> Result<Self> {
-        let container = Container::read_expecting(path, Kind::CompiledModel, None)?;
+        let bytes = std::fs::read(path).map_err(|e| crate::error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a compiled model file read from `path`.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let container =
+            Container::from_bytes_expecting(bytes, path, expected(Role::CompiledModel, None))?;
         let model: Self = bincode::deserialize(&container.payload)
             .map_err(|e| invalid(path, format!("malformed compiled model: {e}")))?;
         if plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint {
@@ -109,7 +130,12 @@ impl EvaluationKeys {
             self.galois.to_bytes_seeded(params),
             self.public.to_bytes_seeded(params),
         ]);
-        Container::new(Kind::EvaluationKeys, params.fingerprint(), payload).to_bytes()
+        Container::new(
+            kind(Role::EvaluationKeys),
+            version(Role::EvaluationKeys),
+            params.fingerprint(),
+            payload,
+        ).to_bytes()
     }
 
     /// Parses evaluation keys read from (or received as) `path`.
@@ -117,8 +143,7 @@ impl EvaluationKeys {
         let container = Container::from_bytes_expecting(
             bytes,
             path,
-            Kind::EvaluationKeys,
-            Some(&params.fingerprint()),
+            expected(Role::EvaluationKeys, Some(&params.fingerprint())),
         )?;
         let parts = split_parts(&container.payload, path)?;
         let [relin, galois, public] = parts[..] else {
@@ -147,36 +172,82 @@ impl EvaluationKeys {
     }
 }
 
-/// The data owner's secret key file (mode 0600).
+/// The data owner's secret key file (to be written with mode 0600).
+pub fn secret_key_to_bytes(params: &CkksParameters, sk: &SecretKey) -> Vec<u8> {
+    let mut payload = sk.to_bytes(params);
+    let bytes = Container::new(
+        kind(Role::SecretKey),
+        version(Role::SecretKey),
+        params.fingerprint(),
+        payload.clone(),
+    )
+    .to_bytes();
+    zeroize::Zeroize::zeroize(&mut payload);
+    bytes
+}
+
+/// Parses a secret key file read from `path`.
+pub fn secret_key_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    params: &CkksParameters,
+) -> Result<SecretKey> {
+    let mut container = Container::from_bytes_expecting(
+        bytes,
+        path,
+        expected(Role::SecretKey, Some(&params.fingerprint())),
+    )?;
+    let key = SecretKey::from_bytes(params, &container.payload).map_err(ckks_error(path));
+    // The payload copy holds the secret too.
+    zeroize::Zeroize::zeroize(&mut container.payload);
+    key
+}
+
+/// Writes the data owner's secret key file (mode 0600).
 pub fn write_secret_key(path: &Path, params: &CkksParameters, sk: &SecretKey) -> Result<()> {
-    Container::new(Kind::SecretKey, params.fingerprint(), sk.to_bytes(params)).write(path, true)
+    let mut bytes = secret_key_to_bytes(params, sk);
+    let written = crate::container::write_file(path, &bytes, true);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    written
 }
 
+/// Reads the data owner's secret key file.
 pub fn read_secret_key(path: &Path, params: &CkksParameters) -> Result<SecretKey> {
-    let container = Container::read_expecting(path, Kind::SecretKey, Some(&params.fingerprint()))?;
-    SecretKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| crate::error::io(path, e))?);
+    secret_key_from_bytes(&bytes, path, params)
 }
 
-pub fn write_public_key(path: &Path, params: &CkksParameters, pk: &PublicKey) -> Result<()> {
+/// The public key file (seeded form).
+pub fn public_key_to_bytes(params: &CkksParameters, pk: &PublicKey) -> Vec<u8> {
     Container::new(
-        Kind::PublicKey,
+        kind(Role::PublicKey),
+        version(Role::PublicKey),
         params.fingerprint(),
         pk.to_bytes_seeded(params),
     )
-    .write(path, false)
+    .to_bytes()
 }
 
+/// Writes the public key file.
+pub fn write_public_key(path: &Path, params: &CkksParameters, pk: &PublicKey) -> Result<()> {
+    crate::container::write_file(path, &public_key_to_bytes(params, pk), false)
+}
+
+/// Reads a public key file.
 pub fn read_public_key(path: &Path, params: &CkksParameters) -> Result<PublicKey> {
-    let container = Container::read_expecting(path, Kind::PublicKey, Some(&params.fingerprint()))?;
+    let container = Container::read_expecting(
+        path,
+        expected(Role::PublicKey, Some(&params.fingerprint())),
+    )?;
     PublicKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
 }
 
 /// An encrypted tensor: its ciphertexts (seeded where fresh).
-pub struct CiphertextFile {
+pub struct Ciphertexts {
     pub ciphertexts: Vec<Ciphertext>,
 }
 
-impl CiphertextFile {
+impl Ciphertexts {
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
         let parts: Vec<Vec<u8>> = self
             .ciphertexts
@@ -186,15 +257,19 @@ impl CiphertextFile {
                     .unwrap_or_else(|_| ct.to_bytes(params))
             })
             .collect();
-        Container::new(Kind::Ciphertexts, params.fingerprint(), join_parts(&parts)).to_bytes()
+        Container::new(
+            kind(Role::Ciphertexts),
+            version(Role::Ciphertexts),
+            params.fingerprint(),
+            join_parts(&parts),
+        ).to_bytes()
     }
 
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
         let container = Container::from_bytes_expecting(
             bytes,
             path,
-            Kind::Ciphertexts,
-            Some(&params.fingerprint()),
+            expected(Role::Ciphertexts, Some(&params.fingerprint())),
         )?;
         let ciphertexts = split_parts(&container.payload, path)?
             .into_iter()

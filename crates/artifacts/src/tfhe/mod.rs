@@ -1,6 +1,7 @@
 //! The TFHE backend's files: `keyparams.json` with `"backend": "tfhe"`, the
-//! compiled model, the data owner's client key, the model owner's
-//! (compressed) server key and ciphertexts, all in the shared container.
+//! compiled model, the data owner's secret key (tfhe-rs's client key), the
+//! evaluation keys (the compressed server key and the output public key) and
+//! ciphertexts, all in the shared container under [`TAG`].
 
 use std::path::Path;
 
@@ -9,11 +10,41 @@ use heman_tfhe::{ClientKey, CompressedServerKey, LweVector, Preset, SeededLweVec
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::container::{hex, write_file, Container, Kind};
+use crate::container::{hex, write_file, Container, Expected, Kind, Role};
 use crate::error::{invalid, io, ArtifactError, Result};
-use crate::keyparams::{FORMAT, VERSION};
+use crate::{KEYPARAMS_FORMAT as FORMAT, KEYPARAMS_VERSION as VERSION};
 
+/// The name in keyparams.json and on the command line.
 pub const BACKEND: &str = "tfhe";
+
+/// The TFHE backend's tag in container headers.
+pub const TAG: u8 = 2;
+
+/// The format version of each role's files.
+pub fn version(role: Role) -> u16 {
+    match role {
+        Role::CompiledModel => heman_compiler::tfhe::TfhePlan::FORMAT_VERSION,
+        _ => 1,
+    }
+}
+
+/// The kind of TFHE files of `role`.
+pub const fn kind(role: Role) -> Kind {
+    Kind::new(TAG, role)
+}
+
+/// What a TFHE file of `role` must be, bound to `fingerprint` when given.
+pub fn expected(role: Role, fingerprint: Option<&[u8; 32]>) -> Expected<'_> {
+    Expected {
+        kind: kind(role),
+        version: version(role),
+        fingerprint,
+    }
+}
+
+fn container(role: Role, fingerprint: [u8; 32], payload: Vec<u8>) -> Container {
+    Container::new(kind(role), version(role), fingerprint, payload)
+}
 
 fn tfhe_error(path: &Path) -> impl Fn(heman_tfhe::TfheError) -> ArtifactError + '_ {
     move |e| invalid(path, e.to_string())
@@ -74,7 +105,7 @@ pub struct TfheSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheKeyParams {
+pub struct KeyParams {
     pub format: String,
     pub version: u32,
     pub backend: String,
@@ -94,7 +125,7 @@ pub struct TfheKeyParams {
 }
 
 /// SHA-256 of a plan's serialisation (hex).
-pub fn tfhe_plan_fingerprint(plan: &TfhePlan) -> String {
+pub fn plan_fingerprint(plan: &TfhePlan) -> String {
     hex(&Sha256::digest(
         bincode::serialize(plan).expect("plan serialises"),
     ))
@@ -108,7 +139,7 @@ fn params_fingerprint(preset: Preset, input: &TfheInput, output: &TfheOutput) ->
     h.finalize().into()
 }
 
-impl TfheKeyParams {
+impl KeyParams {
     #[allow(clippy::too_many_arguments)]
     pub fn for_plan(
         plan: &TfhePlan,
@@ -151,7 +182,7 @@ impl TfheKeyParams {
                 any_log2_error: budget.log2_any_error(),
             },
             params_fingerprint: hex(&params_fingerprint(plan.preset, &plan.input, &plan.output)),
-            model_fingerprint: tfhe_plan_fingerprint(plan),
+            model_fingerprint: plan_fingerprint(plan),
         }
     }
 
@@ -174,7 +205,12 @@ impl TfheKeyParams {
 
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-        let value: Self = serde_json::from_slice(&bytes)
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parses keyparams text read from (or received as) `path`.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let value: Self = serde_json::from_slice(bytes)
             .map_err(|e| invalid(path, format!("not a heman TFHE keyparams file: {e}")))?;
         if value.format != FORMAT || value.backend != BACKEND {
             return Err(invalid(
@@ -205,23 +241,38 @@ impl TfheKeyParams {
 
 /// The model owner's compiled TFHE model (weights: written 0600).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TfheCompiledModel {
-    pub keyparams: TfheKeyParams,
+pub struct CompiledModel {
+    pub keyparams: KeyParams,
     pub plan: TfhePlan,
 }
 
-impl TfheCompiledModel {
-    pub fn write(&self, path: &Path) -> Result<()> {
+impl CompiledModel {
+    /// The compiled model file.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {
         let fingerprint = self.keyparams.fingerprint(path)?;
         let payload = bincode::serialize(self).expect("model serialises");
-        Container::new(Kind::TfheCompiledModel, fingerprint, payload).write(path, true)
+        Ok(container(Role::CompiledModel, fingerprint, payload).to_bytes())
     }
 
+    /// Writes the compiled model file (mode 0600: it holds the weights).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_file(path, &self.to_bytes(path)?, true)
+    }
+
+    /// Reads a compiled model file.
     pub fn read(path: &Path) -> Result<Self> {
-        let container = Container::read_expecting(path, Kind::TfheCompiledModel, None)?;
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a compiled model file read from `path`: the plan must match
+    /// its keyparams and its integer maps be well formed.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let container =
+            Container::from_bytes_expecting(bytes, path, expected(Role::CompiledModel, None))?;
         let model: Self = bincode::deserialize(&container.payload)
             .map_err(|e| invalid(path, format!("malformed TFHE compiled model: {e}")))?;
-        if tfhe_plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint
+        if plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint
             || model.keyparams.fingerprint(path)? != container.fingerprint
         {
             return Err(invalid(
@@ -238,73 +289,98 @@ impl TfheCompiledModel {
     }
 }
 
-/// The data owner's secret (mode 0600).
-pub fn write_client_key(path: &Path, fingerprint: [u8; 32], key: &ClientKey) -> Result<()> {
-    let bytes = key.to_bytes();
-    Container::new(Kind::TfheClientKey, fingerprint, bytes.to_vec()).write(path, true)
+/// The data owner's secret key file (tfhe-rs's client key; to be written
+/// with mode 0600).
+pub fn secret_key_to_bytes(fingerprint: [u8; 32], key: &ClientKey) -> Vec<u8> {
+    let payload = key.to_bytes();
+    container(Role::SecretKey, fingerprint, payload.to_vec()).to_bytes()
 }
 
-pub fn read_client_key(
+/// Parses a secret key file read from `path`.
+pub fn secret_key_from_bytes(
+    bytes: &[u8],
     path: &Path,
-    keyparams: &TfheKeyParams,
+    preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<ClientKey> {
-    let container = Container::read_expecting(path, Kind::TfheClientKey, Some(fingerprint))?;
-    let key = ClientKey::from_bytes(keyparams.preset, &container.payload).map_err(tfhe_error(path));
+    let mut container =
+        Container::from_bytes_expecting(bytes, path, expected(Role::SecretKey, Some(fingerprint)))?;
+    let key = ClientKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path));
     // The payload copy holds the secret too.
-    let mut payload = container.payload;
-    zeroize::Zeroize::zeroize(&mut payload);
+    zeroize::Zeroize::zeroize(&mut container.payload);
     key
 }
 
-/// What the model owner receives: the compressed server key, no secret.
-pub fn write_server_key(
+/// Writes the data owner's secret key file (mode 0600).
+pub fn write_secret_key(path: &Path, fingerprint: [u8; 32], key: &ClientKey) -> Result<()> {
+    let bytes = zeroize::Zeroizing::new(secret_key_to_bytes(fingerprint, key));
+    write_file(path, &bytes, true)
+}
+
+/// Reads the data owner's secret key file.
+pub fn read_secret_key(path: &Path, preset: Preset, fingerprint: &[u8; 32]) -> Result<ClientKey> {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| io(path, e))?);
+    secret_key_from_bytes(&bytes, path, preset, fingerprint)
+}
+
+/// The evaluation keys file: the compressed server key and the output
+/// public key, no secret.
+pub fn evaluation_keys_to_bytes(fingerprint: [u8; 32], key: &CompressedServerKey) -> Vec<u8> {
+    container(Role::EvaluationKeys, fingerprint, key.to_bytes()).to_bytes()
+}
+
+/// Writes the evaluation keys file.
+pub fn write_evaluation_keys(
     path: &Path,
     fingerprint: [u8; 32],
     key: &CompressedServerKey,
 ) -> Result<()> {
-    Container::new(Kind::TfheServerKey, fingerprint, key.to_bytes()).write(path, false)
+    write_file(path, &evaluation_keys_to_bytes(fingerprint, key), false)
 }
 
-pub fn read_server_key(
+pub fn read_evaluation_keys(
     path: &Path,
     preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<CompressedServerKey> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    server_key_from_bytes(&bytes, path, preset, fingerprint)
+    evaluation_keys_from_bytes(&bytes, path, preset, fingerprint)
 }
 
-/// As [`read_server_key`] on bytes read from `path` (or received).
-pub fn server_key_from_bytes(
+/// As [`read_evaluation_keys`] on bytes read from `path` (or received).
+pub fn evaluation_keys_from_bytes(
     bytes: &[u8],
     path: &Path,
     preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<CompressedServerKey> {
     let container =
-        Container::from_bytes_expecting(bytes, path, Kind::TfheServerKey, Some(fingerprint))?;
+        Container::from_bytes_expecting(
+            bytes,
+            path,
+            expected(Role::EvaluationKeys, Some(fingerprint)),
+        )?;
     CompressedServerKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path))
 }
 
 /// Encrypted values: fresh ones in seeded form, computed ones expanded.
-pub enum TfheCiphertexts {
+pub enum Ciphertexts {
     Seeded(SeededLweVector),
     Expanded(LweVector),
 }
 
-impl TfheCiphertexts {
+impl Ciphertexts {
     pub fn into_expanded(self) -> LweVector {
         match self {
-            TfheCiphertexts::Seeded(s) => s.expand(),
-            TfheCiphertexts::Expanded(v) => v,
+            Ciphertexts::Seeded(s) => s.expand(),
+            Ciphertexts::Expanded(v) => v,
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            TfheCiphertexts::Seeded(s) => s.len(),
-            TfheCiphertexts::Expanded(v) => v.len(),
+            Ciphertexts::Seeded(s) => s.len(),
+            Ciphertexts::Expanded(v) => v.len(),
         }
     }
 
@@ -314,10 +390,10 @@ impl TfheCiphertexts {
 
     pub fn to_bytes(&self, fingerprint: [u8; 32]) -> Vec<u8> {
         let payload = match self {
-            TfheCiphertexts::Seeded(s) => s.to_bytes(),
-            TfheCiphertexts::Expanded(v) => v.to_bytes(),
+            Ciphertexts::Seeded(s) => s.to_bytes(),
+            Ciphertexts::Expanded(v) => v.to_bytes(),
         };
-        Container::new(Kind::TfheCiphertexts, fingerprint, payload).to_bytes()
+        container(Role::Ciphertexts, fingerprint, payload).to_bytes()
     }
 
     pub fn write(&self, path: &Path, fingerprint: [u8; 32]) -> Result<()> {
@@ -329,7 +405,7 @@ impl TfheCiphertexts {
         Self::from_bytes(&bytes, path, preset, fingerprint)
     }
 
-    /// As [`TfheCiphertexts::read`] on bytes read from `path` (or received).
+    /// As [`Ciphertexts::read`] on bytes read from `path` (or received).
     pub fn from_bytes(
         bytes: &[u8],
         path: &Path,
@@ -337,28 +413,20 @@ impl TfheCiphertexts {
         fingerprint: &[u8; 32],
     ) -> Result<Self> {
         let container =
-            Container::from_bytes_expecting(bytes, path, Kind::TfheCiphertexts, Some(fingerprint))?;
+            Container::from_bytes_expecting(
+                bytes,
+                path,
+                expected(Role::Ciphertexts, Some(fingerprint)),
+            )?;
         let payload = &container.payload;
         if heman_tfhe::lwe::is_seeded(payload) {
             SeededLweVector::from_bytes(preset, payload)
-                .map(TfheCiphertexts::Seeded)
+                .map(Ciphertexts::Seeded)
                 .map_err(tfhe_error(path))
         } else {
             LweVector::from_bytes(preset, payload)
-                .map(TfheCiphertexts::Expanded)
+                .map(Ciphertexts::Expanded)
                 .map_err(tfhe_error(path))
         }
     }
-}
-
-/// The backend a keyparams file is for (`"ckks"` when it names none).
-pub fn keyparams_backend(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
-    Ok(value
-        .get("backend")
-        .and_then(|b| b.as_str())
-        .unwrap_or("ckks")
-        .to_string())
 }

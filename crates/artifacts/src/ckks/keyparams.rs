@@ -12,10 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::{hex, write_file};
 use crate::error::{invalid, io, Result};
+use crate::{KEYPARAMS_FORMAT as FORMAT, KEYPARAMS_VERSION as VERSION};
 
-pub const FORMAT: &str = "heman-keyparams";
-/// 2: `output_flooding` added.
-pub const VERSION: u32 = 2;
 
 /// A tensor crossing the encryption boundary and its place in the slots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +75,7 @@ impl KeyParams {
         Self {
             format: FORMAT.into(),
             version: VERSION,
-            backend: "ckks".into(),
+            backend: super::BACKEND.into(),
             security: "128-bit classical, HomomorphicEncryption.org standard table, ternary secret, sigma 3.2".into(),
             log_n: params.log_n(),
             slots: params.slots(),
@@ -94,7 +92,7 @@ impl KeyParams {
             postprocess: plan.postprocess.clone(),
             output_flooding,
             params_fingerprint: hex(&params.fingerprint()),
-            model_fingerprint: crate::files::plan_fingerprint(plan),
+            model_fingerprint: super::files::plan_fingerprint(plan),
         }
     }
 
@@ -117,15 +115,20 @@ impl KeyParams {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let backend = crate::tfhe::keyparams_backend(path)?;
-        if backend != "ckks" {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parses keyparams text read from (or received as) `path`.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let backend = crate::keyparams_backend(bytes, path)?;
+        if backend != super::BACKEND {
             return Err(invalid(
                 path,
                 format!("keyparams for the {backend} backend, expected ckks"),
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-        let value: Self = serde_json::from_slice(&bytes)
+        let value: Self = serde_json::from_slice(bytes)
             .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
         if value.format != FORMAT {
             return Err(invalid(

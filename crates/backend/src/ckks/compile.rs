@@ -1,0 +1,273 @@
+//! The model owner's compilation for CKKS: derive parameters and lower the
+//! graph (heman-compiler), then choose among the ring's parameter sets by
+//! encrypted dry runs, size the output flooding, and write the keyparams.
+
+use std::time::Instant;
+
+use heman_artifacts::ckks::{CompiledModel, KeyParams, TensorSpec};
+use heman_compiler::flooding::{FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS};
+use heman_compiler::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
+use heman_compiler::pipeline::{compile_ckks, CompileOptions as Knobs, CompiledCkks};
+use heman_compiler::SlotLayout;
+use heman_model::Tensor;
+use heman_runtime::{measure_output_noise, OutputNoise};
+use tracing::info;
+
+use crate::error::{BackendError, Result};
+use crate::interface::{CompileOptions, ModelSource, Report};
+use crate::progress::Progress;
+
+/// Calibration inputs the encrypted dry runs that choose the parameters
+/// and size the output flooding run on.
+const NOISE_SAMPLES: usize = 2;
+
+/// What the parameter choice measured.
+pub struct ParameterCheck {
+    /// The choice and every dry run behind it (indices into the candidates).
+    pub choice: PrecisionChoice,
+    /// The largest error per output slot allowed.
+    pub allowed: f64,
+    /// The chosen parameters' output noise.
+    pub noise: OutputNoise,
+}
+
+/// A model compiled for CKKS, in memory.
+pub struct Compiled {
+    /// The compiled model file's content: keyparams and plan.
+    pub model: CompiledModel,
+    /// The compiler's result (parameters, candidates, agreement).
+    pub compiled: CompiledCkks,
+    /// The dry runs that chose the parameters.
+    pub check: ParameterCheck,
+}
+
+/// The flooding target the options ask for; options of other backends are
+/// refused by name.
+fn flooding_target(options: &CompileOptions) -> Result<FloodingTarget> {
+    if options.preset.is_some() || options.exact {
+        return Err(BackendError::Compile(
+            "--preset and --exact apply to the tfhe backend only".into(),
+        ));
+    }
+    Ok(options
+        .flooding_security
+        .map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical))
+}
+
+/// Compiles `source` for CKKS.
+pub fn compile(
+    source: &ModelSource,
+    options: &CompileOptions,
+    progress: &dyn Progress,
+) -> Result<Compiled> {
+    let target = flooding_target(options)?;
+    let (graph, calibration) = (&source.graph, &source.calibration);
+    let start = Instant::now();
+    let mut compiled = compile_ckks(graph, &calibration.samples, &calibration.ranges, Knobs::default())
+        .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
+    info!(seconds = start.elapsed().as_secs_f64(), "compiled");
+    let spec = |id, shape: &[usize], layout: &SlotLayout| TensorSpec {
+        calibrated_range: source.range_of(id),
+        name: graph.value(id).name.clone(),
+        shape: shape.to_vec(),
+        layout: layout.clone(),
+    };
+    let plan = &compiled.plan;
+    let input = spec(graph.inputs[0], &plan.input_shape, &plan.input_layout);
+    let output = spec(graph.outputs[0], &plan.output_shape, &plan.output_layout);
+    let output_max = output
+        .calibrated_range
+        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let inputs = calibration
+        .samples
+        .iter()
+        .take(NOISE_SAMPLES)
+        .map(|s| graph.check_input(0, &s.tensor))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let check = choose_parameters(&mut compiled, &inputs, output_max, target, progress)
+        .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))?;
+    let flooding = OutputFlooding::size(
+        target,
+        compiled.params.log_n(),
+        check.noise.scale.log2(),
+        check.noise.max_coefficient,
+        output_max,
+    )
+    .map_err(|e| BackendError::Compile(format!("sizing the output flooding of {}: {e}", source.name)))?;
+    let keyparams = KeyParams::for_plan(
+        &compiled.params,
+        compiled.choice.clone(),
+        compiled.depth,
+        &compiled.plan,
+        input,
+        output,
+        flooding,
+    );
+    Ok(Compiled {
+        model: CompiledModel {
+            keyparams,
+            plan: compiled.plan.clone(),
+        },
+        compiled,
+        check,
+    })
+}
+
+/// Chooses among the compiled model's parameter sets by encrypted dry runs
+/// on `inputs` (throw-away keys): the smallest keys whose outputs, flooded
+/// as `target` asks, keep [`KEPT_PRECISION_BITS`] of the largest calibrated
+/// output ([`choose_by_precision`] decides), and switches `compiled` to it.
+fn choose_parameters(
+    compiled: &mut CompiledCkks,
+    inputs: &[Tensor],
+    output_max: f64,
+    target: FloodingTarget,
+    progress: &dyn Progress,
+) -> Result<ParameterCheck> {
+    let allowed = OutputFlooding::allowed_slot_error(output_max);
+    let mut noises: Vec<(usize, OutputNoise)> = Vec::new();
+    let candidates = compiled.candidates.clone();
+    let start = Instant::now();
+    progress.start("measuring the output noise (encrypted dry runs)", None);
+    let choice = choose_by_precision(&candidates, allowed, |index| -> Result<f64> {
+        let candidate = &candidates[index];
+        progress.advance(1);
+        let params = candidate.build().map_err(compile_error)?;
+        let noise = measure_output_noise(&params, &compiled.plan, inputs)
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        let slot_error = OutputFlooding::slot_error_for(
+            target,
+            params.log_n(),
+            noise.scale.log2(),
+            noise.max_coefficient,
+        );
+        info!(
+            log_scale = candidate.log_scale,
+            special_primes = candidate.p_bits.len(),
+            key_limbs = candidate.switching_key_limbs(),
+            noise_log2 = noise.max_coefficient.log2(),
+            slot_error,
+            allowed,
+            "parameter candidate measured"
+        );
+        noises.push((index, noise));
+        Ok(slot_error)
+    })?;
+    progress.finish();
+    let noise = noises
+        .iter()
+        .find(|(i, _)| *i == choice.chosen)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| BackendError::Internal("the chosen candidate was not measured".into()))?;
+    compiled
+        .use_parameters(candidates[choice.chosen].clone())
+        .map_err(compile_error)?;
+    info!(
+        seconds = start.elapsed().as_secs_f64(),
+        dry_runs = choice.measured.len(),
+        noise_log2 = noise.max_coefficient.log2(),
+        "parameters chosen by measured precision"
+    );
+    Ok(ParameterCheck {
+        choice,
+        allowed,
+        noise,
+    })
+}
+
+fn compile_error(e: heman_compiler::CompileError) -> BackendError {
+    BackendError::Compile(e.to_string())
+}
+
+/// What `keyparams` prints of a CKKS compilation.
+pub fn report(compiled: &Compiled) -> Report {
+    let kp = &compiled.model.keyparams;
+    let mut lines = Vec::new();
+    if let Some(a) = compiled.compiled.agreement {
+        lines.push(format!(
+            "activations replaced by polynomials: the approximated model picks the exact model's class on {}/{} calibration samples ({:.2}%), max relative output deviation {:.2e}",
+            a.same_argmax,
+            a.samples,
+            100.0 * a.fraction(),
+            a.max_relative_error
+        ));
+    }
+    lines.push(format!(
+        "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
+        kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
+    ));
+    lines.extend(describe_parameter_check(&compiled.compiled.candidates, &compiled.check));
+    let f = &kp.output_flooding;
+    lines.push(format!(
+        "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
+        f.sigma_log2,
+        f.measured_noise_log2,
+        f.slot_error,
+        if f.statistical_security >= 0.0 {
+            format!("{:.0} bits", f.statistical_security)
+        } else {
+            "none provable (flooding at the noise bound; see docs/SECURITY.md)".into()
+        }
+    ));
+    lines.push(format!(
+        "{} rotation keys needed: {:?}",
+        kp.rotation_steps.len(),
+        kp.rotation_steps
+    ));
+    let mut warnings = Vec::new();
+    if !compiled.check.choice.meets && kp.output_flooding.target == FloodingTarget::NoiseBound {
+        warnings.push(format!(
+            "even the most precise parameters leave an error of {:.2e} per output, above the {:.2e} wanted ({KEPT_PRECISION_BITS} bits of the largest calibrated output)",
+            compiled.check.choice.measured[0].slot_error, compiled.check.allowed
+        ));
+    }
+    Report {
+        summary: format!(
+            "N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}",
+            kp.log_n,
+            kp.depth,
+            kp.log_scale,
+            kp.log_qp,
+            kp.max_log_qp,
+            kp.rotation_steps.len(),
+            f.sigma_log2
+        ),
+        lines,
+        warnings,
+    }
+}
+
+/// What the parameter choice measured, a line each.
+fn describe_parameter_check(candidates: &[ParameterChoice], check: &ParameterCheck) -> Vec<String> {
+    let chosen = &candidates[check.choice.chosen];
+    let mut lines = vec![format!(
+        "parameters: {} special prime(s), {} key-switching digit(s), {} residue polynomials per switching key: {} of {} candidates in this ring, {}",
+        chosen.p_bits.len(),
+        chosen.digits(),
+        chosen.switching_key_limbs(),
+        if check.choice.chosen == 0 { "the most precise" } else { "the smallest keys" },
+        candidates.len(),
+        if check.choice.meets {
+            format!(
+                "whose flooded outputs keep {KEPT_PRECISION_BITS} bits (error per output at most {:.1e})",
+                check.allowed
+            )
+        } else {
+            format!(
+                "and still short of {KEPT_PRECISION_BITS} bits (error per output above {:.1e})",
+                check.allowed
+            )
+        }
+    )];
+    for m in &check.choice.measured {
+        let c = &candidates[m.candidate];
+        lines.push(format!(
+            "  dry run: scale 2^{}, {} special prime(s), {} polynomials per key: error per output {:.1e}",
+            c.log_scale,
+            c.p_bits.len(),
+            c.switching_key_limbs(),
+            m.slot_error
+        ));
+    }
+    lines
+}

@@ -1,0 +1,105 @@
+//! The data owner's side of a CKKS model: keys for exactly the rotations the
+//! plan uses, encryption into the input layout, decryption from the output
+//! layout.
+
+use std::path::Path;
+
+use heman_artifacts::ckks::{
+    public_key_to_bytes, secret_key_from_bytes, secret_key_to_bytes, Ciphertexts,
+    EvaluationKeys, KeyParams,
+};
+use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_model::Tensor;
+use heman_runtime::{decrypt_tensor, encrypt_tensor, InputKey};
+use zeroize::Zeroizing;
+
+use crate::error::{BackendError, Result};
+use crate::input::{fit_input, postprocess};
+use crate::interface::{DataOwner, KeyFiles, TensorInfo};
+use crate::progress::Progress;
+
+fn ckks_error(e: heman_ckks::CkksError) -> BackendError {
+    BackendError::Internal(format!("CKKS: {e}"))
+}
+
+/// Makes a secret key, a public key and evaluation keys for exactly the
+/// rotations the plan uses.
+pub fn keygen(keyparams: &[u8], origin: &Path, progress: &dyn Progress) -> Result<KeyFiles> {
+    let keyparams = KeyParams::from_json(keyparams, origin)?;
+    let params = keyparams.ckks_parameters(origin)?;
+    progress.start("keygen", Some(3));
+    let mut generator = KeyGenerator::new(&params).map_err(ckks_error)?;
+    let secret = generator.gen_secret_key();
+    let public = generator.gen_public_key(&secret).map_err(ckks_error)?;
+    let relin = generator.gen_relin_key(&secret).map_err(ckks_error)?;
+    progress.advance(1);
+    let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
+    let galois = generator
+        .gen_galois_keys(&secret, &steps, false)
+        .map_err(ckks_error)?;
+    progress.advance(1);
+    let evaluation = EvaluationKeys {
+        relin,
+        galois,
+        public: public.clone(),
+    }
+    .to_bytes(&params);
+    let files = KeyFiles {
+        secret: Zeroizing::new(secret_key_to_bytes(&params, &secret)),
+        evaluation,
+        public: Some(public_key_to_bytes(&params, &public)),
+    };
+    progress.finish();
+    Ok(files)
+}
+
+/// The data owner of a CKKS model: keyparams, parameters and the secret key
+/// (as a decryptor).
+pub struct CkksDataOwner {
+    keyparams: KeyParams,
+    params: CkksParameters,
+    decryptor: Decryptor,
+    input: TensorInfo,
+}
+
+/// Opens the data owner's side from keyparams and secret key bytes.
+pub fn open(keyparams: &[u8], secret_key: &[u8], origin: &Path) -> Result<CkksDataOwner> {
+    let keyparams = KeyParams::from_json(keyparams, origin)?;
+    let params = keyparams.ckks_parameters(origin)?;
+    let secret = secret_key_from_bytes(secret_key, origin, &params)?;
+    let decryptor = Decryptor::new(&params, &secret).map_err(ckks_error)?;
+    Ok(CkksDataOwner {
+        input: super::tensor_info(&keyparams.input),
+        keyparams,
+        params,
+        decryptor,
+    })
+}
+
+impl DataOwner for CkksDataOwner {
+    fn input(&self) -> &TensorInfo {
+        &self.input
+    }
+
+    /// Encrypts with the secret key: the noise of a fresh sample instead of
+    /// public-key encryption's, and a seeded ciphertext half the size.
+    fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>> {
+        let x = fit_input(x, &self.input, origin)?;
+        let cts = encrypt_tensor(
+            &self.params,
+            InputKey::Secret(&self.decryptor),
+            &self.keyparams.input.layout,
+            &x,
+        )
+        .map_err(crate::error::runtime_error)?;
+        Ok(Ciphertexts { ciphertexts: cts }.to_bytes(&self.params))
+    }
+
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
+        let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
+        let spec = &self.keyparams.output;
+        let raw = decrypt_tensor(&self.params, &self.decryptor, &spec.layout, &spec.shape, &cts)
+            .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
+        Ok(postprocess(raw, &self.keyparams.postprocess))
+    }
+}

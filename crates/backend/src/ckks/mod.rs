@@ -1,0 +1,97 @@
+//! The CKKS backend (RNS-CKKS, heman-ckks): activations as polynomials,
+//! linear layers as diagonal products in slot layouts, parameters chosen by
+//! encrypted dry runs.
+
+mod compile;
+mod data_owner;
+mod describe;
+mod model_owner;
+
+use std::path::Path;
+
+use heman_artifacts::ckks::{KeyParams, TensorSpec, BACKEND, TAG};
+
+use crate::error::Result;
+use crate::interface::{
+    Backend, CompileOptions, Compilation, DataOwner, KeyFiles, ModelOwner, ModelSource,
+    ServingOptions, TensorInfo,
+};
+use crate::progress::Progress;
+
+pub use compile::{compile as compile_model, Compiled, ParameterCheck};
+
+/// The CKKS backend.
+pub struct Ckks;
+
+/// The registry's entry.
+pub static CKKS: Ckks = Ckks;
+
+/// What the data owner sees of a tensor crossing the boundary.
+fn tensor_info(spec: &TensorSpec) -> TensorInfo {
+    TensorInfo {
+        name: spec.name.clone(),
+        shape: spec.shape.clone(),
+        calibrated_range: spec.calibrated_range,
+    }
+}
+
+impl Backend for Ckks {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn tag(&self) -> u8 {
+        TAG
+    }
+
+    fn about(&self) -> &'static str {
+        "RNS-CKKS: approximate arithmetic, activations as polynomials"
+    }
+
+    fn exact_activations(&self) -> bool {
+        false
+    }
+
+    fn compile(
+        &self,
+        source: &ModelSource,
+        options: &CompileOptions,
+        progress: &dyn Progress,
+    ) -> Result<Compilation> {
+        let compiled = compile::compile(source, options, progress)?;
+        let keyparams = serde_json::to_string_pretty(&compiled.model.keyparams)
+            .map_err(|e| crate::BackendError::Internal(format!("keyparams as JSON: {e}")))?;
+        Ok(Compilation {
+            backend: &CKKS,
+            keyparams,
+            model: compiled.model.to_bytes(&compiled.compiled.params),
+            report: compile::report(&compiled),
+        })
+    }
+
+    fn load_model(
+        &self,
+        bytes: &[u8],
+        origin: &Path,
+        options: ServingOptions,
+    ) -> Result<Box<dyn ModelOwner>> {
+        Ok(Box::new(model_owner::load(bytes, origin, options)?))
+    }
+
+    fn keygen(&self, keyparams: &[u8], origin: &Path, progress: &dyn Progress) -> Result<KeyFiles> {
+        data_owner::keygen(keyparams, origin, progress)
+    }
+
+    fn data_owner(
+        &self,
+        keyparams: &[u8],
+        secret_key: &[u8],
+        origin: &Path,
+    ) -> Result<Box<dyn DataOwner>> {
+        Ok(Box::new(data_owner::open(keyparams, secret_key, origin)?))
+    }
+
+    fn describe_keyparams(&self, keyparams: &[u8], origin: &Path) -> Result<Vec<String>> {
+        Ok(describe::keyparams(&KeyParams::from_json(keyparams, origin)?))
+    }
+}

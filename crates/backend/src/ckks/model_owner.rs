@@ -1,0 +1,225 @@
+//! The model owner's side of a CKKS model: the compiled plan prepared once
+//! (encoded weight diagonals kept across requests), evaluation keys checked
+//! and parsed, and inference on fresh encryptions only, whose outputs leave
+//! re-randomised and flooded.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use heman_artifacts::ckks::{Ciphertexts, CompiledModel, EvaluationKeys as CkksKeys};
+use heman_artifacts::Role;
+use heman_ckks::keys::galois_element_for_step;
+use heman_ckks::{CkksParameters, Encryptor};
+use heman_model::Tensor;
+use heman_runtime::{flood_outputs, stage_name, Executor, PreparedPlan};
+use rand::SeedableRng;
+
+use crate::error::{refused, runtime_error, BackendError, Result};
+use crate::interface::{
+    Backend, EvaluationKeys, Inference, ModelOwner, ServingOptions, StageTiming, TensorInfo,
+};
+
+self_cell::self_cell!(
+    /// A compiled model and its prepared plan, which borrows the plan: built
+    /// once at load so that every request reuses the encoded diagonals.
+    struct Prepared {
+        owner: CompiledModel,
+        #[covariant]
+        dependent: PreparedPlan,
+    }
+);
+
+/// A loaded CKKS model.
+pub struct CkksModel {
+    prepared: Prepared,
+    params: CkksParameters,
+    keyparams: String,
+    input: TensorInfo,
+    origin: PathBuf,
+}
+
+/// What requests are named by in messages.
+const KEYS_ORIGIN: &str = "<evaluation keys>";
+const INPUT_ORIGIN: &str = "<input ciphertexts>";
+
+/// Loads a compiled model file.
+pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<CkksModel> {
+    let compiled = CompiledModel::from_bytes(bytes, origin)?;
+    let params = compiled.keyparams.ckks_parameters(origin)?;
+    let keyparams = serde_json::to_string(&compiled.keyparams)
+        .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))?;
+    let input = super::tensor_info(&compiled.keyparams.input);
+    let prepared = Prepared::new(compiled, |c| {
+        PreparedPlan::new(&c.plan, &params, options.cache_bytes)
+    });
+    Ok(CkksModel {
+        prepared,
+        params,
+        keyparams,
+        input,
+        origin: origin.to_path_buf(),
+    })
+}
+
+impl CkksModel {
+    fn model(&self) -> &CompiledModel {
+        self.prepared.borrow_owner()
+    }
+
+    /// The input ciphertexts, refused unless fresh encryptions under these
+    /// parameters: the plan's scale management assumes them, and anything
+    /// else (a ciphertext computed on, or with a forged header) would give
+    /// garbage deep inside the executor.
+    fn fresh_inputs(&self, input: &[u8]) -> Result<Vec<heman_ckks::Ciphertext>> {
+        let cts = Ciphertexts::from_bytes(input, Path::new(INPUT_ORIGIN), &self.params)
+            .map_err(refused("input ciphertext"))?
+            .ciphertexts;
+        let (level, scale) = (self.params.max_level(), self.params.default_scale());
+        if let Some((i, ct)) = cts.iter().enumerate().find(|(_, ct)| {
+            ct.degree() != 1 || ct.level() != level || (ct.scale() / scale - 1.0).abs() > 1e-9
+        }) {
+            return Err(BackendError::Refused(format!(
+                "input ciphertext {i} is not a fresh encryption (degree {}, level {}, scale 2^{:.2}; expected degree 1, level {level}, scale 2^{:.2})",
+                ct.degree(),
+                ct.level(),
+                ct.scale().log2(),
+                scale.log2()
+            )));
+        }
+        Ok(cts)
+    }
+}
+
+impl ModelOwner for CkksModel {
+    fn backend(&self) -> &'static dyn Backend {
+        &super::CKKS
+    }
+
+    fn keyparams(&self) -> &str {
+        &self.keyparams
+    }
+
+    fn key_fingerprint(&self) -> [u8; 32] {
+        self.params.fingerprint()
+    }
+
+    fn input(&self) -> &TensorInfo {
+        &self.input
+    }
+
+    fn check_key_header(&self, bytes: &[u8]) -> Result<()> {
+        let path = Path::new(KEYS_ORIGIN);
+        crate::registry::check_kind(bytes, path, &super::CKKS, Role::EvaluationKeys)?;
+        let (kind, version, fingerprint) =
+            heman_artifacts::Container::peek(bytes, path).map_err(refused("evaluation keys"))?;
+        heman_artifacts::container::check_header(
+            path,
+            (kind, version, &fingerprint),
+            heman_artifacts::ckks::expected(Role::EvaluationKeys, Some(&self.params.fingerprint())),
+        )
+        .map_err(|_| {
+            BackendError::Refused(format!(
+                "these evaluation keys are for other parameters (or another format) than {}; make keys from its keyparams",
+                self.origin.display()
+            ))
+        })
+    }
+
+    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys> {
+        self.check_key_header(bytes)?;
+        let keys = CkksKeys::from_bytes(bytes, Path::new(KEYS_ORIGIN), &self.params)
+            .map_err(refused("evaluation keys"))?;
+        // In memory, every switching key is expanded: (b, a) per residue
+        // polynomial; the public key is two polynomials over Q.
+        let kp = &self.model().keyparams;
+        let polynomial = (self.params.n() * 8) as u64;
+        let switching = 2 * kp.parameters.switching_key_limbs() as u64 * polynomial;
+        let public = 2 * kp.q.len() as u64 * polynomial;
+        let memory = (1 + keys.galois.len() as u64) * switching + public;
+        Ok(EvaluationKeys::new(keys, memory))
+    }
+
+    fn check_keys(&self, keys: &EvaluationKeys) -> Result<()> {
+        let keys: &CkksKeys = keys.get()?;
+        let n = self.params.n();
+        let missing: Vec<usize> = self
+            .model()
+            .keyparams
+            .rotation_steps
+            .iter()
+            .copied()
+            .filter(|&s| !keys.galois.contains(galois_element_for_step(s as i64, n)))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Refused(format!(
+                "these evaluation keys lack the rotation keys for steps {missing:?} that {} uses; make keys from its keyparams",
+                self.origin.display()
+            )))
+        }
+    }
+
+    fn infer(
+        &self,
+        keys: &EvaluationKeys,
+        input: &[u8],
+        on_stage: &mut dyn FnMut(&StageTiming),
+    ) -> Result<Inference> {
+        let keys: &CkksKeys = keys.get()?;
+        let cts = self.fresh_inputs(input)?;
+        let executor = Executor::new(&self.params, &keys.relin, &keys.galois);
+        let plan = &self.model().plan;
+        let mut stages = Vec::with_capacity(plan.stages.len());
+        let mut last = Instant::now();
+        let out = executor
+            .run_prepared(self.prepared.borrow_dependent(), cts, |index| {
+                let timing = StageTiming {
+                    name: stage_name(&plan.stages[index]).to_string(),
+                    seconds: last.elapsed().as_secs_f64(),
+                };
+                last = Instant::now();
+                on_stage(&timing);
+                stages.push(timing);
+            })
+            .map_err(runtime_error)?;
+        // Outputs leave re-randomised and flooded (model-owner privacy:
+        // their noise says nothing of the weights), with the data owner's
+        // public key from the evaluation keys.
+        let encryptor = Encryptor::new(&self.params, &keys.public)
+            .map_err(|e| BackendError::Refused(format!("public key refused: {e}")))?;
+        let sigma = self.model().keyparams.output_flooding.sigma();
+        let out = flood_outputs(&encryptor, out, sigma)
+            .map_err(|e| BackendError::Internal(format!("output flooding failed: {e}")))?;
+        Ok(Inference {
+            output: Ciphertexts { ciphertexts: out }.to_bytes(&self.params),
+            stages,
+        })
+    }
+
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor> {
+        let model = self.model();
+        let x = crate::input::fit_input(x, &self.input, "simulated input")?;
+        let plan = &model.plan;
+        let mut slots = heman_compiler::simulate::simulate_slots(plan, &x);
+        if let Some(seed) = noise {
+            // The flooding dominates the output error: a Gaussian of its
+            // expected size per slot.
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let sigma = model.keyparams.output_flooding.slot_error;
+            for v in slots.iter_mut().flatten() {
+                *v += sigma * heman_compiler::gaussian::standard_normal(&mut rng);
+            }
+        }
+        let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&slots));
+        Ok(crate::input::postprocess(output, &plan.postprocess))
+    }
+
+    fn stage_count(&self) -> usize {
+        self.model().plan.stages.len()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        super::describe::model(self.model())
+    }
+}

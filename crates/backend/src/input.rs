@@ -1,0 +1,86 @@
+//! The data owner's check of an input against the model's, shared by every
+//! backend.
+
+use heman_model::Tensor;
+use tracing::warn;
+
+use crate::error::{BackendError, Result};
+use crate::interface::TensorInfo;
+
+/// `tensor` in the model input's shape: same extents (extents of 1 aside)
+/// and finite values, or refused naming `origin`. Values outside the
+/// calibrated range are taken with a warning saying by how much.
+pub fn fit_input(tensor: &Tensor, input: &TensorInfo, origin: &str) -> Result<Tensor> {
+    let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    if squeeze(tensor.shape()) != squeeze(&input.shape) {
+        return Err(BackendError::Refused(format!(
+            "{origin}: shape {:?}, the model's input '{}' is {:?}",
+            tensor.shape(),
+            input.name,
+            input.shape
+        )));
+    }
+    if let Some((i, v)) = tensor
+        .data()
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+    {
+        return Err(BackendError::Refused(format!(
+            "{origin}: element {i} is {v}"
+        )));
+    }
+    warn_outside_calibration(tensor, input.calibrated_range, origin);
+    Ok(tensor.clone().reshaped(input.shape.clone()))
+}
+
+/// Warns (and says by how much) when an input leaves the calibrated range.
+fn warn_outside_calibration(tensor: &Tensor, calibrated: Option<(f64, f64)>, origin: &str) {
+    let Some((lo, hi)) = calibrated else {
+        return;
+    };
+    let (min, max) = tensor
+        .data()
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let excess = (lo - min).max(max - hi);
+    if excess > 0.0 {
+        warn!(
+            "{origin}: values in [{min}, {max}] exceed the calibrated input range [{lo}, {hi}] by {excess:.4} ({:.1}% of its width); encrypted results may lose accuracy",
+            100.0 * excess / (hi - lo).max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
+/// Applies the post-processing (weightless operators such as Softmax) the
+/// model owner left to the data owner.
+pub fn postprocess(output: Tensor, operators: &[heman_model::ops::Op]) -> Tensor {
+    operators.iter().fold(output, |t, op| op.eval(&[&t]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> TensorInfo {
+        TensorInfo {
+            name: "x".into(),
+            shape: vec![1, 2, 2],
+            calibrated_range: Some((0.0, 1.0)),
+        }
+    }
+
+    #[test]
+    fn inputs_are_reshaped_or_refused_by_name() {
+        let t = Tensor::new(vec![2, 2], vec![0.0, 0.5, 1.0, 2.0]);
+        assert_eq!(fit_input(&t, &info(), "a.npy").unwrap().shape(), &[1, 2, 2]);
+        let wrong = Tensor::new(vec![3], vec![0.0; 3]);
+        let e = fit_input(&wrong, &info(), "a.npy").unwrap_err();
+        assert!(e.is_refusal() && e.to_string().contains("a.npy: shape [3]"), "{e}");
+        let nan = Tensor::new(vec![2, 2], vec![0.0, f64::NAN, 0.0, 0.0]);
+        let e = fit_input(&nan, &info(), "b.npy").unwrap_err();
+        assert!(e.to_string().contains("b.npy: element 1 is NaN"), "{e}");
+    }
+}

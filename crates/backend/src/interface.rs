@@ -1,0 +1,316 @@
+//! What each party does, whatever the backend: the model owner compiles,
+//! checks evaluation keys and infers; the data owner makes keys, encrypts
+//! and decrypts. Bytes in, bytes out: every file crosses this seam in the
+//! form it is written in, so the CLI, the server and any other caller get
+//! the same checks and the same behaviour.
+
+use std::any::Any;
+use std::path::Path;
+
+use heman_model::io::dataset::Sample;
+use heman_model::{CalibrationRanges, Graph, Tensor};
+use zeroize::Zeroizing;
+
+use crate::error::Result;
+use crate::progress::Progress;
+
+/// What the model owner asks of a compilation. Each backend reads the
+/// options that apply to it and refuses the others by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompileOptions {
+    /// CKKS: size the output flooding for this many bits of statistical
+    /// security (Li-Micciancio-Schultz-Sorrell 2022) instead of at the
+    /// measured output noise.
+    pub flooding_security: Option<u32>,
+    /// TFHE: the tfhe-rs parameter preset (`2_2`, `2_3`, `3_3`).
+    pub preset: Option<String>,
+    /// TFHE: only bit widths whose every read is right with probability
+    /// 1 - 2^-40 (the encrypted result is then the quantised model's).
+    pub exact: bool,
+}
+
+impl CompileOptions {
+    /// Sets one option from its name and value as text (`preset=2_3`,
+    /// `exact=true`, `flooding_security=40`): for suites and bindings.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let bad = |what: &str| {
+            crate::BackendError::Compile(format!("option {name}={value}: {what}"))
+        };
+        match name {
+            "flooding_security" => {
+                self.flooding_security = Some(value.parse().map_err(|_| bad("not a bit count"))?)
+            }
+            "preset" => self.preset = Some(value.to_string()),
+            "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
+            _ => return Err(bad("no such option (flooding_security, preset, exact)")),
+        }
+        Ok(())
+    }
+}
+
+/// The calibration a compilation reads: the samples and the value ranges
+/// measured on them.
+pub struct Calibration {
+    /// The calibration inputs.
+    pub samples: Vec<Sample>,
+    /// Every intermediate value's range over them.
+    pub ranges: CalibrationRanges,
+}
+
+/// A model to compile: the graph and its calibration.
+pub struct ModelSource {
+    /// The model's name in messages (its file name).
+    pub name: String,
+    /// The simplified graph.
+    pub graph: Graph,
+    /// Its calibration.
+    pub calibration: Calibration,
+}
+
+impl ModelSource {
+    /// Loads an ONNX model and measures its calibration set (`.zip`, `.npz`
+    /// or a directory of `.npy`), showing the measurement's progress.
+    pub fn load(model: &Path, calibration: &Path, progress: &dyn Progress) -> Result<Self> {
+        let graph = heman_model::load_onnx(model)?;
+        let samples = heman_model::io::dataset::load_arrays(calibration)?;
+        Self::new(
+            model.display().to_string(),
+            graph,
+            samples,
+            progress,
+        )
+        .map_err(|e| e.context(format!("calibration set {}", calibration.display())))
+    }
+
+    /// A model from its graph and calibration samples (ranges measured here).
+    pub fn new(
+        name: String,
+        graph: Graph,
+        samples: Vec<Sample>,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        progress.start("calibrating", Some(samples.len() as u64));
+        let ranges = CalibrationRanges::measure_with_progress(&graph, &samples, |_| {
+            progress.advance(1)
+        });
+        progress.finish();
+        Ok(Self {
+            name,
+            graph,
+            calibration: Calibration {
+                samples,
+                ranges: ranges?,
+            },
+        })
+    }
+
+    /// The calibrated range of a graph value, by id.
+    pub fn range_of(&self, id: heman_model::ValueId) -> Option<(f64, f64)> {
+        self.calibration
+            .ranges
+            .get(&self.graph.value(id).name)
+            .map(|r| (r.min, r.max))
+    }
+}
+
+/// What `keyparams` prints of a compilation.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// One line: the parameters chosen (for tables and the demo).
+    pub summary: String,
+    /// Everything chosen and measured, a line each.
+    pub lines: Vec<String>,
+    /// What the model owner should know before serving the model.
+    pub warnings: Vec<String>,
+}
+
+/// A compiled model, as files.
+pub struct Compilation {
+    /// The backend that compiled it.
+    pub backend: &'static dyn Backend,
+    /// keyparams.json: for the data owner; nothing of the weights.
+    pub keyparams: String,
+    /// The compiled model file (weights: the model owner's only).
+    pub model: Vec<u8>,
+    /// What was chosen and measured.
+    pub report: Report,
+}
+
+/// The data owner's keys, as files.
+pub struct KeyFiles {
+    /// The secret key file (never leaves the data owner; zeroised on drop).
+    pub secret: Zeroizing<Vec<u8>>,
+    /// The evaluation keys file: what the model owner receives, no secret.
+    pub evaluation: Vec<u8>,
+    /// The public key file, where the backend has one apart from the
+    /// evaluation keys.
+    pub public: Option<Vec<u8>>,
+}
+
+/// Where one stage of an inference spent its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTiming {
+    /// The stage's name (its last node, or what it computes).
+    pub name: String,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}
+
+/// One inference's output file and where its time went.
+pub struct Inference {
+    /// The output ciphertext file, re-randomised and flooded.
+    pub output: Vec<u8>,
+    /// Per stage of the compiled model.
+    pub stages: Vec<StageTiming>,
+}
+
+/// A tensor crossing the encryption boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// The graph value's name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// The [min, max] calibration saw.
+    pub calibrated_range: Option<(f64, f64)>,
+}
+
+/// Evaluation keys parsed by a model owner: opaque to callers, shared by
+/// every model of the same parameters.
+pub struct EvaluationKeys {
+    keys: Box<dyn Any + Send + Sync>,
+    /// Bytes they take in memory once parsed (expanded).
+    pub memory_bytes: u64,
+}
+
+impl EvaluationKeys {
+    /// Wraps a backend's parsed keys.
+    pub fn new<K: Any + Send + Sync>(keys: K, memory_bytes: u64) -> Self {
+        Self {
+            keys: Box::new(keys),
+            memory_bytes,
+        }
+    }
+
+    /// The backend's keys, if these are of type `K`.
+    pub fn get<K: Any>(&self) -> Result<&K> {
+        self.keys.downcast_ref().ok_or_else(|| {
+            crate::BackendError::Internal("evaluation keys of another backend".into())
+        })
+    }
+}
+
+/// How a model owner keeps a loaded model.
+#[derive(Debug, Clone, Copy)]
+pub struct ServingOptions {
+    /// Memory for encoded weights kept across inferences, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for ServingOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 1 << 30,
+        }
+    }
+}
+
+/// A scheme heman runs models under: one entry of the registry.
+pub trait Backend: Send + Sync {
+    /// Its name on the command line and in keyparams.json.
+    fn name(&self) -> &'static str;
+    /// Its tag in file headers (1 to 15, unique in the registry).
+    fn tag(&self) -> u8;
+    /// One line on what it is.
+    fn about(&self) -> &'static str;
+    /// Whether activations such as ReLU run exactly (TFHE's lookup tables)
+    /// rather than as polynomial approximations (CKKS).
+    fn exact_activations(&self) -> bool;
+    /// Whether its ciphertexts are encryptions (a simulation's are not:
+    /// never send one to another party).
+    fn encrypts(&self) -> bool {
+        true
+    }
+
+    /// The model owner compiles: keyparams, compiled model, report.
+    fn compile(
+        &self,
+        source: &ModelSource,
+        options: &CompileOptions,
+        progress: &dyn Progress,
+    ) -> Result<Compilation>;
+
+    /// The model owner loads a compiled model file (`origin` names it).
+    fn load_model(
+        &self,
+        bytes: &[u8],
+        origin: &Path,
+        options: ServingOptions,
+    ) -> Result<Box<dyn ModelOwner>>;
+
+    /// The data owner makes keys for a keyparams text (`origin` names it).
+    fn keygen(&self, keyparams: &[u8], origin: &Path, progress: &dyn Progress)
+        -> Result<KeyFiles>;
+
+    /// The data owner opens its keys: keyparams and secret key file.
+    fn data_owner(
+        &self,
+        keyparams: &[u8],
+        secret_key: &[u8],
+        origin: &Path,
+    ) -> Result<Box<dyn DataOwner>>;
+
+    /// What a keyparams text holds, a line each (for `inspect`).
+    fn describe_keyparams(&self, keyparams: &[u8], origin: &Path) -> Result<Vec<String>>;
+}
+
+/// The model owner's side of one compiled model: checks what the data owner
+/// sends and runs the model on it. Outputs leave re-randomised and flooded.
+pub trait ModelOwner: Send + Sync {
+    /// The backend the model was compiled for.
+    fn backend(&self) -> &'static dyn Backend;
+    /// The keyparams (JSON) data owners make keys from.
+    fn keyparams(&self) -> &str;
+    /// The parameter fingerprint its keys and ciphertexts carry.
+    fn key_fingerprint(&self) -> [u8; 32];
+    /// The input the model takes.
+    fn input(&self) -> &TensorInfo;
+    /// Checks the header of evaluation-key bytes (kind, format, parameters)
+    /// without parsing them: cheap, so that bad bodies are refused early.
+    fn check_key_header(&self, bytes: &[u8]) -> Result<()>;
+    /// Parses evaluation keys (header checked first). Keys depend on the
+    /// parameters only: models of the same fingerprint share them.
+    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys>;
+    /// Checks that parsed keys serve this model (every rotation it needs).
+    fn check_keys(&self, keys: &EvaluationKeys) -> Result<()>;
+    /// Runs the model on an encrypted input file: only fresh encryptions
+    /// are taken; the output is re-randomised and flooded before it is
+    /// returned. `on_stage` hears of each stage as it ends.
+    fn infer(
+        &self,
+        keys: &EvaluationKeys,
+        input: &[u8],
+        on_stage: &mut dyn FnMut(&StageTiming),
+    ) -> Result<Inference>;
+    /// The compiled model's arithmetic in cleartext on `x` (the reference
+    /// encrypted results are compared with): CKKS's polynomials and slot
+    /// layouts, TFHE's quantisation and lookup tables. With `noise`, the
+    /// encryption noise is drawn as well (seeded).
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor>;
+    /// How many stages an inference runs (for progress).
+    fn stage_count(&self) -> usize;
+    /// What the compiled model holds, a line each (for `inspect`).
+    fn describe(&self) -> Vec<String>;
+}
+
+/// The data owner's side: its secret key and the model's keyparams.
+pub trait DataOwner: Send + Sync {
+    /// The input the model takes.
+    fn input(&self) -> &TensorInfo;
+    /// Encrypts an input (checked against the model's input: shape, finite
+    /// values; `origin` names it), as a ciphertext file.
+    fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>>;
+    /// Decrypts an output file (`origin` names it) and applies the
+    /// post-processing the model owner left to the data owner (Softmax).
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor>;
+}

@@ -1,0 +1,136 @@
+//! The model owner's compilation for TFHE: quantise, choose bit widths,
+//! lower (heman-compiler), and write the keyparams.
+
+use std::time::Instant;
+
+use heman_artifacts::tfhe::{CompiledModel, KeyParams};
+use heman_compiler::tfhe::{compile_tfhe, BudgetReport, CompiledTfhe, TfheOptions};
+use heman_tfhe::{KeyChoice, Preset};
+use tracing::info;
+
+use crate::error::{BackendError, Result};
+use crate::interface::{CompileOptions, ModelSource, Report};
+use crate::progress::Progress;
+
+/// A model compiled for TFHE, in memory.
+pub struct Compiled {
+    /// The compiled model file's content: keyparams and plan.
+    pub model: CompiledModel,
+    /// The compiler's result (bits, budget, fidelity).
+    pub compiled: CompiledTfhe,
+    /// The options it was compiled with.
+    pub options: TfheOptions,
+}
+
+/// The compiler's options from the seam's; options of other backends are
+/// refused by name.
+fn tfhe_options(options: &CompileOptions) -> Result<TfheOptions> {
+    if options.flooding_security.is_some() {
+        return Err(BackendError::Compile(
+            "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
+        ));
+    }
+    let preset = match &options.preset {
+        Some(name) => Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?,
+        None => Preset::Message2Carry2,
+    };
+    Ok(TfheOptions {
+        preset,
+        exact: options.exact,
+        ..TfheOptions::default()
+    })
+}
+
+/// Compiles `source` for TFHE.
+pub fn compile(
+    source: &ModelSource,
+    options: &CompileOptions,
+    progress: &dyn Progress,
+) -> Result<Compiled> {
+    let options = tfhe_options(options)?;
+    let (graph, calibration) = (&source.graph, &source.calibration);
+    let start = Instant::now();
+    progress.start("choosing bit widths", None);
+    let compiled = compile_tfhe(graph, &calibration.samples, &calibration.ranges, options);
+    progress.finish();
+    let compiled = compiled
+        .map_err(|e| BackendError::Compile(format!("compiling {} for TFHE: {e}", source.name)))?;
+    info!(seconds = start.elapsed().as_secs_f64(), "compiled");
+    let (input, output) = (graph.inputs[0], graph.outputs[0]);
+    let keyparams = KeyParams::for_plan(
+        &compiled.plan,
+        compiled.bits,
+        &compiled.budget,
+        options.exact,
+        graph.value(input).name.clone(),
+        source.range_of(input),
+        graph.value(output).name.clone(),
+        source.range_of(output),
+    );
+    Ok(Compiled {
+        model: CompiledModel {
+            keyparams,
+            plan: compiled.plan.clone(),
+        },
+        compiled,
+        options,
+    })
+}
+
+/// What `keyparams` prints of a TFHE compilation.
+pub fn report(compiled: &Compiled) -> Report {
+    let kp = &compiled.model.keyparams;
+    let mut lines = super::describe::keyparams(kp);
+    for (index, stage) in compiled.compiled.plan.stages.iter().enumerate() {
+        lines.push(format!("  stage {index}: {stage}"));
+    }
+    lines.extend(super::describe::reads(&compiled.compiled.budget));
+    let f = &compiled.compiled.fidelity;
+    lines.push(format!(
+        "quantised model vs float on {} calibration samples: same class on {} ({} with simulated encryption noise), mean relative output error {:.4} ({:.4})",
+        f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
+    ));
+    let mut warnings = Vec::new();
+    // Exact mode on a small preset can leave too few bits for the network
+    // to mean anything (the repository's digits_relu keeps 18 of 200
+    // classes on 2_2): say so rather than let it pass as a working model.
+    if f.noisy_same_argmax * 10 < f.samples * 9 {
+        let hint = if compiled.options.exact {
+            "drop --exact or choose a larger --preset"
+        } else {
+            "choose a larger --preset"
+        };
+        warnings.push(format!(
+            "the quantised model keeps the float model's class on only {} of {} calibration samples; {hint}",
+            f.noisy_same_argmax, f.samples
+        ));
+    }
+    let s = &kp.summary;
+    Report {
+        summary: format!(
+            "TFHE preset {}, bits in/act/window/out {}/{}/{}/{}{}, {} bootstraps per inference",
+            kp.preset.name(),
+            s.bits.input,
+            s.bits.activation,
+            s.bits.window,
+            s.bits.output,
+            if s.exact { " (exact)" } else { "" },
+            s.bootstraps
+        ),
+        lines,
+        warnings,
+    }
+}
+
+/// Whether inputs go under the small key, in words.
+pub(super) fn input_key_note(key: KeyChoice) -> &'static str {
+    match key {
+        KeyChoice::Small => ": its first bootstraps skip the keyswitch",
+        KeyChoice::Big => "",
+    }
+}
+
+/// The budget of a loaded plan (for `inspect`).
+pub(super) fn budget_of(model: &CompiledModel) -> BudgetReport {
+    BudgetReport::of(&model.plan)
+}

@@ -1,0 +1,176 @@
+//! The model owner's side of a TFHE model: the compiled plan, the server
+//! key checked and expanded, and inference on fresh encryptions only, whose
+//! outputs the executor re-randomises and floods.
+
+use std::path::{Path, PathBuf};
+
+use heman_artifacts::tfhe::{evaluation_keys_from_bytes, Ciphertexts, CompiledModel};
+use heman_artifacts::Role;
+use heman_compiler::tfhe::{Noise, NoiseProfile};
+use heman_model::Tensor;
+use heman_runtime::tfhe::TfheExecutor;
+use heman_tfhe::ServerKey;
+use rand::SeedableRng;
+
+use crate::error::{refused, runtime_error, BackendError, Result};
+use crate::interface::{
+    Backend, EvaluationKeys, Inference, ModelOwner, StageTiming, TensorInfo,
+};
+
+const KEYS_ORIGIN: &str = "<evaluation keys>";
+const INPUT_ORIGIN: &str = "<input ciphertexts>";
+
+/// A loaded TFHE model.
+pub struct TfheModel {
+    model: CompiledModel,
+    fingerprint: [u8; 32],
+    keyparams: String,
+    input: TensorInfo,
+    origin: PathBuf,
+}
+
+/// Loads a compiled model file.
+pub fn load(bytes: &[u8], origin: &Path) -> Result<TfheModel> {
+    let model = CompiledModel::from_bytes(bytes, origin)?;
+    let fingerprint = model.keyparams.fingerprint(origin)?;
+    let keyparams = serde_json::to_string(&model.keyparams)
+        .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))?;
+    Ok(TfheModel {
+        input: super::tensor_info(&model.keyparams),
+        model,
+        fingerprint,
+        keyparams,
+        origin: origin.to_path_buf(),
+    })
+}
+
+impl ModelOwner for TfheModel {
+    fn backend(&self) -> &'static dyn Backend {
+        &super::TFHE
+    }
+
+    fn keyparams(&self) -> &str {
+        &self.keyparams
+    }
+
+    fn key_fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    fn input(&self) -> &TensorInfo {
+        &self.input
+    }
+
+    fn check_key_header(&self, bytes: &[u8]) -> Result<()> {
+        let path = Path::new(KEYS_ORIGIN);
+        crate::registry::check_kind(bytes, path, &super::TFHE, Role::EvaluationKeys)?;
+        let (kind, version, fingerprint) =
+            heman_artifacts::Container::peek(bytes, path).map_err(refused("evaluation keys"))?;
+        heman_artifacts::container::check_header(
+            path,
+            (kind, version, &fingerprint),
+            heman_artifacts::tfhe::expected(Role::EvaluationKeys, Some(&self.fingerprint)),
+        )
+        .map_err(|_| {
+            BackendError::Refused(format!(
+                "these evaluation keys are for other parameters (or another format) than {}; make keys from its keyparams",
+                self.origin.display()
+            ))
+        })
+    }
+
+    /// Parses and expands the server key (its masks regenerated, its
+    /// bootstrapping key moved to the Fourier domain).
+    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys> {
+        self.check_key_header(bytes)?;
+        let compressed = evaluation_keys_from_bytes(
+            bytes,
+            Path::new(KEYS_ORIGIN),
+            self.model.keyparams.preset,
+            &self.fingerprint,
+        )
+        .map_err(refused("evaluation keys"))?;
+        let key = compressed.expand();
+        let memory = key.expanded_size();
+        Ok(EvaluationKeys::new(key, memory))
+    }
+
+    /// A server key serves every plan of its preset.
+    fn check_keys(&self, keys: &EvaluationKeys) -> Result<()> {
+        keys.get::<ServerKey>().map(|_| ())
+    }
+
+    fn infer(
+        &self,
+        keys: &EvaluationKeys,
+        input: &[u8],
+        on_stage: &mut dyn FnMut(&StageTiming),
+    ) -> Result<Inference> {
+        let key: &ServerKey = keys.get()?;
+        let cts = Ciphertexts::from_bytes(
+            input,
+            Path::new(INPUT_ORIGIN),
+            self.model.keyparams.preset,
+            &self.fingerprint,
+        )
+        .map_err(refused("input ciphertext"))?;
+        // Only fresh encryptions (the seeded form `heman encrypt` writes):
+        // the plan's noise budget starts from a fresh encryption's noise.
+        let Ciphertexts::Seeded(seeded) = cts else {
+            return Err(BackendError::Refused(
+                "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
+            ));
+        };
+        // The executor re-randomises and floods the outputs before they leave.
+        let executor = TfheExecutor::new(key, &self.model.plan).map_err(runtime_error)?;
+        let (out, timings) = executor
+            .run(seeded.expand(), |t| {
+                on_stage(&StageTiming {
+                    name: t.name.clone(),
+                    seconds: t.seconds,
+                })
+            })
+            .map_err(runtime_error)?;
+        Ok(Inference {
+            output: Ciphertexts::Expanded(out).to_bytes(self.fingerprint),
+            stages: timings
+                .into_iter()
+                .map(|t| StageTiming {
+                    name: t.name,
+                    seconds: t.seconds,
+                })
+                .collect(),
+        })
+    }
+
+    /// The quantised model: the integers the encrypted run computes, noise
+    /// aside (or drawn from the noise model, misreads included).
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor> {
+        let x = crate::input::fit_input(x, &self.input, "simulated input")?;
+        let plan = &self.model.plan;
+        let simulated = match noise {
+            None => plan.evaluate::<rand_chacha::ChaCha8Rng>(&x, None),
+            Some(seed) => {
+                let profile = NoiseProfile::of(plan);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                plan.evaluate(
+                    &x,
+                    Some(Noise {
+                        profile: &profile,
+                        rng: &mut rng,
+                    }),
+                )
+            }
+        }
+        .map_err(|e| BackendError::Internal(format!("simulating {}: {e}", self.origin.display())))?;
+        Ok(crate::input::postprocess(simulated, &plan.postprocess))
+    }
+
+    fn stage_count(&self) -> usize {
+        self.model.plan.stages.len()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        super::describe::model(&self.model)
+    }
+}

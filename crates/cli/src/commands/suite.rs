@@ -1,0 +1,101 @@
+//! HE-MAN's models and the data each is scored on, for `eval --suite` and
+//! `bench --suite`: one table, with the backends each model runs on and
+//! the compile options it needs there (data, not dispatch).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use heman_backend::CompileOptions;
+
+/// One model of the suite.
+pub struct SuiteModel {
+    /// The ONNX file, under HE-MAN's data folder.
+    pub model: &'static str,
+    /// Its calibration set.
+    pub calibration: &'static str,
+    /// Its evaluation set.
+    pub data: &'static str,
+    /// The backends it is benchmarked on, with the options it needs there.
+    pub backends: &'static [(&'static str, &'static [(&'static str, &'static str)])],
+}
+
+/// HE-MAN's networks. cryptonets needs TFHE's 2_3 preset (finer reads) to
+/// stay within a point of its plaintext accuracy; lenet5 and the x*x
+/// variants run on CKKS only (TFHE would take minutes per image).
+pub const SUITE: &[SuiteModel] = &[
+    SuiteModel {
+        model: "demo/mnist.onnx",
+        calibration: "demo/calibration-data.zip",
+        data: "demo/test-data",
+        backends: &[("ckks", &[]), ("tfhe", &[])],
+    },
+    SuiteModel {
+        model: "models/cryptonets_square.onnx",
+        calibration: "mnist/calibration-data.zip",
+        data: "mnist",
+        backends: &[("ckks", &[])],
+    },
+    SuiteModel {
+        model: "models/cryptonets.onnx",
+        calibration: "mnist/calibration-data.zip",
+        data: "mnist",
+        backends: &[("ckks", &[]), ("tfhe", &[("preset", "2_3")])],
+    },
+    SuiteModel {
+        model: "models/lenet5_square.onnx",
+        calibration: "mnist/calibration-data.zip",
+        data: "mnist",
+        backends: &[("ckks", &[])],
+    },
+    SuiteModel {
+        model: "models/lenet5.onnx",
+        calibration: "mnist/calibration-data.zip",
+        data: "mnist",
+        backends: &[("ckks", &[])],
+    },
+    SuiteModel {
+        model: "models/mobilefacenets.onnx",
+        calibration: "lfw/calibration",
+        data: "lfw",
+        backends: &[("ckks", &[]), ("tfhe", &[])],
+    },
+];
+
+/// HE-MAN's small per-operator test models (`tests/models`, calibrated by
+/// every set of `tests/calibration-data` that fits): the backends that
+/// sweep them and their options (TFHE in exact mode: the decrypted
+/// integers must equal the quantised model's).
+pub const TEST_MODELS: &[(&str, &[(&str, &str)])] = &[("tfhe", &[("exact", "true")])];
+
+impl SuiteModel {
+    /// The options of `backend` for this model (`None`: not run there),
+    /// with the command line's on top.
+    pub fn options(&self, backend: &str, overrides: &CompileOptions) -> Result<Option<CompileOptions>> {
+        let Some((_, settings)) = self.backends.iter().find(|(b, _)| *b == backend) else {
+            return Ok(None);
+        };
+        options_of(settings, overrides).map(Some)
+    }
+}
+
+/// Compile options from a suite's settings, the command line's on top.
+pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Result<CompileOptions> {
+    let mut options = CompileOptions::default();
+    for (name, value) in settings {
+        options.set(name, value)?;
+    }
+    if overrides.preset.is_some() {
+        options.preset = overrides.preset.clone();
+    }
+    options.exact |= overrides.exact;
+    options.flooding_security = overrides.flooding_security.or(options.flooding_security);
+    Ok(options)
+}
+
+/// HE-MAN's data folder, checked.
+pub fn root(path: &Path) -> Result<&Path> {
+    if !path.is_dir() {
+        bail!("{}: HE-MAN data folder not found", path.display());
+    }
+    Ok(path)
+}
