@@ -27,6 +27,10 @@ pub struct CompileOptions {
     /// TFHE: only bit widths whose every read is right with probability
     /// 1 - 2^-40 (the encrypted result is then the quantised model's).
     pub exact: bool,
+    /// Simulations: draw the encryption noise at every inference (CKKS:
+    /// the output flooding's Gaussian; TFHE: every read's noise, misreads
+    /// included).
+    pub noise: bool,
 }
 
 impl CompileOptions {
@@ -42,7 +46,18 @@ impl CompileOptions {
             }
             "preset" => self.preset = Some(value.to_string()),
             "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
-            _ => return Err(bad("no such option (flooding_security, preset, exact)")),
+            "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
+            _ => return Err(bad("no such option (flooding_security, preset, exact, noise)")),
+        }
+        Ok(())
+    }
+
+    /// Refuses the options only simulations take (for the real backends).
+    pub(crate) fn refuse_simulation_options(&self) -> Result<()> {
+        if self.noise {
+            return Err(crate::BackendError::Compile(
+                "--noise applies to simulations only (ckks-sim, tfhe-sim)".into(),
+            ));
         }
         Ok(())
     }
@@ -231,6 +246,11 @@ pub trait Backend: Send + Sync {
     fn encrypts(&self) -> bool {
         true
     }
+    /// The backend whose compiled models this one runs (a simulation's),
+    /// whose compile options and suite settings apply.
+    fn base(&self) -> Option<&'static dyn Backend> {
+        None
+    }
 
     /// The model owner compiles: keyparams, compiled model, report.
     fn compile(
@@ -277,19 +297,21 @@ pub trait ModelOwner: Send + Sync {
     fn input(&self) -> &TensorInfo;
     /// Checks the header of evaluation-key bytes (kind, format, parameters)
     /// without parsing them: cheap, so that bad bodies are refused early.
-    fn check_key_header(&self, bytes: &[u8]) -> Result<()>;
+    /// `origin` names them in errors.
+    fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()>;
     /// Parses evaluation keys (header checked first). Keys depend on the
     /// parameters only: models of the same fingerprint share them.
-    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys>;
+    fn parse_keys(&self, bytes: &[u8], origin: &Path) -> Result<EvaluationKeys>;
     /// Checks that parsed keys serve this model (every rotation it needs).
     fn check_keys(&self, keys: &EvaluationKeys) -> Result<()>;
-    /// Runs the model on an encrypted input file: only fresh encryptions
-    /// are taken; the output is re-randomised and flooded before it is
-    /// returned. `on_stage` hears of each stage as it ends.
+    /// Runs the model on an encrypted input file (`origin` names it): only
+    /// fresh encryptions are taken; the output is re-randomised and flooded
+    /// before it is returned. `on_stage` hears of each stage as it ends.
     fn infer(
         &self,
         keys: &EvaluationKeys,
         input: &[u8],
+        origin: &Path,
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference>;
     /// The compiled model's arithmetic in cleartext on `x` (the reference

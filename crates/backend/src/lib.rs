@@ -18,6 +18,7 @@ mod interface;
 pub mod keys_dir;
 pub mod progress;
 pub mod registry;
+pub mod simulation;
 #[cfg(feature = "tfhe")]
 pub mod tfhe;
 

@@ -15,6 +15,10 @@ static BACKENDS: &[&dyn Backend] = &[
     &crate::ckks::CKKS,
     #[cfg(feature = "tfhe")]
     &crate::tfhe::TFHE,
+    #[cfg(feature = "ckks")]
+    &crate::simulation::CKKS_SIM,
+    #[cfg(feature = "tfhe")]
+    &crate::simulation::TFHE_SIM,
 ];
 
 /// Every backend of this build, in the order they are listed.
@@ -99,6 +103,22 @@ pub fn check_kind(
         )));
     }
     Ok(())
+}
+
+/// Checks the header of evaluation keys for a model of `backend` against
+/// `expected` (format version and parameters) without reading further: a
+/// refusal naming the file.
+pub fn check_key_header(
+    bytes: &[u8],
+    path: &Path,
+    backend: &dyn Backend,
+    expected: heman_artifacts::Expected,
+) -> Result<()> {
+    check_kind(bytes, path, backend, heman_artifacts::Role::EvaluationKeys)?;
+    let (kind, version, fingerprint) =
+        Container::peek(bytes, path).map_err(|e| BackendError::Refused(e.to_string()))?;
+    heman_artifacts::container::check_header(path, (kind, version, &fingerprint), expected)
+        .map_err(|e| BackendError::Refused(e.to_string()))
 }
 
 #[cfg(test)]

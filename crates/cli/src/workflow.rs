@@ -60,6 +60,10 @@ pub struct BackendArgs {
     /// quantised model's); small models only.
     #[arg(long)]
     pub exact: bool,
+    /// Simulations (ckks-sim, tfhe-sim): draw the encryption noise at every
+    /// inference.
+    #[arg(long)]
+    pub noise: bool,
 }
 
 impl BackendArgs {
@@ -74,6 +78,7 @@ impl BackendArgs {
             flooding_security: self.flooding_security,
             preset: self.preset.clone(),
             exact: self.exact,
+            noise: self.noise,
         }
     }
 }
@@ -137,13 +142,13 @@ pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) ->
     let backend = registry::for_file(&model_bytes, model)?;
     let owner = backend.load_model(&model_bytes, model, Default::default())?;
     let keys = owner
-        .parse_keys(&read(eval_keys)?)
-        .with_context(|| format!("{} do not belong to {}", eval_keys.display(), model.display()))?;
+        .parse_keys(&read(eval_keys)?, eval_keys)
+        .with_context(|| format!("evaluation keys for {}", model.display()))?;
     owner.check_keys(&keys)?;
     let bar = crate::progress::bar(owner.stage_count(), "inference");
-    let result = owner.infer(&keys, &read(input)?, &mut |_| bar.inc(1));
+    let result = owner.infer(&keys, &read(input)?, input, &mut |_| bar.inc(1));
     bar.finish_and_clear();
-    let result = result.with_context(|| format!("running {} on {}", model.display(), input.display()))?;
+    let result = result.with_context(|| format!("running {}", model.display()))?;
     write(output, &result.output, false)?;
     Ok(result)
 }

@@ -15,6 +15,10 @@ use crate::error::{Result, ServerError};
 use crate::keystore::KeyStore;
 use crate::repository::LoadedModel;
 
+/// What the request's parts are called in messages.
+const INPUT: &str = "<input tensor>";
+const KEYS: &str = "<evaluation keys>";
+
 /// The server's class of a backend error: the client's fault (400) or ours.
 fn server_error(e: BackendError) -> ServerError {
     if e.is_refusal() {
@@ -31,7 +35,7 @@ fn server_error(e: BackendError) -> ServerError {
 pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<Vec<u8>> {
     model
         .owner
-        .infer(keys, input, &mut |_| {})
+        .infer(keys, input, Path::new(INPUT), &mut |_| {})
         .map(|inference| inference.output)
         .map_err(server_error)
 }
@@ -41,14 +45,17 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
 pub fn check_key_header(model: &LoadedModel, bytes: &[u8]) -> Result<()> {
     model
         .owner
-        .check_key_header(bytes)
+        .check_key_header(bytes, Path::new(KEYS))
         .map_err(|e| ServerError::BadRequest(format!("model '{}': {e}", model.name)))
 }
 
 /// Parses evaluation-key bytes for `model` (header checked first) and checks
 /// they serve it (every rotation it needs).
 pub fn parse_keys(model: &LoadedModel, bytes: &[u8]) -> Result<EvaluationKeys> {
-    let keys = model.owner.parse_keys(bytes).map_err(server_error)?;
+    let keys = model
+        .owner
+        .parse_keys(bytes, Path::new(KEYS))
+        .map_err(server_error)?;
     check_keys(model, &keys)?;
     Ok(keys)
 }
@@ -138,7 +145,9 @@ impl KeyCache {
                 let bytes = load(store, model, key_id).await?;
                 let m = model.clone();
                 let keys = tokio::task::spawn_blocking(move || {
-                    m.owner.parse_keys(&bytes).map_err(server_error)
+                    m.owner
+                        .parse_keys(&bytes, Path::new(KEYS))
+                        .map_err(server_error)
                 })
                     .await
                     .map_err(|e| ServerError::Internal(format!("parsing keys panicked: {e}")))?

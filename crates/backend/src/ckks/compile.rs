@@ -49,6 +49,7 @@ fn flooding_target(options: &CompileOptions) -> Result<FloodingTarget> {
             "--preset and --exact apply to the tfhe backend only".into(),
         ));
     }
+    options.refuse_simulation_options()?;
     Ok(options
         .flooding_security
         .map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical))

@@ -38,9 +38,6 @@ pub struct CkksModel {
     origin: PathBuf,
 }
 
-/// What requests are named by in messages.
-const KEYS_ORIGIN: &str = "<evaluation keys>";
-const INPUT_ORIGIN: &str = "<input ciphertexts>";
 
 /// Loads a compiled model file.
 pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<CkksModel> {
@@ -70,8 +67,9 @@ impl CkksModel {
     /// parameters: the plan's scale management assumes them, and anything
     /// else (a ciphertext computed on, or with a forged header) would give
     /// garbage deep inside the executor.
-    fn fresh_inputs(&self, input: &[u8]) -> Result<Vec<heman_ckks::Ciphertext>> {
-        let cts = Ciphertexts::from_bytes(input, Path::new(INPUT_ORIGIN), &self.params)
+    fn fresh_inputs(&self, input: &[u8], origin: &Path) -> Result<Vec<heman_ckks::Ciphertext>> {
+        crate::registry::check_kind(input, origin, &super::CKKS, Role::Ciphertexts)?;
+        let cts = Ciphertexts::from_bytes(input, origin, &self.params)
             .map_err(refused("input ciphertext"))?
             .ciphertexts;
         let (level, scale) = (self.params.max_level(), self.params.default_scale());
@@ -107,27 +105,18 @@ impl ModelOwner for CkksModel {
         &self.input
     }
 
-    fn check_key_header(&self, bytes: &[u8]) -> Result<()> {
-        let path = Path::new(KEYS_ORIGIN);
-        crate::registry::check_kind(bytes, path, &super::CKKS, Role::EvaluationKeys)?;
-        let (kind, version, fingerprint) =
-            heman_artifacts::Container::peek(bytes, path).map_err(refused("evaluation keys"))?;
-        heman_artifacts::container::check_header(
-            path,
-            (kind, version, &fingerprint),
+    fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()> {
+        crate::registry::check_key_header(
+            bytes,
+            origin,
+            &super::CKKS,
             heman_artifacts::ckks::expected(Role::EvaluationKeys, Some(&self.params.fingerprint())),
         )
-        .map_err(|_| {
-            BackendError::Refused(format!(
-                "these evaluation keys are for other parameters (or another format) than {}; make keys from its keyparams",
-                self.origin.display()
-            ))
-        })
     }
 
-    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys> {
-        self.check_key_header(bytes)?;
-        let keys = CkksKeys::from_bytes(bytes, Path::new(KEYS_ORIGIN), &self.params)
+    fn parse_keys(&self, bytes: &[u8], origin: &Path) -> Result<EvaluationKeys> {
+        self.check_key_header(bytes, origin)?;
+        let keys = CkksKeys::from_bytes(bytes, origin, &self.params)
             .map_err(refused("evaluation keys"))?;
         // In memory, every switching key is expanded: (b, a) per residue
         // polynomial; the public key is two polynomials over Q.
@@ -164,10 +153,11 @@ impl ModelOwner for CkksModel {
         &self,
         keys: &EvaluationKeys,
         input: &[u8],
+        origin: &Path,
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let keys: &CkksKeys = keys.get()?;
-        let cts = self.fresh_inputs(input)?;
+        let cts = self.fresh_inputs(input, origin)?;
         let executor = Executor::new(&self.params, &keys.relin, &keys.galois);
         let plan = &self.model().plan;
         let mut stages = Vec::with_capacity(plan.stages.len());

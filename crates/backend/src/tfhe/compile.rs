@@ -30,6 +30,7 @@ fn tfhe_options(options: &CompileOptions) -> Result<TfheOptions> {
             "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
         ));
     }
+    options.refuse_simulation_options()?;
     let preset = match &options.preset {
         Some(name) => Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?,
         None => Preset::Message2Carry2,

@@ -17,8 +17,6 @@ use crate::interface::{
     Backend, EvaluationKeys, Inference, ModelOwner, StageTiming, TensorInfo,
 };
 
-const KEYS_ORIGIN: &str = "<evaluation keys>";
-const INPUT_ORIGIN: &str = "<input ciphertexts>";
 
 /// A loaded TFHE model.
 pub struct TfheModel {
@@ -61,31 +59,22 @@ impl ModelOwner for TfheModel {
         &self.input
     }
 
-    fn check_key_header(&self, bytes: &[u8]) -> Result<()> {
-        let path = Path::new(KEYS_ORIGIN);
-        crate::registry::check_kind(bytes, path, &super::TFHE, Role::EvaluationKeys)?;
-        let (kind, version, fingerprint) =
-            heman_artifacts::Container::peek(bytes, path).map_err(refused("evaluation keys"))?;
-        heman_artifacts::container::check_header(
-            path,
-            (kind, version, &fingerprint),
+    fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()> {
+        crate::registry::check_key_header(
+            bytes,
+            origin,
+            &super::TFHE,
             heman_artifacts::tfhe::expected(Role::EvaluationKeys, Some(&self.fingerprint)),
         )
-        .map_err(|_| {
-            BackendError::Refused(format!(
-                "these evaluation keys are for other parameters (or another format) than {}; make keys from its keyparams",
-                self.origin.display()
-            ))
-        })
     }
 
     /// Parses and expands the server key (its masks regenerated, its
     /// bootstrapping key moved to the Fourier domain).
-    fn parse_keys(&self, bytes: &[u8]) -> Result<EvaluationKeys> {
-        self.check_key_header(bytes)?;
+    fn parse_keys(&self, bytes: &[u8], origin: &Path) -> Result<EvaluationKeys> {
+        self.check_key_header(bytes, origin)?;
         let compressed = evaluation_keys_from_bytes(
             bytes,
-            Path::new(KEYS_ORIGIN),
+            origin,
             self.model.keyparams.preset,
             &self.fingerprint,
         )
@@ -104,12 +93,14 @@ impl ModelOwner for TfheModel {
         &self,
         keys: &EvaluationKeys,
         input: &[u8],
+        origin: &Path,
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let key: &ServerKey = keys.get()?;
+        crate::registry::check_kind(input, origin, &super::TFHE, Role::Ciphertexts)?;
         let cts = Ciphertexts::from_bytes(
             input,
-            Path::new(INPUT_ORIGIN),
+            origin,
             self.model.keyparams.preset,
             &self.fingerprint,
         )

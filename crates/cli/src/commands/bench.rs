@@ -58,14 +58,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     if let Some(root) = &args.suite {
         let root = suite::root(root)?;
-        if let Some((_, settings)) = TEST_MODELS.iter().find(|(b, _)| *b == backend.name()) {
+        if let Some((_, settings)) = TEST_MODELS
+            .iter()
+            .find(|(b, _)| *b == suite::settings_name(backend)) {
             let options = suite::options_of(settings, &overrides)?;
             test_models::sweep(root, backend, &options, 2)?;
             println!();
         }
         header();
         for entry in SUITE {
-            let Some(options) = entry.options(backend.name(), &overrides)? else {
+            let Some(options) = entry.options(backend, &overrides)? else {
                 continue;
             };
             let model = root.join(entry.model);
@@ -220,7 +222,7 @@ impl Session {
         let bars = progress::Bars::default();
         let files = backend.keygen(compilation.keyparams.as_bytes(), origin, &bars)?;
         let data_owner = backend.data_owner(compilation.keyparams.as_bytes(), &files.secret, origin)?;
-        let keys = owner.parse_keys(&files.evaluation)?;
+        let keys = owner.parse_keys(&files.evaluation, Path::new("eval.keys"))?;
         owner.check_keys(&keys)?;
         Ok(Self {
             source,
@@ -239,7 +241,9 @@ impl Session {
         let simulated = self.owner.simulate(&x, None)?;
         let input = self.data_owner.encrypt(&x, &sample.name)?;
         let start = Instant::now();
-        let inference = self.owner.infer(&self.keys, &input, &mut |_| {})?;
+        let inference = self
+            .owner
+            .infer(&self.keys, &input, Path::new(&sample.name), &mut |_| {})?;
         let seconds = start.elapsed().as_secs_f64();
         let y = self
             .data_owner

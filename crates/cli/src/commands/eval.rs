@@ -187,7 +187,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let limit = Some(args.limit.unwrap_or(1000));
         table_header();
         for entry in SUITE {
-            let Some(options) = entry.options(backend.name(), &overrides)? else {
+            let Some(options) = entry.options(backend, &overrides)? else {
                 continue;
             };
             let set = LabelledSet::load(&root.join(entry.data), limit)?;

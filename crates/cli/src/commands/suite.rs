@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use heman_backend::CompileOptions;
+use heman_backend::{Backend, CompileOptions};
 
 /// One model of the suite.
 pub struct SuiteModel {
@@ -67,11 +67,18 @@ pub const SUITE: &[SuiteModel] = &[
 /// integers must equal the quantised model's).
 pub const TEST_MODELS: &[(&str, &[(&str, &str)])] = &[("tfhe", &[("exact", "true")])];
 
+/// The name a backend's suite settings are listed under: its own, or for a
+/// simulation the simulated backend's.
+pub fn settings_name(backend: &dyn Backend) -> &'static str {
+    backend.base().map_or(backend.name(), |base| base.name())
+}
+
 impl SuiteModel {
     /// The options of `backend` for this model (`None`: not run there),
     /// with the command line's on top.
-    pub fn options(&self, backend: &str, overrides: &CompileOptions) -> Result<Option<CompileOptions>> {
-        let Some((_, settings)) = self.backends.iter().find(|(b, _)| *b == backend) else {
+    pub fn options(&self, backend: &dyn Backend, overrides: &CompileOptions) -> Result<Option<CompileOptions>> {
+        let name = settings_name(backend);
+        let Some((_, settings)) = self.backends.iter().find(|(b, _)| *b == name) else {
             return Ok(None);
         };
         options_of(settings, overrides).map(Some)
@@ -88,6 +95,7 @@ pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Resu
         options.preset = overrides.preset.clone();
     }
     options.exact |= overrides.exact;
+    options.noise |= overrides.noise;
     options.flooding_security = overrides.flooding_security.or(options.flooding_security);
     Ok(options)
 }

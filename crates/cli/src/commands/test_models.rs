@@ -118,7 +118,10 @@ fn run_set(
         let reference = session.owner.simulate(x, None)?;
         let input = session.data_owner.encrypt(x, &sample.name)?;
         let start = Instant::now();
-        let inference = session.owner.infer(&session.keys, &input, &mut |_| {})?;
+        let inference =
+            session
+                .owner
+                .infer(&session.keys, &input, Path::new(&sample.name), &mut |_| {})?;
         row.times.push(start.elapsed().as_secs_f64());
         let y = session
             .data_owner

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use heman_artifacts::{CiphertextFile, CompiledModel, EvaluationKeys, KeyParams, TensorSpec};
-use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
-use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
-use heman_compiler::pipeline::{compile_ckks, CompileOptions};
-use heman_model::io::dataset::load_arrays;
-use heman_model::{load_onnx, CalibrationRanges, Graph, Tensor};
-use heman_runtime::{decrypt_tensor, encrypt_tensor, InputKey};
+use heman_artifacts::ckks::{EvaluationKeys, KeyParams};
+use heman_backend::{
+    registry, Backend, Compilation, CompileOptions, DataOwner, ModelSource, Silent,
+};
+use heman_ckks::{CkksParameters, KeyGenerator};
+use heman_model::{Graph, Tensor};
 use heman_server::{Config, Server};
 use tokio::sync::oneshot;
 
@@ -27,11 +26,10 @@ pub struct Fixture {
     pub compiled_keyparams: KeyParams,
     pub params: CkksParameters,
     pub graph: Graph,
-    pub decryptor: Decryptor,
+    /// The data owner: its secret key and the keyparams.
+    pub data_owner: Box<dyn DataOwner>,
     /// The bytes of the data owner's eval.keys.
     pub eval_keys: Vec<u8>,
-    /// A scratch folder for files tests write.
-    pub scratch: PathBuf,
 }
 
 /// Compiled and keyed once per test binary (compilation and key generation
@@ -43,107 +41,81 @@ pub fn fixture() -> &'static Fixture {
         // never dropped, so its temporary folder would outlive the run.
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let repo = dir.path().join("models");
-        let scratch = dir.path().join("scratch");
-        std::fs::create_dir_all(&scratch).unwrap();
-        let (model, params) = compile_into(&repo);
-        let graph = load_onnx(&example().join("digits_square.onnx")).unwrap();
-        let (decryptor, eval_keys) = make_keys(&model.keyparams, &params, &scratch);
+        let (source, compilation) = compile_into(
+            &repo,
+            "digits",
+            "digits_square.onnx",
+            "ckks",
+            &CompileOptions::default(),
+        );
+        let keyparams = KeyParams::from_json(compilation.keyparams.as_bytes(), Path::new("kp"))
+            .expect("CKKS keyparams");
+        let params = keyparams.ckks_parameters(Path::new("kp")).unwrap();
+        let (data_owner, eval_keys) = make_keys(&compilation);
         Fixture {
             _dir: dir,
             repo,
-            compiled_keyparams: model.keyparams,
+            compiled_keyparams: keyparams,
             params,
-            graph,
-            decryptor,
+            graph: source.graph,
+            data_owner,
             eval_keys,
-            scratch,
         }
     })
 }
 
-/// Compiles the digits model into `<repo>/digits/digits.heman`.
-pub fn compile_into(repo: &Path) -> (CompiledModel, CkksParameters) {
-    let graph = load_onnx(&example().join("digits_square.onnx")).expect("model loads");
-    let samples = load_arrays(&example().join("calibration.npz")).expect("calibration loads");
-    let ranges = CalibrationRanges::measure_with_progress(&graph, &samples, |_| {})
-        .expect("calibration runs");
-    let compiled =
-        compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).expect("model compiles");
-    let spec = |id, shape: &[usize], layout: &heman_compiler::SlotLayout| {
-        let name = graph.value(id).name.clone();
-        TensorSpec {
-            calibrated_range: ranges.get(&name).map(|r| (r.min, r.max)),
-            name,
-            shape: shape.to_vec(),
-            layout: layout.clone(),
-        }
-    };
-    let plan = &compiled.plan;
-    // Output flooding sized from an encrypted dry run on one sample, as
-    // `heman keyparams` does.
-    let x = graph.check_input(0, &samples[0].tensor).unwrap();
-    let noise = heman_runtime::measure_output_noise(&compiled.params, plan, &[x]).unwrap();
-    let flooding = OutputFlooding::size(
-        FloodingTarget::NoiseBound,
-        compiled.params.log_n(),
-        noise.scale.log2(),
-        noise.max_coefficient,
-        30.0,
+/// Compiles the example `model` for `backend` into `<repo>/<name>/<name>.heman`
+/// through the backend seam, as `heman keyparams` does.
+pub fn compile_into(
+    repo: &Path,
+    name: &str,
+    model: &str,
+    backend: &str,
+    options: &CompileOptions,
+) -> (ModelSource, Compilation) {
+    let source = ModelSource::load(
+        &example().join(model),
+        &example().join("calibration.npz"),
+        &Silent,
     )
-    .unwrap();
-    let keyparams = KeyParams::for_plan(
-        &compiled.params,
-        compiled.choice.clone(),
-        compiled.depth,
-        plan,
-        spec(graph.inputs[0], &plan.input_shape, &plan.input_layout),
-        spec(graph.outputs[0], &plan.output_shape, &plan.output_layout),
-        flooding,
-    );
-    let model = CompiledModel {
-        keyparams,
-        plan: compiled.plan,
-    };
-    let dir = repo.join("digits");
+    .expect("model and calibration load");
+    let backend: &dyn Backend = registry::by_name(backend).unwrap();
+    let compilation = backend
+        .compile(&source, options, &Silent)
+        .expect("model compiles");
+    let dir = repo.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    model
-        .write(&dir.join("digits.heman"), &compiled.params)
-        .expect("model writes");
-    (model, compiled.params)
+    std::fs::write(dir.join(format!("{name}.heman")), &compilation.model).unwrap();
+    (source, compilation)
 }
 
-/// A data owner's keys for `rotation_steps`: a decryptor and the eval.keys bytes.
-pub fn make_keys_with_steps(
-    params: &CkksParameters,
-    rotation_steps: &[usize],
-    dir: &Path,
-) -> (Decryptor, Vec<u8>) {
+/// A data owner's keys for a compilation, through the seam: the data owner
+/// and the eval.keys bytes.
+pub fn make_keys(compilation: &Compilation) -> (Box<dyn DataOwner>, Vec<u8>) {
+    let backend = compilation.backend;
+    let keyparams = compilation.keyparams.as_bytes();
+    let files = backend.keygen(keyparams, Path::new("kp"), &Silent).unwrap();
+    let owner = backend
+        .data_owner(keyparams, &files.secret, Path::new("keys"))
+        .unwrap();
+    (owner, files.evaluation)
+}
+
+/// CKKS evaluation keys for other rotations than a model's (or other
+/// parameters): what a careless or hostile data owner might register.
+pub fn ckks_keys_with_steps(params: &CkksParameters, rotation_steps: &[usize]) -> Vec<u8> {
     let mut generator = KeyGenerator::new(params).unwrap();
     let secret = generator.gen_secret_key();
     let relin = generator.gen_relin_key(&secret).unwrap();
     let steps: Vec<i64> = rotation_steps.iter().map(|&s| s as i64).collect();
     let galois = generator.gen_galois_keys(&secret, &steps, false).unwrap();
-    // The public key travels with them: the server re-randomises outputs.
     let public = generator.gen_public_key(&secret).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("eval.keys");
     EvaluationKeys {
         relin,
         galois,
         public,
     }
-    .write(&path, params)
-    .unwrap();
-    let decryptor = Decryptor::new(params, &secret).unwrap();
-    (decryptor, std::fs::read(&path).unwrap())
-}
-
-pub fn make_keys(
-    keyparams: &KeyParams,
-    params: &CkksParameters,
-    dir: &Path,
-) -> (Decryptor, Vec<u8>) {
-    make_keys_with_steps(params, &keyparams.rotation_steps, dir)
+    .to_bytes(params)
 }
 
 /// The `index`-th test digit (of the 100 in `examples/digits/test`).
@@ -159,33 +131,14 @@ pub fn digit(index: usize) -> Tensor {
 impl Fixture {
     /// `input` encrypted as a ciphertext file's bytes.
     pub fn encrypt(&self, input: &Tensor) -> Vec<u8> {
-        let kp = &self.compiled_keyparams;
-        let input = input.clone().reshaped(kp.input.shape.clone());
-        let cts = encrypt_tensor(
-            &self.params,
-            InputKey::Secret(&self.decryptor),
-            &kp.input.layout,
-            &input,
-        )
-        .unwrap();
-        CiphertextFile { ciphertexts: cts }.to_bytes(&self.params)
+        self.data_owner.encrypt(input, "digit").unwrap()
     }
 
     /// An output ciphertext file decrypted and post-processed.
     pub fn decrypt(&self, bytes: &[u8]) -> Tensor {
-        let kp = &self.compiled_keyparams;
-        let cts = CiphertextFile::from_bytes(bytes, Path::new("response"), &self.params)
+        self.data_owner
+            .decrypt(bytes, Path::new("response"))
             .expect("response holds ciphertexts")
-            .ciphertexts;
-        let raw = decrypt_tensor(
-            &self.params,
-            &self.decryptor,
-            &kp.output.layout,
-            &kp.output.shape,
-            &cts,
-        )
-        .unwrap();
-        kp.postprocess.iter().fold(raw, |t, op| op.eval(&[&t]))
     }
 
     /// The plaintext model's output for `input`.

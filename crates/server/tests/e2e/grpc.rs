@@ -123,7 +123,7 @@ async fn encrypted_inference_over_grpc() {
         .into_inner();
     assert_eq!(meta.inputs[0].datatype, "BYTES");
     assert_eq!(meta.inputs[0].shape, vec![1]);
-    let kp: heman_artifacts::KeyParams =
+    let kp: heman_artifacts::ckks::KeyParams =
         serde_json::from_str(&meta.properties["keyparams"]).unwrap();
     assert_eq!(kp, fx.compiled_keyparams);
     let kp_json = keys
@@ -135,7 +135,7 @@ async fn encrypted_inference_over_grpc() {
         .into_inner()
         .keyparams_json;
     assert_eq!(
-        serde_json::from_str::<heman_artifacts::KeyParams>(&kp_json).unwrap(),
+        serde_json::from_str::<heman_artifacts::ckks::KeyParams>(&kp_json).unwrap(),
         kp
     );
 

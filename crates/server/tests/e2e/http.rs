@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{config, digit, error_message, fixture, make_keys_with_steps, Running};
+use crate::common::{ckks_keys_with_steps, config, digit, error_message, fixture, Running};
 
 /// A Triton binary-mode request body (as tritonclient 2.73 builds it).
 fn binary_request(header: &Value, tensor: &[u8]) -> (Vec<u8>, usize) {
@@ -100,9 +100,9 @@ async fn encrypted_inference_over_http() {
     // The data owner learns the keyparams from the server, never the plan.
     let (status, kp_text) = get(&client, server.url("/v2/models/digits/keyparams")).await;
     assert_eq!(status, 200);
-    let keyparams: heman_artifacts::KeyParams = serde_json::from_slice(&kp_text).unwrap();
+    let keyparams: heman_artifacts::ckks::KeyParams = serde_json::from_slice(&kp_text).unwrap();
     assert_eq!(keyparams, fx.compiled_keyparams);
-    let kp_meta: heman_artifacts::KeyParams =
+    let kp_meta: heman_artifacts::ckks::KeyParams =
         serde_json::from_str(meta["parameters"]["keyparams"].as_str().unwrap()).unwrap();
     assert_eq!(kp_meta, keyparams);
     assert!(
@@ -143,8 +143,7 @@ async fn encrypted_inference_over_http() {
     // other parameters, keys lacking the model's rotations.
     let (other_id, other_keys) = tokio::task::spawn_blocking(|| {
         let other = heman_ckks::CkksParameters::new(12, &[36, 30], &[36], 30).unwrap();
-        let dir = fixture().scratch.join("other-params");
-        let (_, bytes) = make_keys_with_steps(&other, &[1], &dir);
+        let bytes = ckks_keys_with_steps(&other, &[1]);
         (heman_server::keystore::key_id(&bytes), bytes)
     })
     .await
@@ -152,7 +151,7 @@ async fn encrypted_inference_over_http() {
     let fewer_rotations = tokio::task::spawn_blocking(|| {
         let fx = fixture();
         let steps = &fx.compiled_keyparams.rotation_steps[1..];
-        make_keys_with_steps(&fx.params, steps, &fx.scratch.join("fewer")).1
+        ckks_keys_with_steps(&fx.params, steps)
     })
     .await
     .unwrap();

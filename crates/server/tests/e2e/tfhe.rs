@@ -7,98 +7,54 @@
 
 use std::path::Path;
 
-use heman_artifacts::tfhe::{TfheCiphertexts, TfheCompiledModel, TfheKeyParams};
-use heman_compiler::tfhe::{compile_tfhe, TfheOptions, TfhePlan};
-use heman_model::io::dataset::load_arrays;
-use heman_model::{load_onnx, CalibrationRanges, Tensor};
-use heman_runtime::tfhe::{decrypt_integers, encrypt_input};
+use heman_artifacts::tfhe::KeyParams;
+use heman_backend::{CompileOptions, DataOwner, ModelOwner, ServingOptions};
+use heman_model::Tensor;
 use heman_server::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use heman_tfhe::{ClientKey, KeyChoice, Preset};
+use heman_tfhe::{KeyChoice, Preset};
 
-use crate::common::{config, digit, example, fixture, Running};
+use crate::common::{compile_into, config, digit, fixture, make_keys, Running};
 use crate::grpc::request;
 
-/// The TFHE digits model in `<repo>/digits_tfhe/`, and its data owner.
-struct TfheOwner {
-    plan: TfhePlan,
-    fingerprint: [u8; 32],
-    client: ClientKey,
+/// The TFHE digits model (in `<repo>/digits_tfhe/`), compiled in exact mode
+/// through the seam: its model owner (for the reference simulation) and a
+/// data owner.
+struct TfheParties {
+    keyparams: KeyParams,
+    model: Box<dyn ModelOwner>,
+    data_owner: Box<dyn DataOwner>,
     eval_keys: Vec<u8>,
 }
 
-fn compile_into(repo: &Path) -> TfheOwner {
-    let graph = load_onnx(&example().join("digits_relu.onnx")).unwrap();
-    let samples = load_arrays(&example().join("calibration.npz")).unwrap();
-    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
-    let options = TfheOptions {
-        preset: Preset::Message2Carry2,
+fn compile(repo: &Path) -> TfheParties {
+    let options = CompileOptions {
         exact: true,
-        search_samples: 16,
-        report_samples: 16,
-        ..TfheOptions::default()
+        ..CompileOptions::default()
     };
-    let compiled = compile_tfhe(&graph, &samples, &ranges, options).unwrap();
-    let name = |id: usize| graph.value(id).name.clone();
-    let keyparams = TfheKeyParams::for_plan(
-        &compiled.plan,
-        compiled.bits,
-        &compiled.budget,
-        true,
-        name(graph.inputs[0]),
-        None,
-        name(graph.outputs[0]),
-        None,
-    );
-    let dir = repo.join("digits_tfhe");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("digits_tfhe.heman");
-    let model = TfheCompiledModel {
-        keyparams,
-        plan: compiled.plan,
-    };
-    model.write(&path).unwrap();
-    let fingerprint = model.keyparams.fingerprint(&path).unwrap();
-    let client = ClientKey::generate(model.keyparams.preset);
-    let keys_path = repo.join("tfhe-eval.keys");
-    heman_artifacts::tfhe::write_server_key(
-        &keys_path,
-        fingerprint,
-        &client.compressed_server_key(),
-    )
-    .unwrap();
-    TfheOwner {
-        plan: model.plan,
-        fingerprint,
-        client,
-        eval_keys: std::fs::read(&keys_path).unwrap(),
+    let (_, compilation) = compile_into(repo, "digits_tfhe", "digits_relu.onnx", "tfhe", &options);
+    let model = compilation
+        .backend
+        .load_model(&compilation.model, Path::new("digits_tfhe"), ServingOptions::default())
+        .unwrap();
+    let (data_owner, eval_keys) = make_keys(&compilation);
+    TfheParties {
+        keyparams: KeyParams::from_json(compilation.keyparams.as_bytes(), Path::new("kp")).unwrap(),
+        model,
+        data_owner,
+        eval_keys,
     }
 }
 
-impl TfheOwner {
+impl TfheParties {
     fn encrypt(&self, x: &Tensor) -> Vec<u8> {
-        let x = x.clone().reshaped(self.plan.input.shape.clone());
-        let seeded = encrypt_input(&self.plan.input, &self.client, &x).unwrap();
-        TfheCiphertexts::Seeded(seeded).to_bytes(self.fingerprint)
+        self.data_owner.encrypt(x, "digit").unwrap()
     }
 
-    /// The decrypted output integers of a response, asserted equal to the
-    /// quantised plaintext model's on `x`.
+    /// A response decrypted, asserted equal to the quantised plaintext
+    /// model's output on `x` (exact mode: the integers read right).
     fn assert_exact(&self, response: &[u8], x: &Tensor, what: &str) {
-        let out = TfheCiphertexts::from_bytes(
-            response,
-            Path::new(what),
-            self.plan.preset,
-            &self.fingerprint,
-        )
-        .unwrap()
-        .into_expanded();
-        let got = decrypt_integers(&self.plan.output, &self.client, &out).unwrap();
-        let x = x.clone().reshaped(self.plan.input.shape.clone());
-        let reference = self
-            .plan
-            .run_exact(&self.plan.quantise_input(&x).unwrap())
-            .unwrap();
-        assert_eq!(got, reference, "{what}");
+        let got = self.data_owner.decrypt(response, Path::new(what)).unwrap();
+        assert_eq!(got, self.model.simulate(x, None).unwrap(), "{what}");
     }
 }
 
@@ -116,11 +72,11 @@ async fn tfhe_model_served_beside_a_ckks_one() {
     .unwrap();
     let owner = {
         let repo = repo.clone();
-        tokio::task::spawn_blocking(move || compile_into(&repo))
+        tokio::task::spawn_blocking(move || compile(&repo))
             .await
             .unwrap()
     };
-    assert_eq!(owner.plan.input.key, KeyChoice::Small);
+    assert_eq!(owner.keyparams.input.quantisation.key, KeyChoice::Small);
     let mut cfg = config(&repo, &work.path().join("keystore"));
     cfg.max_body_bytes = 64 << 20;
     let server = Running::start(cfg).await;
@@ -135,7 +91,7 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .unwrap();
     let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
     assert_eq!(meta["platform"], "heman_tfhe");
-    let kp: TfheKeyParams =
+    let kp: KeyParams =
         serde_json::from_str(&client.keyparams("digits_tfhe").await.unwrap()).unwrap();
     assert_eq!(kp.preset, Preset::Message2Carry2);
     assert!(!serde_json::to_string(&kp).unwrap().contains("rows"));
@@ -145,12 +101,12 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .register_keys("digits_tfhe", fx.eval_keys.clone())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("expected TFHE server key"), "{e}");
+    assert!(e.to_string().contains("expected tfhe evaluation keys"), "{e}");
     let e = client
         .register_keys("digits", owner.eval_keys.clone())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("expected evaluation keys"), "{e}");
+    assert!(e.to_string().contains("expected ckks evaluation keys"), "{e}");
     let key_id = client
         .register_keys("digits_tfhe", owner.eval_keys.clone())
         .await
@@ -190,7 +146,7 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         (
             "a CKKS ciphertext",
             fx.encrypt(&x),
-            "expected a TFHE ciphertexts file",
+            "expected tfhe ciphertexts",
         ),
         ("a computed ciphertext", computed, "not a fresh encryption"),
         ("another fingerprint", other_model, "refused"),

@@ -1,0 +1,252 @@
+//! A simulation's files: keyparams naming the simulated backend, the
+//! compiled model (the base backend's file inside), empty keys and
+//! cleartext tensors, all in heman's container under the simulation's tag.
+
+use std::path::Path;
+
+use heman_artifacts::container::{hex, Container, Expected, Kind};
+use heman_artifacts::Role;
+use heman_model::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::Simulation;
+use crate::error::{BackendError, Result};
+use crate::interface::{ModelOwner, TensorInfo};
+
+/// Every simulation file is in format 1.
+const VERSION: u16 = 1;
+
+/// The largest tensor rank a file may announce.
+const MAX_RANK: usize = 16;
+
+/// The model's input as keyparams record it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// The graph value's name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// The [min, max] calibration saw.
+    pub calibrated_range: Option<(f64, f64)>,
+}
+
+/// A simulation's keyparams.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyParams {
+    /// `heman-keyparams`.
+    pub format: String,
+    /// The keyparams version.
+    pub version: u32,
+    /// The simulation's name.
+    pub backend: String,
+    /// What protects the data: nothing.
+    pub security: String,
+    /// The backend whose compiled model is simulated.
+    pub simulates: String,
+    /// Whether the encryption noise is drawn.
+    pub noise: bool,
+    /// The model's input.
+    pub input: Input,
+    /// The simulated model's parameter fingerprint (hex): keys and tensors
+    /// carry it.
+    pub params_fingerprint: String,
+    /// The simulated keyparams' model fingerprint.
+    pub model_fingerprint: String,
+    /// The simulated backend's keyparams.
+    pub base: serde_json::Value,
+}
+
+fn invalid(origin: &Path, message: impl std::fmt::Display) -> BackendError {
+    BackendError::Refused(format!("{}: {message}", origin.display()))
+}
+
+impl KeyParams {
+    /// The keyparams of `base` keyparams (text) of `model`, simulated.
+    pub fn new(
+        simulation: &Simulation,
+        base: &str,
+        model: &dyn ModelOwner,
+        noise: bool,
+    ) -> Result<Self> {
+        let base: serde_json::Value = serde_json::from_str(base)
+            .map_err(|e| BackendError::Internal(format!("the base keyparams: {e}")))?;
+        let input = model.input();
+        Ok(Self {
+            format: heman_artifacts::KEYPARAMS_FORMAT.into(),
+            version: heman_artifacts::KEYPARAMS_VERSION,
+            backend: simulation.name.into(),
+            security: "none: a cleartext simulation, nothing is encrypted".into(),
+            simulates: simulation.base.name().into(),
+            noise,
+            input: Input {
+                name: input.name.clone(),
+                shape: input.shape.clone(),
+                calibrated_range: input.calibrated_range,
+            },
+            params_fingerprint: hex(&model.key_fingerprint()),
+            model_fingerprint: base["model_fingerprint"].as_str().unwrap_or_default().into(),
+            base,
+        })
+    }
+
+    /// Parses keyparams text of `simulation` read from `origin`.
+    pub fn from_json(simulation: &Simulation, bytes: &[u8], origin: &Path) -> Result<Self> {
+        let kp: Self = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(origin, format!("not {} keyparams: {e}", simulation.name)))?;
+        if kp.backend != simulation.name || kp.simulates != simulation.base.name() {
+            return Err(invalid(
+                origin,
+                format!(
+                    "keyparams of {} simulating {}, expected {}",
+                    kp.backend, kp.simulates, simulation.name
+                ),
+            ));
+        }
+        Ok(kp)
+    }
+
+    /// The keyparams as JSON text.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))
+    }
+
+    /// The fingerprint every file of the model carries.
+    pub fn fingerprint(&self, origin: &Path) -> Result<[u8; 32]> {
+        let bytes: Vec<u8> = (0..self.params_fingerprint.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(self.params_fingerprint.get(i..i + 2)?, 16).ok())
+            .collect();
+        bytes
+            .try_into()
+            .map_err(|_| invalid(origin, "params_fingerprint is not 32 bytes of hex"))
+    }
+
+    /// The model's input for the data owner.
+    pub fn input_info(&self) -> TensorInfo {
+        TensorInfo {
+            name: self.input.name.clone(),
+            shape: self.input.shape.clone(),
+            calibrated_range: self.input.calibrated_range,
+        }
+    }
+}
+
+/// A simulation file of `role` bound to `fingerprint`.
+pub fn container(simulation: &Simulation, role: Role, fingerprint: [u8; 32], payload: Vec<u8>) -> Vec<u8> {
+    Container::new(Kind::new(simulation.tag, role), VERSION, fingerprint, payload).to_bytes()
+}
+
+/// The payload of a simulation file of `role`, checked against its kind,
+/// format and `fingerprint` (when given).
+pub fn payload(
+    simulation: &Simulation,
+    role: Role,
+    bytes: &[u8],
+    origin: &Path,
+    fingerprint: Option<&[u8; 32]>,
+) -> Result<Vec<u8>> {
+    crate::registry::check_kind(bytes, origin, simulation, role)?;
+    let expected = Expected {
+        kind: Kind::new(simulation.tag, role),
+        version: VERSION,
+        fingerprint,
+    };
+    Container::from_bytes_expecting(bytes, origin, expected)
+        .map(|c| c.payload)
+        .map_err(|e| BackendError::Refused(e.to_string()))
+}
+
+/// The compiled model file: the keyparams and the base backend's file.
+pub fn model_file(simulation: &Simulation, keyparams: &KeyParams, base: &[u8]) -> Result<Vec<u8>> {
+    let json = keyparams.to_json()?;
+    let mut payload = Vec::with_capacity(8 + json.len() + base.len());
+    payload.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    payload.extend_from_slice(json.as_bytes());
+    payload.extend_from_slice(base);
+    let fingerprint = keyparams.fingerprint(Path::new("keyparams"))?;
+    Ok(container(simulation, Role::CompiledModel, fingerprint, payload))
+}
+
+/// The keyparams and the base backend's file of a compiled model file.
+pub fn read_model(simulation: &Simulation, bytes: &[u8], origin: &Path) -> Result<(KeyParams, Vec<u8>)> {
+    let payload = payload(simulation, Role::CompiledModel, bytes, origin, None)?;
+    let length = payload
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or_else(|| invalid(origin, "truncated simulation model"))?;
+    let json = usize::try_from(length)
+        .ok()
+        .and_then(|l| payload.get(8..8usize.checked_add(l)?))
+        .ok_or_else(|| invalid(origin, "keyparams longer than the file"))?;
+    let keyparams = KeyParams::from_json(simulation, json, origin)?;
+    Ok((keyparams, payload[8 + json.len()..].to_vec()))
+}
+
+/// A tensor as bytes: rank (u32), extents (u64 each), values (f64), little
+/// endian.
+pub fn tensor_bytes(tensor: &Tensor) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 8 * (tensor.shape().len() + tensor.len()));
+    out.extend_from_slice(&(tensor.shape().len() as u32).to_le_bytes());
+    for &extent in tensor.shape() {
+        out.extend_from_slice(&(extent as u64).to_le_bytes());
+    }
+    for &v in tensor.data() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The tensor of [`tensor_bytes`], every length checked before anything is
+/// allocated.
+pub fn tensor_from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor> {
+    let bad = |what: &str| invalid(origin, format!("malformed tensor: {what}"));
+    let rank = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("no rank"))?;
+    if rank > MAX_RANK {
+        return Err(bad("rank above 16"));
+    }
+    let values_at = 4 + 8 * rank;
+    let extents = bytes.get(4..values_at).ok_or_else(|| bad("cut extents"))?;
+    let shape: Vec<usize> = extents
+        .chunks_exact(8)
+        .map(|c| usize::try_from(u64::from_le_bytes(c.try_into().expect("8 bytes"))))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad("an extent beyond this machine"))?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &e| n.checked_mul(e))
+        .ok_or_else(|| bad("too many values"))?;
+    let values = &bytes[values_at..];
+    if count.checked_mul(8) != Some(values.len()) {
+        return Err(bad("the values do not fill the announced shape"));
+    }
+    let data = values
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    Ok(Tensor::new(shape, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_round_trip_and_bad_lengths_are_refused_before_allocating() {
+        let t = Tensor::new(vec![2, 3], (0..6).map(f64::from).collect());
+        let bytes = tensor_bytes(&t);
+        assert_eq!(tensor_from_bytes(&bytes, Path::new("t")).unwrap(), t);
+        // An extent of 2^62 values: refused by arithmetic, not by allocation.
+        let mut huge = bytes.clone();
+        huge[4..12].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        let e = tensor_from_bytes(&huge, Path::new("t")).unwrap_err().to_string();
+        assert!(e.contains("t: malformed tensor"), "{e}");
+        let mut rank = bytes.clone();
+        rank[..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(tensor_from_bytes(&rank, Path::new("t")).is_err());
+        assert!(tensor_from_bytes(&bytes[..bytes.len() - 1], Path::new("t")).is_err());
+    }
+}
