@@ -11,6 +11,7 @@
 pub mod ckks;
 pub mod container;
 pub mod error;
+#[cfg(feature = "tfhe")]
 pub mod tfhe;
 
 pub use container::{Container, Expected, Kind, Role};

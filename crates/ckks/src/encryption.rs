@@ -89,7 +89,7 @@ impl Encryptor {
     /// sigma = sqrt(24 N a) 2^(s/2) B hides noise bounded by B for a decryptions with s bits
     /// of statistical security. The message and scale are unchanged; the result decrypts with
     /// about sigma sqrt(N) / scale more error per slot.
-    pub fn rerandomize(&self, ct: &Ciphertext, flood_sigma: f64) -> Result<Ciphertext> {
+    pub fn rerandomise(&self, ct: &Ciphertext, flood_sigma: f64) -> Result<Ciphertext> {
         if ct.degree() != 1 {
             return Err(CkksError::InvalidDegree(ct.degree()));
         }

@@ -235,7 +235,7 @@ fn rerandomisation_keeps_the_message_and_changes_every_coefficient() {
         .eval
         .rescale(&c.eval.square_relin(&c.encrypt(&x), &c.rlk).unwrap())
         .unwrap();
-    let r = c.encryptor.rerandomize(&ct, 2f64.powi(20)).unwrap();
+    let r = c.encryptor.rerandomise(&ct, 2f64.powi(20)).unwrap();
     assert_eq!(r.level(), ct.level());
     assert_eq!(r.scale(), ct.scale());
     // Fresh randomness in both components.
@@ -254,7 +254,7 @@ fn rerandomisation_keeps_the_message_and_changes_every_coefficient() {
         bits < precision_bits(&c.decrypt(&ct), &want),
         "flooding added no noise"
     );
-    assert!(c.encryptor.rerandomize(&ct, 2f64.powi(51)).is_err());
+    assert!(c.encryptor.rerandomise(&ct, 2f64.powi(51)).is_err());
     // The coefficient-domain noise: small before, about 4-5 sigma (the largest of N
     // Gaussian samples) after flooding.
     let before = c

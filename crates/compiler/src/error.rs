@@ -15,6 +15,7 @@ pub enum CompileError {
     /// An accumulator or a read that the parameter set cannot hold.
     #[error("node '{node}': {message}")]
     Budget { node: String, message: String },
+    #[cfg(feature = "tfhe")]
     #[error("TFHE: {0}")]
     Tfhe(#[from] heman_tfhe::TfheError),
     #[error("graph: {0}")]

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod simulate;
 pub mod stages;
+#[cfg(feature = "tfhe")]
 pub mod tfhe;
 pub mod window_sum;
 

@@ -116,10 +116,9 @@ fn generated_operator_models_match_the_evaluator() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/heman"]
 fn heman_model_plans_match_the_evaluator() {
-    let Some(data) = shared_data("heman_model_plans_match_the_evaluator") else {
-        return;
-    };
+    let data = shared_data();
     let mnist: Vec<Tensor> = (0..3)
         .map(|i| read_npy(&data.join(format!("mnist/{i}.npy"))).unwrap())
         .collect();

@@ -58,10 +58,9 @@ fn constant_subgraphs_are_folded() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/heman"]
 fn lenet_pads_fold_into_convolutions() {
-    let Some(data) = common::shared_data("lenet_pads_fold_into_convolutions") else {
-        return;
-    };
+    let data = common::shared_data();
     for model in ["lenet5", "lenet5_square"] {
         let path = data.join(format!("models/{model}.onnx"));
         assert_eq!(read_onnx(&path).unwrap().op_counts().get("Pad"), Some(&2));

@@ -14,6 +14,7 @@ pub enum RuntimeError {
     Input(String),
     #[error("compiled plan: {0}")]
     Plan(String),
+    #[cfg(feature = "tfhe")]
     #[error("re-randomising the outputs: {0}")]
     Rerandomise(heman_tfhe::TfheError),
     #[error("stage {stage}: {message}")]

@@ -5,6 +5,7 @@
 //! so its output comes back to exactly the parameters' scale whatever a
 //! preceding square left; biases are encoded at the output's exact scale.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use std::sync::OnceLock;
@@ -196,6 +197,9 @@ impl<'a> Executor<'a> {
         Ok(x)
     }
 
+    /// One linear stage: window sums, hoisted baby-step rotations, the
+    /// diagonal inner products of every giant step, their Horner sums, then
+    /// rescale, output window sums and bias.
     fn linear(
         &self,
         t: &LinearTransform,
@@ -212,20 +216,33 @@ impl<'a> Executor<'a> {
                 .collect::<Result<_>>()?;
             &summed
         };
+        let rotated = self.baby_rotations(t, input)?;
+        // Plaintext scale that lands the rescaled product on the parameters'
+        // scale.
         let level = input[0].level();
-        let target = self.params.default_scale();
-        let slots = self.params.slots();
-        // Plaintext scale that lands the rescaled product on `target`.
-        let pt_scale = self.params.q()[level] as f64 * target / input[0].scale();
-        // One hoisted set of baby rotations per input ciphertext.
+        let pt_scale =
+            self.params.q()[level] as f64 * self.params.default_scale() / input[0].scale();
+        let inners = self.inner_products(t, &rotated, cache, level, pt_scale)?;
+        let sums = self.giant_step_sums(t, inners)?;
+        sums.into_par_iter()
+            .zip(&t.bias)
+            .map(|(sum, bias)| self.finish_output(t, sum, bias))
+            .collect()
+    }
+
+    /// One hoisted set of baby-step rotations per input ciphertext.
+    fn baby_rotations(
+        &self,
+        t: &LinearTransform,
+        input: &[Ciphertext],
+    ) -> Result<BTreeMap<usize, BTreeMap<usize, Ciphertext>>> {
         let mut baby: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for block in &t.blocks {
             baby.entry(block.input)
                 .or_default()
                 .extend(&block.baby_steps);
         }
-        let rotated: BTreeMap<usize, BTreeMap<usize, Ciphertext>> = baby
-            .into_par_iter()
+        baby.into_par_iter()
             .map(|(ct, mut steps)| {
                 steps.sort_unstable();
                 steps.dedup();
@@ -235,70 +252,46 @@ impl<'a> Executor<'a> {
                     .rotate_hoisted(&input[ct], &signed, self.galois)?;
                 Ok((ct, steps.into_iter().zip(outs).collect()))
             })
-            .collect::<Result<_>>()?;
-        // Every (block, giant step) is independent: inner products, then one
-        // rotation each, all before the rescale.
-        let terms: Vec<GiantStep<'_>> = t
+            .collect()
+    }
+
+    /// Every (block, giant step)'s inner product of rotated inputs and
+    /// diagonals, all independent and before the rescale: (output
+    /// ciphertext, giant step, sum), in block order.
+    fn inner_products(
+        &self,
+        t: &LinearTransform,
+        rotated: &BTreeMap<usize, BTreeMap<usize, Ciphertext>>,
+        cache: &[OnceLock<CachedPlaintext>],
+        level: usize,
+        pt_scale: f64,
+    ) -> Result<Vec<(usize, usize, Ciphertext)>> {
+        let terms: Vec<(GiantStep<'_>, usize)> = t
             .blocks
             .iter()
             .flat_map(|b| {
                 b.giant_steps
                     .iter()
-                    .map(move |(g, terms)| (b.output, g, terms))
+                    .map(move |(g, terms)| ((b.output, g, terms), b.input))
             })
-            .collect();
-        let block_inputs: Vec<usize> = t
-            .blocks
-            .iter()
-            .flat_map(|b| b.giant_steps.iter().map(move |_| b.input))
             .collect();
         // Index of each giant step's first diagonal in the stage's cache.
         let first_diagonal: Vec<usize> = terms
             .iter()
-            .scan(0, |next, (_, _, terms)| {
+            .scan(0, |next, ((_, _, terms), _)| {
                 let first = *next;
                 *next += terms.len();
                 Some(first)
             })
             .collect();
-        let inners: Vec<(usize, usize, Ciphertext)> = terms
+        terms
             .par_iter()
-            .zip(&block_inputs)
             .zip(&first_diagonal)
-            .map(|((&(out, &g, terms), &inp), &first)| {
+            .map(|(&((out, &g, terms), inp), &first)| {
                 let mut acc: Option<Ciphertext> = None;
                 for (k, (b, diagonal)) in terms.iter().enumerate() {
-                    let encode = || {
-                        self.encoder
-                            .encode(&diagonal.to_dense(slots), level, pt_scale)
-                    };
-                    let fresh;
-                    let pt = match cache.get(first + k) {
-                        Some(slot) => {
-                            let cached = match slot.get() {
-                                Some(c) => c,
-                                None => {
-                                    let pt = encode()?;
-                                    slot.get_or_init(|| CachedPlaintext {
-                                        level,
-                                        scale: pt_scale,
-                                        pt,
-                                    })
-                                }
-                            };
-                            if cached.level == level && cached.scale == pt_scale {
-                                &cached.pt
-                            } else {
-                                fresh = encode()?;
-                                &fresh
-                            }
-                        }
-                        None => {
-                            fresh = encode()?;
-                            &fresh
-                        }
-                    };
-                    let product = self.evaluator.mul_plain(&rotated[&inp][b], pt)?;
+                    let pt = self.diagonal(diagonal, cache.get(first + k), level, pt_scale)?;
+                    let product = self.evaluator.mul_plain(&rotated[&inp][b], &pt)?;
                     acc = Some(match acc {
                         None => product,
                         Some(a) => self.evaluator.add(&a, &product)?,
@@ -306,9 +299,47 @@ impl<'a> Executor<'a> {
                 }
                 Ok((out, g, acc.expect("a giant step has at least one term")))
             })
-            .collect::<Result<_>>()?;
-        // Horner over each block's giant steps (largest first): one Galois
-        // key per gap instead of one per giant step.
+            .collect()
+    }
+
+    /// A diagonal encoded at `level` and `scale`: from the cache slot when
+    /// it holds that encoding (filled on first use), else encoded now.
+    fn diagonal<'c>(
+        &self,
+        diagonal: &Diagonal,
+        slot: Option<&'c OnceLock<CachedPlaintext>>,
+        level: usize,
+        scale: f64,
+    ) -> Result<Cow<'c, Plaintext>> {
+        let encode = || {
+            self.encoder
+                .encode(&diagonal.to_dense(self.params.slots()), level, scale)
+        };
+        let Some(slot) = slot else {
+            return Ok(Cow::Owned(encode()?));
+        };
+        let cached = match slot.get() {
+            Some(c) => c,
+            None => {
+                let pt = encode()?;
+                slot.get_or_init(|| CachedPlaintext { level, scale, pt })
+            }
+        };
+        if cached.level == level && cached.scale == scale {
+            Ok(Cow::Borrowed(&cached.pt))
+        } else {
+            Ok(Cow::Owned(encode()?))
+        }
+    }
+
+    /// Horner over each block's giant steps (largest first): one Galois key
+    /// per gap instead of one per giant step; the sums per output
+    /// ciphertext.
+    fn giant_step_sums(
+        &self,
+        t: &LinearTransform,
+        inners: Vec<(usize, usize, Ciphertext)>,
+    ) -> Result<Vec<Option<Ciphertext>>> {
         let mut sums: Vec<Option<Ciphertext>> = vec![None; t.output_ciphertexts];
         let mut rest = inners.into_iter();
         for block in &t.blocks {
@@ -339,27 +370,32 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        sums.into_par_iter()
-            .zip(&t.bias)
-            .map(|(sum, bias)| {
-                let sum = sum.ok_or_else(|| {
-                    RuntimeError::Input("an output ciphertext receives no term".into())
-                })?;
-                let mut ct = self.evaluator.rescale(&sum)?;
-                for &step in &t.sum_steps {
-                    let rotated = self.evaluator.rotate(&ct, step as i64, self.galois)?;
-                    ct = self.evaluator.add(&ct, &rotated)?;
-                }
-                if !bias.is_empty() {
-                    let mut dense = vec![0.0; slots];
-                    for &(s, b) in bias {
-                        dense[s as usize] = b;
-                    }
-                    let pt = self.encoder.encode(&dense, ct.level(), ct.scale())?;
-                    ct = self.evaluator.add_plain(&ct, &pt)?;
-                }
-                Ok(ct)
-            })
-            .collect()
+        Ok(sums)
+    }
+
+    /// An output ciphertext's last steps: rescale, the transform's output
+    /// window sums, the bias.
+    fn finish_output(
+        &self,
+        t: &LinearTransform,
+        sum: Option<Ciphertext>,
+        bias: &[(u32, f64)],
+    ) -> Result<Ciphertext> {
+        let sum = sum
+            .ok_or_else(|| RuntimeError::Input("an output ciphertext receives no term".into()))?;
+        let mut ct = self.evaluator.rescale(&sum)?;
+        for &step in &t.sum_steps {
+            let rotated = self.evaluator.rotate(&ct, step as i64, self.galois)?;
+            ct = self.evaluator.add(&ct, &rotated)?;
+        }
+        if !bias.is_empty() {
+            let mut dense = vec![0.0; self.params.slots()];
+            for &(s, b) in bias {
+                dense[s as usize] = b;
+            }
+            let pt = self.encoder.encode(&dense, ct.level(), ct.scale())?;
+            ct = self.evaluator.add_plain(&ct, &pt)?;
+        }
+        Ok(ct)
     }
 }

@@ -20,7 +20,7 @@ pub fn flood_outputs(
     sigma: f64,
 ) -> Result<Vec<Ciphertext>> {
     cts.par_iter()
-        .map(|ct| Ok(encryptor.rerandomize(ct, sigma)?))
+        .map(|ct| Ok(encryptor.rerandomise(ct, sigma)?))
         .collect()
 }
 

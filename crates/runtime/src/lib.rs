@@ -8,6 +8,7 @@ pub mod error;
 pub mod executor;
 pub mod flooding;
 pub mod precision;
+#[cfg(feature = "tfhe")]
 pub mod tfhe;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};

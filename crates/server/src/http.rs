@@ -223,43 +223,8 @@ fn decode(
         })
         .collect();
     service::check_inputs(&inputs)?;
-    let input = &request.inputs[0];
-    let elements = match input.parameters.get("binary_data_size") {
-        Some(size) => {
-            let size = size.as_u64().ok_or_else(|| {
-                ServerError::BadRequest("binary_data_size is not an unsigned integer".into())
-            })? as usize;
-            if size != rest.len() {
-                return Err(ServerError::BadRequest(format!(
-                    "binary_data_size is {size} but {} bytes follow the JSON header",
-                    rest.len()
-                )));
-            }
-            binary::decode_bytes_elements(&rest)?
-        }
-        None => {
-            if !rest.is_empty() {
-                return Err(ServerError::BadRequest(
-                    "binary data follows the JSON but the input has no binary_data_size".into(),
-                ));
-            }
-            json_bytes_elements(input.data.as_ref())?
-        }
-    };
-    let ciphertext = service::single_element(elements)?;
-    // A ciphertext is not UTF-8, so the output always travels in binary
-    // form; only an explicit request for JSON output is refused (up front,
-    // before any inference runs).
-    let explicit_json = request
-        .outputs
-        .iter()
-        .any(|o| o.parameters.get("binary_data") == Some(&Value::Bool(false)))
-        || request.parameters.get("binary_data_output") == Some(&Value::Bool(false));
-    if explicit_json {
-        return Err(ServerError::BadRequest(
-            "the output ciphertext is binary: ask for it with parameters.binary_data = true".into(),
-        ));
-    }
+    let ciphertext = service::single_element(input_elements(&request.inputs[0], &rest)?)?;
+    check_binary_output(&request)?;
     service::check_outputs(request.outputs.iter().map(|o| o.name.as_str()))?;
     let key_id = match request.parameters.get(KEY_ID_PARAMETER) {
         None => None,
@@ -279,6 +244,50 @@ fn decode(
         },
         request.id,
     ))
+}
+
+/// The elements of the input tensor: the binary data after the JSON header
+/// (its size as announced), or the JSON `data` field.
+fn input_elements(input: &RequestInput, rest: &Bytes) -> Result<Vec<Bytes>> {
+    match input.parameters.get("binary_data_size") {
+        Some(size) => {
+            let size = size.as_u64().ok_or_else(|| {
+                ServerError::BadRequest("binary_data_size is not an unsigned integer".into())
+            })? as usize;
+            if size != rest.len() {
+                return Err(ServerError::BadRequest(format!(
+                    "binary_data_size is {size} but {} bytes follow the JSON header",
+                    rest.len()
+                )));
+            }
+            binary::decode_bytes_elements(rest)
+        }
+        None => {
+            if !rest.is_empty() {
+                return Err(ServerError::BadRequest(
+                    "binary data follows the JSON but the input has no binary_data_size".into(),
+                ));
+            }
+            json_bytes_elements(input.data.as_ref())
+        }
+    }
+}
+
+/// A ciphertext is not UTF-8, so the output always travels in binary form;
+/// only an explicit request for JSON output is refused (up front, before
+/// any inference runs).
+fn check_binary_output(request: &InferRequest) -> Result<()> {
+    let explicit_json = request
+        .outputs
+        .iter()
+        .any(|o| o.parameters.get("binary_data") == Some(&Value::Bool(false)))
+        || request.parameters.get("binary_data_output") == Some(&Value::Bool(false));
+    if explicit_json {
+        return Err(ServerError::BadRequest(
+            "the output ciphertext is binary: ask for it with parameters.binary_data = true".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// JSON-mode BYTES data: a (possibly nested) array of strings.

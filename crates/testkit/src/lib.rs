@@ -1,5 +1,5 @@
 //! What every heman test suite needs: the repository root, HE-MAN's data
-//! (skipped with a visible notice where absent), and one way to compare
+//! (for tests ignored by default, run by CI), and one way to compare
 //! outputs.
 
 use std::path::PathBuf;
@@ -12,23 +12,20 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// HE-MAN's data (`../shared/data/heman` beside the checkout, or
-/// `$HEMAN_SHARED_DATA`). `None`, with a visible notice naming `test`, when
-/// absent: a user's clone has no `../shared`; CI has it.
-pub fn shared_data(test: &str) -> Option<PathBuf> {
+/// `$HEMAN_SHARED_DATA`). Tests that read it are
+/// `#[ignore = "needs ../shared/data/heman"]` (a user's clone has no
+/// `../shared`) and CI runs them with `--include-ignored`: where it is asked
+/// for and absent, the test fails saying where it looked.
+pub fn shared_data() -> PathBuf {
     let dir = std::env::var_os("HEMAN_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/data/heman"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        let note = format!(
-            "SKIPPED {test}: HE-MAN data not found at {} (set HEMAN_SHARED_DATA)",
-            dir.display()
-        );
-        println!("{note}");
-        eprintln!("{note}");
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "HE-MAN data not found at {} (set HEMAN_SHARED_DATA)",
+        dir.display()
+    );
+    dir
 }
 
 /// Largest deviation of `actual` from `expected`, relative to

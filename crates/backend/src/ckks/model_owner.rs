@@ -68,7 +68,8 @@ impl CkksModel {
     /// else (a ciphertext computed on, or with a forged header) would give
     /// garbage deep inside the executor.
     fn fresh_inputs(&self, input: &[u8], origin: &Path) -> Result<Vec<heman_ckks::Ciphertext>> {
-        crate::registry::check_kind(input, origin, &super::CKKS, Role::Ciphertexts)?;
+        crate::registry::check_kind(input, origin, &super::CKKS, Role::Ciphertexts)
+            .map_err(|e| e.context("input ciphertext refused"))?;
         let cts = Ciphertexts::from_bytes(input, origin, &self.params)
             .map_err(refused("input ciphertext"))?
             .ciphertexts;

@@ -97,7 +97,8 @@ impl ModelOwner for TfheModel {
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let key: &ServerKey = keys.get()?;
-        crate::registry::check_kind(input, origin, &super::TFHE, Role::Ciphertexts)?;
+        crate::registry::check_kind(input, origin, &super::TFHE, Role::Ciphertexts)
+            .map_err(|e| e.context("input ciphertext refused"))?;
         let cts = Ciphertexts::from_bytes(
             input,
             origin,

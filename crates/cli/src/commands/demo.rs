@@ -78,7 +78,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         data,
         keys,
     };
-    classify(&files, &set, &load_onnx(&model)?)?;
+    let what = if backend.encrypts() {
+        "encrypted"
+    } else {
+        "simulated (nothing encrypted)"
+    };
+    classify(&files, &set, &load_onnx(&model)?, what)?;
     if temporary {
         std::fs::remove_dir_all(&work).ok();
     } else {
@@ -96,7 +101,12 @@ struct Files {
 
 /// Steps 3 to 5 on every test digit, through the files, with the time per
 /// step and the agreement with the plaintext model.
-fn classify(files: &Files, set: &LabelledSet, graph: &heman_model::Graph) -> Result<()> {
+fn classify(
+    files: &Files,
+    set: &LabelledSet,
+    graph: &heman_model::Graph,
+    what: &str,
+) -> Result<()> {
     let (mut agree, mut correct) = (0, 0);
     let mut seconds = [0.0; 3];
     let mut sizes = (0, 0);
@@ -143,7 +153,7 @@ fn classify(files: &Files, set: &LabelledSet, graph: &heman_model::Graph) -> Res
     );
     println!("5. decrypt     {:>8.3} s  per image", seconds[2] / n);
     println!(
-        "encrypted accuracy {correct}/{} ({:.1}%), same prediction as plaintext on {agree}/{}",
+        "{what} accuracy {correct}/{} ({:.1}%), same prediction as plaintext on {agree}/{}",
         set.inputs.len(),
         100.0 * correct as f64 / n,
         set.inputs.len()

@@ -108,21 +108,17 @@ fn simulate(
     encrypted: usize,
 ) -> Result<Simulated> {
     let (source, compilation) = workflow::compile_with(model, calibration, backend, options)?;
-    let session = Session::new(source, &compilation, ServingOptions::default())?;
+    let owner = backend.load_model(&compilation.model, model, ServingOptions::default())?;
     let bar = progress::bar(set.inputs.len(), "simulated");
     let verdicts: Vec<[bool; 3]> = set
         .inputs
         .par_iter()
         .enumerate()
         .map(|(index, sample)| {
-            let x = heman_backend::input::fit_input(
-                &sample.tensor,
-                session.data_owner.input(),
-                &sample.name,
-            )?;
-            let plain = session.source.graph.run(std::slice::from_ref(&x))?.remove(0);
-            let exact = session.owner.simulate(&x, None)?;
-            let noisy = session.owner.simulate(&x, Some(1_000_003 * index as u64 + 7))?;
+            let x = heman_backend::input::fit_input(&sample.tensor, owner.input(), &sample.name)?;
+            let plain = source.graph.run(std::slice::from_ref(&x))?.remove(0);
+            let exact = owner.simulate(&x, None)?;
+            let noisy = owner.simulate(&x, Some(1_000_003 * index as u64 + 7))?;
             bar.inc(1);
             Ok([plain, exact, noisy].map(|y| set.is_correct(index, &y)))
         })
@@ -132,6 +128,7 @@ fn simulate(
     let pct = |k: usize| 100.0 * verdicts.iter().filter(|v| v[k]).count() as f64 / n;
     let encrypted = (encrypted > 0)
         .then(|| -> Result<(usize, f64, usize)> {
+            let session = Session::new(source, &compilation, ServingOptions::default())?;
             let count = encrypted.min(set.inputs.len());
             let bar = progress::bar(count, "encrypted");
             let mut right = 0;
@@ -152,7 +149,7 @@ fn simulate(
         simulated: pct(1),
         noisy: pct(2),
         encrypted,
-        summary: compilation.report.summary,
+        summary: compilation.report.summary.clone(),
     })
 }
 
@@ -161,14 +158,13 @@ fn table_header() {
     println!("|---|---|---|---|---|---|---|---|---|");
 }
 
-fn table_row(model: &str, set: &LabelledSet, s: &Simulated, backend: &dyn Backend) {
+fn table_row(model: &str, data: &str, set: &LabelledSet, s: &Simulated, backend: &dyn Backend) {
     let (encrypted, agreement) = match s.encrypted {
         Some((n, acc, same)) => (format!("{acc:.2}% ({n})"), format!("{same}/{n}")),
         None => ("-".into(), "-".into()),
     };
     println!(
-        "| {model} | {} ({}) | {} | {:.2}% | {:.2}% | {:.2}% | {encrypted} | {agreement} | {}: {} |",
-        set.root.display(),
+        "| {model} | {data} ({}) | {} | {:.2}% | {:.2}% | {:.2}% | {encrypted} | {agreement} | {}: {} |",
         set.task_name(),
         s.items,
         s.plaintext,
@@ -199,7 +195,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 &options,
                 args.encrypted,
             ) {
-                Ok(s) => table_row(entry.model, &set, &s, backend),
+                Ok(s) => table_row(entry.model, entry.data, &set, &s, backend),
                 Err(e) => println!("| {} | {} | not run: {e:#} |", entry.model, entry.data),
             }
         }
@@ -212,7 +208,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(calibration) = &args.calibration {
         let s = simulate(&model, calibration, &set, backend, &overrides, args.encrypted)?;
         table_header();
-        table_row(&model.display().to_string(), &set, &s, backend);
+        table_row(
+            &model.display().to_string(),
+            &data.display().to_string(),
+            &set,
+            &s,
+            backend,
+        );
         return Ok(());
     }
     let name = model

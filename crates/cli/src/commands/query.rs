@@ -188,11 +188,14 @@ fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<(Box<dyn DataOwner
         std::fs::remove_file(&received).ok();
     } else {
         println!(
-            "making keys in {} ({} backend: {})",
+            "making keys in {} for the {} backend ({}):",
             keys.display(),
             backend.name(),
             backend.about()
         );
+        for line in backend.describe_keyparams(server_keyparams.as_bytes(), &received)? {
+            println!("  {line}");
+        }
         std::fs::rename(&received, &ours).with_context(|| format!("writing {}", ours.display()))?;
         workflow::keygen(&ours, keys)?;
     }

@@ -321,42 +321,16 @@ pub fn build_plan(
     bits: Bits,
     postprocess: Vec<Op>,
 ) -> Result<TfhePlan> {
-    let readers: Vec<Reader> = (0..segments.len())
-        .map(|k| match segments.get(k + 1).map(|s| &s.kind) {
-            Some(SegmentKind::Linear(_)) => Reader::Linear,
-            Some(SegmentKind::Lookup(_)) => Reader::Bootstrap,
-            Some(SegmentKind::Max(_)) => Reader::Max,
-            None => Reader::Output,
-        })
-        .collect();
-    let window = 1u64 << bits.window;
-    let output_window = 1u64 << bits.output;
-    let activation_levels = 1u64 << bits.activation;
-    let window_encoding = InputWindow::finest(preset, window, 1).encoding;
-    let output_encoding = Encoding::fitting(output_window, HALF_TORUS);
-    // A run of linear segments ends at the first one a bootstrap or the
-    // output reads; the whole run computes at its reader's encoding.
-    let end_reader = |k: usize| {
-        (k..segments.len())
-            .find(|&j| readers[j] != Reader::Linear)
-            .map_or(Reader::Output, |j| readers[j])
-    };
-    let run_encoding = |k: usize| match end_reader(k) {
-        Reader::Bootstrap => window_encoding,
-        _ => output_encoding,
-    };
-
+    let encodings = Encodings::new(segments, preset, bits);
     let input_id = graph.inputs[0];
     let input_shape = graph.shape(input_id).to_vec();
     let input_range = calibrated(graph, ranges, input_id, "input")?;
     let input_levels = 1u64 << bits.input;
     let input_quant = levels_over(input_range, input_levels);
-    // A max tree reads differences of values in 0..count: 2 count - 1 values.
-    let max_encoding = |count: u64| InputWindow::finest(preset, 2 * count - 1, 1).encoding;
     let input_encoding = match segments.first().map(|s| &s.kind) {
         Some(SegmentKind::Lookup(_)) => InputWindow::finest(preset, input_levels, 1).encoding,
-        Some(SegmentKind::Max(_)) => max_encoding(input_levels),
-        Some(SegmentKind::Linear(_)) => run_encoding(0),
+        Some(SegmentKind::Max(_)) => encodings.max(input_levels),
+        Some(SegmentKind::Linear(_)) => encodings.run(0),
         None => Encoding::fitting(input_levels, HALF_TORUS),
     };
     let volume: usize = input_shape.iter().product();
@@ -372,12 +346,12 @@ pub fn build_plan(
             SegmentKind::Linear(map) => {
                 // Rows read by a linear segment have no window of their
                 // own: fixed weight bits, the run's last segment fits the sum.
-                let (target, weight_bits) = match readers[k] {
+                let (target, weight_bits) = match encodings.readers[k] {
                     Reader::Linear => (u64::MAX, Some(bits.intermediate)),
                     // (A max always reads a lookup's output: segments() puts
                     // one in between.)
-                    Reader::Bootstrap | Reader::Max => (window, bits.weights),
-                    Reader::Output => (output_window, bits.weights),
+                    Reader::Bootstrap | Reader::Max => (encodings.window, bits.weights),
+                    Reader::Output => (encodings.output_window, bits.weights),
                 };
                 let (stage, out) =
                     quantise_linear(map, &values, target, weight_bits, &segment.name, encoding)?;
@@ -386,19 +360,14 @@ pub fn build_plan(
             }
             SegmentKind::Lookup(function) => {
                 let output_range = calibrated(graph, ranges, segment.output, &segment.name)?;
-                let out_encoding = match readers[k] {
-                    Reader::Linear => run_encoding(k + 1),
-                    Reader::Max => max_encoding(activation_levels),
-                    Reader::Bootstrap => InputWindow::finest(preset, activation_levels, 1).encoding,
-                    Reader::Output => Encoding::fitting(activation_levels, HALF_TORUS),
-                };
+                let out_encoding = encodings.lookup_output(k);
                 let (stage, out) = quantise_lookup(
                     preset,
                     function,
                     &values,
                     encoding,
                     output_range,
-                    activation_levels,
+                    encodings.activation_levels,
                     out_encoding,
                     &segment.name,
                 )?;
@@ -407,26 +376,9 @@ pub fn build_plan(
                 encoding = out_encoding;
             }
             SegmentKind::Max(windows) => {
-                let uniform = !values.is_empty()
-                    && (1..values.len()).all(|i| {
-                        values.count[i] == values.count[0]
-                            && values.scale[i] == values.scale[0]
-                            && values.offset[i] == values.offset[0]
-                    });
-                if !uniform {
-                    return Err(CompileError::Budget {
-                        node: segment.name.clone(),
-                        message: "a max tree needs inputs of one quantisation".into(),
-                    });
-                }
-                let count = values.count[0];
-                let (levels, outputs) = max_tree(windows, &segment.name, encoding, count);
+                let (levels, out) = lower_max(windows, &values, encoding, &segment.name)?;
                 stages.extend(levels.into_iter().map(TfheStage::Max));
-                values = Quantisation {
-                    scale: vec![values.scale[0]; outputs],
-                    offset: vec![values.offset[0]; outputs],
-                    count: vec![count; outputs],
-                };
+                values = out;
             }
         }
     }
@@ -449,4 +401,104 @@ pub fn build_plan(
         },
         postprocess,
     })
+}
+
+/// The torus encodings of a plan's values, by who reads them.
+struct Encodings {
+    preset: Preset,
+    /// Who reads each segment's output.
+    readers: Vec<Reader>,
+    /// Values in a bootstrap's window.
+    window: u64,
+    /// Values in the output window.
+    output_window: u64,
+    /// Levels of an activation's output.
+    activation_levels: u64,
+    window_encoding: Encoding,
+    output_encoding: Encoding,
+}
+
+impl Encodings {
+    fn new(segments: &[Segment], preset: Preset, bits: Bits) -> Self {
+        let readers = (0..segments.len())
+            .map(|k| match segments.get(k + 1).map(|s| &s.kind) {
+                Some(SegmentKind::Linear(_)) => Reader::Linear,
+                Some(SegmentKind::Lookup(_)) => Reader::Bootstrap,
+                Some(SegmentKind::Max(_)) => Reader::Max,
+                None => Reader::Output,
+            })
+            .collect();
+        let window = 1u64 << bits.window;
+        let output_window = 1u64 << bits.output;
+        Self {
+            preset,
+            readers,
+            window,
+            output_window,
+            activation_levels: 1u64 << bits.activation,
+            window_encoding: InputWindow::finest(preset, window, 1).encoding,
+            output_encoding: Encoding::fitting(output_window, HALF_TORUS),
+        }
+    }
+
+    /// A run of linear segments ends at the first one a bootstrap or the
+    /// output reads; the whole run from segment `k` computes at its
+    /// reader's encoding.
+    fn run(&self, k: usize) -> Encoding {
+        let end = (k..self.readers.len())
+            .find(|&j| self.readers[j] != Reader::Linear)
+            .map_or(Reader::Output, |j| self.readers[j]);
+        match end {
+            Reader::Bootstrap => self.window_encoding,
+            _ => self.output_encoding,
+        }
+    }
+
+    /// A max tree reads differences of values in 0..count: 2 count - 1 values.
+    fn max(&self, count: u64) -> Encoding {
+        InputWindow::finest(self.preset, 2 * count - 1, 1).encoding
+    }
+
+    /// The encoding lookup segment `k` writes its outputs at.
+    fn lookup_output(&self, k: usize) -> Encoding {
+        let levels = self.activation_levels;
+        match self.readers[k] {
+            Reader::Linear => self.run(k + 1),
+            Reader::Max => self.max(levels),
+            Reader::Bootstrap => InputWindow::finest(self.preset, levels, 1).encoding,
+            Reader::Output => Encoding::fitting(levels, HALF_TORUS),
+        }
+    }
+}
+
+/// A max pool as a tree of pairwise maxima over values of one quantisation:
+/// its levels and the quantisation of its outputs.
+fn lower_max(
+    windows: &[Vec<u32>],
+    values: &Quantisation,
+    encoding: Encoding,
+    name: &str,
+) -> Result<(Vec<MaxStage>, Quantisation)> {
+    let uniform = !values.is_empty()
+        && (1..values.len()).all(|i| {
+            values.count[i] == values.count[0]
+                && values.scale[i] == values.scale[0]
+                && values.offset[i] == values.offset[0]
+        });
+    if !uniform {
+        return Err(CompileError::Budget {
+            node: name.to_string(),
+            message: "a max tree needs inputs of one quantisation".into(),
+        });
+    }
+    let count = values.count[0];
+    let (levels, outputs) = max_tree(windows, name, encoding, count);
+    Ok((
+        levels,
+        Quantisation {
+            scale: vec![values.scale[0]; outputs],
+            offset: vec![values.offset[0]; outputs],
+            count: vec![count; outputs],
+        },
+    ))
 }

@@ -159,32 +159,7 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
             affine_input(graph, index).is_some() || matches!(node.op, Op::Pow { exponent: 1 });
         if affine && graph.has_single_use(expected) {
             let map = AffineMap::probe(graph, &[index], graph.shape(input));
-            let merged = match out.last_mut() {
-                Some(Segment {
-                    kind: SegmentKind::Linear(previous),
-                    output,
-                    name,
-                    ..
-                }) if *output == input => {
-                    let merged = previous.then(&map);
-                    let fits = merged.nonzeros() <= previous.nonzeros() + map.nonzeros();
-                    if fits {
-                        *previous = merged;
-                        *output = node.output;
-                        name.clone_from(&node.name);
-                    }
-                    fits
-                }
-                _ => false,
-            };
-            if !merged {
-                out.push(Segment {
-                    kind: SegmentKind::Linear(map),
-                    input,
-                    output: node.output,
-                    name: node.name.clone(),
-                });
-            }
+            push_linear(&mut out, map, input, node.output, &node.name);
             expected = node.output;
             index += 1;
         } else if let (Op::Pool(pool), true) = (&node.op, graph.has_single_use(expected)) {
@@ -207,35 +182,16 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
             index += 1;
         } else if let Some((expression, last, output)) = elementwise_region(graph, index, input) {
             let name = graph.nodes[last].name.clone();
-            match out.last_mut() {
-                Some(Segment {
-                    kind: SegmentKind::Lookup(previous),
-                    output: previous_output,
-                    name: previous_name,
-                    ..
-                }) if *previous_output == input => {
-                    *previous = previous.then(&expression);
-                    *previous_output = output;
-                    *previous_name = name;
-                }
-                _ => out.push(Segment {
-                    kind: SegmentKind::Lookup(expression),
-                    input,
-                    output,
-                    name,
-                }),
-            }
+            push_lookup(&mut out, expression, input, output, name);
             expected = output;
             index = last + 1;
         } else {
-            let reason = if computed_inputs(graph, index).len() > 1 {
-                ": joins computed values (a branching graph)"
-            } else if !graph.has_single_use(input) {
-                ": its input is read by other nodes too (a branching graph)"
-            } else {
-                ""
-            };
-            problems.push(format!("'{}' ({}{reason})", node.name, node.op.name()));
+            problems.push(format!(
+                "'{}' ({}{})",
+                node.name,
+                node.op.name(),
+                branching_reason(graph, index, input)
+            ));
             expected = node.output;
             index += 1;
         }
@@ -250,6 +206,76 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
         )));
     }
     Ok(requantise_around_max(out))
+}
+
+/// Appends the affine map of one node: merged into the linear segment
+/// before it while the merged map has no more nonzero weights than the two
+/// parts, else a segment of its own.
+fn push_linear(out: &mut Vec<Segment>, map: AffineMap, input: ValueId, output: ValueId, name: &str) {
+    if let Some(Segment {
+        kind: SegmentKind::Linear(previous),
+        output: previous_output,
+        name: previous_name,
+        ..
+    }) = out.last_mut()
+    {
+        if *previous_output == input {
+            let merged = previous.then(&map);
+            if merged.nonzeros() <= previous.nonzeros() + map.nonzeros() {
+                *previous = merged;
+                *previous_output = output;
+                *previous_name = name.to_string();
+                return;
+            }
+        }
+    }
+    out.push(Segment {
+        kind: SegmentKind::Linear(map),
+        input,
+        output,
+        name: name.to_string(),
+    });
+}
+
+/// Appends an elementwise region: composed into the lookup segment it
+/// follows, else a segment of its own.
+fn push_lookup(
+    out: &mut Vec<Segment>,
+    expression: Expression,
+    input: ValueId,
+    output: ValueId,
+    name: String,
+) {
+    match out.last_mut() {
+        Some(Segment {
+            kind: SegmentKind::Lookup(previous),
+            output: previous_output,
+            name: previous_name,
+            ..
+        }) if *previous_output == input => {
+            *previous = previous.then(&expression);
+            *previous_output = output;
+            *previous_name = name;
+        }
+        _ => out.push(Segment {
+            kind: SegmentKind::Lookup(expression),
+            input,
+            output,
+            name,
+        }),
+    }
+}
+
+/// Why node `index` (reading `input`) cannot join the chain, where a
+/// branching graph is the reason.
+fn branching_reason(graph: &Graph, index: usize, input: ValueId) -> &'static str {
+    if computed_inputs(graph, index).len() > 1 {
+        ": joins computed values (a branching graph)"
+    } else if !graph.has_single_use(input) {
+        ": its input is read by other nodes too (a branching graph)"
+    } else {
+        ""
+    }
 }
 
 /// A max tree compares integers of one uniform quantisation in a window it

@@ -159,66 +159,80 @@ impl LabelledSet {
             }
             v
         };
-        let labels_path = root.join("labels.npy");
         let lfw_data = root.join("data");
         if lfw_data.is_dir() && root.join("verification").is_dir() {
-            let inputs = take(load_arrays(&lfw_data)?);
-            let mut references = Vec::with_capacity(inputs.len());
-            let mut same = Vec::with_capacity(inputs.len());
-            for sample in &inputs {
-                let reference = root
-                    .join("verification")
-                    .join(format!("{}.npy", sample.name));
-                references.push(read_npy(&reference)?);
-                let index: usize = sample.name.parse().map_err(|_| {
-                    dataset_error(
-                        &lfw_data,
-                        format!("'{}.npy' is not a pair number", sample.name),
-                    )
-                })?;
-                same.push(index.is_multiple_of(2));
-            }
-            return Ok(Self {
-                root: root.to_path_buf(),
-                inputs,
-                task: Task::Verification {
-                    references,
-                    same,
-                    threshold: LFW_THRESHOLD,
-                },
-            });
+            return Self::load_pairs(root, take(load_arrays(&lfw_data)?));
         }
         let mut all = load_arrays(root)?;
+        let labels_path = root.join("labels.npy");
         if labels_path.is_file() {
             all.retain(|s| s.name != "labels");
-            let labels = read_npy(&labels_path)?;
-            let inputs = take(all);
-            if labels.len() < inputs.len() {
-                return Err(dataset_error(
-                    &labels_path,
-                    format!("{} labels for {} inputs", labels.len(), inputs.len()),
-                ));
-            }
-            let mut picked = Vec::with_capacity(inputs.len());
-            for sample in &inputs {
-                let index: usize = sample.name.parse().map_err(|_| {
-                    dataset_error(
-                        root,
-                        format!("'{}.npy' is not an image number", sample.name),
-                    )
-                })?;
-                let label = labels.data().get(index).copied().ok_or_else(|| {
-                    dataset_error(&labels_path, format!("no label for image {index}"))
-                })?;
-                picked.push(label as usize);
-            }
-            return Ok(Self {
-                root: root.to_path_buf(),
-                inputs,
-                task: Task::Classification { labels: picked },
-            });
+            return Self::load_numbered(root, take(all), &labels_path);
         }
-        let inputs = take(all);
+        Self::load_named(root, take(all))
+    }
+
+    /// LFW pairs: `data/<i>.npy` with `verification/<i>.npy`, the same
+    /// person when `i` is even.
+    fn load_pairs(root: &Path, inputs: Vec<Sample>) -> Result<Self> {
+        let lfw_data = root.join("data");
+        let mut references = Vec::with_capacity(inputs.len());
+        let mut same = Vec::with_capacity(inputs.len());
+        for sample in &inputs {
+            let reference = root
+                .join("verification")
+                .join(format!("{}.npy", sample.name));
+            references.push(read_npy(&reference)?);
+            let index: usize = sample.name.parse().map_err(|_| {
+                dataset_error(
+                    &lfw_data,
+                    format!("'{}.npy' is not a pair number", sample.name),
+                )
+            })?;
+            same.push(index.is_multiple_of(2));
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            inputs,
+            task: Task::Verification {
+                references,
+                same,
+                threshold: LFW_THRESHOLD,
+            },
+        })
+    }
+
+    /// MNIST: `<i>.npy` images labelled by entry `i` of `labels.npy`.
+    fn load_numbered(root: &Path, inputs: Vec<Sample>, labels_path: &Path) -> Result<Self> {
+        let labels = read_npy(labels_path)?;
+        if labels.len() < inputs.len() {
+            return Err(dataset_error(
+                labels_path,
+                format!("{} labels for {} inputs", labels.len(), inputs.len()),
+            ));
+        }
+        let mut picked = Vec::with_capacity(inputs.len());
+        for sample in &inputs {
+            let index: usize = sample.name.parse().map_err(|_| {
+                dataset_error(
+                    root,
+                    format!("'{}.npy' is not an image number", sample.name),
+                )
+            })?;
+            let label = labels.data().get(index).copied().ok_or_else(|| {
+                dataset_error(labels_path, format!("no label for image {index}"))
+            })?;
+            picked.push(label as usize);
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            inputs,
+            task: Task::Classification { labels: picked },
+        })
+    }
+
+    /// The demo's `<label>-<k>.npy` files.
+    fn load_named(root: &Path, inputs: Vec<Sample>) -> Result<Self> {
         let labels = inputs
             .iter()
             .map(|s| {

@@ -146,7 +146,7 @@ async fn encrypted_inference_over_grpc() {
     };
     let e = keys.register_keys(register(vec![1; 64])).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("not heman evaluation keys"), "{e:?}");
+    assert!(e.message().contains("not a heman file"), "{e:?}");
     let key_id = keys
         .register_keys(register(fx.eval_keys.clone()))
         .await

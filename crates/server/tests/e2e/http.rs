@@ -157,16 +157,16 @@ async fn encrypted_inference_over_http() {
     .unwrap();
     let a_ciphertext = fx.encrypt(&digit(0));
     for (what, body, expected) in [
-        ("garbage keys", vec![7u8; 100], "not heman evaluation keys"),
+        ("garbage keys", vec![7u8; 100], "not a heman file"),
         (
             "truncated keys",
             fx.eval_keys[..fx.eval_keys.len() / 2].to_vec(),
-            "not heman evaluation keys",
+            "truncated",
         ),
         (
             "a ciphertext as keys",
             a_ciphertext.clone(),
-            "expected evaluation keys",
+            "expected ckks evaluation keys",
         ),
         (
             "keys for other parameters",
