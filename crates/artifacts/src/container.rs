@@ -261,11 +261,7 @@ impl Container {
     /// This container if it is as `expected`: kind, then format version,
     /// then parameters.
     pub fn expecting(self, path: &Path, expected: Expected) -> Result<Self> {
-        check_header(
-            path,
-            (self.kind, self.version, &self.fingerprint),
-            expected,
-        )?;
+        check_header(path, (self.kind, self.version, &self.fingerprint), expected)?;
         Ok(self)
     }
 
@@ -366,7 +362,10 @@ mod tests {
             expected(KIND, 3, Some(&[7; 32])),
         )
         .unwrap();
-        assert_eq!((c.kind, c.version, c.payload.as_slice()), (KIND, 3, &b"payload"[..]));
+        assert_eq!(
+            (c.kind, c.version, c.payload.as_slice()),
+            (KIND, 3, &b"payload"[..])
+        );
         let e = Container::from_bytes_expecting(
             &bytes_of(KIND, 3),
             path,
@@ -374,7 +373,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("x.heman") && e.contains("other parameters"), "{e}");
+        assert!(
+            e.contains("x.heman") && e.contains("other parameters"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -384,12 +386,18 @@ mod tests {
         let e = Container::from_bytes_expecting(&bytes_of(keys, 1), path, expected(KIND, 1, None))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("holds evaluation keys, expected ciphertexts"), "{e}");
+        assert!(
+            e.contains("holds evaluation keys, expected ciphertexts"),
+            "{e}"
+        );
         let other = Kind::new(2, Role::Ciphertexts);
         let e = Container::from_bytes_expecting(&bytes_of(other, 1), path, expected(KIND, 1, None))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("backend tag 2") && e.contains("backend tag 1"), "{e}");
+        assert!(
+            e.contains("backend tag 2") && e.contains("backend tag 1"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -418,7 +426,10 @@ mod tests {
         let e = Container::from_bytes(&bytes, Path::new("old.heman"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("earlier heman") && e.contains("heman keyparams"), "{e}");
+        assert!(
+            e.contains("earlier heman") && e.contains("heman keyparams"),
+            "{e}"
+        );
         bytes[5] = 0x1f;
         let e = Container::from_bytes(&bytes, Path::new("x")).unwrap_err();
         assert!(e.to_string().contains("unknown content kind"), "{e}");

@@ -8,6 +8,8 @@
 //! field says which backend's files go with it. Each backend's files are in
 //! its module ([`ckks`], [`tfhe`]), laid out the same way.
 
+#![warn(missing_docs)]
+
 pub mod ckks;
 pub mod container;
 pub mod error;

@@ -78,7 +78,10 @@ mod tests {
         assert_eq!(fit_input(&t, &info(), "a.npy").unwrap().shape(), &[1, 2, 2]);
         let wrong = Tensor::new(vec![3], vec![0.0; 3]);
         let e = fit_input(&wrong, &info(), "a.npy").unwrap_err();
-        assert!(e.is_refusal() && e.to_string().contains("a.npy: shape [3]"), "{e}");
+        assert!(
+            e.is_refusal() && e.to_string().contains("a.npy: shape [3]"),
+            "{e}"
+        );
         let nan = Tensor::new(vec![2, 2], vec![0.0, f64::NAN, 0.0, 0.0]);
         let e = fit_input(&nan, &info(), "b.npy").unwrap_err();
         assert!(e.to_string().contains("b.npy: element 1 is NaN"), "{e}");

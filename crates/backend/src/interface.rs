@@ -37,9 +37,8 @@ impl CompileOptions {
     /// Sets one option from its name and value as text (`preset=2_3`,
     /// `exact=true`, `flooding_security=40`): for suites and bindings.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        let bad = |what: &str| {
-            crate::BackendError::Compile(format!("option {name}={value}: {what}"))
-        };
+        let bad =
+            |what: &str| crate::BackendError::Compile(format!("option {name}={value}: {what}"));
         match name {
             "flooding_security" => {
                 self.flooding_security = Some(value.parse().map_err(|_| bad("not a bit count"))?)
@@ -47,7 +46,11 @@ impl CompileOptions {
             "preset" => self.preset = Some(value.to_string()),
             "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
-            _ => return Err(bad("no such option (flooding_security, preset, exact, noise)")),
+            _ => {
+                return Err(bad(
+                    "no such option (flooding_security, preset, exact, noise)",
+                ))
+            }
         }
         Ok(())
     }
@@ -88,13 +91,8 @@ impl ModelSource {
     pub fn load(model: &Path, calibration: &Path, progress: &dyn Progress) -> Result<Self> {
         let graph = heman_model::load_onnx(model)?;
         let samples = heman_model::io::dataset::load_arrays(calibration)?;
-        Self::new(
-            model.display().to_string(),
-            graph,
-            samples,
-            progress,
-        )
-        .map_err(|e| e.context(format!("calibration set {}", calibration.display())))
+        Self::new(model.display().to_string(), graph, samples, progress)
+            .map_err(|e| e.context(format!("calibration set {}", calibration.display())))
     }
 
     /// A model from its graph and calibration samples (ranges measured here).
@@ -105,9 +103,8 @@ impl ModelSource {
         progress: &dyn Progress,
     ) -> Result<Self> {
         progress.start("calibrating", Some(samples.len() as u64));
-        let ranges = CalibrationRanges::measure_with_progress(&graph, &samples, |_| {
-            progress.advance(1)
-        });
+        let ranges =
+            CalibrationRanges::measure_with_progress(&graph, &samples, |_| progress.advance(1));
         progress.finish();
         Ok(Self {
             name,
@@ -269,8 +266,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Box<dyn ModelOwner>>;
 
     /// The data owner makes keys for a keyparams text (`origin` names it).
-    fn keygen(&self, keyparams: &[u8], origin: &Path, progress: &dyn Progress)
-        -> Result<KeyFiles>;
+    fn keygen(&self, keyparams: &[u8], origin: &Path, progress: &dyn Progress) -> Result<KeyFiles>;
 
     /// The data owner opens its keys: keyparams and secret key file.
     fn data_owner(

@@ -50,7 +50,11 @@ impl KeysDir {
 
     /// Makes keys for the keyparams file at `keyparams` and writes them,
     /// with a copy of the keyparams; answers the backend.
-    pub fn generate(&self, keyparams: &Path, progress: &dyn Progress) -> Result<&'static dyn Backend> {
+    pub fn generate(
+        &self,
+        keyparams: &Path,
+        progress: &dyn Progress,
+    ) -> Result<&'static dyn Backend> {
         let text = read(keyparams)?;
         let backend = registry::for_keyparams(&text, keyparams)?;
         let keys = backend.keygen(&text, keyparams, progress)?;

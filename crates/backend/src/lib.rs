@@ -24,7 +24,7 @@ pub mod tfhe;
 
 pub use error::{BackendError, Result};
 pub use interface::{
-    Backend, Calibration, CompileOptions, Compilation, DataOwner, EvaluationKeys, Inference,
+    Backend, Calibration, Compilation, CompileOptions, DataOwner, EvaluationKeys, Inference,
     KeyFiles, ModelOwner, ModelSource, Report, ServingOptions, StageTiming, TensorInfo,
 };
 pub use keys_dir::KeysDir;

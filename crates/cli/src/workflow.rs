@@ -84,7 +84,11 @@ impl BackendArgs {
 }
 
 /// The model owner: loads the model and its calibration, compiles.
-pub fn compile(model: &Path, calibration: &Path, args: &BackendArgs) -> Result<(ModelSource, Compilation)> {
+pub fn compile(
+    model: &Path,
+    calibration: &Path,
+    args: &BackendArgs,
+) -> Result<(ModelSource, Compilation)> {
     compile_with(model, calibration, args.backend()?, &args.options())
 }
 

@@ -246,9 +246,8 @@ fn serve_and_query_end_to_end() {
     let y = heman_model::io::npy::read_npy(&w("tfhe.npy")).unwrap();
     // The quantised plaintext model's output (the model owner's view), which
     // exact mode's decryption reproduces up to the f32 of the .npy.
-    let model =
-        heman_artifacts::tfhe::CompiledModel::read(&repo.join("relu_tfhe/relu_tfhe.heman"))
-            .unwrap();
+    let model = heman_artifacts::tfhe::CompiledModel::read(&repo.join("relu_tfhe/relu_tfhe.heman"))
+        .unwrap();
     let plan = &model.plan;
     let x = heman_model::io::npy::read_npy(&input)
         .unwrap()

@@ -13,6 +13,8 @@ pub enum InputKey<'a> {
     /// public-key encryption's ~N sigma, and a seeded ciphertext half the
     /// size. The data owner holds the secret key in heman's workflow.
     Secret(&'a Decryptor),
+    /// Public-key encryption (what the dry runs that measure the output
+    /// noise use: the noisier of the two).
     Public(&'a Encryptor),
 }
 

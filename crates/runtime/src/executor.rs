@@ -47,6 +47,8 @@ pub struct PreparedPlan<'p> {
 }
 
 impl<'p> PreparedPlan<'p> {
+    /// `plan` under `params`, keeping up to `budget_bytes` of encoded
+    /// diagonals (whole stages, in order).
     pub fn new(plan: &'p Plan, params: &CkksParameters, budget_bytes: usize) -> Self {
         let mut level = params.max_level();
         let mut left = budget_bytes;
@@ -75,6 +77,7 @@ impl<'p> PreparedPlan<'p> {
         Self { plan, cache }
     }
 
+    /// The plan it prepares.
     pub fn plan(&self) -> &Plan {
         self.plan
     }
@@ -94,6 +97,7 @@ pub struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
+    /// An executor under `params` with the data owner's evaluation keys.
     pub fn new(
         params: &'a CkksParameters,
         relin: &'a RelinearizationKey,
@@ -381,8 +385,8 @@ impl<'a> Executor<'a> {
         sum: Option<Ciphertext>,
         bias: &[(u32, f64)],
     ) -> Result<Ciphertext> {
-        let sum = sum
-            .ok_or_else(|| RuntimeError::Input("an output ciphertext receives no term".into()))?;
+        let sum =
+            sum.ok_or_else(|| RuntimeError::Input("an output ciphertext receives no term".into()))?;
         let mut ct = self.evaluator.rescale(&sum)?;
         for &step in &t.sum_steps {
             let rotated = self.evaluator.rotate(&ct, step as i64, self.galois)?;

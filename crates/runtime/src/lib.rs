@@ -3,11 +3,12 @@
 //! from slot layouts (the data owner's side); module [`tfhe`] does the same
 //! for TFHE plans.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod executor;
 pub mod flooding;
-pub mod precision;
 #[cfg(feature = "tfhe")]
 pub mod tfhe;
 
@@ -15,4 +16,3 @@ pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use error::{Result, RuntimeError};
 pub use executor::{stage_name, Executor, PreparedPlan};
 pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};
-pub use precision::{choose_parameters, ParameterCheck};

@@ -17,12 +17,17 @@ use crate::error::{Result, RuntimeError};
 /// Where one stage's time went.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageTiming {
+    /// The stage's index in the plan.
     pub stage: usize,
+    /// Its name.
     pub name: String,
-    /// `linear` or `lookup`.
+    /// `linear`, `lookup` or `max`.
     pub kind: &'static str,
+    /// Wall time, in seconds.
     pub seconds: f64,
+    /// Bootstraps it ran.
     pub bootstraps: usize,
+    /// Ciphertext multiply-adds it ran.
     pub multiply_adds: usize,
 }
 

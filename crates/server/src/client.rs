@@ -13,21 +13,34 @@ use crate::service::{DATATYPE, INPUT_NAME, KEY_ID_PARAMETER, OUTPUT_NAME};
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The request did not get through.
     #[error("{url}: {source}")]
     Transport {
+        /// What was asked.
         url: String,
+        /// Why it failed.
         #[source]
         source: reqwest::Error,
     },
     /// The server answered with an error status and message.
     #[error("{url}: server answered {status}: {message}")]
     Server {
+        /// What was asked.
         url: String,
+        /// The HTTP status.
         status: u16,
+        /// The server's message.
         message: String,
     },
+    /// The answer is not what the protocol says.
     #[error("{url}: {message}")]
-    Protocol { url: String, message: String },
+    Protocol {
+        /// What was asked.
+        url: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
+    /// Not a URL the client speaks.
     #[error("'{0}' is not an http:// URL")]
     Url(String),
 }

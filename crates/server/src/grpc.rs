@@ -117,7 +117,10 @@ impl GrpcInferenceService for Inference {
             platform: m.platform,
             inputs: tensors(m.inputs),
             outputs: tensors(m.outputs),
-            properties: HashMap::from([("keyparams".to_string(), model.keyparams_json().to_string())]),
+            properties: HashMap::from([(
+                "keyparams".to_string(),
+                model.keyparams_json().to_string(),
+            )]),
         }))
     }
 

@@ -149,15 +149,15 @@ impl KeyCache {
                         .parse_keys(&bytes, Path::new(KEYS))
                         .map_err(server_error)
                 })
-                    .await
-                    .map_err(|e| ServerError::Internal(format!("parsing keys panicked: {e}")))?
-                    .map_err(|e| match e {
-                        // Stored keys passed these checks at registration.
-                        ServerError::BadRequest(m) => {
-                            ServerError::Internal(format!("stored keys '{key_id}' damaged: {m}"))
-                        }
-                        e => e,
-                    })?;
+                .await
+                .map_err(|e| ServerError::Internal(format!("parsing keys panicked: {e}")))?
+                .map_err(|e| match e {
+                    // Stored keys passed these checks at registration.
+                    ServerError::BadRequest(m) => {
+                        ServerError::Internal(format!("stored keys '{key_id}' damaged: {m}"))
+                    }
+                    e => e,
+                })?;
                 Ok::<_, ServerError>(Arc::new(keys))
             })
             .await;

@@ -20,12 +20,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a key store failed (not the client's fault: answered as a 500).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
+    /// The directory store cannot be read or written.
     #[error("key store {0}: {1}")]
     Io(PathBuf, io::Error),
+    /// The object store failed.
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
+    /// A key id that cannot name stored keys.
     #[error("'{0}' is not a key id (64 lowercase hex digits)")]
     BadId(String),
+    /// The store's configuration is wrong.
     #[error("{0}")]
     Config(String),
 }
@@ -195,7 +199,9 @@ impl KeyStore for ObjectKeyStore {
 /// Where `heman serve` keeps keys: a directory, or `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyStoreLocation {
+    /// A local directory.
     Directory(PathBuf),
+    /// An S3 bucket and prefix.
     S3(S3Location),
 }
 
@@ -205,10 +211,13 @@ pub enum KeyStoreLocation {
 /// from the command line, where other users could read them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct S3Location {
+    /// The bucket.
     pub bucket: String,
+    /// The key prefix inside it (models' keys under `<prefix>/<id>.keys`).
     pub prefix: String,
     /// An S3-compatible server's URL (default: AWS, or `AWS_ENDPOINT_URL`).
     pub endpoint: Option<String>,
+    /// The region (default: `AWS_REGION`).
     pub region: Option<String>,
     /// Plain `http://` endpoints (a local S3-compatible server).
     pub allow_http: bool,

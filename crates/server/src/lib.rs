@@ -18,6 +18,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod client;
 pub mod error;
@@ -113,14 +115,19 @@ impl Config {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The model repository does not load.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+    /// The key store does not open.
     #[error(transparent)]
     KeyStore(#[from] KeyStoreError),
+    /// An address cannot be listened on.
     #[error("listening on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The HTTP server failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }

@@ -38,18 +38,25 @@ impl LoadedModel {
 /// Errors loading a repository.
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
+    /// A folder or file cannot be read.
     #[error("reading model repository {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    /// A model folder without a compiled model.
     #[error("model folder {0} holds no *.heman compiled model")]
     Empty(PathBuf),
+    /// A model folder with several.
     #[error("model folder {0} holds several *.heman files; keep one")]
     Ambiguous(PathBuf),
+    /// A `.heman` file that holds something else (keys, ciphertexts).
     #[error("{0} is a {1} file, not a compiled model")]
     NotAModel(PathBuf, String),
+    /// A simulation's model: nothing would be encrypted.
     #[error("{0}: a simulation ({1}) is not encrypted: it cannot be served")]
     NotEncrypted(PathBuf, &'static str),
+    /// No model at all.
     #[error("model repository {0} holds no model folder")]
     NoModels(PathBuf),
+    /// The backend refuses the compiled model.
     #[error(transparent)]
     Backend(#[from] heman_backend::BackendError),
 }

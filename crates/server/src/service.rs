@@ -77,8 +77,11 @@ pub fn model_metadata(model: &LoadedModel) -> ModelMetadata {
 
 /// An input tensor as either wire form describes it, before its contents.
 pub struct InputTensor<'a> {
+    /// Its name.
     pub name: &'a str,
+    /// Its datatype.
     pub datatype: &'a str,
+    /// Its shape.
     pub shape: &'a [i64],
 }
 
@@ -144,19 +147,25 @@ pub fn require_key_id(model: &str, key_id: Option<&str>) -> Result<String> {
 
 /// A validated inference request, protocol aside.
 pub struct InferCall {
+    /// The model asked for.
     pub model: Arc<LoadedModel>,
+    /// The registered evaluation keys' id.
     pub key_id: String,
+    /// The input ciphertext file.
     pub ciphertext: Bytes,
 }
 
 /// Which protocol a request came by (a metrics label).
 #[derive(Debug, Clone, Copy)]
 pub enum Protocol {
+    /// HTTP/REST.
     Http,
+    /// gRPC.
     Grpc,
 }
 
 impl Protocol {
+    /// Its label in metrics.
     pub fn label(self) -> &'static str {
         match self {
             Self::Http => "http",

@@ -2,6 +2,8 @@
 //! (for tests ignored by default, run by CI), and one way to compare
 //! outputs.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 use heman_model::Tensor;
@@ -53,7 +55,9 @@ pub fn max_abs_error(actual: &Tensor, expected: &Tensor) -> f64 {
 /// probability 2e-9).
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
+    /// Of the output's magnitude.
     pub relative: f64,
+    /// The flooding's expected error per output (six of them are allowed).
     pub slot_error: f64,
 }
 

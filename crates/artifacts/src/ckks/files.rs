@@ -9,10 +9,10 @@ use heman_compiler::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::container::{hex, Container, Role};
-use super::{expected, kind, version};
-use crate::error::{invalid, ArtifactError, Result};
 use super::keyparams::KeyParams;
+use super::{expected, kind, version};
+use crate::container::{hex, Container, Role};
+use crate::error::{invalid, ArtifactError, Result};
 
 fn ckks_error(path: &Path) -> impl Fn(heman_ckks::CkksError) -> ArtifactError + '_ {
     move |error| ArtifactError::Ckks {
@@ -62,7 +62,9 @@ fn split_parts<'a>(payload: &'a [u8], path: &Path) -> Result<Vec<&'a [u8]>> {
 /// keyparams it was compiled with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledModel {
+    /// The keyparams it was compiled with.
     pub keyparams: KeyParams,
+    /// The plan (weights included).
     pub plan: Plan,
 }
 
@@ -115,7 +117,9 @@ impl CompiledModel {
 
 /// What the data owner sends the model owner once: no secret.
 pub struct EvaluationKeys {
+    /// The relinearisation key.
     pub relin: RelinearizationKey,
+    /// The Galois keys of exactly the plan's rotations.
     pub galois: GaloisKeys,
     /// The data owner's public key: the model owner re-randomises every
     /// output ciphertext with a fresh encryption of zero under it.
@@ -135,7 +139,8 @@ impl EvaluationKeys {
             version(Role::EvaluationKeys),
             params.fingerprint(),
             payload,
-        ).to_bytes()
+        )
+        .to_bytes()
     }
 
     /// Parses evaluation keys read from (or received as) `path`.
@@ -162,10 +167,12 @@ impl EvaluationKeys {
         })
     }
 
+    /// Writes the evaluation keys file.
     pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
         crate::container::write_file(path, &self.to_bytes(params), false)
     }
 
+    /// Reads an evaluation keys file.
     pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| crate::error::io(path, e))?;
         Self::from_bytes(&bytes, path, params)
@@ -213,7 +220,8 @@ pub fn write_secret_key(path: &Path, params: &CkksParameters, sk: &SecretKey) ->
 
 /// Reads the data owner's secret key file.
 pub fn read_secret_key(path: &Path, params: &CkksParameters) -> Result<SecretKey> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| crate::error::io(path, e))?);
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| crate::error::io(path, e))?);
     secret_key_from_bytes(&bytes, path, params)
 }
 
@@ -235,19 +243,19 @@ pub fn write_public_key(path: &Path, params: &CkksParameters, pk: &PublicKey) ->
 
 /// Reads a public key file.
 pub fn read_public_key(path: &Path, params: &CkksParameters) -> Result<PublicKey> {
-    let container = Container::read_expecting(
-        path,
-        expected(Role::PublicKey, Some(&params.fingerprint())),
-    )?;
+    let container =
+        Container::read_expecting(path, expected(Role::PublicKey, Some(&params.fingerprint())))?;
     PublicKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
 }
 
 /// An encrypted tensor: its ciphertexts (seeded where fresh).
 pub struct Ciphertexts {
+    /// One per ciphertext of the slot layout.
     pub ciphertexts: Vec<Ciphertext>,
 }
 
 impl Ciphertexts {
+    /// The ciphertexts file (fresh ones seeded).
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
         let parts: Vec<Vec<u8>> = self
             .ciphertexts
@@ -262,9 +270,11 @@ impl Ciphertexts {
             version(Role::Ciphertexts),
             params.fingerprint(),
             join_parts(&parts),
-        ).to_bytes()
+        )
+        .to_bytes()
     }
 
+    /// Parses a ciphertexts file read from (or received as) `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
         let container = Container::from_bytes_expecting(
             bytes,
@@ -278,10 +288,12 @@ impl Ciphertexts {
         Ok(Self { ciphertexts })
     }
 
+    /// Writes the ciphertexts file.
     pub fn write(&self, path: &Path, params: &CkksParameters) -> Result<()> {
         crate::container::write_file(path, &self.to_bytes(params), false)
     }
 
+    /// Reads a ciphertexts file.
     pub fn read(path: &Path, params: &CkksParameters) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| crate::error::io(path, e))?;
         Self::from_bytes(&bytes, path, params)

@@ -14,39 +14,54 @@ use crate::container::{hex, write_file};
 use crate::error::{invalid, io, Result};
 use crate::{KEYPARAMS_FORMAT as FORMAT, KEYPARAMS_VERSION as VERSION};
 
-
 /// A tensor crossing the encryption boundary and its place in the slots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorSpec {
+    /// The graph value's name.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// Where its elements lie in the slots.
     pub layout: SlotLayout,
     /// The [min, max] calibration saw (the parameters hold values in it
     /// with margin; far outside it, results degrade).
     pub calibrated_range: Option<(f64, f64)>,
 }
 
+/// The CKKS keyparams.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyParams {
+    /// `heman-keyparams`.
     pub format: String,
+    /// The keyparams version.
     pub version: u32,
+    /// `ckks`.
     pub backend: String,
+    /// The security claim.
     pub security: String,
     /// Ring degree N = 2^log_n.
     pub log_n: u32,
+    /// Slots per ciphertext, N / 2.
     pub slots: usize,
     /// The ciphertext moduli q_0..q_L and the special primes.
     pub q: Vec<u64>,
+    /// The special primes (key switching).
     pub p: Vec<u64>,
+    /// The scale is 2^log_scale.
     pub log_scale: u32,
+    /// log2 of the whole modulus QP.
     pub log_qp: f64,
+    /// The 128-bit table's bound on log2(QP) for this N.
     pub max_log_qp: u32,
+    /// The bit sizes that regenerate the moduli.
     pub parameters: ParameterChoice,
     /// Levels the plan consumes.
     pub depth: usize,
     /// The only rotations the plan performs: the Galois keys to generate.
     pub rotation_steps: Vec<usize>,
+    /// The model's input.
     pub input: TensorSpec,
+    /// The model's output.
     pub output: TensorSpec,
     /// Weightless operators the data owner applies after decryption.
     pub postprocess: Vec<heman_model::ops::Op>,
@@ -114,6 +129,7 @@ impl KeyParams {
         Ok(params)
     }
 
+    /// Reads a keyparams file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
         Self::from_json(&bytes, path)
@@ -148,6 +164,7 @@ impl KeyParams {
         Ok(value)
     }
 
+    /// Writes the keyparams file (pretty JSON).
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("keyparams serialise");
         write_file(path, &json, false)

@@ -6,9 +6,9 @@ mod files;
 mod keyparams;
 
 pub use files::{
-    plan_fingerprint, public_key_to_bytes, read_public_key, read_secret_key,
-    secret_key_from_bytes, secret_key_to_bytes, write_public_key, write_secret_key, Ciphertexts,
-    CompiledModel, EvaluationKeys,
+    plan_fingerprint, public_key_to_bytes, read_public_key, read_secret_key, secret_key_from_bytes,
+    secret_key_to_bytes, write_public_key, write_secret_key, Ciphertexts, CompiledModel,
+    EvaluationKeys,
 };
 pub use keyparams::{KeyParams, TensorSpec};
 

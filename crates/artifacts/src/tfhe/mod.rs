@@ -52,21 +52,26 @@ fn tfhe_error(path: &Path) -> impl Fn(heman_tfhe::TfheError) -> ArtifactError + 
 
 /// The tfhe-rs parameter set, for readers of the JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheParameters {
+pub struct Parameters {
+    /// tfhe-rs's name of the parameter set.
     pub tfhe_rs_name: String,
     /// Dimension of the ciphertexts computed on (GLWE dimension x N).
     pub lwe_dimension: usize,
     /// Dimension after the keyswitch, input of the bootstrap.
     pub small_lwe_dimension: usize,
+    /// The bootstrap's polynomial size N.
     pub polynomial_size: usize,
     /// log2 of the failure probability tfhe-rs states at its nominal
     /// message size (message and carry bits) and weight norm.
     pub log2_p_fail: f64,
+    /// Values the preset is specified for (message times carry).
     pub nominal_values: u64,
+    /// The largest weight 2-norm tfhe-rs's failure probability covers.
     pub max_weight_norm: u64,
 }
 
-impl TfheParameters {
+impl Parameters {
+    /// The parameters of `preset`.
     pub fn of(preset: Preset) -> Self {
         Self {
             tfhe_rs_name: preset.tfhe_name().into(),
@@ -82,7 +87,8 @@ impl TfheParameters {
 
 /// The input or output tensor the data owner handles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheTensor<Q> {
+pub struct TensorSpec<Q> {
+    /// The graph value's name.
     pub name: String,
     /// How values map to the encrypted integers.
     pub quantisation: Q,
@@ -92,9 +98,12 @@ pub struct TfheTensor<Q> {
 
 /// What the compiler chose and what it guarantees, for the data owner to see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheSummary {
+pub struct Summary {
+    /// The bit widths chosen.
     pub bits: Bits,
+    /// Bootstraps per inference.
     pub bootstraps: usize,
+    /// Ciphertext multiply-adds per inference.
     pub multiply_adds: usize,
     /// Every read right with probability 1 - 2^max_log2_error (exact mode).
     pub exact: bool,
@@ -104,19 +113,29 @@ pub struct TfheSummary {
     pub any_log2_error: f64,
 }
 
+/// The TFHE keyparams.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyParams {
+    /// `heman-keyparams`.
     pub format: String,
+    /// The keyparams version.
     pub version: u32,
+    /// `tfhe`.
     pub backend: String,
+    /// The security claim.
     pub security: String,
-    /// `2_2` or `3_3`.
+    /// `2_2`, `2_3` or `3_3`.
     pub preset: Preset,
-    pub parameters: TfheParameters,
-    pub input: TfheTensor<TfheInput>,
-    pub output: TfheTensor<TfheOutput>,
+    /// The preset's parameters, for readers.
+    pub parameters: Parameters,
+    /// The model's input and its quantisation.
+    pub input: TensorSpec<TfheInput>,
+    /// The model's output and how it decodes.
+    pub output: TensorSpec<TfheOutput>,
+    /// Weightless operators the data owner applies after decryption.
     pub postprocess: Vec<heman_model::ops::Op>,
-    pub summary: TfheSummary,
+    /// What the compiler chose and guarantees.
+    pub summary: Summary,
     /// SHA-256 of the preset and of the input and output encodings (hex):
     /// keys and ciphertexts carry it.
     pub params_fingerprint: String,
@@ -140,6 +159,7 @@ fn params_fingerprint(preset: Preset, input: &TfheInput, output: &TfheOutput) ->
 }
 
 impl KeyParams {
+    /// The keyparams of `plan`, compiled with `bits` under `budget`.
     #[allow(clippy::too_many_arguments)]
     pub fn for_plan(
         plan: &TfhePlan,
@@ -161,19 +181,19 @@ impl KeyParams {
                 plan.preset.log2_p_fail()
             ),
             preset: plan.preset,
-            parameters: TfheParameters::of(plan.preset),
-            input: TfheTensor {
+            parameters: Parameters::of(plan.preset),
+            input: TensorSpec {
                 name: input_name,
                 quantisation: plan.input.clone(),
                 calibrated_range: input_range,
             },
-            output: TfheTensor {
+            output: TensorSpec {
                 name: output_name,
                 quantisation: plan.output.clone(),
                 calibrated_range: output_range,
             },
             postprocess: plan.postprocess.clone(),
-            summary: TfheSummary {
+            summary: Summary {
                 bits,
                 bootstraps: plan.bootstraps(),
                 multiply_adds: plan.multiply_adds(),
@@ -203,6 +223,7 @@ impl KeyParams {
         Ok(f)
     }
 
+    /// Reads a keyparams file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
         Self::from_json(&bytes, path)
@@ -233,6 +254,7 @@ impl KeyParams {
         Ok(value)
     }
 
+    /// Writes the keyparams file (pretty JSON).
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("keyparams serialise");
         write_file(path, &json, false)
@@ -242,7 +264,9 @@ impl KeyParams {
 /// The model owner's compiled TFHE model (weights: written 0600).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompiledModel {
+    /// The keyparams it was compiled with.
     pub keyparams: KeyParams,
+    /// The plan (integer weights, lookup tables).
     pub plan: TfhePlan,
 }
 
@@ -338,6 +362,7 @@ pub fn write_evaluation_keys(
     write_file(path, &evaluation_keys_to_bytes(fingerprint, key), false)
 }
 
+/// Reads an evaluation keys file.
 pub fn read_evaluation_keys(
     path: &Path,
     preset: Preset,
@@ -354,22 +379,24 @@ pub fn evaluation_keys_from_bytes(
     preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<CompressedServerKey> {
-    let container =
-        Container::from_bytes_expecting(
-            bytes,
-            path,
-            expected(Role::EvaluationKeys, Some(fingerprint)),
-        )?;
+    let container = Container::from_bytes_expecting(
+        bytes,
+        path,
+        expected(Role::EvaluationKeys, Some(fingerprint)),
+    )?;
     CompressedServerKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path))
 }
 
 /// Encrypted values: fresh ones in seeded form, computed ones expanded.
 pub enum Ciphertexts {
+    /// Fresh encryptions: masks as one seed.
     Seeded(SeededLweVector),
+    /// Computed values (outputs).
     Expanded(LweVector),
 }
 
 impl Ciphertexts {
+    /// The ciphertexts with their masks.
     pub fn into_expanded(self) -> LweVector {
         match self {
             Ciphertexts::Seeded(s) => s.expand(),
@@ -377,6 +404,7 @@ impl Ciphertexts {
         }
     }
 
+    /// How many values.
     pub fn len(&self) -> usize {
         match self {
             Ciphertexts::Seeded(s) => s.len(),
@@ -384,10 +412,12 @@ impl Ciphertexts {
         }
     }
 
+    /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The ciphertexts file, bound to `fingerprint`.
     pub fn to_bytes(&self, fingerprint: [u8; 32]) -> Vec<u8> {
         let payload = match self {
             Ciphertexts::Seeded(s) => s.to_bytes(),
@@ -396,10 +426,12 @@ impl Ciphertexts {
         container(Role::Ciphertexts, fingerprint, payload).to_bytes()
     }
 
+    /// Writes the ciphertexts file.
     pub fn write(&self, path: &Path, fingerprint: [u8; 32]) -> Result<()> {
         write_file(path, &self.to_bytes(fingerprint), false)
     }
 
+    /// Reads a ciphertexts file.
     pub fn read(path: &Path, preset: Preset, fingerprint: &[u8; 32]) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
         Self::from_bytes(&bytes, path, preset, fingerprint)
@@ -412,12 +444,11 @@ impl Ciphertexts {
         preset: Preset,
         fingerprint: &[u8; 32],
     ) -> Result<Self> {
-        let container =
-            Container::from_bytes_expecting(
-                bytes,
-                path,
-                expected(Role::Ciphertexts, Some(fingerprint)),
-            )?;
+        let container = Container::from_bytes_expecting(
+            bytes,
+            path,
+            expected(Role::Ciphertexts, Some(fingerprint)),
+        )?;
         let payload = &container.payload;
         if heman_tfhe::lwe::is_seeded(payload) {
             SeededLweVector::from_bytes(preset, payload)

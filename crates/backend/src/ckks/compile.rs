@@ -64,8 +64,13 @@ pub fn compile(
     let target = flooding_target(options)?;
     let (graph, calibration) = (&source.graph, &source.calibration);
     let start = Instant::now();
-    let mut compiled = compile_ckks(graph, &calibration.samples, &calibration.ranges, Knobs::default())
-        .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
+    let mut compiled = compile_ckks(
+        graph,
+        &calibration.samples,
+        &calibration.ranges,
+        Knobs::default(),
+    )
+    .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
     let spec = |id, shape: &[usize], layout: &SlotLayout| TensorSpec {
         calibrated_range: source.range_of(id),
@@ -94,7 +99,12 @@ pub fn compile(
         check.noise.max_coefficient,
         output_max,
     )
-    .map_err(|e| BackendError::Compile(format!("sizing the output flooding of {}: {e}", source.name)))?;
+    .map_err(|e| {
+        BackendError::Compile(format!(
+            "sizing the output flooding of {}: {e}",
+            source.name
+        ))
+    })?;
     let keyparams = KeyParams::for_plan(
         &compiled.params,
         compiled.choice.clone(),
@@ -197,7 +207,10 @@ pub fn report(compiled: &Compiled) -> Report {
         "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
         kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
     ));
-    lines.extend(describe_parameter_check(&compiled.compiled.candidates, &compiled.check));
+    lines.extend(describe_parameter_check(
+        &compiled.compiled.candidates,
+        &compiled.check,
+    ));
     let f = &kp.output_flooding;
     lines.push(format!(
         "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
@@ -271,4 +284,103 @@ fn describe_parameter_check(candidates: &[ParameterChoice], check: &ParameterChe
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use heman_compiler::pipeline::CompileOptions;
+    use heman_model::io::dataset::{load_arrays, Sample};
+    use heman_model::{load_onnx, CalibrationRanges, Graph};
+
+    use super::*;
+
+    /// Counts the dry runs.
+    #[derive(Default)]
+    struct Runs(AtomicU64);
+
+    impl Progress for Runs {
+        fn start(&self, _: &str, _: Option<u64>) {}
+        fn advance(&self, units: u64) {
+            self.0.fetch_add(units, Ordering::Relaxed);
+        }
+        fn finish(&self) {}
+    }
+
+    fn calibrated_digits_square() -> (Graph, Vec<Sample>, CalibrationRanges, Vec<Tensor>) {
+        let root = heman_testkit::repo_root().join("examples/digits");
+        let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+        let samples = load_arrays(&root.join("calibration.npz")).unwrap();
+        let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+        let inputs = samples
+            .iter()
+            .take(2)
+            .map(|s| graph.check_input(0, &s.tensor).unwrap())
+            .collect();
+        (graph, samples, ranges, inputs)
+    }
+
+    /// The model owner's parameter choice by encrypted dry runs: the chosen set
+    /// is one of the plan's candidates, measured to keep the output precision,
+    /// and with keys no larger than the most precise one's; a flooding no
+    /// candidate can carry keeps the most precise and says so.
+    #[test]
+    fn parameters_chosen_by_dry_runs_keep_the_output_precision() {
+        let (graph, samples, ranges, inputs) = calibrated_digits_square();
+        let output_max = ranges
+            .get(&graph.value(graph.outputs[0]).name)
+            .unwrap()
+            .max_abs();
+        // Scales down to 2^20 admit a second candidate in N = 2^13: two special
+        // primes at a smaller scale.
+        let options = CompileOptions {
+            min_scale_bits: 20,
+            ..CompileOptions::default()
+        };
+        let mut compiled = compile_ckks(&graph, &samples, &ranges, options).unwrap();
+        assert!(compiled.candidates.len() > 1, "{:?}", compiled.candidates);
+        let runs = Runs::default();
+        let check = choose_parameters(
+            &mut compiled,
+            &inputs,
+            output_max,
+            FloodingTarget::NoiseBound,
+            &runs,
+        )
+        .unwrap();
+        assert!(check.choice.meets);
+        assert_eq!(
+            runs.0.load(Ordering::Relaxed) as usize,
+            check.choice.measured.len()
+        );
+        let chosen = &compiled.candidates[check.choice.chosen];
+        assert_eq!(&compiled.choice, chosen);
+        assert_eq!(compiled.params, chosen.build().unwrap());
+        let measured = check
+            .choice
+            .measured
+            .iter()
+            .find(|m| m.candidate == check.choice.chosen)
+            .unwrap();
+        assert!(measured.slot_error <= check.allowed);
+        assert_eq!(
+            check.allowed,
+            OutputFlooding::allowed_slot_error(output_max)
+        );
+        assert!(chosen.switching_key_limbs() <= compiled.candidates[0].switching_key_limbs());
+        // The recorded noise is the chosen parameters' own: its scale is theirs.
+        assert!((check.noise.scale.log2() - chosen.log_scale as f64).abs() < 1.0);
+
+        let check = choose_parameters(
+            &mut compiled,
+            &inputs,
+            output_max,
+            FloodingTarget::Statistical(40),
+            &crate::Silent,
+        )
+        .unwrap();
+        assert_eq!((check.choice.chosen, check.choice.meets), (0, false));
+        assert_eq!(compiled.choice, compiled.candidates[0]);
+    }
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use heman_artifacts::ckks::{
-    public_key_to_bytes, secret_key_from_bytes, secret_key_to_bytes, Ciphertexts,
-    EvaluationKeys, KeyParams,
+    public_key_to_bytes, secret_key_from_bytes, secret_key_to_bytes, Ciphertexts, EvaluationKeys,
+    KeyParams,
 };
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
 use heman_model::Tensor;
@@ -98,8 +98,14 @@ impl DataOwner for CkksDataOwner {
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
         let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
         let spec = &self.keyparams.output;
-        let raw = decrypt_tensor(&self.params, &self.decryptor, &spec.layout, &spec.shape, &cts)
-            .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
+        let raw = decrypt_tensor(
+            &self.params,
+            &self.decryptor,
+            &spec.layout,
+            &spec.shape,
+            &cts,
+        )
+        .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
         Ok(postprocess(raw, &self.keyparams.postprocess))
     }
 }

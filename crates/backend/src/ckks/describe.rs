@@ -39,7 +39,10 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
         "  parameter fingerprint {}",
         &kp.params_fingerprint[..16]
     ));
-    lines.push(format!("  model fingerprint {}", &kp.model_fingerprint[..16]));
+    lines.push(format!(
+        "  model fingerprint {}",
+        &kp.model_fingerprint[..16]
+    ));
     lines
 }
 

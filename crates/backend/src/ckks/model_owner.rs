@@ -38,7 +38,6 @@ pub struct CkksModel {
     origin: PathBuf,
 }
 
-
 /// Loads a compiled model file.
 pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<CkksModel> {
     let compiled = CompiledModel::from_bytes(bytes, origin)?;

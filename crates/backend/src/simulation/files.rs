@@ -84,7 +84,10 @@ impl KeyParams {
                 calibrated_range: input.calibrated_range,
             },
             params_fingerprint: hex(&model.key_fingerprint()),
-            model_fingerprint: base["model_fingerprint"].as_str().unwrap_or_default().into(),
+            model_fingerprint: base["model_fingerprint"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
             base,
         })
     }
@@ -133,8 +136,19 @@ impl KeyParams {
 }
 
 /// A simulation file of `role` bound to `fingerprint`.
-pub fn container(simulation: &Simulation, role: Role, fingerprint: [u8; 32], payload: Vec<u8>) -> Vec<u8> {
-    Container::new(Kind::new(simulation.tag, role), VERSION, fingerprint, payload).to_bytes()
+pub fn container(
+    simulation: &Simulation,
+    role: Role,
+    fingerprint: [u8; 32],
+    payload: Vec<u8>,
+) -> Vec<u8> {
+    Container::new(
+        Kind::new(simulation.tag, role),
+        VERSION,
+        fingerprint,
+        payload,
+    )
+    .to_bytes()
 }
 
 /// The payload of a simulation file of `role`, checked against its kind,
@@ -165,11 +179,20 @@ pub fn model_file(simulation: &Simulation, keyparams: &KeyParams, base: &[u8]) -
     payload.extend_from_slice(json.as_bytes());
     payload.extend_from_slice(base);
     let fingerprint = keyparams.fingerprint(Path::new("keyparams"))?;
-    Ok(container(simulation, Role::CompiledModel, fingerprint, payload))
+    Ok(container(
+        simulation,
+        Role::CompiledModel,
+        fingerprint,
+        payload,
+    ))
 }
 
 /// The keyparams and the base backend's file of a compiled model file.
-pub fn read_model(simulation: &Simulation, bytes: &[u8], origin: &Path) -> Result<(KeyParams, Vec<u8>)> {
+pub fn read_model(
+    simulation: &Simulation,
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<(KeyParams, Vec<u8>)> {
     let payload = payload(simulation, Role::CompiledModel, bytes, origin, None)?;
     let length = payload
         .get(..8)
@@ -242,7 +265,9 @@ mod tests {
         // An extent of 2^62 values: refused by arithmetic, not by allocation.
         let mut huge = bytes.clone();
         huge[4..12].copy_from_slice(&(1u64 << 62).to_le_bytes());
-        let e = tensor_from_bytes(&huge, Path::new("t")).unwrap_err().to_string();
+        let e = tensor_from_bytes(&huge, Path::new("t"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t: malformed tensor"), "{e}");
         let mut rank = bytes.clone();
         rank[..4].copy_from_slice(&1000u32.to_le_bytes());

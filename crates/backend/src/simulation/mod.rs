@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::error::{BackendError, Result};
 use crate::interface::{
-    Backend, CompileOptions, Compilation, DataOwner, KeyFiles, ModelOwner, ModelSource,
+    Backend, Compilation, CompileOptions, DataOwner, KeyFiles, ModelOwner, ModelSource,
     ServingOptions,
 };
 use crate::progress::Progress;
@@ -107,7 +107,9 @@ impl Backend for Simulation {
         secret_key: &[u8],
         origin: &Path,
     ) -> Result<Box<dyn DataOwner>> {
-        Ok(Box::new(parties::open(self, keyparams, secret_key, origin)?))
+        Ok(Box::new(parties::open(
+            self, keyparams, secret_key, origin,
+        )?))
     }
 
     fn describe_keyparams(&self, keyparams: &[u8], origin: &Path) -> Result<Vec<String>> {
@@ -119,10 +121,7 @@ impl Backend for Simulation {
                 self.base.name(),
                 if kp.noise { "noise drawn" } else { "no noise" }
             ),
-            format!(
-                "  input '{}' {:?}",
-                kp.input.name, kp.input.shape
-            ),
+            format!("  input '{}' {:?}", kp.input.name, kp.input.shape),
         ];
         let base = serde_json::to_vec(&kp.base)
             .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))?;
@@ -134,7 +133,9 @@ impl Backend for Simulation {
 impl Simulation {
     /// A compilation of the base backend as one of this simulation's.
     pub fn wrap(&self, base: &Compilation, noise: bool, origin: &Path) -> Result<Compilation> {
-        let owner = self.base.load_model(&base.model, origin, ServingOptions::default())?;
+        let owner = self
+            .base
+            .load_model(&base.model, origin, ServingOptions::default())?;
         let keyparams = files::KeyParams::new(self, &base.keyparams, owner.as_ref(), noise)?;
         let mut report = base.report.clone();
         report.summary = format!("simulating {}: {}", self.base.name(), report.summary);

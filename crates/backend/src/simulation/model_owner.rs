@@ -108,10 +108,7 @@ impl ModelOwner for SimulatedModel {
         let x = files::tensor_from_bytes(&payload, origin)?;
         let start = Instant::now();
         // A fresh draw of the noise per inference, as encryption would give.
-        let noise = self
-            .keyparams
-            .noise
-            .then(rand::random::<u64>);
+        let noise = self.keyparams.noise.then(rand::random::<u64>);
         let y = self.simulate(&x, noise)?;
         let timing = StageTiming {
             name: format!("simulated {}", self.simulation.base.name()),
@@ -141,7 +138,11 @@ impl ModelOwner for SimulatedModel {
         let mut lines = vec![format!(
             "a cleartext simulation of {} ({}), nothing is encrypted: {}",
             self.simulation.base.name(),
-            if self.keyparams.noise { "noise drawn" } else { "no noise" },
+            if self.keyparams.noise {
+                "noise drawn"
+            } else {
+                "no noise"
+            },
             self.origin.display()
         )];
         lines.extend(self.base.describe());

@@ -18,7 +18,12 @@ pub fn keygen(simulation: &Simulation, keyparams: &[u8], origin: &Path) -> Resul
     let keyparams = KeyParams::from_json(simulation, keyparams, origin)?;
     let fingerprint = keyparams.fingerprint(origin)?;
     Ok(KeyFiles {
-        secret: Zeroizing::new(files::container(simulation, Role::SecretKey, fingerprint, Vec::new())),
+        secret: Zeroizing::new(files::container(
+            simulation,
+            Role::SecretKey,
+            fingerprint,
+            Vec::new(),
+        )),
         evaluation: files::container(simulation, Role::EvaluationKeys, fingerprint, Vec::new()),
         public: None,
     })
@@ -41,7 +46,13 @@ pub fn open(
     let simulation = *simulation;
     let keyparams = KeyParams::from_json(&simulation, keyparams, origin)?;
     let fingerprint = keyparams.fingerprint(origin)?;
-    files::payload(&simulation, Role::SecretKey, secret_key, origin, Some(&fingerprint))?;
+    files::payload(
+        &simulation,
+        Role::SecretKey,
+        secret_key,
+        origin,
+        Some(&fingerprint),
+    )?;
     Ok(SimulatedDataOwner {
         simulation,
         fingerprint,

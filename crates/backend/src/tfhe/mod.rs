@@ -13,7 +13,7 @@ use heman_artifacts::tfhe::{KeyParams, BACKEND, TAG};
 
 use crate::error::Result;
 use crate::interface::{
-    Backend, CompileOptions, Compilation, DataOwner, KeyFiles, ModelOwner, ModelSource,
+    Backend, Compilation, CompileOptions, DataOwner, KeyFiles, ModelOwner, ModelSource,
     ServingOptions, TensorInfo,
 };
 use crate::progress::Progress;
@@ -92,6 +92,8 @@ impl Backend for Tfhe {
     }
 
     fn describe_keyparams(&self, keyparams: &[u8], origin: &Path) -> Result<Vec<String>> {
-        Ok(describe::keyparams(&KeyParams::from_json(keyparams, origin)?))
+        Ok(describe::keyparams(&KeyParams::from_json(
+            keyparams, origin,
+        )?))
     }
 }

@@ -13,10 +13,7 @@ use heman_tfhe::ServerKey;
 use rand::SeedableRng;
 
 use crate::error::{refused, runtime_error, BackendError, Result};
-use crate::interface::{
-    Backend, EvaluationKeys, Inference, ModelOwner, StageTiming, TensorInfo,
-};
-
+use crate::interface::{Backend, EvaluationKeys, Inference, ModelOwner, StageTiming, TensorInfo};
 
 /// A loaded TFHE model.
 pub struct TfheModel {
@@ -154,7 +151,9 @@ impl ModelOwner for TfheModel {
                 )
             }
         }
-        .map_err(|e| BackendError::Internal(format!("simulating {}: {e}", self.origin.display())))?;
+        .map_err(|e| {
+            BackendError::Internal(format!("simulating {}: {e}", self.origin.display()))
+        })?;
         Ok(crate::input::postprocess(simulated, &plan.postprocess))
     }
 

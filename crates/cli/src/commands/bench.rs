@@ -60,7 +60,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let root = suite::root(root)?;
         if let Some((_, settings)) = TEST_MODELS
             .iter()
-            .find(|(b, _)| *b == suite::settings_name(backend)) {
+            .find(|(b, _)| *b == suite::settings_name(backend))
+        {
             let options = suite::options_of(settings, &overrides)?;
             test_models::sweep(root, backend, &options, 2)?;
             println!();
@@ -79,7 +80,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 limit: args.limit,
                 results: results.as_deref(),
             };
-            if let Err(e) = bench.model(&model, &root.join(entry.calibration), &root.join(entry.data)) {
+            if let Err(e) = bench.model(
+                &model,
+                &root.join(entry.calibration),
+                &root.join(entry.data),
+            ) {
                 println!("| {} | {} | not run: {e:#} |", entry.model, backend.name());
             }
         }
@@ -127,7 +132,8 @@ impl Bench<'_> {
     fn model(&self, model: &Path, calibration: &Path, data: &Path) -> Result<()> {
         let (source, compilation) =
             workflow::compile_with(model, calibration, self.backend, &self.options)?;
-        let mut log = bench_results::open_for(self.results, model, fingerprints(&compilation)?.as_ref())?;
+        let mut log =
+            bench_results::open_for(self.results, model, fingerprints(&compilation)?.as_ref())?;
         let session = Session::new(source, &compilation, self.serving)?;
         let set = LabelledSet::load(data, Some(self.limit))?;
         let bar = progress::bar(set.inputs.len(), "encrypted");
@@ -175,8 +181,8 @@ impl Bench<'_> {
 /// The fingerprints of a compilation (its keyparams' `model_fingerprint`
 /// and `params_fingerprint`), which bind a results file to it.
 fn fingerprints(compilation: &Compilation) -> Result<Owned> {
-    let value: serde_json::Value = serde_json::from_str(&compilation.keyparams)
-        .context("the compilation's keyparams")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&compilation.keyparams).context("the compilation's keyparams")?;
     let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
     Ok(Owned {
         model: field("model_fingerprint"),
@@ -215,13 +221,18 @@ pub struct Session {
 
 impl Session {
     /// Loads the compiled model, makes keys, registers them.
-    pub fn new(source: ModelSource, compilation: &Compilation, serving: ServingOptions) -> Result<Self> {
+    pub fn new(
+        source: ModelSource,
+        compilation: &Compilation,
+        serving: ServingOptions,
+    ) -> Result<Self> {
         let backend = compilation.backend;
         let origin = Path::new(&source.name);
         let owner = backend.load_model(&compilation.model, origin, serving)?;
         let bars = progress::Bars::default();
         let files = backend.keygen(compilation.keyparams.as_bytes(), origin, &bars)?;
-        let data_owner = backend.data_owner(compilation.keyparams.as_bytes(), &files.secret, origin)?;
+        let data_owner =
+            backend.data_owner(compilation.keyparams.as_bytes(), &files.secret, origin)?;
         let keys = owner.parse_keys(&files.evaluation, Path::new("eval.keys"))?;
         owner.check_keys(&keys)?;
         Ok(Self {
@@ -236,14 +247,15 @@ impl Session {
     /// Item `index` of `set`: plaintext, simulated and encrypted.
     pub fn measure(&self, set: &LabelledSet, index: usize) -> Result<ItemResult> {
         let sample = &set.inputs[index];
-        let x = heman_backend::input::fit_input(&sample.tensor, self.data_owner.input(), &sample.name)?;
+        let x =
+            heman_backend::input::fit_input(&sample.tensor, self.data_owner.input(), &sample.name)?;
         let plain = self.source.graph.run(std::slice::from_ref(&x))?.remove(0);
         let simulated = self.owner.simulate(&x, None)?;
         let input = self.data_owner.encrypt(&x, &sample.name)?;
         let start = Instant::now();
-        let inference = self
-            .owner
-            .infer(&self.keys, &input, Path::new(&sample.name), &mut |_| {})?;
+        let inference =
+            self.owner
+                .infer(&self.keys, &input, Path::new(&sample.name), &mut |_| {})?;
         let seconds = start.elapsed().as_secs_f64();
         let y = self
             .data_owner

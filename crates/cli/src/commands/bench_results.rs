@@ -329,7 +329,11 @@ pub fn results_path(results: Option<&Path>, suite: bool, model: &Path) -> Option
 }
 
 /// Opens the results file of `model` when there is one.
-pub fn open_for(path: Option<&Path>, model: &Path, compilation: Fingerprints) -> Result<ResultsLog> {
+pub fn open_for(
+    path: Option<&Path>,
+    model: &Path,
+    compilation: Fingerprints,
+) -> Result<ResultsLog> {
     let Some(path) = path else {
         return Ok(ResultsLog::none());
     };
@@ -369,7 +373,10 @@ mod tests {
             seconds,
             input_bytes: 10,
             output_bytes: 20,
-            stages: vec![("Conv".into(), seconds / 2.0), ("Relu".into(), seconds / 2.0)],
+            stages: vec![
+                ("Conv".into(), seconds / 2.0),
+                ("Relu".into(), seconds / 2.0),
+            ],
         }
     }
 

@@ -206,7 +206,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let set = LabelledSet::load(&data, args.limit)?;
     if let Some(calibration) = &args.calibration {
-        let s = simulate(&model, calibration, &set, backend, &overrides, args.encrypted)?;
+        let s = simulate(
+            &model,
+            calibration,
+            &set,
+            backend,
+            &overrides,
+            args.encrypted,
+        )?;
         table_header();
         table_row(
             &model.display().to_string(),

@@ -76,7 +76,11 @@ pub fn settings_name(backend: &dyn Backend) -> &'static str {
 impl SuiteModel {
     /// The options of `backend` for this model (`None`: not run there),
     /// with the command line's on top.
-    pub fn options(&self, backend: &dyn Backend, overrides: &CompileOptions) -> Result<Option<CompileOptions>> {
+    pub fn options(
+        &self,
+        backend: &dyn Backend,
+        overrides: &CompileOptions,
+    ) -> Result<Option<CompileOptions>> {
         let name = settings_name(backend);
         let Some((_, settings)) = self.backends.iter().find(|(b, _)| *b == name) else {
             return Ok(None);

@@ -211,7 +211,13 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
 /// Appends the affine map of one node: merged into the linear segment
 /// before it while the merged map has no more nonzero weights than the two
 /// parts, else a segment of its own.
-fn push_linear(out: &mut Vec<Segment>, map: AffineMap, input: ValueId, output: ValueId, name: &str) {
+fn push_linear(
+    out: &mut Vec<Segment>,
+    map: AffineMap,
+    input: ValueId,
+    output: ValueId,
+    name: &str,
+) {
     if let Some(Segment {
         kind: SegmentKind::Linear(previous),
         output: previous_output,

@@ -219,9 +219,10 @@ impl LabelledSet {
                     format!("'{}.npy' is not an image number", sample.name),
                 )
             })?;
-            let label = labels.data().get(index).copied().ok_or_else(|| {
-                dataset_error(labels_path, format!("no label for image {index}"))
-            })?;
+            let label =
+                labels.data().get(index).copied().ok_or_else(|| {
+                    dataset_error(labels_path, format!("no label for image {index}"))
+                })?;
             picked.push(label as usize);
         }
         Ok(Self {

@@ -34,7 +34,11 @@ fn compile(repo: &Path) -> TfheParties {
     let (_, compilation) = compile_into(repo, "digits_tfhe", "digits_relu.onnx", "tfhe", &options);
     let model = compilation
         .backend
-        .load_model(&compilation.model, Path::new("digits_tfhe"), ServingOptions::default())
+        .load_model(
+            &compilation.model,
+            Path::new("digits_tfhe"),
+            ServingOptions::default(),
+        )
         .unwrap();
     let (data_owner, eval_keys) = make_keys(&compilation);
     TfheParties {
@@ -101,12 +105,18 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .register_keys("digits_tfhe", fx.eval_keys.clone())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("expected tfhe evaluation keys"), "{e}");
+    assert!(
+        e.to_string().contains("expected tfhe evaluation keys"),
+        "{e}"
+    );
     let e = client
         .register_keys("digits", owner.eval_keys.clone())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("expected ckks evaluation keys"), "{e}");
+    assert!(
+        e.to_string().contains("expected ckks evaluation keys"),
+        "{e}"
+    );
     let key_id = client
         .register_keys("digits_tfhe", owner.eval_keys.clone())
         .await
