@@ -1,6 +1,8 @@
 //! The `heman` binary end to end on the repository's own example.
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use heman_testkit::{repo_root as repo, shared_data};
 
@@ -118,329 +120,376 @@ fn heman_suite_accuracies() {
     }
 }
 
-/// The five commands on the digits example, then the bad inputs a user can
-/// hand them: each fails with a message naming the file, never a panic.
-#[test]
-fn two_party_workflow_and_its_bad_inputs() {
-    let dir = std::env::temp_dir().join(format!("heman-flow-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let ok = |args: &[&str]| {
-        let out = heman(args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
-    let fails = |args: &[&str], expected: &str| {
-        let out = heman(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
-        assert!(
-            stderr.contains(expected) && !stderr.contains("panicked"),
-            "{args:?}: {stderr}"
-        );
-    };
-    let infer_fails = |model: &str, keys: &str, input: &str, expected: &str| {
+/// Runs `heman` and asserts it succeeds; returns its standard output.
+fn ok(args: &[&str]) -> String {
+    let out = heman(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Runs `heman` and asserts it fails with exit code 1 and a message holding
+/// `expected`, not a panic.
+fn fails(args: &[&str], expected: &str) {
+    let out = heman(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
+    assert!(
+        stderr.contains(expected) && !stderr.contains("panicked"),
+        "{args:?}: {stderr}"
+    );
+}
+
+/// One run of the five commands, kept for the tests that check its files and
+/// the bad inputs a user can hand them.
+struct Workflow {
+    dir: tempfile::TempDir,
+    /// The compiled model's file name in `dir`.
+    model: &'static str,
+    /// What `keyparams` printed.
+    report: String,
+    /// What `decrypt` printed.
+    decrypted: String,
+}
+
+impl Workflow {
+    /// Compiles `model` on a calibration set for `backend` (with `options`),
+    /// makes keys, encrypts `input`, infers and decrypts, in a folder of its
+    /// own.
+    fn run(
+        backend: &str,
+        options: &[&str],
+        model: &str,
+        calibration: Calibration,
+        input: &str,
+    ) -> Self {
+        // Under cargo's folder for integration-test files: a static is never
+        // dropped, so its temporary folder would outlive the run.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let calibration = calibration.path(dir.path(), "calib");
+        let mut args = vec!["keyparams", "--backend", backend];
+        args.extend_from_slice(options);
+        let keyparams = p("kp.json");
+        args.extend_from_slice(&["-m", model, "-c", &calibration, "-o", &keyparams]);
+        let report = ok(&args);
+        ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
+        ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
+        let stem = std::path::Path::new(model)
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let model: &'static str = format!("{stem}.heman").leak();
+        ok(&[
+            "inference",
+            "-m",
+            &p(model),
+            "-k",
+            &p("keys/eval.keys"),
+            "-i",
+            &p("x.enc"),
+            "-o",
+            &p("y.enc"),
+        ]);
+        let decrypted = ok(&[
+            "decrypt",
+            "-k",
+            &p("keys"),
+            "-i",
+            &p("y.enc"),
+            "-o",
+            &p("y.npy"),
+        ]);
+        Self {
+            dir,
+            model,
+            report,
+            decrypted,
+        }
+    }
+
+    /// The path of `name` in the workflow's folder.
+    fn p(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    /// Asserts that `inference` on the workflow's model with `keys` and
+    /// `input` (names in its folder) fails with `expected`.
+    fn infer_fails(&self, model: &str, keys: &str, input: &str, expected: &str) {
         fails(
             &[
                 "inference",
                 "-m",
-                &p(model),
+                &self.p(model),
                 "-k",
-                &p(keys),
+                &self.p(keys),
                 "-i",
-                &p(input),
+                &self.p(input),
                 "-o",
-                &p("z.enc"),
+                &self.p("z.enc"),
             ],
             expected,
         )
-    };
-    let (model, calib) = (
-        "examples/digits/digits_square.onnx",
-        "examples/digits/calibration.npz",
-    );
-    ok(&["keyparams", "-m", model, "-c", calib, "-o", &p("kp.json")]);
-    assert!(dir.join("digits_square.heman").is_file());
-    ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
+    }
+
+    /// Asserts that `encrypt` of `input` with the workflow's keys fails with
+    /// `expected`.
+    fn encrypt_fails(&self, input: &str, expected: &str) {
+        fails(
+            &[
+                "encrypt",
+                "-k",
+                &self.p("keys"),
+                "-i",
+                input,
+                "-o",
+                &self.p("z.enc"),
+            ],
+            expected,
+        )
+    }
+
+    /// Asserts that decrypting `input` (a name in the folder) with the keys
+    /// in `keys` fails with `expected`.
+    fn decrypt_fails(&self, keys: &str, input: &str, expected: &str) {
+        fails(
+            &[
+                "decrypt",
+                "-k",
+                &self.p(keys),
+                "-i",
+                &self.p(input),
+                "-o",
+                &self.p("z.npy"),
+            ],
+            expected,
+        )
+    }
+
+    /// Compiles `model` on its one-sample calibration for the same backend
+    /// and makes keys for it in `<name>.json` and `keys-<name>/`.
+    fn other_keys(
+        &self,
+        name: &str,
+        backend: &str,
+        options: &[&str],
+        model: &str,
+        sample: &'static str,
+    ) {
+        let calibration =
+            Calibration::Sample(sample).path(self.dir.path(), &format!("calib-{name}"));
+        let kp = self.p(&format!("{name}.json"));
+        let mut args = vec!["keyparams", "--backend", backend];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["-m", model, "-c", &calibration, "-o", &kp]);
+        ok(&args);
+        ok(&["keygen", "-i", &kp, "-o", &self.p(&format!("keys-{name}"))]);
+    }
+
+    /// The mode bits of `name` in the folder.
     #[cfg(unix)]
-    {
+    fn mode(&self, name: &str) -> u32 {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("keys/secret.key"))
+        std::fs::metadata(self.dir.path().join(name))
             .unwrap()
             .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+            .mode()
+            & 0o777
     }
-    let input = "examples/digits/test/3-13.npy";
-    ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
-    let (heman_model, eval_keys) = (p("digits_square.heman"), p("keys/eval.keys"));
-    ok(&[
-        "inference",
-        "-m",
-        &heman_model,
-        "-k",
-        &eval_keys,
-        "-i",
-        &p("x.enc"),
-        "-o",
-        &p("y.enc"),
-    ]);
-    let stdout = ok(&[
-        "decrypt",
-        "-k",
-        &p("keys"),
-        "-i",
-        &p("y.enc"),
-        "-o",
-        &p("y.npy"),
-    ]);
-    assert!(stdout.contains("argmax 3"), "{stdout}");
-    assert!(ok(&["inspect", &eval_keys]).contains("heman ckks evaluation keys (format version 1)"));
-    assert!(ok(&["inspect", &p("y.enc")]).contains("heman ckks ciphertexts"));
-    let model_text = ok(&["inspect", &heman_model]);
+}
+
+/// A calibration set: a file of the repository, or a folder made of one
+/// sample.
+enum Calibration {
+    File(&'static str),
+    Sample(&'static str),
+}
+
+impl Calibration {
+    /// The path to hand `keyparams` (a folder `name` in `dir` for a sample).
+    fn path(&self, dir: &std::path::Path, name: &str) -> String {
+        match self {
+            Calibration::File(f) => f.to_string(),
+            Calibration::Sample(sample) => {
+                let folder: PathBuf = dir.join(name);
+                std::fs::create_dir_all(&folder).unwrap();
+                std::fs::copy(repo().join(sample), folder.join("0.npy")).unwrap();
+                folder.to_str().unwrap().to_string()
+            }
+        }
+    }
+}
+
+/// The five commands on the digits example (CKKS), run once per test binary.
+fn ckks_workflow() -> &'static Workflow {
+    static FLOW: OnceLock<Workflow> = OnceLock::new();
+    FLOW.get_or_init(|| {
+        Workflow::run(
+            "ckks",
+            &[],
+            "examples/digits/digits_square.onnx",
+            Calibration::File("examples/digits/calibration.npz"),
+            "examples/digits/test/3-13.npy",
+        )
+    })
+}
+
+/// The five commands with `--backend tfhe --exact` on a small model, run
+/// once per test binary.
+fn tfhe_workflow() -> &'static Workflow {
+    static FLOW: OnceLock<Workflow> = OnceLock::new();
+    FLOW.get_or_init(|| {
+        Workflow::run(
+            "tfhe",
+            &["--exact"],
+            "tests/models/he_friendly_v14.onnx",
+            Calibration::Sample("tests/models/he_friendly_v14.input.npy"),
+            "tests/models/he_friendly_v14.input.npy",
+        )
+    })
+}
+
+#[test]
+fn ckks_workflow_decrypts_the_right_digit() {
+    let flow = ckks_workflow();
+    assert!(flow.decrypted.contains("argmax 3"), "{}", flow.decrypted);
+    #[cfg(unix)]
+    assert_eq!(flow.mode("keys/secret.key"), 0o600);
+    assert!(ok(&["inspect", &flow.p("keys/eval.keys")])
+        .contains("heman ckks evaluation keys (format version 1)"));
+    assert!(ok(&["inspect", &flow.p("y.enc")]).contains("heman ckks ciphertexts"));
+    let model_text = ok(&["inspect", &flow.p(flow.model)]);
     assert!(
         model_text.contains("stage 1: square") && model_text.contains("rotation steps"),
         "{model_text}"
     );
-    assert!(ok(&["inspect", &p("kp.json")]).contains("128-bit classical"));
+    assert!(ok(&["inspect", &flow.p("kp.json")]).contains("128-bit classical"));
+}
 
-    // Keys and ciphertexts made for other parameters are refused.
-    std::fs::create_dir_all(dir.join("calib-other")).unwrap();
-    std::fs::copy(
-        repo().join("tests/models/he_friendly_v14.input.npy"),
-        dir.join("calib-other/0.npy"),
-    )
-    .unwrap();
-    ok(&[
-        "keyparams",
-        "-m",
+#[test]
+fn ckks_files_for_other_parameters_are_refused() {
+    let flow = ckks_workflow();
+    flow.other_keys(
+        "other",
+        "ckks",
+        &[],
         "tests/models/he_friendly_v14.onnx",
-        "-c",
-        &p("calib-other"),
-        "-o",
-        &p("other.json"),
-    ]);
-    ok(&["keygen", "-i", &p("other.json"), "-o", &p("keys-other")]);
-    infer_fails(
-        "digits_square.heman",
+        "tests/models/he_friendly_v14.input.npy",
+    );
+    flow.infer_fails(
+        flow.model,
         "keys-other/eval.keys",
         "x.enc",
         "made for other parameters",
     );
-    fails(
-        &[
-            "decrypt",
-            "-k",
-            &p("keys-other"),
-            "-i",
-            &p("y.enc"),
-            "-o",
-            &p("z.npy"),
-        ],
-        "y.enc: made for other parameters",
-    );
+    flow.decrypt_fails("keys-other", "y.enc", "y.enc: made for other parameters");
+}
 
-    // Truncated, damaged and mislabelled files.
-    let bytes = std::fs::read(dir.join("x.enc")).unwrap();
-    std::fs::write(dir.join("cut.enc"), &bytes[..bytes.len() / 2]).unwrap();
-    infer_fails(
-        "digits_square.heman",
+#[test]
+fn ckks_truncated_damaged_and_mislabelled_files_are_refused() {
+    let flow = ckks_workflow();
+    let bytes = std::fs::read(flow.p("x.enc")).unwrap();
+    std::fs::write(flow.p("cut.enc"), &bytes[..bytes.len() / 2]).unwrap();
+    flow.infer_fails(
+        flow.model,
         "keys/eval.keys",
         "cut.enc",
         "cut.enc: truncated",
     );
     let mut damaged = bytes.clone();
     damaged[1000] ^= 1;
-    std::fs::write(dir.join("bad.enc"), &damaged).unwrap();
-    infer_fails(
-        "digits_square.heman",
-        "keys/eval.keys",
-        "bad.enc",
-        "bad.enc: damaged",
-    );
-    infer_fails(
-        "digits_square.heman",
+    std::fs::write(flow.p("bad.enc"), &damaged).unwrap();
+    flow.infer_fails(flow.model, "keys/eval.keys", "bad.enc", "bad.enc: damaged");
+    flow.infer_fails(
+        flow.model,
         "keys/secret.key",
         "x.enc",
         "secret.key: holds ckks secret key, expected ckks evaluation keys",
     );
-    infer_fails(
+    flow.infer_fails(
         "x.enc",
         "keys/eval.keys",
         "x.enc",
         "x.enc: holds ciphertexts, expected compiled model",
     );
+    fails(
+        &[
+            "keygen",
+            "-i",
+            "examples/digits/digits_square.onnx",
+            "-o",
+            &flow.p("k3"),
+        ],
+        "not a heman keyparams file",
+    );
+}
 
-    // Inputs the model cannot take.
-    let encrypt_fails = |input: &str, expected: &str| {
-        fails(
-            &["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("z.enc")],
-            expected,
-        )
-    };
-    encrypt_fails(
+#[test]
+fn ckks_inputs_the_model_cannot_take_are_refused() {
+    let flow = ckks_workflow();
+    flow.encrypt_fails(
         "tests/models/bad/wrong_shape.input.npy",
         "wrong_shape.input.npy: shape [1, 1, 7, 8]",
     );
-    encrypt_fails("tests/models/bad/nan.input.npy", "nan.input.npy: element");
-    fails(
-        &["keygen", "-i", model, "-o", &p("k3")],
-        "not a heman keyparams file",
-    );
-    std::fs::remove_dir_all(dir).ok();
+    flow.encrypt_fails("tests/models/bad/nan.input.npy", "nan.input.npy: element");
 }
 
-/// The five commands with `--backend tfhe` on small models, then the bad
-/// inputs: other keys, other kinds of file, damaged ciphertexts.
 #[test]
-fn tfhe_workflow_and_its_bad_inputs() {
-    let dir = std::env::temp_dir().join(format!("heman-tfhe-flow-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("calib")).unwrap();
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let ok = |args: &[&str]| {
-        let out = heman(args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
-    let fails = |args: &[&str], expected: &str| {
-        let out = heman(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
-        assert!(
-            stderr.contains(expected) && !stderr.contains("panicked"),
-            "{args:?}: {stderr}"
-        );
-    };
-    let input = "tests/models/he_friendly_v14.input.npy";
-    std::fs::copy(repo().join(input), dir.join("calib/0.npy")).unwrap();
-    let report = ok(&[
-        "keyparams",
-        "--backend",
-        "tfhe",
-        "--exact",
-        "-m",
-        "tests/models/he_friendly_v14.onnx",
-        "-c",
-        &p("calib"),
-        "-o",
-        &p("kp.json"),
-    ]);
+fn tfhe_workflow_runs_end_to_end() {
+    let flow = tfhe_workflow();
     assert!(
-        report.contains("exact mode") && report.contains("bootstraps"),
-        "{report}"
+        flow.report.contains("exact mode") && flow.report.contains("bootstraps"),
+        "{}",
+        flow.report
     );
-    let model = p("he_friendly_v14.heman");
-    ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode("keys/secret.key"), 0o600);
-        assert_eq!(mode("he_friendly_v14.heman"), 0o600);
+        assert_eq!(flow.mode("keys/secret.key"), 0o600);
+        assert_eq!(flow.mode(flow.model), 0o600);
     }
-    assert!(!dir.join("keys/public.key").exists());
-    ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
-    let infer = |keys: &str, input: &str| {
-        vec![
-            "inference".to_string(),
-            "-m".into(),
-            model.clone(),
-            "-k".into(),
-            p(keys),
-            "-i".into(),
-            p(input),
-            "-o".into(),
-            p("y.enc"),
-        ]
-    };
-    let args = infer("keys/eval.keys", "x.enc");
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stdout = ok(&[
-        "decrypt",
-        "-k",
-        &p("keys"),
-        "-i",
-        &p("y.enc"),
-        "-o",
-        &p("y.npy"),
-    ]);
-    assert!(stdout.contains("shape [1, "), "{stdout}");
-    assert!(ok(&["inspect", &p("keys/eval.keys")]).contains("heman tfhe evaluation keys"));
-    assert!(ok(&["inspect", &model]).contains("lookup"));
-    assert!(ok(&["inspect", &p("kp.json")]).contains("tfhe backend"));
+    assert!(!flow.dir.path().join("keys/public.key").exists());
+    assert!(flow.decrypted.contains("shape [1, "), "{}", flow.decrypted);
+    assert!(ok(&["inspect", &flow.p("keys/eval.keys")]).contains("heman tfhe evaluation keys"));
+    assert!(ok(&["inspect", &flow.p(flow.model)]).contains("lookup"));
+    assert!(ok(&["inspect", &flow.p("kp.json")]).contains("tfhe backend"));
+}
 
-    // Keys of another TFHE model, and CKKS files, are refused by name.
-    std::fs::create_dir_all(dir.join("calib-relu")).unwrap();
-    std::fs::copy(
-        repo().join("tests/models/relu.input.npy"),
-        dir.join("calib-relu/0.npy"),
-    )
-    .unwrap();
-    ok(&[
-        "keyparams",
-        "--backend",
+#[test]
+fn tfhe_keys_of_another_model_are_refused() {
+    let flow = tfhe_workflow();
+    flow.other_keys(
+        "relu",
         "tfhe",
-        "--exact",
-        "-m",
+        &["--exact"],
         "tests/models/relu.onnx",
-        "-c",
-        &p("calib-relu"),
-        "-o",
-        &p("other.json"),
-    ]);
-    ok(&["keygen", "-i", &p("other.json"), "-o", &p("keys-other")]);
-    let args = infer("keys-other/eval.keys", "x.enc");
-    fails(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "tests/models/relu.input.npy",
+    );
+    flow.infer_fails(
+        flow.model,
+        "keys-relu/eval.keys",
+        "x.enc",
         "made for other parameters",
     );
-    fails(
-        &[
-            "decrypt",
-            "-k",
-            &p("keys-other"),
-            "-i",
-            &p("y.enc"),
-            "-o",
-            &p("z.npy"),
-        ],
-        "y.enc: made for other parameters",
-    );
-    let args = infer("keys/secret.key", "x.enc");
-    fails(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    flow.decrypt_fails("keys-relu", "y.enc", "y.enc: made for other parameters");
+}
+
+#[test]
+fn tfhe_wrong_kinds_and_damaged_files_are_refused() {
+    let flow = tfhe_workflow();
+    flow.infer_fails(
+        flow.model,
+        "keys/secret.key",
+        "x.enc",
         "secret.key: holds tfhe secret key, expected tfhe evaluation keys",
     );
-    fails(
-        &[
-            "decrypt",
-            "-k",
-            &p("keys"),
-            "-i",
-            &p("x.enc"),
-            "-o",
-            &p("z.npy"),
-        ],
-        "not an inference output",
-    );
-    let bytes = std::fs::read(dir.join("x.enc")).unwrap();
-    std::fs::write(dir.join("cut.enc"), &bytes[..bytes.len() - 9]).unwrap();
-    let args = infer("keys/eval.keys", "cut.enc");
-    fails(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    flow.decrypt_fails("keys", "x.enc", "not an inference output");
+    let bytes = std::fs::read(flow.p("x.enc")).unwrap();
+    std::fs::write(flow.p("cut.enc"), &bytes[..bytes.len() - 9]).unwrap();
+    flow.infer_fails(
+        flow.model,
+        "keys/eval.keys",
+        "cut.enc",
         "cut.enc: truncated",
     );
-    fails(
-        &[
-            "encrypt",
-            "-k",
-            &p("keys"),
-            "-i",
-            "tests/models/relu.input.npy",
-            "-o",
-            &p("z.enc"),
-        ],
-        "relu.input.npy: shape",
-    );
-    std::fs::remove_dir_all(&dir).ok();
+    flow.encrypt_fails("tests/models/relu.input.npy", "relu.input.npy: shape");
 }

@@ -86,7 +86,7 @@ impl Serving {
     }
 
     /// SIGTERM, then the exit status within 30 s.
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(&mut self) -> std::process::ExitStatus {
         // SAFETY: signalling our own child process by its id.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -149,55 +149,74 @@ fn python() -> Option<PathBuf> {
     Some(PathBuf::from(home).join(".cache/heman-venv/bin/python")).filter(|p| works(p))
 }
 
-#[test]
-fn serve_and_query_end_to_end() {
-    let work = tempfile::tempdir().unwrap();
-    let w = |p: &str| work.path().join(p);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let repo = w("repo");
-    // Compiles an example into `repo/<name>/<name>.heman`.
-    let compile = |name: &str, model: &str, extra: &[&str]| {
-        std::fs::create_dir_all(repo.join(name)).unwrap();
-        let (keyparams, compiled) = (
-            s(&w(&format!("keyparams-{name}.json"))),
-            s(&repo.join(format!("{name}/{name}.heman"))),
-        );
-        let model = format!("examples/digits/{model}");
-        let mut args = vec!["keyparams"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[
-            "-m",
-            &model,
-            "-c",
-            "examples/digits/calibration.npz",
-            "-o",
-            &keyparams,
-            "--compiled",
-            &compiled,
-        ]);
-        succeeded(&heman(&args), &format!("keyparams ({name})"));
-    };
-    compile("digits", "digits_square.onnx", &[]);
-    // A second model, with other CKKS parameters (ReLU as polynomials):
-    // one server serves both.
-    compile("relu", "digits_relu.onnx", &[]);
-    // A third, for TFHE (exact mode: the decrypted integers are the
-    // quantised model's).
-    compile(
-        "relu_tfhe",
-        "digits_relu.onnx",
-        &["--backend", "tfhe", "--exact"],
-    );
-    let server = Serving::start(&repo, &w("registered"), "127.0.0.1:0", "127.0.0.1:0");
+/// A model repository of compiled examples, served by `heman serve`, in a
+/// folder of its own.
+struct Deployment {
+    work: tempfile::TempDir,
+    server: Serving,
+    /// The test digit every query sends.
+    input: PathBuf,
+}
 
-    // heman query: keys made from the server's keyparams, registered once.
-    let input = repo_root().join("examples/digits/test/3-4.npy");
-    let query_model = |model: &str, keys: &Path, output: &Path, extra: &[&str]| {
-        let (keys, input, output) = (s(keys), s(&input), s(output));
+/// The example each test serves: name, ONNX file in `examples/digits`, and
+/// extra `keyparams` arguments.
+const DIGITS: (&str, &str, &[&str]) = ("digits", "digits_square.onnx", &[]);
+
+impl Deployment {
+    /// Compiles each `(name, model, extra arguments)` into
+    /// `repo/<name>/<name>.heman` and serves the repository.
+    fn serve(models: &[(&str, &str, &[&str])]) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let repo = work.path().join("repo");
+        for (name, model, extra) in models {
+            std::fs::create_dir_all(repo.join(name)).unwrap();
+            let keyparams = path_text(&work.path().join(format!("keyparams-{name}.json")));
+            let compiled = path_text(&repo.join(format!("{name}/{name}.heman")));
+            let model = format!("examples/digits/{model}");
+            let mut args = vec!["keyparams"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&[
+                "-m",
+                &model,
+                "-c",
+                "examples/digits/calibration.npz",
+                "-o",
+                &keyparams,
+                "--compiled",
+                &compiled,
+            ]);
+            succeeded(&heman(&args), &format!("keyparams ({name})"));
+        }
+        let server = Serving::start(
+            &repo,
+            &work.path().join("registered"),
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+        );
+        Self {
+            work,
+            server,
+            input: repo_root().join("examples/digits/test/3-4.npy"),
+        }
+    }
+
+    /// `name` in the deployment's folder.
+    fn w(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// `heman query` of `model` with the keys folder `keys` into `output`
+    /// (names in the deployment's folder).
+    fn query(&self, model: &str, keys: &str, output: &str, extra: &[&str]) -> Output {
+        let (keys, input, output) = (
+            path_text(&self.w(keys)),
+            path_text(&self.input),
+            path_text(&self.w(output)),
+        );
         let mut args = vec![
             "query",
             "--url",
-            &server.http,
+            &self.server.http,
             "--model",
             model,
             "-k",
@@ -209,47 +228,123 @@ fn serve_and_query_end_to_end() {
         ];
         args.extend_from_slice(extra);
         heman(&args)
-    };
-    let query =
-        |keys: &Path, output: &Path, extra: &[&str]| query_model("digits", keys, output, extra);
-    let first = succeeded(&query(&w("keys"), &w("y1.npy"), &[]), "first query");
-    assert!(first.contains("making keys"), "{first}");
-    assert!(first.contains("registered"), "{first}");
-    assert_close(&w("y1.npy"), &input, "heman query");
-    let second = succeeded(&query(&w("keys"), &w("y2.npy"), &[]), "second query");
-    assert!(
-        !second.contains("registered") && !second.contains("making keys"),
-        "keys made or registered again:\n{second}"
-    );
-    assert_close(&w("y2.npy"), &input, "heman query, registered keys");
+    }
 
-    // The second model, with its own keys; the first model's keys are
-    // refused for it. Its activations are polynomial approximations, so the
-    // comparison is the class and a loose tolerance.
-    let relu = |keys: &Path, output: &Path| query_model("relu", keys, output, &[]);
-    succeeded(&relu(&w("keys-relu"), &w("relu.npy")), "query (relu)");
-    let y = heman_model::io::npy::read_npy(&w("relu.npy")).unwrap();
-    let expected = plaintext(&input, "digits_relu.onnx");
-    assert_matches_plaintext(&y, &expected, Tolerance::relative(0.2), "relu model");
-    let refused = relu(&w("keys"), &w("relu2.npy"));
+    /// Asserts that the query's output `output` is the digits model's
+    /// plaintext answer.
+    fn assert_close(&self, output: &str, what: &str) {
+        assert_close(&self.w(output), &self.input, what);
+    }
+}
+
+fn path_text(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// Asserts that a refused query said the keys were made for another model.
+fn assert_refused_keys(refused: &Output) {
+    assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("keys for other keyparams"),
         "{}",
         text(&refused.stderr)
     );
+}
+
+#[test]
+fn query_makes_keys_once_and_reuses_them() {
+    let d = Deployment::serve(&[DIGITS]);
+    let first = succeeded(&d.query("digits", "keys", "y1.npy", &[]), "first query");
+    assert!(first.contains("making keys"), "{first}");
+    assert!(first.contains("registered"), "{first}");
+    d.assert_close("y1.npy", "heman query");
+    let second = succeeded(&d.query("digits", "keys", "y2.npy", &[]), "second query");
+    assert!(
+        !second.contains("registered") && !second.contains("making keys"),
+        "keys made or registered again:\n{second}"
+    );
+    d.assert_close("y2.npy", "heman query, registered keys");
+
+    // A short load through the real binaries: every answer must agree.
+    let load = succeeded(
+        &d.query(
+            "digits",
+            "keys",
+            "y5.npy",
+            &["--repeat", "16", "--concurrency", "4"],
+        ),
+        "query under load",
+    );
+    assert!(load.contains("16 requests, 4 in flight"), "{load}");
+    println!("{load}");
+    d.assert_close("y5.npy", "heman query under load");
+}
+
+#[test]
+fn query_refuses_foreign_keys_and_unknown_models() {
+    let d = Deployment::serve(&[DIGITS]);
+    succeeded(&d.query("digits", "keys", "y1.npy", &[]), "first query");
+    // A keys directory for another model is refused, not overwritten.
+    let foreign = d.w("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    let mut kp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.w("keys/keyparams.json")).unwrap()).unwrap();
+    kp["model_fingerprint"] = "00".repeat(32).into();
+    std::fs::write(foreign.join("keyparams.json"), kp.to_string()).unwrap();
+    std::fs::copy(d.w("keys/secret.key"), foreign.join("secret.key")).unwrap();
+    assert_refused_keys(&d.query("digits", "foreign", "y3.npy", &[]));
+    let unknown = d.query("nope", "keys", "y4.npy", &[]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("unknown model 'nope'"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+/// Two CKKS models with other parameters (the second with ReLU as
+/// polynomials) and a TFHE one (exact mode: the decrypted integers are the
+/// quantised model's), served by one server; each model's keys are refused
+/// for the others.
+#[test]
+fn one_server_serves_models_of_both_backends() {
+    let d = Deployment::serve(&[
+        DIGITS,
+        ("relu", "digits_relu.onnx", &[]),
+        (
+            "relu_tfhe",
+            "digits_relu.onnx",
+            &["--backend", "tfhe", "--exact"],
+        ),
+    ]);
+    succeeded(&d.query("digits", "keys", "y1.npy", &[]), "digits query");
+    d.assert_close("y1.npy", "digits model");
+
+    // Its activations are polynomial approximations, so the comparison is
+    // the class and a loose tolerance.
+    succeeded(
+        &d.query("relu", "keys-relu", "relu.npy", &[]),
+        "query (relu)",
+    );
+    let y = heman_model::io::npy::read_npy(&d.w("relu.npy")).unwrap();
+    let expected = plaintext(&d.input, "digits_relu.onnx");
+    assert_matches_plaintext(&y, &expected, Tolerance::relative(0.2), "relu model");
+    assert_refused_keys(&d.query("relu", "keys", "relu2.npy", &[]));
 
     // The TFHE model through the same command: keys made from its TFHE
     // keyparams, registered, the answer decrypted and dequantised.
-    let tfhe = |keys: &Path, output: &Path| query_model("relu_tfhe", keys, output, &[]);
-    let out = succeeded(&tfhe(&w("keys-tfhe"), &w("tfhe.npy")), "query (tfhe)");
+    let out = succeeded(
+        &d.query("relu_tfhe", "keys-tfhe", "tfhe.npy", &[]),
+        "query (tfhe)",
+    );
     assert!(out.contains("making keys") && out.contains("2_2"), "{out}");
-    let y = heman_model::io::npy::read_npy(&w("tfhe.npy")).unwrap();
+    let y = heman_model::io::npy::read_npy(&d.w("tfhe.npy")).unwrap();
     // The quantised plaintext model's output (the model owner's view), which
     // exact mode's decryption reproduces up to the f32 of the .npy.
-    let model = heman_artifacts::tfhe::CompiledModel::read(&repo.join("relu_tfhe/relu_tfhe.heman"))
-        .unwrap();
+    let model =
+        heman_artifacts::tfhe::CompiledModel::read(&d.w("repo/relu_tfhe/relu_tfhe.heman")).unwrap();
     let plan = &model.plan;
-    let x = heman_model::io::npy::read_npy(&input)
+    let x = heman_model::io::npy::read_npy(&d.input)
         .unwrap()
         .reshaped(plan.input.shape.clone());
     let u = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
@@ -259,114 +354,57 @@ fn serve_and_query_end_to_end() {
         .iter()
         .fold(plan.dequantise_output(&u), |t, op| op.eval(&[&t]));
     assert_matches_plaintext(&y, &quantised, Tolerance::relative(1e-5), "TFHE model");
-    let refused = tfhe(&w("keys"), &w("tfhe2.npy"));
-    assert!(
-        text(&refused.stderr).contains("keys for other keyparams"),
-        "{}",
-        text(&refused.stderr)
-    );
+    assert_refused_keys(&d.query("relu_tfhe", "keys", "tfhe2.npy", &[]));
+}
 
-    // A keys directory for another model is refused, not overwritten.
-    let foreign = w("foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
-    let mut kp: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(w("keys/keyparams.json")).unwrap()).unwrap();
-    kp["model_fingerprint"] = "00".repeat(32).into();
-    std::fs::write(foreign.join("keyparams.json"), kp.to_string()).unwrap();
-    std::fs::copy(w("keys/secret.key"), foreign.join("secret.key")).unwrap();
-    let refused = query(&foreign, &w("y3.npy"), &[]);
-    assert!(!refused.status.success());
-    assert!(
-        text(&refused.stderr).contains("keys for other keyparams"),
-        "{}",
-        text(&refused.stderr)
-    );
-    let unknown = heman(&[
-        "query",
-        "--url",
-        &server.http,
-        "--model",
-        "nope",
-        "-k",
-        &s(&w("keys")),
-        "-i",
-        &s(&input),
-        "-o",
-        &s(&w("y4.npy")),
-    ]);
-    assert!(!unknown.status.success());
-    assert!(
-        text(&unknown.stderr).contains("unknown model 'nope'"),
-        "{}",
-        text(&unknown.stderr)
-    );
-
-    // A short load through the real binaries: every answer must agree.
-    let load = succeeded(
-        &query(
-            &w("keys"),
-            &w("y5.npy"),
-            &["--repeat", "16", "--concurrency", "4"],
-        ),
-        "query under load",
-    );
-    assert!(load.contains("16 requests, 4 in flight"), "{load}");
-    println!("{load}");
-    assert_close(&w("y5.npy"), &input, "heman query under load");
-
-    // The official Python client, over HTTP and gRPC.
-    match python() {
-        None => {
-            let note = "SKIPPED tritonclient part of serve_and_query_end_to_end: no Python with tritonclient (set HEMAN_PYTHON; .ci/run makes $HOME/.cache/heman-venv)";
-            println!("{note}");
-            eprintln!("{note}");
-        }
-        Some(python) => {
-            let script = repo_root().join("examples/python/triton_query.py");
-            let http = server.http.trim_start_matches("http://").to_string();
-            for (protocol, url) in [("http", http.as_str()), ("grpc", server.grpc.as_str())] {
-                let keys = w(&format!("py-keys-{protocol}"));
-                let output = w(&format!("py-{protocol}.npy"));
-                let out = Command::new(&python)
-                    .arg(&script)
-                    .args(["--url", url, "--protocol", protocol, "--model", "digits"])
-                    .args(["--heman", heman_bin()])
-                    .arg("--keys")
-                    .arg(&keys)
-                    .arg("--input")
-                    .arg(&input)
-                    .arg("--output")
-                    .arg(&output)
-                    .output()
-                    .expect("python runs");
-                succeeded(&out, &format!("triton_query.py over {protocol}"));
-                assert_close(&output, &input, &format!("tritonclient over {protocol}"));
-            }
-        }
+/// The official Python client, over HTTP and gRPC.
+#[test]
+fn tritonclient_over_http_and_grpc() {
+    let Some(python) = python() else {
+        let note = "SKIPPED tritonclient_over_http_and_grpc: no Python with tritonclient (set HEMAN_PYTHON; .ci/run makes $HOME/.cache/heman-venv)";
+        println!("{note}");
+        eprintln!("{note}");
+        return;
+    };
+    let d = Deployment::serve(&[DIGITS]);
+    let script = repo_root().join("examples/python/triton_query.py");
+    let http = d.server.http.trim_start_matches("http://").to_string();
+    for (protocol, url) in [("http", http.as_str()), ("grpc", d.server.grpc.as_str())] {
+        let keys = d.w(&format!("py-keys-{protocol}"));
+        let output = d.w(&format!("py-{protocol}.npy"));
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(["--url", url, "--protocol", protocol, "--model", "digits"])
+            .args(["--heman", heman_bin()])
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--input")
+            .arg(&d.input)
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .expect("python runs");
+        succeeded(&out, &format!("triton_query.py over {protocol}"));
+        assert_close(&output, &d.input, &format!("tritonclient over {protocol}"));
     }
+}
 
-    // Graceful stop; a restart (same addresses) keeps the registered keys:
-    // the query finds them and sends none.
-    let (http, grpc) = (server.http.clone(), server.grpc.clone());
-    let status = server.stop();
+/// Graceful stop; a restart (same addresses) keeps the registered keys: the
+/// query finds them and sends none.
+#[test]
+fn registered_keys_survive_a_graceful_restart() {
+    let mut d = Deployment::serve(&[DIGITS]);
+    succeeded(&d.query("digits", "keys", "y1.npy", &[]), "first query");
+    let (http, grpc) = (d.server.http.clone(), d.server.grpc.clone());
+    let status = d.server.stop();
     assert!(status.success(), "heman serve exited with {status}");
     let addr = http.trim_start_matches("http://");
-    let server = Serving::start(&repo, &w("registered"), addr, &grpc);
-    let again = heman(&[
-        "query",
-        "--url",
-        &server.http,
-        "--model",
-        "digits",
-        "-k",
-        &s(&w("keys")),
-        "-i",
-        &s(&input),
-        "-o",
-        &s(&w("y6.npy")),
-    ]);
-    let again = succeeded(&again, "query after restart");
+    d.server = Serving::start(&d.w("repo"), &d.w("registered"), addr, &grpc);
+    let again = succeeded(
+        &d.query("digits", "keys", "y6.npy", &[]),
+        "query after restart",
+    );
     assert!(!again.contains("registered"), "keys sent again:\n{again}");
-    assert_close(&w("y6.npy"), &input, "after restart");
-    assert!(server.stop().success());
+    d.assert_close("y6.npy", "after restart");
+    assert!(d.server.stop().success());
 }

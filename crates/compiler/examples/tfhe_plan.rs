@@ -2,7 +2,7 @@
 //! fidelity: `cargo run --release -p heman-compiler --example tfhe_plan --
 //! model.onnx calibration [2_2|3_3] [exact]`.
 
-use heman_compiler::tfhe::{compile_tfhe, TfheOptions};
+use heman_compiler::tfhe::{compile, Options};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges};
 use heman_tfhe::Preset;
@@ -12,7 +12,7 @@ fn main() {
     let graph = load_onnx(std::path::Path::new(&args[1])).expect("model");
     let samples = load_arrays(std::path::Path::new(&args[2])).expect("calibration");
     let ranges = CalibrationRanges::measure(&graph, &samples).expect("ranges");
-    let options = TfheOptions {
+    let options = Options {
         preset: Preset::from_name(args.get(3).map_or("2_2", String::as_str)).expect("preset"),
         exact: args.get(4).is_some_and(|a| a == "exact"),
         bits: args.get(5).map(|b| {
@@ -26,10 +26,10 @@ fn main() {
                 weights: None,
             }
         }),
-        ..TfheOptions::default()
+        ..Options::default()
     };
     let start = std::time::Instant::now();
-    let compiled = compile_tfhe(&graph, &samples, &ranges, options).expect("compiles");
+    let compiled = compile(&graph, &samples, &ranges, options).expect("compiles");
     println!(
         "compiled in {:.2} s: {:?}",
         start.elapsed().as_secs_f64(),

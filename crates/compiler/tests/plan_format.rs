@@ -74,10 +74,10 @@ fn check(name: &str, version: u16, schema: Registry) {
 fn the_ckks_plan_format_is_pinned_to_its_version() {
     check(
         "ckks",
-        heman_compiler::Plan::FORMAT_VERSION,
+        heman_compiler::ckks::Plan::FORMAT_VERSION,
         schema!(
-            heman_compiler::Plan,
-            heman_compiler::PlanStage,
+            heman_compiler::ckks::Plan,
+            heman_compiler::ckks::PlanStage,
             heman_model::ops::Op,
             heman_model::ops::elementwise::BinaryKind,
             heman_model::ops::Activation,
@@ -92,10 +92,10 @@ fn the_ckks_plan_format_is_pinned_to_its_version() {
 fn the_tfhe_plan_format_is_pinned_to_its_version() {
     check(
         "tfhe",
-        heman_compiler::tfhe::TfhePlan::FORMAT_VERSION,
+        heman_compiler::tfhe::Plan::FORMAT_VERSION,
         schema!(
-            heman_compiler::tfhe::TfhePlan,
-            heman_compiler::tfhe::TfheStage,
+            heman_compiler::tfhe::Plan,
+            heman_compiler::tfhe::PlanStage,
             heman_model::ops::Op,
             heman_model::ops::elementwise::BinaryKind,
             heman_model::ops::Activation,

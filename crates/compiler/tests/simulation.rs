@@ -2,11 +2,12 @@
 //! diagonals, baby-step giant-step and rotate-and-sum are all exercised
 //! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
 
-use heman_compiler::approximation::{approximate, run_approximated, StageMaps};
-use heman_compiler::compile::{lower_stages, split_postprocess};
-use heman_compiler::simulate::simulate;
-use heman_compiler::stages::{partition, StageKind};
-use heman_compiler::PlanStage;
+use heman_compiler::ckks::approximation::{approximate, run_approximated, StageMaps};
+use heman_compiler::ckks::lower_stages;
+use heman_compiler::ckks::simulate::simulate;
+use heman_compiler::ckks::PlanStage;
+use heman_compiler::graph::split_postprocess;
+use heman_compiler::graph::{partition, StageKind};
 use heman_model::io::dataset::load_arrays;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};

@@ -1,7 +1,7 @@
 //! The TFHE target in plaintext: the quantised model against the float one,
 //! budgets, and the errors a model owner can meet.
 
-use heman_compiler::tfhe::{compile_tfhe, Bits, TfheOptions};
+use heman_compiler::tfhe::{compile, Bits, Options};
 use heman_compiler::CompileError;
 use heman_model::io::dataset::{load_arrays, LabelledSet, Sample};
 use heman_model::io::npy::read_npy;
@@ -23,7 +23,7 @@ fn digits(model: &str) -> (Graph, Vec<Sample>, CalibrationRanges) {
 #[test]
 fn quantised_digits_stay_close_to_float() {
     let (graph, samples, ranges) = digits("digits_relu.onnx");
-    let compiled = compile_tfhe(&graph, &samples, &ranges, TfheOptions::default()).unwrap();
+    let compiled = compile(&graph, &samples, &ranges, Options::default()).unwrap();
     let plan = &compiled.plan;
     assert_eq!(plan.bootstraps(), 256 + 32);
     let set = LabelledSet::load(&repo_root().join("examples/digits/test"), None).unwrap();
@@ -66,13 +66,13 @@ fn rejoining_elementwise_branches_fuse_into_one_bootstrap() {
         })
         .collect();
     let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
-    let options = TfheOptions {
+    let options = Options {
         exact: true,
         search_samples: 16,
         report_samples: 16,
-        ..TfheOptions::default()
+        ..Options::default()
     };
-    let compiled = compile_tfhe(&graph, &samples, &ranges, options).unwrap();
+    let compiled = compile(&graph, &samples, &ranges, options).unwrap();
     assert_eq!(compiled.plan.bootstraps(), 16);
     assert!(compiled.plan.stages[0].to_string().contains("x*x"));
     assert!(compiled.budget.worst_log2_error() <= -40.0);
@@ -83,7 +83,7 @@ fn rejoining_elementwise_branches_fuse_into_one_bootstrap() {
 #[test]
 fn accumulators_past_the_window_are_refused_with_the_node() {
     let (graph, samples, ranges) = digits("digits_relu.onnx");
-    let options = TfheOptions {
+    let options = Options {
         bits: Some(Bits {
             input: 8,
             activation: 4,
@@ -92,11 +92,9 @@ fn accumulators_past_the_window_are_refused_with_the_node() {
             intermediate: 8,
             weights: Some(8),
         }),
-        ..TfheOptions::default()
+        ..Options::default()
     };
-    let error = compile_tfhe(&graph, &samples, &ranges, options)
-        .err()
-        .unwrap();
+    let error = compile(&graph, &samples, &ranges, options).err().unwrap();
     let message = error.to_string();
     assert!(matches!(error, CompileError::Budget { .. }), "{message}");
     assert!(
@@ -109,7 +107,7 @@ fn accumulators_past_the_window_are_refused_with_the_node() {
 #[test]
 fn exact_mode_refuses_noisy_reads() {
     let (graph, samples, ranges) = digits("digits_relu.onnx");
-    let options = TfheOptions {
+    let options = Options {
         exact: true,
         bits: Some(Bits {
             input: 8,
@@ -119,9 +117,9 @@ fn exact_mode_refuses_noisy_reads() {
             intermediate: 8,
             weights: None,
         }),
-        ..TfheOptions::default()
+        ..Options::default()
     };
-    let message = compile_tfhe(&graph, &samples, &ranges, options)
+    let message = compile(&graph, &samples, &ranges, options)
         .err()
         .unwrap()
         .to_string();
@@ -142,7 +140,7 @@ fn operators_outside_the_tfhe_backend_are_named() {
             tensor: x,
         }];
         let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
-        let message = compile_tfhe(&graph, &samples, &ranges, TfheOptions::default())
+        let message = compile(&graph, &samples, &ranges, Options::default())
             .err()
             .unwrap()
             .to_string();
@@ -164,14 +162,14 @@ fn the_larger_preset_reads_with_less_noise() {
         weights: None,
     };
     let noise = |preset| {
-        let options = TfheOptions {
+        let options = Options {
             preset,
             bits: Some(bits),
             search_samples: 8,
             report_samples: 8,
-            ..TfheOptions::default()
+            ..Options::default()
         };
-        compile_tfhe(&graph, &samples, &ranges, options)
+        compile(&graph, &samples, &ranges, options)
             .unwrap()
             .budget
             .reads[0]
@@ -210,13 +208,13 @@ fn sign_is_one_exact_bootstrap() {
         })
         .collect();
     let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
-    let options = TfheOptions {
+    let options = Options {
         exact: true,
         search_samples: 8,
         report_samples: 8,
-        ..TfheOptions::default()
+        ..Options::default()
     };
-    let compiled = compile_tfhe(&graph, &samples, &ranges, options).unwrap();
+    let compiled = compile(&graph, &samples, &ranges, options).unwrap();
     assert_eq!(compiled.plan.bootstraps(), 8);
     let x = Tensor::new(
         vec![1, 8],

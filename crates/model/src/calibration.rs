@@ -13,9 +13,13 @@ use crate::tensor::Tensor;
 /// Statistics of one value over every element of every calibration sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ValueRange {
+    /// The smallest element seen.
     pub min: f64,
+    /// The largest element seen.
     pub max: f64,
+    /// The mean of all elements seen.
     pub mean: f64,
+    /// The population standard deviation of all elements seen.
     pub std: f64,
 }
 
@@ -71,17 +75,27 @@ impl Accumulator {
 /// by value name, with the number of samples they were measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRanges {
+    /// How many calibration samples the ranges were measured on.
     pub samples: usize,
+    /// The range of each non-constant value, keyed by value name.
     pub ranges: BTreeMap<String, ValueRange>,
 }
 
 impl CalibrationRanges {
     /// Runs the single-input `graph` on every sample and records the ranges.
+    ///
+    /// # Errors
+    /// [`ModelError::InSample`] wrapping the first error of [`Graph::run`],
+    /// naming the sample that caused it.
     pub fn measure(graph: &Graph, samples: &[Sample]) -> Result<Self> {
         Self::measure_with_progress(graph, samples, |_| {})
     }
 
-    /// As [`CalibrationRanges::measure`], calling `progress` after each sample.
+    /// As [`CalibrationRanges::measure`], calling `progress` with the number
+    /// of samples done after each one, so that long runs can report progress.
+    ///
+    /// # Errors
+    /// As [`CalibrationRanges::measure`].
     pub fn measure_with_progress(
         graph: &Graph,
         samples: &[Sample],
@@ -111,6 +125,7 @@ impl CalibrationRanges {
         })
     }
 
+    /// The range of the value called `name`, if it was measured.
     pub fn get(&self, name: &str) -> Option<&ValueRange> {
         self.ranges.get(name)
     }

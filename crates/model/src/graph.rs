@@ -14,43 +14,72 @@ use crate::tensor::{volume, Shape, Tensor};
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;
 
+/// A named tensor of the graph: a graph input, a weight, a folded constant
+/// or a node's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Value {
+    /// The ONNX name, unique within the graph; calibration ranges are keyed by it.
     pub name: String,
+    /// The static shape, known at import for every value.
     pub shape: Shape,
     /// The data of a weight or folded constant; `None` for values computed at run time.
     pub constant: Option<Tensor>,
 }
 
+/// One operator application: reads some values and computes exactly one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// The ONNX node name (or `<op_type>_<index>`), for messages and listings.
     pub name: String,
+    /// The operator, with its checked attributes.
     pub op: Op,
+    /// The values the operator reads, in the operator's argument order.
     pub inputs: Vec<ValueId>,
+    /// The value the node computes.
     pub output: ValueId,
 }
 
+/// A model as a data-flow graph with static shapes, ready to evaluate,
+/// simplify or compile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
+    /// The ONNX graph name (may be empty).
     pub name: String,
     /// Version of the default ONNX operator set the model was written for.
     pub opset: i64,
+    /// Every value, indexed by [`ValueId`].
     pub values: Vec<Value>,
-    /// In topological order.
+    /// The nodes, in topological order, so that one forward sweep evaluates
+    /// the graph.
     pub nodes: Vec<Node>,
+    /// The values fed by the caller, in the model's declared order.
     pub inputs: Vec<ValueId>,
+    /// The values returned to the caller, in the model's declared order.
     pub outputs: Vec<ValueId>,
 }
 
 impl Graph {
+    /// The value with id `id`.
+    ///
+    /// # Panics
+    /// When `id` is not a value of this graph.
     pub fn value(&self, id: ValueId) -> &Value {
         &self.values[id]
     }
 
+    /// The static shape of value `id`.
+    ///
+    /// # Panics
+    /// When `id` is not a value of this graph.
     pub fn shape(&self, id: ValueId) -> &[usize] {
         &self.values[id].shape
     }
 
+    /// The data of value `id` if it is a constant, `None` if it is computed
+    /// at run time.
+    ///
+    /// # Panics
+    /// When `id` is not a value of this graph.
     pub fn constant(&self, id: ValueId) -> Option<&Tensor> {
         self.values[id].constant.as_ref()
     }
@@ -111,6 +140,14 @@ impl Graph {
     /// Checks one input tensor against graph input `index`: the shape must be
     /// the declared one, or equal to it once extents of 1 are dropped (a
     /// `28x28` image for a `1x1x28x28` input); the values must be finite.
+    /// Returns the tensor in the declared shape.
+    ///
+    /// # Errors
+    /// [`ModelError::InputShape`] for a shape that does not fit,
+    /// [`ModelError::NonFinite`] for a NaN or infinite element.
+    ///
+    /// # Panics
+    /// When `index` is not the index of a graph input.
     pub fn check_input(&self, index: usize, tensor: &Tensor) -> Result<Tensor> {
         let value = &self.values[self.inputs[index]];
         let squeezed = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
@@ -140,12 +177,21 @@ impl Graph {
     }
 
     /// Runs the graph on `inputs` (one per graph input) and returns its outputs.
+    ///
+    /// # Errors
+    /// As [`Graph::run_observed`].
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.run_observed(inputs, |_, _| {})
     }
 
     /// Runs the graph, showing every computed value (graph inputs included) to
-    /// `observe` as soon as it exists.
+    /// `observe` as soon as it exists, so that statistics can be gathered
+    /// without keeping every intermediate tensor.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidGraph`] when the number of inputs is wrong or the
+    /// graph reads a value before computing it; the errors of
+    /// [`Graph::check_input`] for an input that does not fit.
     pub fn run_observed(
         &self,
         inputs: &[Tensor],

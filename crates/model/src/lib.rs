@@ -2,6 +2,8 @@
 //! simplification passes, a plaintext `f64` evaluator and calibration.
 //! It knows nothing of cryptography.
 
+#![warn(missing_docs)]
+
 pub mod calibration;
 pub mod error;
 pub mod graph;

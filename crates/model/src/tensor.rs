@@ -45,6 +45,8 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
     Some(out)
 }
 
+/// A dense, row-major array of `f64` with a shape; every value the
+/// plaintext evaluator handles (inputs, weights, activations) is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tensor {
     shape: Shape,
@@ -62,50 +64,63 @@ impl Tensor {
         Self { shape, data }
     }
 
+    /// A tensor of the given shape filled with zeros.
     pub fn zeros(shape: Shape) -> Self {
         let n = volume(&shape);
         Self::new(shape, vec![0.0; n])
     }
 
+    /// A rank-0 tensor holding one value.
     pub fn scalar(value: f64) -> Self {
         Self::new(vec![], vec![value])
     }
 
+    /// The extent of each axis.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// The number of axes (0 for a scalar).
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
 
+    /// The number of elements.
     pub fn len(&self) -> usize {
         self.data.len()
     }
 
+    /// Whether the tensor has no elements (some extent is 0).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
+    /// The elements in row-major order.
     pub fn data(&self) -> &[f64] {
         &self.data
     }
 
+    /// The elements in row-major order, for in-place updates that keep the shape.
     pub fn data_mut(&mut self) -> &mut [f64] {
         &mut self.data
     }
 
+    /// The elements in row-major order, without copying, dropping the shape.
     pub fn into_data(self) -> Vec<f64> {
         self.data
     }
 
     /// The same data under another shape of equal volume.
+    ///
+    /// # Panics
+    /// When the volumes differ.
     pub fn reshaped(mut self, shape: Shape) -> Self {
         assert_eq!(volume(&shape), self.data.len(), "reshape volume mismatch");
         self.shape = shape;
         self
     }
 
+    /// A tensor of the same shape with `f` applied to every element.
     pub fn map(&self, f: impl Fn(f64) -> f64) -> Self {
         Self::new(
             self.shape.clone(),
@@ -135,6 +150,10 @@ impl Tensor {
     }
 
     /// This tensor broadcast to `shape` (which must be a valid broadcast target).
+    ///
+    /// # Panics
+    /// May panic when `shape` is not a broadcast target of the tensor's shape
+    /// (shapes are checked at import, so this is a bug, not bad input).
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
         let index = BroadcastIndex::new(&self.shape, shape);
         let data = (0..volume(shape))
@@ -148,7 +167,8 @@ impl Tensor {
         self.data.iter().fold(0.0, |m, &x| m.max(x.abs()))
     }
 
-    /// Index of the largest element (first one on ties).
+    /// Index of the largest element (first one on ties); `None` for an empty
+    /// tensor.
     pub fn argmax(&self) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (i, &x) in self.data.iter().enumerate() {

@@ -3,10 +3,10 @@
 //! with the plaintext evaluator.
 
 use heman_ckks::{CkksParameters, Decryptor, Encryptor, KeyGenerator};
-use heman_compiler::compile;
+use heman_compiler::ckks::compile_at_degree as compile;
 use heman_model::io::dataset::load_arrays;
 use heman_model::load_onnx;
-use heman_runtime::{decrypt_tensor, encrypt_tensor, Executor, InputKey, PreparedPlan};
+use heman_runtime::ckks::{decrypt_tensor, encrypt_tensor, Executor, InputKey, PreparedPlan};
 
 use heman_testkit::{relative_error, repo_root as repo};
 
@@ -71,7 +71,7 @@ fn pipeline_matches_plaintext(
     inputs: &[heman_model::io::dataset::Sample],
     tolerance: f64,
 ) {
-    use heman_compiler::pipeline::{compile_ckks, CompileOptions};
+    use heman_compiler::ckks::{compile as compile_ckks, Options as CompileOptions};
     use heman_model::CalibrationRanges;
     let ranges = CalibrationRanges::measure(graph, calibration).unwrap();
     let compiled = compile_ckks(graph, calibration, &ranges, CompileOptions::default()).unwrap();
@@ -163,10 +163,10 @@ fn calibrated_digits_square() -> (
 /// carry fresh randomness, and decrypt with the flooding's noise, not less.
 #[test]
 fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
-    use heman_compiler::flooding::{FloodingTarget, OutputFlooding};
-    use heman_compiler::pipeline::{compile_ckks, CompileOptions};
-    use heman_compiler::simulate::simulate_slots;
-    use heman_runtime::{flood_outputs, measure_output_noise};
+    use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding};
+    use heman_compiler::ckks::simulate::simulate_slots;
+    use heman_compiler::ckks::{compile as compile_ckks, Options as CompileOptions};
+    use heman_runtime::ckks::{flood_outputs, measure_output_noise};
     let (graph, samples, ranges, calib) = calibrated_digits_square();
     let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).unwrap();
     let (params, plan) = (&compiled.params, &compiled.plan);

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use heman_compiler::tfhe::{compile_tfhe, CompiledTfhe, TfheOptions, TfhePlan, TfheStage};
+use heman_compiler::tfhe::{Compiled, Options, Plan, PlanStage};
 use heman_model::io::dataset::Sample;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
-use heman_runtime::tfhe::{decrypt_integers, encrypt_input, TfheExecutor};
+use heman_runtime::tfhe::{decrypt_integers, encrypt_input, Executor};
 use heman_testkit::{pseudo_random, repo_root};
 use heman_tfhe::{ClientKey, CompressedServerKey, KeyChoice, Preset, ServerKey};
 
@@ -51,25 +51,25 @@ fn calibration(input: &Tensor, count: usize) -> Vec<Sample> {
         .collect()
 }
 
-fn compile(model: &Path, samples: &[Sample], exact: bool) -> CompiledTfhe {
+fn compile(model: &Path, samples: &[Sample], exact: bool) -> Compiled {
     let graph = load_onnx(model).unwrap();
     let ranges = CalibrationRanges::measure(&graph, samples).unwrap();
-    let options = TfheOptions {
+    let options = Options {
         preset: PRESET,
         exact,
         search_samples: 16,
         report_samples: 16,
-        ..TfheOptions::default()
+        ..Options::default()
     };
-    compile_tfhe(&graph, samples, &ranges, options)
+    heman_compiler::tfhe::compile(&graph, samples, &ranges, options)
         .unwrap_or_else(|e| panic!("{}: {e}", model.display()))
 }
 
 /// Encrypts `x`, runs `plan` encrypted, returns the decrypted output integers.
-fn encrypted_integers(plan: &TfhePlan, x: &Tensor) -> Vec<u64> {
+fn encrypted_integers(plan: &Plan, x: &Tensor) -> Vec<u64> {
     let (client, server) = keys();
     let input = encrypt_input(&plan.input, client, x).unwrap().expand();
-    let (out, timings) = TfheExecutor::new(server, plan)
+    let (out, timings) = Executor::new(server, plan)
         .unwrap()
         .run(input, |_| {})
         .unwrap();
@@ -109,8 +109,8 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         let first = plan
             .stages
             .iter()
-            .find(|s| !matches!(s, TfheStage::Linear(_)));
-        let small = matches!(first, Some(TfheStage::Lookup(_)));
+            .find(|s| !matches!(s, PlanStage::Linear(_)));
+        let small = matches!(first, Some(PlanStage::Lookup(_)));
         assert_eq!(plan.input.key == KeyChoice::Small, small, "{name}");
         let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
         assert_eq!(encrypted_integers(plan, &x), reference, "{name}");
@@ -141,7 +141,7 @@ fn mismatched_keys_and_inputs_are_refused() {
     let input = encrypt_input(&compiled.plan.input, client, &x)
         .unwrap()
         .expand();
-    let executor = TfheExecutor::new(server, &compiled.plan).unwrap();
+    let executor = Executor::new(server, &compiled.plan).unwrap();
     // Too few ciphertexts.
     let short = input.select(&[0, 1]);
     assert!(executor.run(short, |_| {}).is_err());
@@ -155,11 +155,11 @@ fn mismatched_keys_and_inputs_are_refused() {
     let mut tampered = compiled.plan.clone();
     tampered
         .stages
-        .retain(|s| matches!(s, TfheStage::Linear(_)));
-    let error = TfheExecutor::new(server, &tampered).err().unwrap();
+        .retain(|s| matches!(s, PlanStage::Linear(_)));
+    let error = Executor::new(server, &tampered).err().unwrap();
     assert!(error.to_string().contains("small key"), "{error}");
     // A plan for another preset than the server key.
     compiled.plan.preset = Preset::Message3Carry3;
-    let error = TfheExecutor::new(server, &compiled.plan).err().unwrap();
+    let error = Executor::new(server, &compiled.plan).err().unwrap();
     assert!(error.to_string().contains("3_3"), "{error}");
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 /// The scale of an integer encoding (torus units per integer step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Encoding {
+    /// Torus units (out of 2^64) per integer step: `v` is carried as
+    /// `v * delta mod 2^64`.
     pub delta: u64,
 }
 
@@ -13,6 +15,7 @@ pub struct Encoding {
 pub const HALF_TORUS: u128 = 1 << 63;
 
 impl Encoding {
+    /// The encoding with `delta` torus units per integer step.
     pub fn new(delta: u64) -> Self {
         Self { delta }
     }
@@ -25,6 +28,7 @@ impl Encoding {
         }
     }
 
+    /// The torus plaintext of `value`, negative values wrapping modulo 2^64.
     pub fn encode(self, value: i64) -> u64 {
         (value as u64).wrapping_mul(self.delta)
     }

@@ -92,6 +92,7 @@ impl ClientKey {
         }
     }
 
+    /// The preset the key was made for.
     pub fn preset(&self) -> Preset {
         self.preset
     }
@@ -122,6 +123,9 @@ impl ClientKey {
         Zeroizing::new(serialize_versioned(self.inner()))
     }
 
+    /// Reads a key serialised by [`ClientKey::to_bytes`], refusing one of
+    /// another atomic pattern than KS_PBS or made for other parameters than
+    /// `preset`'s.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
         let key: shortint::ClientKey = deserialize_versioned(bytes, "client key")?;
         let key = Self {
@@ -164,6 +168,7 @@ pub struct CompressedServerKey {
 }
 
 impl CompressedServerKey {
+    /// The preset the key was made for.
     pub fn preset(&self) -> Preset {
         self.preset
     }
@@ -249,6 +254,7 @@ pub struct ServerKey {
 }
 
 impl ServerKey {
+    /// The preset the key was made for.
     pub fn preset(&self) -> Preset {
         self.preset
     }

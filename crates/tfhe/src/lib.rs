@@ -21,6 +21,8 @@
 //! offered ([`Preset`]). tfhe-rs is free for research and prototyping;
 //! commercial use needs Zama's patent licence.
 
+#![warn(missing_docs)]
+
 pub mod bootstrap;
 pub mod encoding;
 pub mod error;

@@ -19,9 +19,14 @@ use crate::lwe::LweVector;
 /// row `r` reads `columns[offsets[r]..offsets[r + 1]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegerRows {
+    /// Number of input ciphertexts (columns).
     pub inputs: usize,
+    /// Where each row's terms start in `columns` and `weights`, plus the end
+    /// of the last row (`rows + 1` entries, starting at 0).
     pub offsets: Vec<u32>,
+    /// Input index of each nonzero term.
     pub columns: Vec<u32>,
+    /// Integer weight of each nonzero term.
     pub weights: Vec<i64>,
     /// Added to each row (encoded like the inputs before it reaches the body).
     pub biases: Vec<i64>,
@@ -51,10 +56,12 @@ impl IntegerRows {
         self.biases.push(bias);
     }
 
+    /// Number of rows (output ciphertexts).
     pub fn rows(&self) -> usize {
         self.biases.len()
     }
 
+    /// The (column, weight) terms of row `r`.
     pub fn row(&self, r: usize) -> impl Iterator<Item = (u32, i64)> + '_ {
         let range = self.offsets[r] as usize..self.offsets[r + 1] as usize;
         self.columns[range.clone()]

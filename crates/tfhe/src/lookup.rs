@@ -34,7 +34,9 @@ use crate::params::Preset;
 /// The integers a bootstrap reads: `0..count` at `encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InputWindow {
+    /// The scale the values are carried at.
     pub encoding: Encoding,
+    /// Number of values: the window holds `0..count`.
     pub count: u64,
 }
 
@@ -252,6 +254,7 @@ impl ManyLookupTable {
         })
     }
 
+    /// Number of functions stacked in the table (outputs per bootstrap).
     pub fn function_count(&self) -> usize {
         self.table.function_count()
     }

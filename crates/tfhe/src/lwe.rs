@@ -60,26 +60,33 @@ impl LweVector {
         self.size
     }
 
+    /// Number of ciphertexts.
     pub fn len(&self) -> usize {
         self.data.len() / self.size
     }
 
+    /// Whether the vector holds no ciphertext.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
+    /// The words (mask then body) of ciphertext `index`.
     pub fn get(&self, index: usize) -> &[u64] {
         &self.data[index * self.size..(index + 1) * self.size]
     }
 
+    /// The ciphertexts in order, each as its words.
     pub fn iter(&self) -> std::slice::ChunksExact<'_, u64> {
         self.data.chunks_exact(self.size)
     }
 
+    /// The ciphertexts as a parallel iterator, each as its words.
     pub fn par_iter(&self) -> rayon::slice::ChunksExact<'_, u64> {
         self.data.par_chunks_exact(self.size)
     }
 
+    /// The ciphertexts as a parallel iterator of mutable words, to compute
+    /// each in place.
     pub fn par_iter_mut(&mut self) -> rayon::slice::ChunksExactMut<'_, u64> {
         self.data.par_chunks_exact_mut(self.size)
     }
@@ -114,6 +121,8 @@ impl LweVector {
         }
     }
 
+    /// `HTLV`, format version (u16), words per ciphertext (u32), ciphertext
+    /// count (u64), then every word; all little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(18 + self.data.len() * 8);
         out.extend_from_slice(VECTOR_MAGIC);
@@ -198,10 +207,12 @@ pub struct SeededLweVector {
 }
 
 impl SeededLweVector {
+    /// Number of ciphertexts.
     pub fn len(&self) -> usize {
         self.bodies.len()
     }
 
+    /// Whether the vector holds no ciphertext.
     pub fn is_empty(&self) -> bool {
         self.bodies.is_empty()
     }
@@ -218,6 +229,8 @@ impl SeededLweVector {
         LweVector::from_parts(self.size, list.into_container())
     }
 
+    /// `HTLS`, format version (u16), words per ciphertext (u32), ciphertext
+    /// count (u64), the seed (u128), then the bodies; all little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(34 + self.bodies.len() * 8);
         out.extend_from_slice(SEEDED_MAGIC);
@@ -231,6 +244,8 @@ impl SeededLweVector {
         out
     }
 
+    /// Reads compressed ciphertexts, which must have the dimension of one of
+    /// the preset's keys.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
         let (size, count, rest) = read_header(bytes, SEEDED_MAGIC, preset, "seeded LWE vector")?;
         if rest.len() < 16 || Some(rest.len() - 16) != count.checked_mul(8) {

@@ -27,6 +27,8 @@ const MODULUS: f64 = 18446744073709551616.0;
 /// Mantissa bits of the f64 FFT the bootstrap multiplies with.
 const FFT_MANTISSA: f64 = 53.0;
 
+/// Noise variances (fractions of the torus squared) of a preset's fresh
+/// encryptions and of each step of a bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NoiseModel {
     /// A fresh encryption by the data owner under the big key.
@@ -47,6 +49,8 @@ pub struct NoiseModel {
 }
 
 impl NoiseModel {
+    /// The model of `preset`, from its noise distributions and decomposition
+    /// parameters.
     pub fn of(preset: Preset) -> Self {
         let p = preset.parameters();
         let (n_small, k, big_n) = (

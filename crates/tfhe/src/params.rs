@@ -43,12 +43,17 @@ pub enum Preset {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyChoice {
+    /// The big key (dimension k*N): what bootstraps output and heman computes
+    /// under.
     #[default]
     Big,
+    /// The small key (the bootstrap's input dimension): what the keyswitch
+    /// targets; inputs under it skip the keyswitch.
     Small,
 }
 
 impl KeyChoice {
+    /// The lower-case name, as plans serialise it (`big`, `small`).
     pub fn name(self) -> &'static str {
         match self {
             KeyChoice::Big => "big",
@@ -58,6 +63,8 @@ impl KeyChoice {
 }
 
 impl Preset {
+    /// Every preset heman offers, from the cheapest bootstrap to the most
+    /// precise.
     pub const ALL: [Preset; 3] = [
         Preset::Message2Carry2,
         Preset::Message2Carry3,
@@ -82,6 +89,8 @@ impl Preset {
         }
     }
 
+    /// The preset with short name `name` (`2_2`) or tfhe-rs name
+    /// (`PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128`).
     pub fn from_name(name: &str) -> Result<Self> {
         Self::ALL
             .into_iter()

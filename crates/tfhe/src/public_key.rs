@@ -58,6 +58,7 @@ impl OutputPublicKey {
         }
     }
 
+    /// The key in tfhe-rs's versioned serialisation.
     pub fn to_bytes(&self) -> Vec<u8> {
         serialize_versioned(&self.key)
     }

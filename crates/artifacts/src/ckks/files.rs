@@ -5,7 +5,7 @@ use std::path::Path;
 use heman_ckks::{
     Ciphertext, CkksParameters, GaloisKeys, PublicKey, RelinearizationKey, SecretKey,
 };
-use heman_compiler::Plan;
+use heman_compiler::ckks::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use heman_ckks::params::max_log_qp;
 use heman_ckks::CkksParameters;
-use heman_compiler::flooding::OutputFlooding;
-use heman_compiler::parameters::ParameterChoice;
-use heman_compiler::{Plan, SlotLayout};
+use heman_compiler::ckks::flooding::OutputFlooding;
+use heman_compiler::ckks::parameters::ParameterChoice;
+use heman_compiler::ckks::{Plan, SlotLayout};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{hex, write_file};

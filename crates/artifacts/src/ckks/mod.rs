@@ -25,7 +25,7 @@ pub fn version(role: Role) -> u16 {
     match role {
         // 3: the plan's own format version (2: linear transforms carry pool
         // window sums).
-        Role::CompiledModel => heman_compiler::Plan::FORMAT_VERSION,
+        Role::CompiledModel => heman_compiler::ckks::Plan::FORMAT_VERSION,
         _ => 1,
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use heman_compiler::tfhe::{Bits, BudgetReport, TfheInput, TfheOutput, TfhePlan};
+use heman_compiler::tfhe::{Bits, BudgetReport, Plan, PlanInput, PlanOutput};
 use heman_tfhe::{ClientKey, CompressedServerKey, LweVector, Preset, SeededLweVector};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,7 +23,7 @@ pub const TAG: u8 = 2;
 /// The format version of each role's files.
 pub fn version(role: Role) -> u16 {
     match role {
-        Role::CompiledModel => heman_compiler::tfhe::TfhePlan::FORMAT_VERSION,
+        Role::CompiledModel => heman_compiler::tfhe::Plan::FORMAT_VERSION,
         _ => 1,
     }
 }
@@ -129,9 +129,9 @@ pub struct KeyParams {
     /// The preset's parameters, for readers.
     pub parameters: Parameters,
     /// The model's input and its quantisation.
-    pub input: TensorSpec<TfheInput>,
+    pub input: TensorSpec<PlanInput>,
     /// The model's output and how it decodes.
-    pub output: TensorSpec<TfheOutput>,
+    pub output: TensorSpec<PlanOutput>,
     /// Weightless operators the data owner applies after decryption.
     pub postprocess: Vec<heman_model::ops::Op>,
     /// What the compiler chose and guarantees.
@@ -144,13 +144,13 @@ pub struct KeyParams {
 }
 
 /// SHA-256 of a plan's serialisation (hex).
-pub fn plan_fingerprint(plan: &TfhePlan) -> String {
+pub fn plan_fingerprint(plan: &Plan) -> String {
     hex(&Sha256::digest(
         bincode::serialize(plan).expect("plan serialises"),
     ))
 }
 
-fn params_fingerprint(preset: Preset, input: &TfheInput, output: &TfheOutput) -> [u8; 32] {
+fn params_fingerprint(preset: Preset, input: &PlanInput, output: &PlanOutput) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(preset.fingerprint());
     h.update(bincode::serialize(input).expect("serialises"));
@@ -162,7 +162,7 @@ impl KeyParams {
     /// The keyparams of `plan`, compiled with `bits` under `budget`.
     #[allow(clippy::too_many_arguments)]
     pub fn for_plan(
-        plan: &TfhePlan,
+        plan: &Plan,
         bits: Bits,
         budget: &BudgetReport,
         exact: bool,
@@ -267,7 +267,7 @@ pub struct CompiledModel {
     /// The keyparams it was compiled with.
     pub keyparams: KeyParams,
     /// The plan (integer weights, lookup tables).
-    pub plan: TfhePlan,
+    pub plan: Plan,
 }
 
 impl CompiledModel {
@@ -305,7 +305,7 @@ impl CompiledModel {
             ));
         }
         for stage in &model.plan.stages {
-            if let heman_compiler::tfhe::TfheStage::Linear(l) = stage {
+            if let heman_compiler::tfhe::PlanStage::Linear(l) = stage {
                 l.rows.validate().map_err(tfhe_error(path))?;
             }
         }

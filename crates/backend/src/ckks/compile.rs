@@ -5,12 +5,12 @@
 use std::time::Instant;
 
 use heman_artifacts::ckks::{CompiledModel, KeyParams, TensorSpec};
-use heman_compiler::flooding::{FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS};
-use heman_compiler::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
-use heman_compiler::pipeline::{compile_ckks, CompileOptions as Knobs, CompiledCkks};
-use heman_compiler::SlotLayout;
+use heman_compiler::ckks as compiler;
+use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS};
+use heman_compiler::ckks::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
+use heman_compiler::ckks::SlotLayout;
 use heman_model::Tensor;
-use heman_runtime::{measure_output_noise, OutputNoise};
+use heman_runtime::ckks::{measure_output_noise, OutputNoise};
 use tracing::info;
 
 use crate::error::{BackendError, Result};
@@ -36,7 +36,7 @@ pub struct Compiled {
     /// The compiled model file's content: keyparams and plan.
     pub model: CompiledModel,
     /// The compiler's result (parameters, candidates, agreement).
-    pub compiled: CompiledCkks,
+    pub compiled: compiler::Compiled,
     /// The dry runs that chose the parameters.
     pub check: ParameterCheck,
 }
@@ -64,11 +64,11 @@ pub fn compile(
     let target = flooding_target(options)?;
     let (graph, calibration) = (&source.graph, &source.calibration);
     let start = Instant::now();
-    let mut compiled = compile_ckks(
+    let mut compiled = compiler::compile(
         graph,
         &calibration.samples,
         &calibration.ranges,
-        Knobs::default(),
+        compiler::Options::default(),
     )
     .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");
@@ -129,7 +129,7 @@ pub fn compile(
 /// as `target` asks, keep [`KEPT_PRECISION_BITS`] of the largest calibrated
 /// output ([`choose_by_precision`] decides), and switches `compiled` to it.
 fn choose_parameters(
-    compiled: &mut CompiledCkks,
+    compiled: &mut compiler::Compiled,
     inputs: &[Tensor],
     output_max: f64,
     target: FloodingTarget,
@@ -290,7 +290,7 @@ fn describe_parameter_check(candidates: &[ParameterChoice], check: &ParameterChe
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use heman_compiler::pipeline::CompileOptions;
+    use heman_compiler::ckks::Options as CompileOptions;
     use heman_model::io::dataset::{load_arrays, Sample};
     use heman_model::{load_onnx, CalibrationRanges, Graph};
 
@@ -338,7 +338,7 @@ mod tests {
             min_scale_bits: 20,
             ..CompileOptions::default()
         };
-        let mut compiled = compile_ckks(&graph, &samples, &ranges, options).unwrap();
+        let mut compiled = compiler::compile(&graph, &samples, &ranges, options).unwrap();
         assert!(compiled.candidates.len() > 1, "{:?}", compiled.candidates);
         let runs = Runs::default();
         let check = choose_parameters(

@@ -10,7 +10,7 @@ use heman_artifacts::ckks::{
 };
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
 use heman_model::Tensor;
-use heman_runtime::{decrypt_tensor, encrypt_tensor, InputKey};
+use heman_runtime::ckks::{decrypt_tensor, encrypt_tensor, InputKey};
 use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};

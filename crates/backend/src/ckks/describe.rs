@@ -1,7 +1,7 @@
 //! What `inspect` prints of CKKS keyparams and compiled models.
 
 use heman_artifacts::ckks::{CompiledModel, KeyParams};
-use heman_compiler::PlanStage;
+use heman_compiler::ckks::PlanStage;
 
 /// The keyparams, a line each.
 pub fn keyparams(kp: &KeyParams) -> Vec<String> {
@@ -59,7 +59,7 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
                 polynomial,
             } => format!(
                 "  stage {index}: {} on [{:.3}, {:.3}], depth {}",
-                heman_compiler::approximation::describe(function, polynomial),
+                heman_compiler::ckks::approximation::describe(function, polynomial),
                 interval.0,
                 interval.1,
                 polynomial.depth()

@@ -11,7 +11,7 @@ use heman_artifacts::Role;
 use heman_ckks::keys::galois_element_for_step;
 use heman_ckks::{CkksParameters, Encryptor};
 use heman_model::Tensor;
-use heman_runtime::{flood_outputs, stage_name, Executor, PreparedPlan};
+use heman_runtime::ckks::{flood_outputs, stage_name, Executor, PreparedPlan};
 use rand::SeedableRng;
 
 use crate::error::{refused, runtime_error, BackendError, Result};
@@ -191,7 +191,7 @@ impl ModelOwner for CkksModel {
         let model = self.model();
         let x = crate::input::fit_input(x, &self.input, "simulated input")?;
         let plan = &model.plan;
-        let mut slots = heman_compiler::simulate::simulate_slots(plan, &x);
+        let mut slots = heman_compiler::ckks::simulate::simulate_slots(plan, &x);
         if let Some(seed) = noise {
             // The flooding dominates the output error: a Gaussian of its
             // expected size per slot.

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use heman_artifacts::tfhe::{CompiledModel, KeyParams};
-use heman_compiler::tfhe::{compile_tfhe, BudgetReport, CompiledTfhe, TfheOptions};
+use heman_compiler::tfhe::{self as compiler, BudgetReport};
 use heman_tfhe::{KeyChoice, Preset};
 use tracing::info;
 
@@ -17,14 +17,14 @@ pub struct Compiled {
     /// The compiled model file's content: keyparams and plan.
     pub model: CompiledModel,
     /// The compiler's result (bits, budget, fidelity).
-    pub compiled: CompiledTfhe,
+    pub compiled: compiler::Compiled,
     /// The options it was compiled with.
-    pub options: TfheOptions,
+    pub options: compiler::Options,
 }
 
 /// The compiler's options from the seam's; options of other backends are
 /// refused by name.
-fn tfhe_options(options: &CompileOptions) -> Result<TfheOptions> {
+fn tfhe_options(options: &CompileOptions) -> Result<compiler::Options> {
     if options.flooding_security.is_some() {
         return Err(BackendError::Compile(
             "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
@@ -35,10 +35,10 @@ fn tfhe_options(options: &CompileOptions) -> Result<TfheOptions> {
         Some(name) => Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?,
         None => Preset::Message2Carry2,
     };
-    Ok(TfheOptions {
+    Ok(compiler::Options {
         preset,
         exact: options.exact,
-        ..TfheOptions::default()
+        ..compiler::Options::default()
     })
 }
 
@@ -52,7 +52,7 @@ pub fn compile(
     let (graph, calibration) = (&source.graph, &source.calibration);
     let start = Instant::now();
     progress.start("choosing bit widths", None);
-    let compiled = compile_tfhe(graph, &calibration.samples, &calibration.ranges, options);
+    let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options);
     progress.finish();
     let compiled = compiled
         .map_err(|e| BackendError::Compile(format!("compiling {} for TFHE: {e}", source.name)))?;

@@ -8,7 +8,7 @@ use heman_artifacts::tfhe::{evaluation_keys_from_bytes, Ciphertexts, CompiledMod
 use heman_artifacts::Role;
 use heman_compiler::tfhe::{Noise, NoiseProfile};
 use heman_model::Tensor;
-use heman_runtime::tfhe::TfheExecutor;
+use heman_runtime::tfhe::Executor;
 use heman_tfhe::ServerKey;
 use rand::SeedableRng;
 
@@ -111,7 +111,7 @@ impl ModelOwner for TfheModel {
             ));
         };
         // The executor re-randomises and floods the outputs before they leave.
-        let executor = TfheExecutor::new(key, &self.model.plan).map_err(runtime_error)?;
+        let executor = Executor::new(key, &self.model.plan).map_err(runtime_error)?;
         let (out, timings) = executor
             .run(seeded.expand(), |t| {
                 on_stage(&StageTiming {

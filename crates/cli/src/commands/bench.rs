@@ -111,7 +111,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 fn header() {
     println!(
-        "| model | backend: parameters | items | plaintext acc. | simulated acc. | encrypted acc. | same decision as plaintext | as simulation | same output as simulation | inference median (p90) | per stage (median) | eval keys (file / in memory) | input / output |"
+        "| model | backend: parameters | items | plaintext acc. | simulated acc. | encrypted acc. | same decision as plaintext | as simulation | output vs simulation: exact, max deviation | inference median (p90) | per stage (median) | eval keys (file / in memory) | input / output |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
@@ -153,7 +153,7 @@ impl Bench<'_> {
             .map(|(stage, t)| format!("{stage} {t:.3} s"))
             .collect();
         println!(
-            "| {name} | {}: {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {}/{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
+            "| {name} | {}: {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {}/{}, {:.1e} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
             self.backend.name(),
             compilation.report.summary,
             s.items,
@@ -166,6 +166,7 @@ impl Bench<'_> {
             s.items,
             s.same_output,
             s.items,
+            s.max_deviation,
             s.median,
             s.p90,
             split.join(", "),

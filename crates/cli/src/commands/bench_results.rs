@@ -249,6 +249,8 @@ pub struct Summary {
     pub same_as_plaintext: usize,
     pub same_as_simulated: usize,
     pub same_output: usize,
+    /// The largest difference between a decrypted and a simulated output.
+    pub max_deviation: f64,
     pub median: f64,
     pub p90: f64,
     pub input_bytes: usize,
@@ -291,6 +293,7 @@ impl Summary {
             same_as_plaintext: count(&|r| r.same_as_plaintext),
             same_as_simulated: count(&|r| r.same_as_simulated),
             same_output: count(&|r| r.same_output),
+            max_deviation: results.iter().map(|r| r.deviation).fold(0.0, f64::max),
             median: quantile(&times, 0.5),
             p90: quantile(&times, 0.9),
             input_bytes: last.map_or(0, |r| r.input_bytes),

@@ -12,7 +12,7 @@ use heman_tfhe::{log2_error_probability, KeyChoice, NoiseModel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::tfhe::plan::{TfhePlan, TfheStage};
+use crate::tfhe::plan::{Plan, PlanStage};
 
 /// Noise variance (fraction of the torus, squared) per value at each read.
 #[derive(Debug, Clone)]
@@ -31,7 +31,9 @@ pub struct NoiseProfile {
 }
 
 impl NoiseProfile {
-    pub fn of(plan: &TfhePlan) -> Self {
+    /// The noise of every value of `plan`, propagated stage by stage from the
+    /// input's fresh encryptions.
+    pub fn of(plan: &Plan) -> Self {
         let model = NoiseModel::of(plan.preset);
         let volume: usize = plan.input.shape.iter().product();
         // Values stay under the input's key until their first bootstrap.
@@ -41,7 +43,7 @@ impl NoiseProfile {
         let mut weight_norms = Vec::with_capacity(plan.stages.len());
         for stage in &plan.stages {
             match stage {
-                TfheStage::Linear(l) => {
+                PlanStage::Linear(l) => {
                     let rows: Vec<(f64, f64)> = (0..l.rows.rows())
                         .into_par_iter()
                         .map(|r| {
@@ -55,7 +57,7 @@ impl NoiseProfile {
                     weight_norms.push(Some(rows.iter().fold(0.0f64, |m, r| m.max(r.1.sqrt()))));
                     reads.push(None);
                 }
-                TfheStage::Lookup(l) => {
+                PlanStage::Lookup(l) => {
                     reads.push(Some(
                         variance
                             .iter()
@@ -66,7 +68,7 @@ impl NoiseProfile {
                     key = KeyChoice::Big;
                     weight_norms.push(None);
                 }
-                TfheStage::Max(m) => {
+                PlanStage::Max(m) => {
                     // Per pair: the difference's variance at the rotation
                     // (0 for a single input), then a + relu(b - a).
                     let (at_read, out): (Vec<f64>, Vec<f64>) = m
@@ -109,7 +111,9 @@ impl NoiseProfile {
 pub struct ReadBudget {
     /// The stage index, `None` for the output's decryption.
     pub stage: Option<usize>,
+    /// The stage's name (`output` for the decryption).
     pub name: String,
+    /// Values read there (bootstraps, or decrypted outputs).
     pub values: usize,
     /// The widest accumulator window read (values).
     pub widest_window: u64,
@@ -123,13 +127,16 @@ pub struct ReadBudget {
     pub expected_misreads: f64,
 }
 
+/// The noise and misread probability at every read point of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetReport {
+    /// Every lookup and max stage in order, then the output.
     pub reads: Vec<ReadBudget>,
 }
 
 impl BudgetReport {
-    pub fn of(plan: &TfhePlan) -> Self {
+    /// The budget of `plan` under its preset's noise model.
+    pub fn of(plan: &Plan) -> Self {
         let profile = NoiseProfile::of(plan);
         let mut reads = Vec::new();
         let mut norm = 1.0;
@@ -153,9 +160,9 @@ impl BudgetReport {
                 continue;
             };
             let (delta, window, values) = match stage {
-                TfheStage::Lookup(l) => (l.input_encoding, l.widest_window(), l.table_of.len()),
-                TfheStage::Max(m) => (m.encoding, m.window().count, m.bootstraps()),
-                TfheStage::Linear(_) => continue,
+                PlanStage::Lookup(l) => (l.input_encoding, l.widest_window(), l.table_of.len()),
+                PlanStage::Max(m) => (m.encoding, m.window().count, m.bootstraps()),
+                PlanStage::Linear(_) => continue,
             };
             let read_variances: Vec<f64> = variances.iter().copied().filter(|&v| v > 0.0).collect();
             let (noise_std, log2_error, expected) = read(&read_variances, delta.torus_fraction());

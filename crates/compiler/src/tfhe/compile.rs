@@ -18,19 +18,22 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::compile::split_postprocess;
 use crate::error::{CompileError, Result};
+use crate::graph::split_postprocess;
 use crate::tfhe::budget::{BudgetReport, NoiseProfile};
-use crate::tfhe::plan::TfhePlan;
+use crate::tfhe::plan::Plan;
 use crate::tfhe::quantise::{build_plan, Bits};
 use crate::tfhe::reference::Noise;
 use crate::tfhe::segments::{segments, SegmentKind};
 
+/// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
-pub struct TfheOptions {
+pub struct Options {
+    /// The tfhe-rs parameter preset to compile for.
     pub preset: Preset,
     /// Every read right with probability `1 - 2^max_log2_error`.
     pub exact: bool,
+    /// log2 of the largest misread probability allowed per read in exact mode.
     pub max_log2_error: f64,
     /// Fixed bit widths instead of the search.
     pub bits: Option<Bits>,
@@ -40,7 +43,7 @@ pub struct TfheOptions {
     pub report_samples: usize,
 }
 
-impl Default for TfheOptions {
+impl Default for Options {
     fn default() -> Self {
         Self {
             preset: Preset::Message2Carry2,
@@ -56,6 +59,7 @@ impl Default for TfheOptions {
 /// The quantised model against the float one on calibration samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Fidelity {
+    /// Calibration samples compared.
     pub samples: usize,
     /// Same largest output, quantised without noise.
     pub same_argmax: usize,
@@ -63,13 +67,20 @@ pub struct Fidelity {
     pub mean_relative_error: f64,
     /// The same two with simulated encryption noise.
     pub noisy_same_argmax: usize,
+    /// Mean relative error with simulated encryption noise.
     pub noisy_mean_relative_error: f64,
 }
 
-pub struct CompiledTfhe {
-    pub plan: TfhePlan,
+/// The outcome of [`compile`]: the plan, the bit widths it was built at,
+/// its noise budget and its fidelity.
+pub struct Compiled {
+    /// The quantised plan the runtime executes.
+    pub plan: Plan,
+    /// The bit widths chosen by the search, or given.
     pub bits: Bits,
+    /// The plan's noise budget at every read.
     pub budget: BudgetReport,
+    /// The quantised model against the float one on calibration samples.
     pub fidelity: Fidelity,
 }
 
@@ -83,7 +94,7 @@ fn relative_error(y: &Tensor, reference: &Tensor) -> f64 {
 }
 
 /// (same argmax count, mean relative error) of `plan` on `exact` pairs.
-fn measure(plan: &TfhePlan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(usize, f64)> {
+fn measure(plan: &Plan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(usize, f64)> {
     let profile = NoiseProfile::of(plan);
     let results: Vec<(bool, f64)> = exact
         .par_iter()
@@ -106,7 +117,7 @@ fn measure(plan: &TfhePlan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(
 }
 
 /// Lower is better: the fraction of changed decisions plus the relative error.
-fn score(plan: &TfhePlan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<f64> {
+fn score(plan: &Plan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<f64> {
     let (same, error) = measure(plan, exact, noisy)?;
     Ok((exact.len() - same) as f64 / exact.len().max(1) as f64 + error)
 }
@@ -123,13 +134,13 @@ fn set(bits: &mut Bits, coordinate: usize, value: u32) {
 
 /// Coordinate descent over the bit widths.
 fn search(
-    build: &dyn Fn(Bits) -> Result<TfhePlan>,
+    build: &dyn Fn(Bits) -> Result<Plan>,
     exact: &[(Tensor, Tensor)],
-    options: &TfheOptions,
+    options: &Options,
     has_intermediate: bool,
 ) -> Result<Bits> {
     let log_n = options.preset.polynomial_size().ilog2();
-    let feasible = |plan: &TfhePlan| {
+    let feasible = |plan: &Plan| {
         !options.exact || BudgetReport::of(plan).worst_log2_error() <= options.max_log2_error
     };
     let evaluate = |bits: Bits| -> Option<f64> {
@@ -211,12 +222,12 @@ fn search(
 
 /// Compiles `graph` for TFHE from its calibration (`samples` and the
 /// `ranges` measured on them).
-pub fn compile_tfhe(
+pub fn compile(
     graph: &Graph,
     samples: &[Sample],
     ranges: &CalibrationRanges,
-    options: TfheOptions,
-) -> Result<CompiledTfhe> {
+    options: Options,
+) -> Result<Compiled> {
     let (core, postprocess) = split_postprocess(graph)?;
     let segments = segments(&core)?;
     let exact: Vec<(Tensor, Tensor)> = samples
@@ -284,7 +295,7 @@ pub fn compile_tfhe(
         ?fidelity,
         "TFHE plan"
     );
-    Ok(CompiledTfhe {
+    Ok(Compiled {
         plan,
         bits,
         budget,

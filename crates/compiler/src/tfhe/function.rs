@@ -16,10 +16,12 @@ pub enum Function {
     Square,
     /// `x^k` for an integer `k`.
     Pow(i32),
+    /// An elementwise activation of the model crate (Relu, LeakyRelu, Clip...).
     Activation(Activation),
 }
 
 impl Function {
+    /// The function's value at `x`.
     pub fn apply(&self, x: f64) -> f64 {
         match self {
             Function::Square => x * x,
@@ -46,9 +48,13 @@ impl Function {
 /// A term of an [`Expression`]; operands refer to earlier terms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Term {
+    /// The expression's input `x`.
     Input,
+    /// A constant.
     Constant(f64),
+    /// A function of an earlier term (by index).
     Unary(Function, usize),
+    /// An elementwise binary operator on two earlier terms (by index).
     Binary(BinaryKind, usize, usize),
 }
 
@@ -56,6 +62,7 @@ pub enum Term {
 /// last term is the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expression {
+    /// The terms in evaluation order; the last is the result.
     pub terms: Vec<Term>,
 }
 
@@ -67,6 +74,7 @@ impl Expression {
         }
     }
 
+    /// The identity, `x`.
     pub fn input() -> Self {
         Self {
             terms: vec![Term::Input],
@@ -96,6 +104,7 @@ impl Expression {
         Expression { terms }
     }
 
+    /// The expression's value at `x`.
     pub fn apply(&self, x: f64) -> f64 {
         let mut values = Vec::with_capacity(self.terms.len());
         for term in &self.terms {

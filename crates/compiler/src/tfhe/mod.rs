@@ -13,11 +13,11 @@ pub mod reference;
 pub mod segments;
 
 pub use budget::{BudgetReport, NoiseProfile, ReadBudget};
-pub use compile::{compile_tfhe, CompiledTfhe, Fidelity, TfheOptions};
+pub use compile::{compile, Compiled, Fidelity, Options};
 pub use function::{Expression, Function, Term};
 pub use plan::{
-    Levels, LinearStage, LookupStage, MaxStage, Quantisation, TableInput, TfheInput, TfheOutput,
-    TfhePlan, TfheStage,
+    Levels, LinearStage, LookupStage, MaxStage, Plan, PlanInput, PlanOutput, PlanStage,
+    Quantisation, TableInput,
 };
 pub use quantise::{build_plan, Bits};
 pub use reference::Noise;

@@ -17,20 +17,26 @@ use crate::tfhe::function::Expression;
 /// `u[i]` in `0..count[i]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quantisation {
+    /// Per value: the real step between consecutive integers.
     pub scale: Vec<f64>,
+    /// Per value: the real value integer 0 stands for.
     pub offset: Vec<f64>,
+    /// Per value: the integers of its window (`u` in `0..count`).
     pub count: Vec<u64>,
 }
 
 impl Quantisation {
+    /// Number of values.
     pub fn len(&self) -> usize {
         self.count.len()
     }
 
+    /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
         self.count.is_empty()
     }
 
+    /// The real value that integer `u` of value `i` stands for.
     pub fn real(&self, i: usize, u: f64) -> f64 {
         self.offset[i] + self.scale[i] * u
     }
@@ -39,25 +45,32 @@ impl Quantisation {
 /// The data owner's input quantisation: `u = round((x - offset) / scale)`
 /// clamped to `0..levels`, encrypted at `encoding` under `key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheInput {
+pub struct PlanInput {
+    /// Shape of the input tensor.
     pub shape: Vec<usize>,
+    /// Real step between consecutive input levels.
     pub scale: f64,
+    /// Real value of level 0.
     pub offset: f64,
+    /// Number of input levels (2^bits).
     pub levels: u64,
+    /// The torus encoding the levels are encrypted at.
     pub encoding: Encoding,
     /// The small key where every input value reaches a bootstrap through
-    /// linear stages only (see [`TfhePlan::input_key`]).
+    /// linear stages only (see [`Plan::input_key`]).
     #[serde(default)]
     pub key: KeyChoice,
 }
 
-impl TfheInput {
+impl PlanInput {
+    /// The input level of real value `x`.
     pub fn quantise(&self, x: f64) -> u64 {
         ((x - self.offset) / self.scale)
             .round()
             .clamp(0.0, (self.levels - 1) as f64) as u64
     }
 
+    /// log2 of the number of levels.
     pub fn bits(&self) -> f64 {
         (self.levels as f64).log2()
     }
@@ -66,13 +79,16 @@ impl TfheInput {
 /// How the data owner reads the output: decode each phase at `encoding`,
 /// clamp to the window, map through `values`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfheOutput {
+pub struct PlanOutput {
+    /// Shape of the output tensor (before post-processing).
     pub shape: Vec<usize>,
+    /// The torus encoding the output integers are carried at.
     pub encoding: Encoding,
+    /// What each output integer stands for.
     pub values: Quantisation,
 }
 
-impl TfheOutput {
+impl PlanOutput {
     /// The window integer a decrypted phase stands for.
     pub fn decode(&self, i: usize, phase: u64) -> u64 {
         self.encoding
@@ -85,8 +101,11 @@ impl TfheOutput {
 /// `encoding`); each row's bias also moves its output window to start at 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearStage {
+    /// The last graph node's name, for messages and reports.
     pub name: String,
+    /// The integer weights and biases (the model owner's secret).
     pub rows: IntegerRows,
+    /// The torus encoding the inputs, and hence the sums, are carried at.
     pub encoding: Encoding,
 }
 
@@ -94,20 +113,27 @@ pub struct LinearStage {
 /// accumulator values `offset + scale * u`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableInput {
+    /// Integers in the window.
     pub count: u64,
+    /// Real step between consecutive integers.
     pub scale: f64,
+    /// Real accumulator value of integer 0.
     pub offset: f64,
 }
 
 /// The output levels of a lookup stage: `offset + scale * y`, `y` in `0..levels`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Levels {
+    /// Real step between consecutive output levels.
     pub scale: f64,
+    /// Real value of level 0.
     pub offset: f64,
+    /// Number of levels.
     pub levels: u64,
 }
 
 impl Levels {
+    /// The level nearest to real `y`, clamped to `0..levels`.
     pub fn quantise(&self, y: f64) -> i64 {
         ((y - self.offset) / self.scale)
             .round()
@@ -119,16 +145,24 @@ impl Levels {
 /// its accumulator through `function` and requantises to `output`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LookupStage {
+    /// The last graph node's name, for messages and reports.
     pub name: String,
+    /// The fused elementwise function the tables evaluate.
     pub function: Expression,
+    /// The torus encoding of the accumulators read.
     pub input_encoding: Encoding,
+    /// The distinct input windows, one table each.
     pub tables: Vec<TableInput>,
+    /// Per value: the index of its table.
     pub table_of: Vec<u32>,
+    /// The output levels.
     pub output: Levels,
+    /// The torus encoding the outputs are written at.
     pub output_encoding: Encoding,
 }
 
 impl LookupStage {
+    /// The bootstrap input window of table `table`.
     pub fn window(&self, table: usize) -> InputWindow {
         InputWindow {
             encoding: self.input_encoding,
@@ -144,6 +178,7 @@ impl LookupStage {
             .quantise(self.function.apply(t.offset + t.scale * u as f64))
     }
 
+    /// Integers in the largest table window.
     pub fn widest_window(&self) -> u64 {
         self.tables.iter().map(|t| t.count).max().unwrap_or(0)
     }
@@ -156,9 +191,14 @@ impl LookupStage {
 /// in a window of `2 count - 1` values read exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaxStage {
+    /// The MaxPool node's name and tree level, for messages and reports.
     pub name: String,
+    /// Per output: the input indices of `a` and `b` (`None`: `a` passes
+    /// through).
     pub pairs: Vec<(u32, Option<u32>)>,
+    /// The torus encoding of inputs and outputs.
     pub encoding: Encoding,
+    /// Integers in the inputs' window (`0..count`).
     pub count: u64,
 }
 
@@ -187,48 +227,60 @@ impl MaxStage {
         rows
     }
 
+    /// Bootstraps the level performs: one per pair with two inputs.
     pub fn bootstraps(&self) -> usize {
         self.pairs.iter().filter(|p| p.1.is_some()).count()
     }
 }
 
+/// One step of a TFHE [`Plan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum TfheStage {
+pub enum PlanStage {
+    /// Integer weighted sums.
     Linear(LinearStage),
+    /// One programmable bootstrap per value.
     Lookup(LookupStage),
+    /// One level of a max tree.
     Max(MaxStage),
 }
 
-impl TfheStage {
+impl PlanStage {
+    /// The stage's name, for messages and reports.
     pub fn name(&self) -> &str {
         match self {
-            TfheStage::Linear(l) => &l.name,
-            TfheStage::Lookup(l) => &l.name,
-            TfheStage::Max(m) => &m.name,
+            PlanStage::Linear(l) => &l.name,
+            PlanStage::Lookup(l) => &l.name,
+            PlanStage::Max(m) => &m.name,
         }
     }
 
     /// Values the stage outputs.
     pub fn outputs(&self) -> usize {
         match self {
-            TfheStage::Linear(l) => l.rows.rows(),
-            TfheStage::Lookup(l) => l.table_of.len(),
-            TfheStage::Max(m) => m.pairs.len(),
+            PlanStage::Linear(l) => l.rows.rows(),
+            PlanStage::Lookup(l) => l.table_of.len(),
+            PlanStage::Max(m) => m.pairs.len(),
         }
     }
 }
 
+/// A model compiled for TFHE: the input quantisation, the stages on
+/// ciphertexts and the output decoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TfhePlan {
+pub struct Plan {
+    /// The tfhe-rs preset the plan is quantised and budgeted for.
     pub preset: Preset,
-    pub input: TfheInput,
-    pub stages: Vec<TfheStage>,
-    pub output: TfheOutput,
+    /// The data owner's input quantisation and encryption.
+    pub input: PlanInput,
+    /// The stages, in order.
+    pub stages: Vec<PlanStage>,
+    /// How the data owner decodes the outputs.
+    pub output: PlanOutput,
     /// Weightless trailing operators (Softmax) the data owner applies.
     pub postprocess: Vec<Op>,
 }
 
-impl TfhePlan {
+impl Plan {
     /// The format version of a serialised plan (what a compiled model file
     /// holds): raised whenever the plan's types change. The schema test
     /// (`tests/plan_format.rs`) fails when they change without it.
@@ -242,9 +294,9 @@ impl TfhePlan {
     /// small key's fresh noise being far below the keyswitch's). Otherwise
     /// some input value reaches the output or a max tree's carried value
     /// without a bootstrap and must be under the big key.
-    pub fn input_key(stages: &[TfheStage]) -> KeyChoice {
-        match stages.iter().find(|s| !matches!(s, TfheStage::Linear(_))) {
-            Some(TfheStage::Lookup(_)) => KeyChoice::Small,
+    pub fn input_key(stages: &[PlanStage]) -> KeyChoice {
+        match stages.iter().find(|s| !matches!(s, PlanStage::Linear(_))) {
+            Some(PlanStage::Lookup(_)) => KeyChoice::Small,
             _ => KeyChoice::Big,
         }
     }
@@ -254,9 +306,9 @@ impl TfhePlan {
         self.stages
             .iter()
             .map(|s| match s {
-                TfheStage::Lookup(l) => l.table_of.len(),
-                TfheStage::Max(m) => m.bootstraps(),
-                TfheStage::Linear(_) => 0,
+                PlanStage::Lookup(l) => l.table_of.len(),
+                PlanStage::Max(m) => m.bootstraps(),
+                PlanStage::Linear(_) => 0,
             })
             .sum()
     }
@@ -266,18 +318,18 @@ impl TfhePlan {
         self.stages
             .iter()
             .map(|s| match s {
-                TfheStage::Linear(l) => l.rows.nonzeros(),
-                TfheStage::Max(m) => 3 * m.bootstraps(),
-                TfheStage::Lookup(_) => 0,
+                PlanStage::Linear(l) => l.rows.nonzeros(),
+                PlanStage::Max(m) => 3 * m.bootstraps(),
+                PlanStage::Lookup(_) => 0,
             })
             .sum()
     }
 }
 
-impl fmt::Display for TfheStage {
+impl fmt::Display for PlanStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TfheStage::Linear(l) => {
+            PlanStage::Linear(l) => {
                 let max = l.rows.weights.iter().map(|w| w.unsigned_abs()).max();
                 write!(
                     f,
@@ -289,7 +341,7 @@ impl fmt::Display for TfheStage {
                     max.unwrap_or(0)
                 )
             }
-            TfheStage::Max(m) => write!(
+            PlanStage::Max(m) => write!(
                 f,
                 "max '{}': {} pairs of values in 0..{} ({} bootstraps of a + relu(b - a))",
                 m.name,
@@ -297,7 +349,7 @@ impl fmt::Display for TfheStage {
                 m.count,
                 m.bootstraps()
             ),
-            TfheStage::Lookup(l) => write!(
+            PlanStage::Lookup(l) => write!(
                 f,
                 "lookup '{}': {} on {} values ({} tables, windows up to {} values = {:.1} bits), output {} levels",
                 l.name,

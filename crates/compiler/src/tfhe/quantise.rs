@@ -1,5 +1,5 @@
 //! Quantisation: from segments with real weights and calibrated ranges to a
-//! [`TfhePlan`] of integers, for given bit widths.
+//! [`Plan`] of integers, for given bit widths.
 //!
 //! - The input is quantised per tensor over its calibrated range.
 //! - Each linear row gets its own scale (per-channel quantisation): the
@@ -22,11 +22,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CompileError, Result};
-use crate::linear_map::AffineMap;
+use crate::graph::linear_map::AffineMap;
 use crate::tfhe::function::Expression;
 use crate::tfhe::plan::{
-    Levels, LinearStage, LookupStage, MaxStage, Quantisation, TableInput, TfheInput, TfheOutput,
-    TfhePlan, TfheStage,
+    Levels, LinearStage, LookupStage, MaxStage, Plan, PlanInput, PlanOutput, PlanStage,
+    Quantisation, TableInput,
 };
 use crate::tfhe::segments::{Segment, SegmentKind};
 
@@ -320,7 +320,7 @@ pub fn build_plan(
     preset: Preset,
     bits: Bits,
     postprocess: Vec<Op>,
-) -> Result<TfhePlan> {
+) -> Result<Plan> {
     let encodings = Encodings::new(segments, preset, bits);
     let input_id = graph.inputs[0];
     let input_shape = graph.shape(input_id).to_vec();
@@ -355,7 +355,7 @@ pub fn build_plan(
                 };
                 let (stage, out) =
                     quantise_linear(map, &values, target, weight_bits, &segment.name, encoding)?;
-                stages.push(TfheStage::Linear(stage));
+                stages.push(PlanStage::Linear(stage));
                 values = out;
             }
             SegmentKind::Lookup(function) => {
@@ -371,30 +371,30 @@ pub fn build_plan(
                     out_encoding,
                     &segment.name,
                 )?;
-                stages.push(TfheStage::Lookup(stage));
+                stages.push(PlanStage::Lookup(stage));
                 values = out;
                 encoding = out_encoding;
             }
             SegmentKind::Max(windows) => {
                 let (levels, out) = lower_max(windows, &values, encoding, &segment.name)?;
-                stages.extend(levels.into_iter().map(TfheStage::Max));
+                stages.extend(levels.into_iter().map(PlanStage::Max));
                 values = out;
             }
         }
     }
     let output_id = graph.outputs[0];
-    Ok(TfhePlan {
+    Ok(Plan {
         preset,
-        input: TfheInput {
+        input: PlanInput {
             shape: input_shape,
             scale: input_quant.scale,
             offset: input_quant.offset,
             levels: input_levels,
             encoding: input_encoding,
-            key: TfhePlan::input_key(&stages),
+            key: Plan::input_key(&stages),
         },
         stages,
-        output: TfheOutput {
+        output: PlanOutput {
             shape: graph.shape(output_id).to_vec(),
             encoding,
             values,

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::error::{CompileError, Result};
 use crate::tfhe::budget::NoiseProfile;
-use crate::tfhe::plan::{LookupStage, TfhePlan, TfheStage};
+use crate::tfhe::plan::{LookupStage, Plan, PlanStage};
 
 use crate::gaussian::standard_normal as gaussian;
 
@@ -22,11 +22,13 @@ fn torus_noise(rng: &mut impl Rng, variance: f64) -> u64 {
 
 /// Noise to add to every read, or none.
 pub struct Noise<'a, R: Rng> {
+    /// The plan's noise variances at every read.
     pub profile: &'a NoiseProfile,
+    /// The source of the simulated Gaussian noise.
     pub rng: &'a mut R,
 }
 
-impl TfhePlan {
+impl Plan {
     /// The input window integers of a real input tensor.
     pub fn quantise_input(&self, x: &Tensor) -> Result<Vec<u64>> {
         let volume: usize = self.input.shape.iter().product();
@@ -62,7 +64,7 @@ impl TfhePlan {
         let mut values: Vec<i64> = input.iter().map(|&u| u as i64).collect();
         for (index, stage) in self.stages.iter().enumerate() {
             values = match stage {
-                TfheStage::Linear(l) => (0..l.rows.rows())
+                PlanStage::Linear(l) => (0..l.rows.rows())
                     .into_par_iter()
                     .map(|r| {
                         let sum = l.rows.row(r).fold(l.rows.biases[r] as i128, |acc, (c, w)| {
@@ -71,14 +73,14 @@ impl TfhePlan {
                         sum as i64
                     })
                     .collect(),
-                TfheStage::Lookup(l) => match noise.as_mut() {
+                PlanStage::Lookup(l) => match noise.as_mut() {
                     None => lookup_exact(self.preset, l, &values)?,
                     Some(n) => {
                         let variances = n.profile.reads[index].as_deref().unwrap_or(&[]);
                         lookup_noisy(self.preset, l, &values, variances, n.rng)?
                     }
                 },
-                TfheStage::Max(m) => {
+                PlanStage::Max(m) => {
                     let variances = noise
                         .as_ref()
                         .and_then(|n| n.profile.reads[index].clone())

@@ -18,10 +18,11 @@ use heman_model::ops::{Op, PoolKind};
 use heman_model::{Graph, ValueId};
 
 use crate::error::{CompileError, Result};
-use crate::linear_map::AffineMap;
-use crate::stages::affine_input;
+use crate::graph::linear_map::AffineMap;
+use crate::graph::stages::affine_input;
 use crate::tfhe::function::{Expression, Function, Term};
 
+/// What one segment computes.
 #[derive(Debug, Clone)]
 pub enum SegmentKind {
     /// `y = M x + b`.
@@ -32,10 +33,15 @@ pub enum SegmentKind {
     Max(Vec<Vec<u32>>),
 }
 
+/// One link of the TFHE chain: what it computes and the graph values it
+/// reads and writes.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// What the segment computes.
     pub kind: SegmentKind,
+    /// The graph value the segment reads.
     pub input: ValueId,
+    /// The graph value the segment writes.
     pub output: ValueId,
     /// The last node's name, for messages and reports.
     pub name: String,

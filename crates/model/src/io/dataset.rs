@@ -12,12 +12,19 @@ use crate::tensor::Tensor;
 /// One array of a set, with the name it had in the archive or directory.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// The file or member name without its `.npy` extension or directories.
     pub name: String,
+    /// The array's contents.
     pub tensor: Tensor,
 }
 
 /// Loads every `.npy` of an archive (`.zip`, `.npz`) or directory, in natural
 /// name order (`2.npy` before `10.npy`).
+///
+/// # Errors
+/// [`ModelError::Io`] when the directory or archive cannot be read,
+/// [`ModelError::Dataset`] for a damaged archive or one without `.npy`
+/// arrays, and the errors of [`parse_npy`] for a malformed array.
 pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
     let mut samples = if path.is_dir() {
         load_directory(path)?
@@ -86,7 +93,8 @@ pub(crate) fn dataset_error(path: &Path, message: impl Into<String>) -> ModelErr
     }
 }
 
-/// Compares names with digit runs ordered by value.
+/// Compares names with digit runs ordered by value, so that numbered files
+/// sort as people number them (`2` before `10`).
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     while let (Some(&x), Some(&y)) = (a.first(), b.first()) {
@@ -120,13 +128,19 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 #[derive(Debug, Clone)]
 pub enum Task {
     /// Predicted class = argmax of the output; compared with the label.
-    Classification { labels: Vec<usize> },
+    Classification {
+        /// The expected class of each input, in input order.
+        labels: Vec<usize>,
+    },
     /// Face verification (HE-MAN's LFW scoring): the output embedding and the
     /// reference embedding are normalised; "same person" when their cosine
     /// similarity exceeds `threshold`.
     Verification {
+        /// The reference embedding each input's output is compared with.
         references: Vec<Tensor>,
+        /// Whether each input shows the same person as its reference.
         same: Vec<bool>,
+        /// The cosine similarity above which a pair counts as the same person.
         threshold: f64,
     },
 }
@@ -134,8 +148,11 @@ pub enum Task {
 /// Inputs with what the model should answer for each.
 #[derive(Debug, Clone)]
 pub struct LabelledSet {
+    /// The directory the set was loaded from.
     pub root: PathBuf,
+    /// The model inputs, in natural name order.
     pub inputs: Vec<Sample>,
+    /// What counts as a right answer for each input.
     pub task: Task,
 }
 
@@ -149,6 +166,12 @@ impl LabelledSet {
     /// - `<i>.npy` files with `labels.npy` (MNIST);
     /// - `data/<i>.npy` with `verification/<i>.npy` (LFW pairs; pair `i` is the
     ///   same person when `i` is even).
+    ///
+    /// # Errors
+    /// [`ModelError::Dataset`] when `root` is not a directory, holds no
+    /// arrays, or names its files in none of these layouts, or when a label
+    /// or reference is missing; the errors of [`load_arrays`] and
+    /// [`read_npy`] for unreadable or malformed arrays.
     pub fn load(root: &Path, limit: Option<usize>) -> Result<Self> {
         if !root.is_dir() {
             return Err(dataset_error(root, "evaluation set must be a directory"));
@@ -260,6 +283,9 @@ impl LabelledSet {
     }
 
     /// Whether the model's `output` for item `index` is right.
+    ///
+    /// # Panics
+    /// When `index` is not an item of the set.
     pub fn is_correct(&self, index: usize, output: &Tensor) -> bool {
         match &self.task {
             Task::Classification { labels } => output.argmax() == Some(labels[index]),
@@ -274,7 +300,11 @@ impl LabelledSet {
 
 impl LabelledSet {
     /// Whether two outputs for item `index` make the same decision: the
-    /// same class, or the same verdict on the pair.
+    /// same class, or the same verdict on the pair. This is what matters when
+    /// comparing encrypted with plaintext inference, whatever the label.
+    ///
+    /// # Panics
+    /// For a verification set, when `index` is not an item of the set.
     pub fn same_decision(&self, index: usize, a: &Tensor, b: &Tensor) -> bool {
         match &self.task {
             Task::Classification { .. } => a.argmax() == b.argmax(),
@@ -298,7 +328,8 @@ impl LabelledSet {
     }
 }
 
-/// Cosine similarity of two tensors taken as flat vectors.
+/// Cosine similarity of two tensors taken as flat vectors; 0 (rather than
+/// NaN) when either is all zeros.
 pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> f64 {
     let dot: f64 = a.data().iter().zip(b.data()).map(|(x, y)| x * y).sum();
     let na = a.data().iter().map(|x| x * x).sum::<f64>().sqrt();

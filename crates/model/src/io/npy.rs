@@ -11,16 +11,29 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// Element type written by [`write_npy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NpyDtype {
+    /// Little-endian 32-bit float (`<f4`): half the size, enough for inputs.
     F32,
+    /// Little-endian 64-bit float (`<f8`): lossless for the evaluator's values.
     F64,
 }
 
+/// Reads a `.npy` file into a row-major `f64` tensor.
+///
+/// # Errors
+/// [`ModelError::Io`] when the file cannot be read; the errors of
+/// [`parse_npy`] when its contents are not a supported array.
 pub fn read_npy(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     parse_npy(&bytes, path)
 }
 
 /// Parses `.npy` bytes; `origin` names the file (or archive member) in errors.
+/// Fortran-ordered arrays are reordered to row-major.
+///
+/// # Errors
+/// [`ModelError::Npy`] for a missing magic string, an unsupported format
+/// version, a malformed or truncated header, a dtype that is not a real
+/// number type, or fewer data bytes than the shape needs.
 pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
     let fail = |message: String| ModelError::Npy {
         path: origin.to_path_buf(),
@@ -84,10 +97,15 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
 }
 
 /// Writes a tensor as a version 1.0 `.npy` file.
+///
+/// # Errors
+/// [`ModelError::Io`] when the file cannot be written.
 pub fn write_npy(path: &Path, tensor: &Tensor, dtype: NpyDtype) -> Result<()> {
     std::fs::write(path, encode_npy(tensor, dtype)).map_err(crate::error::io(path))
 }
 
+/// The bytes of a version 1.0 `.npy` file holding `tensor` as `dtype`, with
+/// the data aligned to 64 bytes as NumPy requires.
 pub fn encode_npy(tensor: &Tensor, dtype: NpyDtype) -> Vec<u8> {
     let descr = match dtype {
         NpyDtype::F32 => "<f4",

@@ -20,17 +20,32 @@ pub const MIN_OPSET: i64 = 9;
 pub const MAX_OPSET: i64 = 21;
 
 /// Reads an ONNX model and simplifies it ([`passes::simplify`]).
+///
+/// # Errors
+/// As [`read_onnx`].
 pub fn load_onnx(path: &Path) -> Result<Graph> {
     Ok(passes::simplify(read_onnx(path)?))
 }
 
 /// Reads an ONNX model as written (constants folded, nothing else rewritten).
+///
+/// # Errors
+/// [`ModelError::Io`] when the file cannot be read; the errors of
+/// [`import_onnx`] otherwise.
 pub fn read_onnx(path: &Path) -> Result<Graph> {
     let bytes = std::fs::read(path).map_err(crate::error::io(path))?;
     import_onnx(&bytes, path)
 }
 
 /// Imports ONNX bytes; `origin` names the file in errors.
+///
+/// # Errors
+/// [`ModelError::Decode`] for bytes that are not an ONNX model or an
+/// operator set outside [`MIN_OPSET`]`..=`[`MAX_OPSET`];
+/// [`ModelError::UnsupportedOperators`] listing every node heman cannot
+/// import; [`ModelError::InvalidNode`] for a node with refused attributes or
+/// inputs; [`ModelError::InvalidGraph`] for a malformed graph (no input or
+/// output, a bad initialiser, a non-float or dynamically shaped input).
 pub fn import_onnx(bytes: &[u8], origin: &Path) -> Result<Graph> {
     let decode_error = |message: String| ModelError::Decode {
         path: origin.to_path_buf(),

@@ -5,16 +5,26 @@ use serde::{Deserialize, Serialize};
 use crate::ops::normalize_axis;
 use crate::tensor::{Shape, Tensor};
 
+/// An element-wise nonlinearity: the output has the input's shape and each
+/// element depends on the matching input element only.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Activation {
+    /// `max(x, 0)`.
     Relu,
+    /// `x` where `x >= 0`, else `alpha * x`.
     LeakyRelu {
+        /// The slope for negative inputs.
         alpha: f64,
     },
+    /// The logistic function `1 / (1 + e^-x)`.
     Sigmoid,
+    /// The hyperbolic tangent.
     Tanh,
+    /// `x` clamped to `[min, max]`.
     Clip {
+        /// The lower bound (`-inf` when the model gives none).
         min: f64,
+        /// The upper bound (`+inf` when the model gives none).
         max: f64,
     },
     /// -1, 0 or 1 (ONNX `Sign`; 0 at 0).
@@ -22,6 +32,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The ONNX operator name, for listings.
     pub fn name(&self) -> &'static str {
         match self {
             Activation::Relu => "Relu",
@@ -59,6 +70,7 @@ impl Activation {
         }
     }
 
+    /// The function on every element of a tensor.
     pub fn eval(&self, x: &Tensor) -> Tensor {
         x.map(|v| self.apply(v))
     }
@@ -68,16 +80,25 @@ impl Activation {
 /// softmax runs over the whole trailing block; from 13 on it runs along `axis`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Softmax {
+    /// The axis as written in the model; negative values count from the end.
     pub axis: i64,
+    /// Whether the pre-opset-13 semantics apply: softmax over all axes from
+    /// `axis` on, rather than along `axis` alone.
     pub coerce_2d: bool,
 }
 
 impl Softmax {
+    /// The output shape (the input's), or why `axis` does not fit the input's rank.
     pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
         normalize_axis(self.axis, x.len())?;
         Ok(x.to_vec())
     }
 
+    /// The softmax of `x`, computed after subtracting the maximum so that
+    /// large inputs do not overflow.
+    ///
+    /// # Panics
+    /// When `axis` does not fit the input's rank (checked at import).
     pub fn eval(&self, x: &Tensor) -> Tensor {
         let shape = x.shape();
         let axis = normalize_axis(self.axis, shape.len()).expect("axis checked at import");

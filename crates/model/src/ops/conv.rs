@@ -5,13 +5,18 @@ use serde::{Deserialize, Serialize};
 use crate::ops::window::Window;
 use crate::tensor::{strides, volume, Shape, Tensor};
 
+/// A convolution; weights and bias stay constant inputs of its node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conv {
+    /// The kernel geometry: extents, strides, dilations and padding.
     pub window: Window,
+    /// How many groups the channels are split into (1: ordinary convolution,
+    /// equal to the channel count: depthwise).
     pub group: usize,
 }
 
 impl Conv {
+    /// The output shape `[N, M, spatial..]`, or why the inputs do not fit.
     /// Inputs: `X [N, C, spatial..]`, `W [M, C/group, kernel..]`, optional `B [M]`.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         if !(2..=3).contains(&inputs.len()) {
@@ -54,6 +59,10 @@ impl Conv {
         Ok(out)
     }
 
+    /// The convolution of `X` with `W`, plus `B` when given.
+    ///
+    /// # Panics
+    /// On inputs that [`Conv::output_shape`] refuses (checked at import).
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let (x, w) = (inputs[0], inputs[1]);
         let out_shape = self

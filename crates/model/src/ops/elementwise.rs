@@ -4,17 +4,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::tensor::{broadcast_shapes, Shape, Tensor};
 
+/// Which element-wise binary operator a [`Binary`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BinaryKind {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
+    /// `a / b`.
     Div,
     /// `x` where `x >= 0`, else `slope * x` (slope broadcast to `x`).
     PRelu,
 }
 
 impl BinaryKind {
+    /// The ONNX operator name, for listings.
     pub fn name(self) -> &'static str {
         match self {
             BinaryKind::Add => "Add",
@@ -25,6 +31,7 @@ impl BinaryKind {
         }
     }
 
+    /// The operator on one pair of elements.
     pub fn apply(self, a: f64, b: f64) -> f64 {
         match self {
             BinaryKind::Add => a + b,
@@ -42,12 +49,17 @@ impl BinaryKind {
     }
 }
 
+/// An element-wise binary operator with ONNX broadcasting
+/// (unidirectional for `PRelu`, multidirectional otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Binary {
+    /// Which operator it is.
     pub kind: BinaryKind,
 }
 
 impl Binary {
+    /// The broadcast output shape of the two inputs, or why they do not
+    /// broadcast.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         let [a, b] = inputs else {
             return Err(format!(
@@ -67,6 +79,10 @@ impl Binary {
         Ok(out)
     }
 
+    /// The operator on two tensors, broadcast against each other.
+    ///
+    /// # Panics
+    /// When the shapes do not broadcast (checked at import).
     pub fn eval(&self, a: &Tensor, b: &Tensor) -> Tensor {
         let kind = self.kind;
         a.zip_broadcast(b, |x, y| kind.apply(x, y))

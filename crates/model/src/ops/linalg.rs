@@ -47,6 +47,10 @@ fn promote_rhs(b: &[usize]) -> Vec<usize> {
     }
 }
 
+/// The numpy-style matrix product of two tensors.
+///
+/// # Panics
+/// On shapes that [`matmul_shape`] refuses (checked at import).
 pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     let out_shape = matmul_shape(&[a.shape(), b.shape()]).expect("shapes checked at import");
     let (a2, b2) = (promote_lhs(a.shape()), promote_rhs(b.shape()));
@@ -92,9 +96,13 @@ fn matmul_block(a: &[f64], b: &[f64], out: &mut [f64], m: usize, k: usize, n: us
 /// `C` optional and broadcast to the output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gemm {
+    /// The factor applied to the product `op(A) * op(B)`.
     pub alpha: f64,
+    /// The factor applied to `C`.
     pub beta: f64,
+    /// Whether `A` is transposed before the product.
     pub trans_a: bool,
+    /// Whether `B` is transposed before the product.
     pub trans_b: bool,
 }
 
@@ -122,6 +130,7 @@ impl Gemm {
         Ok((m, k, n))
     }
 
+    /// The output shape `[M, N]`, or why the inputs do not fit.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         if !(2..=3).contains(&inputs.len()) {
             return Err(format!("Gemm takes 2 or 3 inputs, got {}", inputs.len()));
@@ -135,6 +144,10 @@ impl Gemm {
         Ok(vec![m, n])
     }
 
+    /// `alpha * op(A) * op(B) + beta * C` for inputs `A`, `B` and optional `C`.
+    ///
+    /// # Panics
+    /// On inputs that [`Gemm::output_shape`] refuses (checked at import).
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let (a, b) = (inputs[0], inputs[1]);
         let (m, k, n) = self.dims(a.shape(), b.shape()).expect("checked at import");
@@ -161,6 +174,10 @@ impl Gemm {
     }
 }
 
+/// The transpose of a matrix.
+///
+/// # Panics
+/// When `t` has fewer than two axes.
 pub fn transpose_2d(t: &Tensor) -> Tensor {
     let (r, c) = (t.shape()[0], t.shape()[1]);
     let mut out = vec![0.0; r * c];

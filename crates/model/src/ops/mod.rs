@@ -36,21 +36,35 @@ pub enum Op {
     Square,
     /// `Pow` with a constant integer exponent.
     Pow {
+        /// The power every element is raised to.
         exponent: i32,
     },
+    /// `MatMul` with numpy semantics (1-D promotion, broadcast batch axes).
     MatMul,
+    /// `Gemm`: a scaled, optionally transposed 2-D product plus a bias.
     Gemm(Gemm),
+    /// `Conv`: grouped, strided, dilated, padded convolution.
     Conv(Conv),
+    /// `AveragePool`, `MaxPool` and their global forms.
     Pool(Pool),
+    /// `BatchNormalization` in inference mode, usually folded into the
+    /// preceding `Conv` or `Gemm` by the simplifier.
     BatchNormalization(BatchNormalization),
+    /// `Pad` in any mode; zero spatial pads are folded into a following
+    /// `Conv` or `AveragePool` by the simplifier.
     Pad(Pad),
     /// `Flatten`, `Reshape`, `Squeeze`, `Unsqueeze`: a new static shape, same data.
     Reshape {
+        /// The output shape, resolved statically at import.
         shape: Shape,
     },
+    /// `Transpose`: a permutation of the axes.
     Transpose(Transpose),
+    /// `Concat`: inputs joined along one axis.
     Concat(Concat),
+    /// An element-wise nonlinearity (`Relu`, `Sigmoid`, `Clip`, ...).
     Activation(Activation),
+    /// `Softmax` along an axis.
     Softmax(Softmax),
     /// `Identity`, and `Dropout` at inference; removed by the simplifier.
     Identity,
@@ -98,6 +112,10 @@ impl Op {
     }
 
     /// Evaluates the operator on inputs whose shapes passed [`Op::output_shape`].
+    ///
+    /// # Panics
+    /// On inputs whose shapes [`Op::output_shape`] would refuse: the importer
+    /// checks every node, so this is a bug, not bad input.
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0];
         match self {

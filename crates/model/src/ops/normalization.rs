@@ -8,10 +8,12 @@ use crate::tensor::{volume, Shape, Tensor};
 /// Inputs: `X [N, C, ..]`, `scale`, `bias`, `mean`, `var`, each `[C]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchNormalization {
+    /// Added to the variance so that a zero variance does not divide by zero.
     pub epsilon: f64,
 }
 
 impl BatchNormalization {
+    /// The output shape (the input's), or why the inputs do not fit.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         if inputs.len() != 5 {
             return Err(format!(
@@ -47,6 +49,11 @@ impl BatchNormalization {
             .collect()
     }
 
+    /// The normalisation of `X` with the given per-channel statistics.
+    ///
+    /// # Panics
+    /// On inputs that [`BatchNormalization::output_shape`] refuses (checked
+    /// at import).
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0];
         let affine = self.affine(inputs[1], inputs[2], inputs[3], inputs[4]);

@@ -4,24 +4,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::tensor::{strides, volume, Shape, Tensor};
 
+/// How `Pad` fills the added elements.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum PadMode {
+    /// Every added element is this value.
     Constant(f64),
+    /// The nearest edge element is repeated.
     Edge,
+    /// The input is mirrored about its edge elements (which are not repeated).
     Reflect,
     /// Opset 19: the input repeats periodically.
     Wrap,
 }
 
+/// `Pad`, with the pads resolved to every axis of the input at import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pad {
+    /// How the added elements are filled.
     pub mode: PadMode,
     /// Per axis of the input, elements added before (negative: removed).
     pub begin: Vec<i64>,
+    /// Per axis of the input, elements added after (negative: removed).
     pub end: Vec<i64>,
 }
 
 impl Pad {
+    /// The padded shape, or why the pads do not fit the input.
     pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
         if self.begin.len() != x.len() {
             return Err(format!(
@@ -53,6 +61,10 @@ impl Pad {
             .collect()
     }
 
+    /// The padded (or cropped) tensor.
+    ///
+    /// # Panics
+    /// When [`Pad::output_shape`] refuses the input's shape (checked at import).
     pub fn eval(&self, x: &Tensor) -> Tensor {
         let out_shape = self.output_shape(x.shape()).expect("checked at import");
         let in_shape = x.shape();
@@ -83,6 +95,7 @@ impl Pad {
 
     /// Whether this pads spatial axes (2..) with zeros only, by non-negative
     /// amounts: such a pad can be folded into a following Conv or pool.
+    /// Returns the spatial begin and end pads if so, `None` otherwise.
     pub fn spatial_zero_pads(&self) -> Option<(Vec<usize>, Vec<usize>)> {
         let zero = matches!(self.mode, PadMode::Constant(v) if v == 0.0);
         let untouched = self.begin.len() >= 2

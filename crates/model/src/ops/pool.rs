@@ -5,16 +5,21 @@ use serde::{Deserialize, Serialize};
 use crate::ops::window::Window;
 use crate::tensor::{strides, volume, Shape, Tensor};
 
+/// What a pool computes over each window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PoolKind {
-    /// `count_include_pad`: padding positions count in the divisor.
+    /// The mean of the window's elements.
     Average {
+        /// Whether padding positions count in the divisor (they contribute
+        /// zeros to the sum either way).
         count_include_pad: bool,
     },
+    /// The largest of the window's elements; padding is ignored.
     Max,
 }
 
 impl PoolKind {
+    /// The ONNX operator name, for listings.
     pub fn name(&self) -> &'static str {
         match self {
             PoolKind::Average { .. } => "AveragePool",
@@ -23,14 +28,17 @@ impl PoolKind {
     }
 }
 
+/// A pooling operator: a reduction over sliding windows of each channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
+    /// Which reduction the pool computes.
     pub kind: PoolKind,
     /// Global pools have a window covering the whole input (set at import).
     pub window: Window,
 }
 
 impl Pool {
+    /// The output shape `[N, C, spatial..]`, or why the input does not fit.
     pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
         let rank = self.window.rank();
         if x.len() != rank + 2 {
@@ -86,6 +94,9 @@ impl Pool {
 
     /// For each output element (row-major over `[N, C, spatial..]`), the flat
     /// indices of the input elements its window covers (padding excluded).
+    ///
+    /// # Panics
+    /// When [`Pool::output_shape`] refuses `input_shape` (checked at import).
     pub fn windows(&self, input_shape: &[usize]) -> Vec<Vec<usize>> {
         let out_shape = self.output_shape(input_shape).expect("checked at import");
         let (in_spatial, out_spatial) = (&input_shape[2..], &out_shape[2..]);
@@ -100,6 +111,10 @@ impl Pool {
             .collect()
     }
 
+    /// The pooled tensor.
+    ///
+    /// # Panics
+    /// When [`Pool::output_shape`] refuses the input's shape (checked at import).
     pub fn eval(&self, x: &Tensor) -> Tensor {
         let out_shape = self.output_shape(x.shape()).expect("checked at import");
         let in_spatial = &x.shape()[2..];

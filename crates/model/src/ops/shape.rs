@@ -12,12 +12,16 @@ pub fn reshape_shape(x: &[usize], shape: &[usize]) -> Result<Shape, String> {
     Ok(shape.to_vec())
 }
 
+/// `Transpose`: output axis `i` is input axis `perm[i]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transpose {
+    /// The permutation of the input axes, resolved at import (reversal when
+    /// the model gives none).
     pub perm: Vec<usize>,
 }
 
 impl Transpose {
+    /// The permuted shape, or why `perm` is not a permutation of the input's axes.
     pub fn output_shape(&self, x: &[usize]) -> Result<Shape, String> {
         let mut seen = vec![false; x.len()];
         if self.perm.len() != x.len() {
@@ -31,6 +35,11 @@ impl Transpose {
         Ok(self.perm.iter().map(|&p| x[p]).collect())
     }
 
+    /// The transposed tensor.
+    ///
+    /// # Panics
+    /// When [`Transpose::output_shape`] refuses the input's shape (checked at
+    /// import).
     pub fn eval(&self, x: &Tensor) -> Tensor {
         let out_shape = self.output_shape(x.shape()).expect("checked at import");
         let (in_strides, out_strides) = (strides(x.shape()), strides(&out_shape));
@@ -48,12 +57,15 @@ impl Transpose {
     }
 }
 
+/// `Concat`: the inputs joined, in order, along one axis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Concat {
+    /// The axis joined along, resolved to a non-negative index at import.
     pub axis: usize,
 }
 
 impl Concat {
+    /// The joined shape, or why the inputs differ outside `axis`.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Shape, String> {
         let first = inputs.first().ok_or("Concat needs at least one input")?;
         if self.axis >= first.len() {
@@ -78,6 +90,11 @@ impl Concat {
         Ok(out)
     }
 
+    /// The joined tensor.
+    ///
+    /// # Panics
+    /// When [`Concat::output_shape`] refuses the inputs' shapes (checked at
+    /// import).
     pub fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
         let out_shape = self.output_shape(&shapes).expect("checked at import");

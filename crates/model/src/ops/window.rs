@@ -5,12 +5,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::tensor::{strides, volume};
 
+/// The geometry of a sliding window over the spatial axes, one entry per
+/// spatial axis in each field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// The kernel extent.
     pub kernel: Vec<usize>,
+    /// The step between consecutive windows.
     pub strides: Vec<usize>,
+    /// The spacing between kernel taps (1: contiguous).
     pub dilations: Vec<usize>,
+    /// Padding before the input; `auto_pad` is resolved to this at import.
     pub pads_begin: Vec<usize>,
+    /// Padding after the input; `auto_pad` is resolved to this at import.
     pub pads_end: Vec<usize>,
     /// Output extents rounded up (pools only).
     pub ceil_mode: bool,
@@ -19,13 +26,20 @@ pub struct Window {
 /// ONNX `auto_pad` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoPad {
+    /// Explicit `pads` are used.
     NotSet,
+    /// Pads keep `ceil(input / stride)` outputs; an odd total puts the extra
+    /// element at the end.
     SameUpper,
+    /// Pads keep `ceil(input / stride)` outputs; an odd total puts the extra
+    /// element at the beginning.
     SameLower,
+    /// No padding.
     Valid,
 }
 
 impl AutoPad {
+    /// The mode an `auto_pad` attribute names, `None` for an unknown value.
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "NOTSET" | "" => AutoPad::NotSet,
@@ -36,7 +50,8 @@ impl AutoPad {
         })
     }
 
-    /// Explicit begin/end pads for an input of spatial extents `input`.
+    /// Explicit begin/end pads for an input of spatial extents `input`;
+    /// `None` for [`AutoPad::NotSet`], whose pads come from the `pads` attribute.
     pub fn resolve(
         self,
         input: &[usize],
@@ -67,6 +82,7 @@ impl AutoPad {
 }
 
 impl Window {
+    /// The number of spatial axes.
     pub fn rank(&self) -> usize {
         self.kernel.len()
     }

@@ -49,26 +49,65 @@ pub(crate) fn request(model: &str, key_id: &str, ciphertext: &[u8]) -> ModelInfe
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_inference_over_grpc() {
-    let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let mut cfg = config(&fx.repo, &work.path().join("keystore"));
-    cfg.max_body_bytes = 4 << 20;
-    let server = Running::start(cfg).await;
-    let url = format!("http://{}", server.grpc.unwrap());
-    let mut client = GrpcInferenceServiceClient::connect(url.clone())
-        .await
-        .unwrap()
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-    let mut keys = KeyServiceClient::connect(url)
-        .await
-        .unwrap()
-        .max_encoding_message_size(usize::MAX);
+/// A server over the shared fixture's repository with a key store of its
+/// own, and gRPC clients of its inference and key services.
+struct Session {
+    fx: &'static crate::common::Fixture,
+    _work: tempfile::TempDir,
+    server: Running,
+    client: GrpcInferenceServiceClient<tonic::transport::Channel>,
+    keys: KeyServiceClient<tonic::transport::Channel>,
+}
 
+impl Session {
+    async fn start() -> Self {
+        let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let mut cfg = config(&fx.repo, &work.path().join("keystore"));
+        cfg.max_body_bytes = 4 << 20;
+        let server = Running::start(cfg).await;
+        let url = format!("http://{}", server.grpc.unwrap());
+        let client = GrpcInferenceServiceClient::connect(url.clone())
+            .await
+            .unwrap()
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let keys = KeyServiceClient::connect(url)
+            .await
+            .unwrap()
+            .max_encoding_message_size(usize::MAX);
+        Self {
+            fx,
+            _work: work,
+            server,
+            client,
+            keys,
+        }
+    }
+
+    /// Registers the fixture's evaluation keys; returns their key id.
+    async fn register(&mut self) -> String {
+        self.keys
+            .register_keys(register_request(self.fx.eval_keys.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .key_id
+    }
+}
+
+fn register_request(bytes: Vec<u8>) -> RegisterKeysRequest {
+    RegisterKeysRequest {
+        model_name: "digits".into(),
+        eval_keys: Bytes::from(bytes),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metadata_and_keyparams() {
+    let mut s = Session::start().await;
     assert!(
-        client
+        s.client
             .server_live(ServerLiveRequest {})
             .await
             .unwrap()
@@ -76,14 +115,15 @@ async fn encrypted_inference_over_grpc() {
             .live
     );
     assert!(
-        client
+        s.client
             .server_ready(ServerReadyRequest {})
             .await
             .unwrap()
             .into_inner()
             .ready
     );
-    let meta = client
+    let meta = s
+        .client
         .server_metadata(ServerMetadataRequest {})
         .await
         .unwrap()
@@ -94,7 +134,7 @@ async fn encrypted_inference_over_grpc() {
         version: version.into(),
     };
     assert!(
-        client
+        s.client
             .model_ready(ready("digits", ""))
             .await
             .unwrap()
@@ -102,7 +142,7 @@ async fn encrypted_inference_over_grpc() {
             .ready
     );
     assert!(
-        client
+        s.client
             .model_ready(ready("digits", "1"))
             .await
             .unwrap()
@@ -110,10 +150,15 @@ async fn encrypted_inference_over_grpc() {
             .ready
     );
     for (name, version) in [("nope", ""), ("digits", "3")] {
-        let e = client.model_ready(ready(name, version)).await.unwrap_err();
+        let e = s
+            .client
+            .model_ready(ready(name, version))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound, "{e:?}");
     }
-    let meta = client
+    let meta = s
+        .client
         .model_metadata(ModelMetadataRequest {
             name: "digits".into(),
             version: String::new(),
@@ -125,8 +170,9 @@ async fn encrypted_inference_over_grpc() {
     assert_eq!(meta.inputs[0].shape, vec![1]);
     let kp: heman_artifacts::ckks::KeyParams =
         serde_json::from_str(&meta.properties["keyparams"]).unwrap();
-    assert_eq!(kp, fx.compiled_keyparams);
-    let kp_json = keys
+    assert_eq!(kp, s.fx.compiled_keyparams);
+    let kp_json = s
+        .keys
         .get_key_params(KeyParamsRequest {
             model_name: "digits".into(),
         })
@@ -139,33 +185,46 @@ async fn encrypted_inference_over_grpc() {
         kp
     );
 
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_register_and_garbage_is_refused() {
+    let mut s = Session::start().await;
     // Keys: garbage refused, the real ones registered, their status known.
-    let register = |bytes: Vec<u8>| RegisterKeysRequest {
-        model_name: "digits".into(),
-        eval_keys: Bytes::from(bytes),
-    };
-    let e = keys.register_keys(register(vec![1; 64])).await.unwrap_err();
+    let e = s
+        .keys
+        .register_keys(register_request(vec![1; 64]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("not a heman file"), "{e:?}");
-    let key_id = keys
-        .register_keys(register(fx.eval_keys.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .key_id;
-    assert_eq!(key_id, heman_server::keystore::key_id(&fx.eval_keys));
+    let key_id = s.register().await;
+    assert_eq!(key_id, heman_server::keystore::key_id(&s.fx.eval_keys));
     let status = |id: &str| KeyStatusRequest {
         model_name: "digits".into(),
         key_id: id.into(),
     };
-    keys.key_status(status(&key_id)).await.unwrap();
-    let e = keys.key_status(status(&"a".repeat(64))).await.unwrap_err();
+    s.keys.key_status(status(&key_id)).await.unwrap();
+    let e = s
+        .keys
+        .key_status(status(&"a".repeat(64)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_and_typed_contents_match_the_plaintext_model() {
+    let mut s = Session::start().await;
+    let key_id = s.register().await;
     // Inference, raw contents (tritonclient's form) and typed contents.
     let input = digit(3);
-    let ciphertext = fx.encrypt(&input);
-    let response = client
+    let ciphertext = s.fx.encrypt(&input);
+    let response = s
+        .client
         .model_infer(request("digits", &key_id, &ciphertext))
         .await
         .unwrap()
@@ -175,18 +234,26 @@ async fn encrypted_inference_over_grpc() {
     assert_eq!(response.outputs[0].shape, vec![1]);
     let elements =
         heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
-    fx.assert_matches(&elements[0], &input, "gRPC raw contents");
+    s.fx.assert_matches(&elements[0], &input, "gRPC raw contents");
     let mut typed = request("digits", &key_id, &ciphertext);
     typed.raw_input_contents.clear();
     typed.inputs[0].contents = Some(InferTensorContents {
         bytes_contents: vec![Bytes::from(ciphertext.clone())],
         ..Default::default()
     });
-    let response = client.model_infer(typed).await.unwrap().into_inner();
+    let response = s.client.model_infer(typed).await.unwrap().into_inner();
     let elements =
         heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
-    fx.assert_matches(&elements[0], &input, "gRPC typed contents");
+    s.fx.assert_matches(&elements[0], &input, "gRPC typed contents");
 
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_their_status_codes() {
+    let mut s = Session::start().await;
+    let key_id = s.register().await;
+    let ciphertext = s.fx.encrypt(&digit(3));
     // Malformed requests: each the right status code with a message.
     type Edit = Box<dyn Fn(&mut ModelInferRequest)>;
     let cases: Vec<(&str, Edit, Code, &str)> = vec![
@@ -274,7 +341,7 @@ async fn encrypted_inference_over_grpc() {
     for (what, edit, code, expected) in cases {
         let mut r = request("digits", &key_id, &ciphertext);
         edit(&mut r);
-        let e = client.model_infer(r).await.unwrap_err();
+        let e = s.client.model_infer(r).await.unwrap_err();
         assert_eq!(e.code(), code, "{what}: {e:?}");
         assert!(!e.message().is_empty(), "{what}: no message");
         assert!(e.message().contains(expected), "{what}: {}", e.message());
@@ -282,14 +349,14 @@ async fn encrypted_inference_over_grpc() {
     }
 
     // Still serving, and counted apart from HTTP.
-    client
+    s.client
         .model_infer(request("digits", &key_id, &ciphertext))
         .await
         .unwrap();
-    let metrics = server.state.metrics.render();
+    let metrics = s.server.state.metrics.render();
     assert!(
-        metrics.contains("heman_inference_requests_total{protocol=\"grpc\",outcome=\"success\"} 3"),
+        metrics.contains("heman_inference_requests_total{protocol=\"grpc\",outcome=\"success\"} 1"),
         "{metrics}"
     );
-    server.stop().await;
+    s.server.stop().await;
 }

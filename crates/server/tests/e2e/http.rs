@@ -67,17 +67,82 @@ async fn post(client: &reqwest::Client, url: String, body: Vec<u8>) -> (u16, Vec
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_inference_over_http() {
-    let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let keys_dir = work.path().join("keystore");
-    let max_body = 8 << 20;
-    let mut cfg = config(&fx.repo, &keys_dir);
-    cfg.max_body_bytes = max_body;
-    let server = Running::start(cfg.clone()).await;
-    let client = reqwest::Client::new();
+/// Size limit on request bodies of the servers these tests start.
+const MAX_BODY: usize = 8 << 20;
 
+/// A server over the shared fixture's repository with a key store of its
+/// own, and a client.
+struct Session {
+    fx: &'static crate::common::Fixture,
+    _work: tempfile::TempDir,
+    keys_dir: std::path::PathBuf,
+    cfg: heman_server::Config,
+    server: Running,
+    client: reqwest::Client,
+}
+
+impl Session {
+    async fn start() -> Self {
+        let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let keys_dir = work.path().join("keystore");
+        let mut cfg = config(&fx.repo, &keys_dir);
+        cfg.max_body_bytes = MAX_BODY;
+        let server = Running::start(cfg.clone()).await;
+        Self {
+            fx,
+            _work: work,
+            keys_dir,
+            cfg,
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Registers the fixture's evaluation keys; returns their key id.
+    async fn register(&self) -> String {
+        let (status, body) = post(
+            &self.client,
+            self.url("/v2/models/digits/keys"),
+            self.fx.eval_keys.clone(),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<Value>(&body).unwrap()["key_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// One valid inference on test digit 0: the response body and the
+    /// length of its JSON header.
+    async fn infer_digit(&self, key_id: &str) -> (Vec<u8>, usize) {
+        let tensor = bytes_tensor(&self.fx.encrypt(&digit(0)));
+        let (status, body, json_len) = post_infer(
+            &self.client,
+            &self.url("/v2/models/digits/infer"),
+            &infer_header(key_id, "BYTES", &[1], tensor.len()),
+            &tensor,
+        )
+        .await;
+        assert_eq!(
+            status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(500)])
+        );
+        let n = json_len.expect("binary response has Inference-Header-Content-Length");
+        (body, n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metadata_and_keyparams() {
+    let s = Session::start().await;
     // Health and metadata.
     for path in [
         "/v2/health/live",
@@ -85,23 +150,23 @@ async fn encrypted_inference_over_http() {
         "/v2/models/digits/ready",
         "/v2/models/digits/versions/1/ready",
     ] {
-        assert_eq!(get(&client, server.url(path)).await.0, 200, "{path}");
+        assert_eq!(get(&s.client, s.url(path)).await.0, 200, "{path}");
     }
-    let meta = get_json(&client, server.url("/v2")).await;
+    let meta = get_json(&s.client, s.url("/v2")).await;
     assert_eq!(meta["name"], "heman");
-    let meta = get_json(&client, server.url("/v2/models/digits")).await;
+    let meta = get_json(&s.client, s.url("/v2/models/digits")).await;
     assert_eq!(meta["inputs"][0]["datatype"], "BYTES");
     assert_eq!(meta["inputs"][0]["shape"], json!([1]));
     assert_eq!(meta["outputs"][0]["datatype"], "BYTES");
     assert_eq!(
-        get_json(&client, server.url("/v2/models/digits/versions/1")).await,
+        get_json(&s.client, s.url("/v2/models/digits/versions/1")).await,
         meta
     );
     // The data owner learns the keyparams from the server, never the plan.
-    let (status, kp_text) = get(&client, server.url("/v2/models/digits/keyparams")).await;
+    let (status, kp_text) = get(&s.client, s.url("/v2/models/digits/keyparams")).await;
     assert_eq!(status, 200);
     let keyparams: heman_artifacts::ckks::KeyParams = serde_json::from_slice(&kp_text).unwrap();
-    assert_eq!(keyparams, fx.compiled_keyparams);
+    assert_eq!(keyparams, s.fx.compiled_keyparams);
     let kp_meta: heman_artifacts::ckks::KeyParams =
         serde_json::from_str(meta["parameters"]["keyparams"].as_str().unwrap()).unwrap();
     assert_eq!(kp_meta, keyparams);
@@ -109,7 +174,7 @@ async fn encrypted_inference_over_http() {
         !String::from_utf8_lossy(&kp_text).contains("stages"),
         "keyparams must not carry the plan"
     );
-    let (status, body) = get(&client, server.url("/v2/models/digits/infer")).await;
+    let (status, body) = get(&s.client, s.url("/v2/models/digits/infer")).await;
     assert_eq!(status, 405);
     error_message(status, &body, "GET on infer");
     for path in [
@@ -118,30 +183,36 @@ async fn encrypted_inference_over_http() {
         "/v2/models/digits/versions/2",
         "/v2/nothing/here",
     ] {
-        let (status, body) = get(&client, server.url(path)).await;
+        let (status, body) = get(&s.client, s.url(path)).await;
         assert_eq!(status, 404, "{path}");
         error_message(status, &body, path);
     }
+    s.server.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_register_under_their_digest() {
+    let s = Session::start().await;
     // Registration: the key id is the keys' SHA-256; registering twice is fine.
-    let keys_url = server.url("/v2/models/digits/keys");
-    let (status, body) = post(&client, keys_url.clone(), fx.eval_keys.clone()).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let key_id = serde_json::from_slice::<Value>(&body).unwrap()["key_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(key_id, heman_server::keystore::key_id(&fx.eval_keys));
-    let (status, _) = post(&client, keys_url.clone(), fx.eval_keys.clone()).await;
+    let keys_url = s.url("/v2/models/digits/keys");
+    let key_id = s.register().await;
+    assert_eq!(key_id, heman_server::keystore::key_id(&s.fx.eval_keys));
+    let (status, _) = post(&s.client, keys_url.clone(), s.fx.eval_keys.clone()).await;
     assert_eq!(status, 200);
-    let status_url = |id: &str| server.url(&format!("/v2/models/digits/keys/{id}"));
-    assert_eq!(get(&client, status_url(&key_id)).await.0, 200);
-    assert_eq!(get(&client, status_url(&"0".repeat(64))).await.0, 404);
-    assert_eq!(get(&client, status_url("not-an-id")).await.0, 404);
+    let status_url = |id: &str| s.url(&format!("/v2/models/digits/keys/{id}"));
+    assert_eq!(get(&s.client, status_url(&key_id)).await.0, 200);
+    assert_eq!(get(&s.client, status_url(&"0".repeat(64))).await.0, 404);
+    assert_eq!(get(&s.client, status_url("not-an-id")).await.0, 404);
+    s.server.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_are_refused_with_the_reason() {
+    let s = Session::start().await;
+    let keys_url = s.url("/v2/models/digits/keys");
     // Bad keys: garbage, a truncated file, another kind of file, keys for
     // other parameters, keys lacking the model's rotations.
-    let (other_id, other_keys) = tokio::task::spawn_blocking(|| {
+    let (_, other_keys) = tokio::task::spawn_blocking(|| {
         let other = heman_ckks::CkksParameters::new(12, &[36, 30], &[36], 30).unwrap();
         let bytes = ckks_keys_with_steps(&other, &[1]);
         (heman_server::keystore::key_id(&bytes), bytes)
@@ -155,12 +226,12 @@ async fn encrypted_inference_over_http() {
     })
     .await
     .unwrap();
-    let a_ciphertext = fx.encrypt(&digit(0));
+    let a_ciphertext = s.fx.encrypt(&digit(0));
     for (what, body, expected) in [
         ("garbage keys", vec![7u8; 100], "not a heman file"),
         (
             "truncated keys",
-            fx.eval_keys[..fx.eval_keys.len() / 2].to_vec(),
+            s.fx.eval_keys[..s.fx.eval_keys.len() / 2].to_vec(),
             "truncated",
         ),
         (
@@ -179,32 +250,19 @@ async fn encrypted_inference_over_http() {
             "lack the rotation keys",
         ),
     ] {
-        let (status, body) = post(&client, keys_url.clone(), body).await;
+        let (status, body) = post(&s.client, keys_url.clone(), body).await;
         let msg = error_message(status, &body, what);
         assert!(msg.contains(expected), "{what}: {msg}");
     }
-    // Keys for other parameters planted in the store behind the server's
-    // back: refused at inference, not run.
-    std::fs::write(keys_dir.join(format!("{other_id}.keys")), &other_keys).unwrap();
+    assert!(s.server.state.keys.is_empty(), "refused keys cached");
+    s.server.stop().await;
+}
 
-    // Encrypt a test digit and run it through the server in binary mode.
-    let input = digit(0);
-    let tensor = bytes_tensor(&a_ciphertext);
-    let infer_url = server.url("/v2/models/digits/infer");
-    let (status, body, json_len) = post_infer(
-        &client,
-        &infer_url,
-        &infer_header(&key_id, "BYTES", &[1], tensor.len()),
-        &tensor,
-    )
-    .await;
-    assert_eq!(
-        status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&body[..body.len().min(500)])
-    );
-    let n = json_len.expect("binary response has Inference-Header-Content-Length");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_mode_inference_matches_the_plaintext_model() {
+    let s = Session::start().await;
+    let key_id = s.register().await;
+    let (body, n) = s.infer_digit(&key_id).await;
     let head: Value = serde_json::from_slice(&body[..n]).unwrap();
     let out = &head["outputs"][0];
     assert_eq!(out["datatype"], "BYTES");
@@ -214,12 +272,35 @@ async fn encrypted_inference_over_http() {
     let raw = &body[n..];
     let len = u32::from_le_bytes(raw[..4].try_into().unwrap()) as usize;
     assert_eq!(len + 4, raw.len());
-    fx.assert_matches(&raw[4..], &input, "HTTP binary mode");
+    s.fx.assert_matches(&raw[4..], &digit(0), "HTTP binary mode");
 
     // The versioned route and the client module agree.
-    let ours = heman_server::client::Client::new(&server.http.to_string()).unwrap();
-    let out = ours.infer("digits", &key_id, &a_ciphertext).await.unwrap();
-    fx.assert_matches(&out, &input, "client module");
+    let ours = heman_server::client::Client::new(&s.server.http.to_string()).unwrap();
+    let out = ours
+        .infer("digits", &key_id, &s.fx.encrypt(&digit(0)))
+        .await
+        .unwrap();
+    s.fx.assert_matches(&out, &digit(0), "client module");
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_and_serving_goes_on() {
+    let s = Session::start().await;
+    let key_id = s.register().await;
+    let a_ciphertext = s.fx.encrypt(&digit(0));
+    let tensor = bytes_tensor(&a_ciphertext);
+    let infer_url = s.url("/v2/models/digits/infer");
+    // Keys for other parameters planted in the store behind the server's
+    // back: refused at inference, not run.
+    let (other_id, other_keys) = tokio::task::spawn_blocking(|| {
+        let other = heman_ckks::CkksParameters::new(12, &[36, 30], &[36], 30).unwrap();
+        let bytes = ckks_keys_with_steps(&other, &[1]);
+        (heman_server::keystore::key_id(&bytes), bytes)
+    })
+    .await
+    .unwrap();
+    std::fs::write(s.keys_dir.join(format!("{other_id}.keys")), &other_keys).unwrap();
 
     // Malformed requests: each a 4xx with a message; the server keeps serving.
     let unknown_key = "0".repeat(64);
@@ -300,14 +381,14 @@ async fn encrypted_inference_over_http() {
         ),
         (
             "unknown model",
-            server.url("/v2/models/nope/infer"),
+            s.url("/v2/models/nope/infer"),
             infer_header(&key_id, "BYTES", &[1], tensor.len()),
             tensor.clone(),
             "unknown model 'nope'",
         ),
         (
             "unknown version",
-            server.url("/v2/models/digits/versions/7/infer"),
+            s.url("/v2/models/digits/versions/7/infer"),
             infer_header(&key_id, "BYTES", &[1], tensor.len()),
             tensor.clone(),
             "version '7'",
@@ -371,13 +452,13 @@ async fn encrypted_inference_over_http() {
         (
             "oversized body",
             infer_url.clone(),
-            infer_header(&key_id, "BYTES", &[1], max_body + 10),
-            vec![0u8; max_body + 10],
+            infer_header(&key_id, "BYTES", &[1], MAX_BODY + 10),
+            vec![0u8; MAX_BODY + 10],
             "larger than the limit",
         ),
     ];
     for (what, url, header, tensor, expected) in cases {
-        let (status, body, _) = post_infer(&client, &url, &header, &tensor).await;
+        let (status, body, _) = post_infer(&s.client, &url, &header, &tensor).await;
         let msg = error_message(status, &body, what);
         assert!(msg.contains(expected), "{what}: {status} {msg}");
         eprintln!("{what}: {status} {msg}");
@@ -395,54 +476,43 @@ async fn encrypted_inference_over_http() {
             b"{}".to_vec(),
         ),
     ] {
-        let mut r = client.post(&infer_url).body(body);
+        let mut r = s.client.post(&infer_url).body(body);
         for (k, v) in headers {
             r = r.header(k, v);
         }
         let r = r.send().await.unwrap();
-        let (s, b) = (r.status().as_u16(), r.bytes().await.unwrap());
-        error_message(s, &b, what);
+        let (status, b) = (r.status().as_u16(), r.bytes().await.unwrap());
+        error_message(status, &b, what);
     }
     // Made-up key ids and refused keys took no place in the key cache: only
     // the registered keys are there.
-    assert_eq!(server.state.keys.len(), 1, "unknown key ids cached");
-    let metrics = String::from_utf8(get(&client, server.url("/metrics")).await.1).unwrap();
+    assert_eq!(s.server.state.keys.len(), 1, "unknown key ids cached");
+    // Still serving: a valid inference after all that.
+    let (body, n) = s.infer_digit(&key_id).await;
+    s.fx.assert_matches(&body[n + 4..], &digit(0), "after malformed requests");
+    let metrics = String::from_utf8(get(&s.client, s.url("/metrics")).await.1).unwrap();
     for line in [
-        "heman_inference_requests_total{protocol=\"http\",outcome=\"success\"} 2",
+        "heman_inference_requests_total{protocol=\"http\",outcome=\"success\"} 1",
         "heman_inference_queue_depth 0",
         "heman_inference_running 0",
-        "heman_keys_registered_total 2",
+        "heman_keys_registered_total 1",
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
 
-    // Still serving: a second valid inference.
-    let (status, _, _) = post_infer(
-        &client,
-        &infer_url,
-        &infer_header(&key_id, "BYTES", &[1], tensor.len()),
-        &tensor,
-    )
-    .await;
-    assert_eq!(status, 200);
-    server.stop().await;
+    s.server.stop().await;
+}
 
-    // Restart: the registered keys are still there.
-    let server = Running::start(cfg).await;
-    let infer_url = server.url("/v2/models/digits/infer");
-    let (status, body, n) = post_infer(
-        &client,
-        &infer_url,
-        &infer_header(&key_id, "BYTES", &[1], tensor.len()),
-        &tensor,
-    )
-    .await;
-    assert_eq!(
-        status,
-        200,
-        "after restart: {}",
-        String::from_utf8_lossy(&body[..body.len().min(500)])
-    );
-    fx.assert_matches(&body[n.unwrap() + 4..], &input, "after restart");
-    server.stop().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_keys_survive_a_restart() {
+    let s = Session::start().await;
+    let key_id = s.register().await;
+    s.server.stop().await;
+    let s = Session {
+        server: Running::start(s.cfg.clone()).await,
+        ..s
+    };
+    let (body, n) = s.infer_digit(&key_id).await;
+    s.fx.assert_matches(&body[n + 4..], &digit(0), "after restart");
+    s.server.stop().await;
 }

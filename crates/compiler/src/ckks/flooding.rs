@@ -50,6 +50,7 @@ pub enum FloodingTarget {
 /// The flooding of every output ciphertext, recorded in keyparams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputFlooding {
+    /// The sizing chosen.
     pub target: FloodingTarget,
     /// `log2` of the largest coefficient-domain output noise measured by an
     /// encrypted dry run on calibration inputs.

@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::SlotLayout;
-use crate::linear_map::AffineMap;
-use crate::window_sum;
+use crate::ckks::layout::SlotLayout;
+use crate::ckks::window_sum;
+use crate::graph::linear_map::AffineMap;
 
 /// One generalized diagonal: slot -> weight (zero elsewhere).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagonal {
+    /// Nonzero (slot, weight) pairs.
     pub entries: Vec<(u32, f64)>,
 }
 
@@ -43,7 +44,9 @@ impl Diagonal {
 /// `-g` so that one rotation per giant step suffices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiagonalMatVec {
+    /// Index of the input ciphertext read.
     pub input: usize,
+    /// Index of the output ciphertext added into.
     pub output: usize,
     /// Baby rotation steps of the input (one hoisted decomposition).
     pub baby_steps: Vec<usize>,
@@ -52,6 +55,7 @@ pub struct DiagonalMatVec {
 }
 
 impl DiagonalMatVec {
+    /// Number of diagonals (plaintext products).
     pub fn diagonal_count(&self) -> usize {
         self.giant_steps.iter().map(|(_, terms)| terms.len()).sum()
     }
@@ -65,6 +69,7 @@ impl DiagonalMatVec {
         gaps
     }
 
+    /// Nonzero baby and giant rotations the block performs.
     pub fn rotation_count(&self) -> usize {
         self.baby_steps.iter().filter(|&&b| b != 0).count()
             + self.giant_steps.iter().filter(|(g, _)| *g != 0).count()
@@ -76,17 +81,22 @@ impl DiagonalMatVec {
 pub struct LinearTransform {
     /// Rounds applied to every input ciphertext before the diagonals, each
     /// replacing `x` by `x + sum_s rot(x, s)`: the window sums of a pool
-    /// factored out of the map ([`crate::window_sum`]). Rotations and
+    /// factored out of the map ([`crate::ckks::window_sum`]). Rotations and
     /// additions only: no level.
     #[serde(default)]
     pub window_sums: Vec<Vec<usize>>,
+    /// Ciphertexts the stage reads.
     pub input_ciphertexts: usize,
+    /// Ciphertexts the stage writes.
     pub output_ciphertexts: usize,
+    /// The diagonal products, one per (input, output) ciphertext pair with
+    /// nonzero weights.
     pub blocks: Vec<DiagonalMatVec>,
     /// Rotate-and-sum steps applied to every output ciphertext afterwards.
     pub sum_steps: Vec<usize>,
     /// Bias to add at each output ciphertext, as (slot, value).
     pub bias: Vec<Vec<(u32, f64)>>,
+    /// Where the stage's outputs lie.
     pub output_layout: SlotLayout,
 }
 

@@ -1,14 +1,10 @@
-//! Running a [`TfhePlan`] on TFHE ciphertexts (the model owner's side,
-//! server key only) and the data owner's quantise-encrypt and
-//! decrypt-dequantise steps.
+//! Running a TFHE [`Plan`] on ciphertexts: the model owner's side, with the
+//! server key only.
 
 use std::time::Instant;
 
-use heman_compiler::tfhe::{
-    LookupStage, MaxStage, NoiseProfile, TfheInput, TfheOutput, TfhePlan, TfheStage,
-};
-use heman_model::Tensor;
-use heman_tfhe::{ClientKey, KeyChoice, LookupTable, LweVector, SeededLweVector, ServerKey};
+use heman_compiler::tfhe::{LookupStage, MaxStage, NoiseProfile, Plan, PlanStage};
+use heman_tfhe::{KeyChoice, LookupTable, LweVector, ServerKey};
 use rayon::prelude::*;
 use tracing::info;
 
@@ -33,9 +29,9 @@ pub struct StageTiming {
 
 /// The model owner's evaluator of one plan: holds the (expanded) server key
 /// only, and the deviation its outputs are flooded with.
-pub struct TfheExecutor<'a> {
+pub struct Executor<'a> {
     key: &'a ServerKey,
-    plan: &'a TfhePlan,
+    plan: &'a Plan,
     flooding_std: f64,
 }
 
@@ -46,10 +42,10 @@ fn tfhe_error(stage: usize) -> impl Fn(heman_tfhe::TfheError) -> RuntimeError {
     }
 }
 
-impl<'a> TfheExecutor<'a> {
+impl<'a> Executor<'a> {
     /// Checks that `plan` and `key` belong together and sizes the output
     /// flooding from the plan's noise profile.
-    pub fn new(key: &'a ServerKey, plan: &'a TfhePlan) -> Result<Self> {
+    pub fn new(key: &'a ServerKey, plan: &'a Plan) -> Result<Self> {
         if plan.preset != key.preset() {
             return Err(RuntimeError::Input(format!(
                 "the model was compiled for the {} preset, the server key is for {}",
@@ -59,9 +55,7 @@ impl<'a> TfheExecutor<'a> {
         }
         // Small-key values must be bootstrapped before anything but a
         // linear stage reads them (the big key is always possible).
-        if plan.input.key == KeyChoice::Small
-            && TfhePlan::input_key(&plan.stages) != KeyChoice::Small
-        {
+        if plan.input.key == KeyChoice::Small && Plan::input_key(&plan.stages) != KeyChoice::Small {
             return Err(RuntimeError::Plan(
                 "inputs under the small key, but a max tree or the output reads them before any bootstrap".into(),
             ));
@@ -140,14 +134,14 @@ impl<'a> TfheExecutor<'a> {
         for (index, stage) in plan.stages.iter().enumerate() {
             let start = Instant::now();
             let (bootstraps, multiply_adds) = match stage {
-                TfheStage::Linear(l) => {
+                PlanStage::Linear(l) => {
                     values = l
                         .rows
                         .apply(&values, l.encoding)
                         .map_err(tfhe_error(index))?;
                     (0, l.rows.nonzeros())
                 }
-                TfheStage::Lookup(l) => {
+                PlanStage::Lookup(l) => {
                     let tables = self.tables(l).map_err(tfhe_error(index))?;
                     values = self
                         .key
@@ -155,7 +149,7 @@ impl<'a> TfheExecutor<'a> {
                         .map_err(tfhe_error(index))?;
                     (l.table_of.len(), 0)
                 }
-                TfheStage::Max(m) => {
+                PlanStage::Max(m) => {
                     values = self.max(m, &values).map_err(tfhe_error(index))?;
                     (m.bootstraps(), 3 * m.bootstraps())
                 }
@@ -164,9 +158,9 @@ impl<'a> TfheExecutor<'a> {
                 stage: index,
                 name: stage.name().to_string(),
                 kind: match stage {
-                    TfheStage::Linear(_) => "linear",
-                    TfheStage::Lookup(_) => "lookup",
-                    TfheStage::Max(_) => "max",
+                    PlanStage::Linear(_) => "linear",
+                    PlanStage::Lookup(_) => "lookup",
+                    PlanStage::Max(_) => "max",
                 },
                 seconds: start.elapsed().as_secs_f64(),
                 bootstraps,
@@ -193,53 +187,4 @@ impl<'a> TfheExecutor<'a> {
         );
         Ok((values, timings))
     }
-}
-
-/// The data owner: quantises `x` as the model's input expects and encrypts
-/// it (seeded form).
-pub fn encrypt_input(input: &TfheInput, key: &ClientKey, x: &Tensor) -> Result<SeededLweVector> {
-    let volume: usize = input.shape.iter().product();
-    if x.len() != volume {
-        return Err(RuntimeError::Input(format!(
-            "{} values for an input of {volume}",
-            x.len()
-        )));
-    }
-    let plaintexts: Vec<u64> = x
-        .data()
-        .iter()
-        .map(|&v| input.encoding.encode(input.quantise(v) as i64))
-        .collect();
-    Ok(key.encrypt(&plaintexts, input.key))
-}
-
-/// The data owner: the output window integers of decrypted ciphertexts.
-pub fn decrypt_integers(output: &TfheOutput, key: &ClientKey, cts: &LweVector) -> Result<Vec<u64>> {
-    if cts.len() != output.values.len() {
-        return Err(RuntimeError::Input(format!(
-            "{} ciphertexts for an output of {} values",
-            cts.len(),
-            output.values.len()
-        )));
-    }
-    let phases = key
-        .decrypt(cts)
-        .map_err(|e| RuntimeError::Input(e.to_string()))?;
-    Ok(phases
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| output.decode(i, p))
-        .collect())
-}
-
-/// The data owner: the real output tensor (before post-processing).
-pub fn decrypt_output(output: &TfheOutput, key: &ClientKey, cts: &LweVector) -> Result<Tensor> {
-    let u = decrypt_integers(output, key, cts)?;
-    Ok(Tensor::new(
-        output.shape.clone(),
-        u.iter()
-            .enumerate()
-            .map(|(i, &u)| output.values.real(i, u as f64))
-            .collect(),
-    ))
 }

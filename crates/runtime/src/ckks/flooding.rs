@@ -1,17 +1,17 @@
 //! The model owner's last step: every output ciphertext re-randomised with
 //! the data owner's public key and flooded with Gaussian noise (sized by
-//! [`heman_compiler::flooding`]); and the measurement of the output noise
+//! [`heman_compiler::ckks::flooding`]); and the measurement of the output noise
 //! that sizes it.
 
 use heman_ckks::{Ciphertext, CkksParameters, Encoder, Encryptor, KeyGenerator};
-use heman_compiler::simulate::simulate_slots;
-use heman_compiler::Plan;
+use heman_compiler::ckks::simulate::simulate_slots;
+use heman_compiler::ckks::Plan;
 use heman_model::Tensor;
 use rayon::prelude::*;
 
-use crate::client::{encrypt_tensor, InputKey};
+use super::client::{encrypt_tensor, InputKey};
+use super::executor::{Executor, PreparedPlan};
 use crate::error::Result;
-use crate::executor::{Executor, PreparedPlan};
 
 /// Re-randomises and floods every output ciphertext (in parallel).
 pub fn flood_outputs(

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where each element of a tensor lies among the slots of one or more
+/// ciphertexts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotLayout {
     /// Slots per ciphertext.
@@ -54,10 +56,12 @@ impl SlotLayout {
         }
     }
 
+    /// Number of tensor elements.
     pub fn len(&self) -> usize {
         self.positions.len()
     }
 
+    /// Whether the layout holds no element.
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }

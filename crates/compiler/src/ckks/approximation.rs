@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CompileError, Result};
-use crate::linear_map::AffineMap;
-use crate::stages::{Stage, StageKind};
+use crate::graph::linear_map::AffineMap;
+use crate::graph::stages::{Stage, StageKind};
 
 /// Candidate degrees: `2^k - 1` use the depth best.
 pub const DEGREES: [usize; 6] = [3, 7, 15, 31, 63, 127];
@@ -26,11 +26,14 @@ pub const MARGIN: f64 = 0.1;
 /// A polynomial in Chebyshev form on `domain`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Polynomial {
+    /// Chebyshev coefficients, `c_0` first.
     pub coefficients: Vec<f64>,
+    /// The interval `[a, b]` the polynomial is defined on.
     pub domain: (f64, f64),
 }
 
 impl Polynomial {
+    /// The polynomial as the CKKS crate's evaluable Chebyshev approximation.
     pub fn approximation(&self) -> Result<ChebyshevApproximation> {
         ChebyshevApproximation::from_coefficients(
             self.coefficients.clone(),
@@ -40,6 +43,7 @@ impl Polynomial {
         .map_err(|e| CompileError::Graph(format!("polynomial: {e}")))
     }
 
+    /// Levels its evaluation consumes (`usize::MAX` for invalid coefficients).
     pub fn depth(&self) -> usize {
         self.approximation().map_or(usize::MAX, |a| a.depth())
     }
@@ -48,12 +52,14 @@ impl Polynomial {
 /// The stages of a graph with their probed affine maps.
 #[derive(Debug, Clone)]
 pub struct StageMaps {
+    /// The graph's stages, in order.
     pub stages: Vec<Stage>,
     /// The map of each affine stage (`None` for the others).
     pub maps: Vec<Option<AffineMap>>,
 }
 
 impl StageMaps {
+    /// Probes the affine map of every affine stage of `stages`.
     pub fn probe(graph: &Graph, stages: Vec<Stage>) -> Self {
         let maps = stages
             .iter()
@@ -86,6 +92,8 @@ fn interval(graph: &Graph, stage: &Stage, ranges: &CalibrationRanges) -> Result<
 /// preceding affine maps.
 #[derive(Debug, Clone)]
 pub struct Approximated {
+    /// Per stage: the map of an affine stage, with the change of variable of
+    /// the activation after it folded in.
     pub maps: Vec<Option<AffineMap>>,
     /// Per stage: the polynomial of an activation stage.
     pub polynomials: Vec<Option<Polynomial>>,
@@ -93,6 +101,8 @@ pub struct Approximated {
     pub intervals: Vec<Option<(f64, f64)>>,
 }
 
+/// Replaces the activations by Chebyshev interpolants of `degrees` (one
+/// per activation stage, in order) on their calibrated intervals.
 pub fn approximate(
     graph: &Graph,
     stage_maps: &StageMaps,
@@ -166,6 +176,7 @@ pub fn run_approximated(stage_maps: &StageMaps, approx: &Approximated, input: &[
 /// How closely the approximated model follows the exact one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
+    /// Samples compared.
     pub samples: usize,
     /// Samples whose largest output is the same element.
     pub same_argmax: usize,
@@ -174,11 +185,13 @@ pub struct Agreement {
 }
 
 impl Agreement {
+    /// Fraction of samples whose largest output is the same element.
     pub fn fraction(&self) -> f64 {
         self.same_argmax as f64 / self.samples.max(1) as f64
     }
 }
 
+/// The approximated model against the exact `(input, output)` pairs.
 pub fn agreement(
     stage_maps: &StageMaps,
     approx: &Approximated,

@@ -1,23 +1,29 @@
-//! From a simplified graph to a [`Plan`].
+//! Lowering: probed, approximated stages to a [`Plan`] of slot operations.
 
 use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
-use crate::approximation::{approximate, Approximated, StageMaps};
-use crate::error::{CompileError, Result};
-use crate::layout::SlotLayout;
-use crate::linear::lower;
-use crate::plan::{Plan, PlanStage};
-use crate::stages::{partition, StageKind};
+use super::approximation::{approximate, Approximated, StageMaps};
+use super::layout::SlotLayout;
+use super::linear::lower;
+use super::plan::{Plan, PlanStage};
+use crate::error::Result;
+use crate::graph::{partition, split_postprocess, StageKind};
 
-/// Degree of the activation polynomials [`compile`] uses.
+/// Degree of the activation polynomials [`compile_at_degree`] uses.
 pub const DEFAULT_DEGREE: usize = 31;
 
 /// Lowers `graph` to stages over ciphertexts of `slots` slots, activations
 /// replaced by degree-[`DEFAULT_DEGREE`] polynomials on the intervals
-/// calibration observed (`ranges` is needed only when there are any).
-pub fn compile(graph: &Graph, slots: usize, ranges: Option<&CalibrationRanges>) -> Result<Plan> {
+/// calibration observed (`ranges` is needed only when there are any): no
+/// parameter choice and no measured degrees, as tests and tools want it
+/// (the model owner's compilation is [`super::compile()`]).
+pub fn compile_at_degree(
+    graph: &Graph,
+    slots: usize,
+    ranges: Option<&CalibrationRanges>,
+) -> Result<Plan> {
     let (core, postprocess) = split_postprocess(graph)?;
     let stage_maps = StageMaps::probe(&core, partition(&core)?);
     let activations = stage_maps
@@ -88,27 +94,4 @@ pub fn lower_stages(
         output_layout: layout,
         postprocess,
     })
-}
-
-/// Splits trailing Softmax nodes off the graph: they hold no weights, so the
-/// data owner can apply them exactly after decryption.
-pub fn split_postprocess(graph: &Graph) -> Result<(Graph, Vec<Op>)> {
-    if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
-        return Err(CompileError::Graph(
-            "only single-input, single-output models are supported".into(),
-        ));
-    }
-    let mut graph = graph.clone();
-    let mut postprocess = Vec::new();
-    while let Some(last) = graph.nodes.last() {
-        let is_output = graph.outputs == [last.output];
-        if !(is_output && matches!(last.op, Op::Softmax(_)) && graph.has_single_use(last.inputs[0]))
-        {
-            break;
-        }
-        let node = graph.nodes.pop().expect("checked");
-        graph.outputs[0] = node.inputs[0];
-        postprocess.insert(0, node.op);
-    }
-    Ok((graph, postprocess))
 }

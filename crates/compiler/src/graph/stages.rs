@@ -13,17 +13,25 @@ use crate::error::{CompileError, Result};
 pub enum StageKind {
     /// The composition of the listed nodes (graph indices, in order), affine in
     /// the stage input.
-    Affine { nodes: Vec<usize> },
+    Affine {
+        /// Graph node indices, in evaluation order.
+        nodes: Vec<usize>,
+    },
     /// `x * x`.
     Square,
     /// A nonlinearity that CKKS approximates by a polynomial.
     Activation(Activation),
 }
 
+/// One stage of the chain: what it computes and the graph values it reads
+/// and writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
+    /// What the stage computes.
     pub kind: StageKind,
+    /// The graph value the stage reads.
     pub input: ValueId,
+    /// The graph value the stage writes.
     pub output: ValueId,
     /// Name of the last node, for messages.
     pub name: String,

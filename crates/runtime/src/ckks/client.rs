@@ -2,7 +2,7 @@
 //! and back from its output layout.
 
 use heman_ckks::{Ciphertext, CkksParameters, Decryptor, Encoder, Encryptor};
-use heman_compiler::SlotLayout;
+use heman_compiler::ckks::SlotLayout;
 use heman_model::Tensor;
 
 use crate::error::{Result, RuntimeError};

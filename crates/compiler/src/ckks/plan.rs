@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use heman_model::ops::Activation;
 
-use crate::approximation::Polynomial;
-use crate::layout::SlotLayout;
-use crate::linear::LinearTransform;
+use crate::ckks::approximation::Polynomial;
+use crate::ckks::layout::SlotLayout;
+use crate::ckks::linear::LinearTransform;
 
+/// One slot-level step of a CKKS [`Plan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PlanStage {
+    /// An affine stage as baby-step giant-step diagonal products (one level).
     Linear(LinearTransform),
     /// Every slot squared (one ciphertext multiplication per ciphertext).
     Square,
@@ -19,8 +21,12 @@ pub enum PlanStage {
     /// as `polynomial` (on `[-1, 1]` when the preceding stage already mapped
     /// the interval there).
     Activation {
+        /// The activation the polynomial replaces.
         function: Activation,
+        /// The calibrated input interval, widened by the approximation's margin,
+        /// in input units.
         interval: (f64, f64),
+        /// The Chebyshev polynomial evaluated in its place.
         polynomial: Polynomial,
     },
 }
@@ -35,13 +41,21 @@ impl PlanStage {
     }
 }
 
+/// A model compiled for CKKS: slot-level stages between an input and an
+/// output layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// Slots per ciphertext (N/2).
     pub slots: usize,
+    /// Shape of the model's input tensor.
     pub input_shape: Vec<usize>,
+    /// Where the data owner packs the input's elements.
     pub input_layout: SlotLayout,
+    /// The stages, in order.
     pub stages: Vec<PlanStage>,
+    /// Shape of the tensor the stages output (before post-processing).
     pub output_shape: Vec<usize>,
+    /// Where the output's elements lie in the last stage's ciphertexts.
     pub output_layout: SlotLayout,
     /// Weightless operators at the end of the model (Softmax) that the data
     /// owner applies after decryption, exactly, instead of approximating

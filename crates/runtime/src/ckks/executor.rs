@@ -14,8 +14,8 @@ use heman_ckks::{
     Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, Plaintext, PolynomialEvaluator,
     RelinearizationKey,
 };
-use heman_compiler::linear::{Diagonal, LinearTransform};
-use heman_compiler::{Plan, PlanStage};
+use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
+use heman_compiler::ckks::{Plan, PlanStage};
 use rayon::prelude::*;
 use tracing::info;
 

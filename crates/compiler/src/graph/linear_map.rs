@@ -9,10 +9,13 @@ use rayon::prelude::*;
 /// `y = M x + b` with `M` stored by columns, zero entries omitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AffineMap {
+    /// Output elements (rows of `M`).
     pub rows: usize,
+    /// Input elements (columns of `M`).
     pub cols: usize,
     /// For each input element, the (output element, weight) pairs it feeds.
     pub columns: Vec<Vec<(u32, f64)>>,
+    /// `b`, one entry per output element.
     pub bias: Vec<f64>,
 }
 
@@ -69,6 +72,7 @@ impl AffineMap {
         y
     }
 
+    /// Nonzero weights of `M`.
     pub fn nonzeros(&self) -> usize {
         self.columns.iter().map(Vec::len).sum()
     }

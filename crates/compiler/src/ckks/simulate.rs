@@ -4,8 +4,8 @@
 
 use heman_model::Tensor;
 
-use crate::linear::LinearTransform;
-use crate::plan::{Plan, PlanStage};
+use crate::ckks::linear::LinearTransform;
+use crate::ckks::plan::{Plan, PlanStage};
 
 /// Left rotation: slot `s` receives slot `s + k`.
 pub fn rotate(v: &[f64], k: usize) -> Vec<f64> {
@@ -26,6 +26,8 @@ fn window_sums(rounds: &[Vec<usize>], x: &[f64]) -> Vec<f64> {
     })
 }
 
+/// One lowered affine stage on plain slot vectors, as the runtime computes
+/// it: window sums, diagonal products, rotate-and-sum steps, then the bias.
 pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let summed: Vec<Vec<f64>>;
     let input = if transform.window_sums.is_empty() {

@@ -12,8 +12,8 @@
 //! 2018) and LoLa (Brutzkus et al. 2019), found in the map itself: the inputs
 //! of one window feed every output with the same weight.
 
-use crate::layout::SlotLayout;
-use crate::linear_map::AffineMap;
+use crate::ckks::layout::SlotLayout;
+use crate::graph::linear_map::AffineMap;
 
 /// A window-sum factor of a map.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,11 +189,11 @@ mod tests {
         let f = factor(&map, &input, &[1, 2, 6, 6]).expect("factors");
         let x: Vec<f64> = (0..c * h * w).map(|v| (v as f64 * 0.37).sin()).collect();
         let expected = map.apply(&x);
-        let lowered = crate::linear::factored_lowerings(&f, &[1, 3]);
+        let lowered = crate::ckks::linear::factored_lowerings(&f, &[1, 3]);
         assert!(!lowered.is_empty());
         for t in lowered {
             assert_eq!(t.window_sums, vec![vec![1], vec![8]], "{t}");
-            let out = crate::simulate::apply_linear(&t, &input.pack(&x));
+            let out = crate::ckks::simulate::apply_linear(&t, &input.pack(&x));
             for (a, b) in t.output_layout.unpack(&out).iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-12, "{t}: {a} vs {b}");
             }

@@ -14,19 +14,23 @@ pub const MAX_PRIME_BITS: u32 = 50;
 /// The bit sizes that define a CKKS parameter set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParameterChoice {
+    /// log2 of the ring degree N.
     pub log_n: u32,
     /// `q_0` (holds the output: scale plus headroom), then one prime per level.
     pub q_bits: Vec<u32>,
     /// Special primes for hybrid key switching.
     pub p_bits: Vec<u32>,
+    /// log2 of the scale.
     pub log_scale: u32,
 }
 
 impl ParameterChoice {
+    /// Bits of all primes, ciphertext and special: log2(QP).
     pub fn log_qp(&self) -> u32 {
         self.q_bits.iter().chain(&self.p_bits).sum()
     }
 
+    /// The CKKS parameter set of these sizes, with its primes generated.
     pub fn build(&self) -> Result<CkksParameters> {
         CkksParameters::new(self.log_n, &self.q_bits, &self.p_bits, self.log_scale)
             .map_err(|e| CompileError::Parameters(format!("{self:?}: {e}")))

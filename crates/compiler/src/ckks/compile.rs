@@ -6,18 +6,23 @@ use heman_model::io::dataset::Sample;
 use heman_model::{CalibrationRanges, Graph, Tensor};
 use tracing::info;
 
-use crate::approximation::{choose_degrees, Agreement, StageMaps};
-use crate::compile::{lower_stages, split_postprocess};
+use crate::ckks::approximation::{choose_degrees, Agreement, StageMaps};
+use crate::ckks::lower::lower_stages;
+use crate::ckks::parameters::{candidates, unmeasured_choice, ParameterChoice, Requirements};
+use crate::ckks::plan::Plan;
 use crate::error::Result;
-use crate::parameters::{candidates, unmeasured_choice, ParameterChoice, Requirements};
-use crate::plan::Plan;
-use crate::stages::{partition, StageKind};
+use crate::graph::split_postprocess;
+use crate::graph::stages::{partition, StageKind};
 
-/// Knobs of [`compile_ckks`].
+/// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
-pub struct CompileOptions {
+pub struct Options {
+    /// log2 of the smallest scale accepted.
     pub min_scale_bits: u32,
+    /// log2 of the largest scale worth using.
     pub max_scale_bits: u32,
+    /// log2 of the scale worth keeping when trading modulus for smaller,
+    /// faster keys.
     pub preferred_scale_bits: u32,
     /// Fraction of calibration samples on which the approximated model must
     /// pick the exact model's largest output.
@@ -26,7 +31,7 @@ pub struct CompileOptions {
     pub agreement_samples: usize,
 }
 
-impl Default for CompileOptions {
+impl Default for Options {
     fn default() -> Self {
         Self {
             min_scale_bits: 26,
@@ -38,21 +43,27 @@ impl Default for CompileOptions {
     }
 }
 
-pub struct CompiledCkks {
+/// The outcome of [`compile`]: parameters, the plan, and how closely the
+/// approximated model follows the exact one.
+pub struct Compiled {
+    /// The bit sizes of the chosen parameter set.
     pub choice: ParameterChoice,
+    /// The CKKS parameters `choice` builds.
     pub params: CkksParameters,
     /// Every parameter set of the chosen ring, most precise first
     /// ([`candidates`]): the plan runs under any of them.
     pub candidates: Vec<ParameterChoice>,
+    /// The lowered plan.
     pub plan: Plan,
+    /// Multiplicative levels the plan consumes.
     pub depth: usize,
     /// The approximated model against the exact one on calibration samples
     /// (`None` when the model has no activation to approximate).
     pub agreement: Option<Agreement>,
 }
 
-impl CompiledCkks {
-    /// Runs the plan under another of its [`CompiledCkks::candidates`]
+impl Compiled {
+    /// Runs the plan under another of its [`Compiled::candidates`]
     /// (the plan depends on the ring only, which they share).
     pub fn use_parameters(&mut self, choice: ParameterChoice) -> Result<()> {
         assert_eq!(
@@ -67,12 +78,12 @@ impl CompiledCkks {
 
 /// Derives parameters for `graph` from its calibration (`samples` and the
 /// `ranges` measured on them) and lowers it.
-pub fn compile_ckks(
+pub fn compile(
     graph: &Graph,
     samples: &[Sample],
     ranges: &CalibrationRanges,
-    options: CompileOptions,
-) -> Result<CompiledCkks> {
+    options: Options,
+) -> Result<Compiled> {
     let (core, postprocess) = split_postprocess(graph)?;
     let stage_maps = StageMaps::probe(&core, partition(&core)?);
     let exact: Vec<(Tensor, Tensor)> = samples
@@ -118,7 +129,7 @@ pub fn compile_ckks(
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();
     let params = choice.build()?;
     let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), postprocess)?;
-    Ok(CompiledCkks {
+    Ok(Compiled {
         choice,
         params,
         candidates,

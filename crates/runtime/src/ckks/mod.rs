@@ -1,0 +1,10 @@
+//! CKKS plans: the model owner's [`Executor`] and output flooding, and the
+//! data owner's packing of tensors to and from slot layouts.
+
+pub mod client;
+pub mod executor;
+pub mod flooding;
+
+pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
+pub use executor::{stage_name, Executor, PreparedPlan};
+pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};
