@@ -68,10 +68,10 @@ fn compile(model: &Path, samples: &[Sample], exact: bool) -> Compiled {
 /// Encrypts `x`, runs `plan` encrypted, returns the decrypted output integers.
 fn encrypted_integers(plan: &Plan, x: &Tensor) -> Vec<u64> {
     let (client, server) = keys();
-    let input = encrypt_input(&plan.input, client, x).unwrap().expand();
+    let input = encrypt_input(&plan.input, client, x).unwrap();
     let (out, timings) = Executor::new(server, plan)
         .unwrap()
-        .run(input, |_| {})
+        .run_fresh(&input, |_| {})
         .unwrap();
     assert_eq!(timings.len(), plan.stages.len());
     decrypt_integers(&plan.output, client, &out).unwrap()
@@ -138,18 +138,16 @@ fn mismatched_keys_and_inputs_are_refused() {
     let x = read_npy(&dir.join("relu.input.npy")).unwrap();
     let mut compiled = compile(&dir.join("relu.onnx"), &calibration(&x, 8), true);
     let (client, server) = keys();
-    let input = encrypt_input(&compiled.plan.input, client, &x)
-        .unwrap()
-        .expand();
+    let input = encrypt_input(&compiled.plan.input, client, &x).unwrap();
     let executor = Executor::new(server, &compiled.plan).unwrap();
     // Too few ciphertexts.
-    let short = input.select(&[0, 1]);
-    assert!(executor.run(short, |_| {}).is_err());
+    let short = client.encrypt(&[0, 0], compiled.plan.input.key);
+    assert!(executor.run_fresh(&short, |_| {}).is_err());
     // Inputs under the other key than the plan takes.
     assert_eq!(compiled.plan.input.key, KeyChoice::Small);
     let plaintexts = vec![0; input.len()];
-    let big = client.encrypt(&plaintexts, KeyChoice::Big).expand();
-    let error = executor.run(big, |_| {}).unwrap_err();
+    let big = client.encrypt(&plaintexts, KeyChoice::Big);
+    let error = executor.run_fresh(&big, |_| {}).unwrap_err();
     assert!(error.to_string().contains("small key"), "{error}");
     // A plan whose stages cannot take its inputs' key.
     let mut tampered = compiled.plan.clone();
@@ -162,4 +160,30 @@ fn mismatched_keys_and_inputs_are_refused() {
     compiled.plan.preset = Preset::Message3Carry3;
     let error = Executor::new(server, &compiled.plan).err().unwrap();
     assert!(error.to_string().contains("3_3"), "{error}");
+}
+
+/// A seeded input declaring millions of ciphertexts (one word each on the
+/// wire, about 800 each expanded: 27 GB here) is refused by its count before
+/// its masks are regenerated, not aborted by the allocation (issue 15,
+/// hole 2).
+#[test]
+fn a_huge_declared_input_is_refused_before_it_expands() {
+    let dir = repo_root().join("tests/models");
+    let x = read_npy(&dir.join("relu.input.npy")).unwrap();
+    let compiled = compile(&dir.join("relu.onnx"), &calibration(&x, 8), true);
+    let (client, server) = keys();
+    let honest = encrypt_input(&compiled.plan.input, client, &x).unwrap();
+    let mut bytes = honest.to_bytes();
+    // The header: magic (4), version (2), size (4), count (8), seed (16).
+    let count: u64 = 1 << 22;
+    bytes[10..18].copy_from_slice(&count.to_le_bytes());
+    bytes.truncate(34);
+    bytes.resize(34 + 8 * count as usize, 0);
+    let huge = heman_tfhe::SeededLweVector::from_bytes(compiled.plan.preset, &bytes).unwrap();
+    assert_eq!(huge.len(), 1 << 22);
+    let error = Executor::new(server, &compiled.plan)
+        .unwrap()
+        .run_fresh(&huge, |_| {})
+        .unwrap_err();
+    assert!(error.to_string().contains("4194304 ciphertexts"), "{error}");
 }

@@ -207,6 +207,11 @@ pub struct SeededLweVector {
 }
 
 impl SeededLweVector {
+    /// Words per expanded ciphertext: the LWE dimension plus one (the body).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// Number of ciphertexts.
     pub fn len(&self) -> usize {
         self.bodies.len()

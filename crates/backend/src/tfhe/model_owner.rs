@@ -113,7 +113,7 @@ impl ModelOwner for TfheModel {
         // The executor re-randomises and floods the outputs before they leave.
         let executor = Executor::new(key, &self.model.plan).map_err(runtime_error)?;
         let (out, timings) = executor
-            .run(seeded.expand(), |t| {
+            .run_fresh(&seeded, |t| {
                 on_stage(&StageTiming {
                     name: t.name.clone(),
                     seconds: t.seconds,

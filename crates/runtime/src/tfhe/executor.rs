@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use heman_compiler::tfhe::{LookupStage, MaxStage, NoiseProfile, Plan, PlanStage};
-use heman_tfhe::{KeyChoice, LookupTable, LweVector, ServerKey};
+use heman_tfhe::{KeyChoice, LookupTable, LweVector, SeededLweVector, ServerKey};
 use rayon::prelude::*;
 use tracing::info;
 
@@ -103,32 +103,55 @@ impl<'a> Executor<'a> {
         Ok(out)
     }
 
-    /// Runs the plan on the encrypted input, calling `on_stage` after each
-    /// stage with its timing. The outputs leave re-randomised and flooded
-    /// (their masks fresh, their noise drowned in a Gaussian as large as the
-    /// computation's worst output noise), so they tell the data owner
-    /// nothing of the weights beyond the outputs' values.
-    pub fn run(
+    /// Runs the plan on a fresh encryption (the seeded form the data owner
+    /// sends), calling `on_stage` after each stage with its timing. The
+    /// input's count and dimension are checked against the plan *before* its
+    /// masks are regenerated: a seeded vector costs one word per ciphertext,
+    /// its expansion `size` words, so a short request declaring millions of
+    /// ciphertexts must be refused before it allocates (issue 15, hole 2).
+    /// The outputs leave re-randomised and flooded (their masks fresh, their
+    /// noise drowned in a Gaussian as large as the computation's worst
+    /// output noise), so they tell the data owner nothing of the weights
+    /// beyond the outputs' values.
+    pub fn run_fresh(
+        &self,
+        input: &SeededLweVector,
+        on_stage: impl FnMut(&StageTiming),
+    ) -> Result<(LweVector, Vec<StageTiming>)> {
+        self.check_input(input.len(), input.size())?;
+        self.run(input.expand(), on_stage)
+    }
+
+    /// Refuses an input of `count` ciphertexts of `size` words that is not
+    /// what the plan takes.
+    fn check_input(&self, count: usize, size: usize) -> Result<()> {
+        let plan = self.plan;
+        let volume: usize = plan.input.shape.iter().product();
+        if count != volume {
+            return Err(RuntimeError::Input(format!(
+                "{count} ciphertexts for an input of {volume} values"
+            )));
+        }
+        let expected = plan.preset.dimension(plan.input.key);
+        if size != expected + 1 {
+            return Err(RuntimeError::Input(format!(
+                "ciphertexts of dimension {}, the model takes inputs under the {} key (dimension {expected})",
+                size.saturating_sub(1),
+                plan.input.key.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the plan on expanded ciphertexts (the input checked again):
+    /// private, so that every entry point takes fresh encryptions only.
+    fn run(
         &self,
         input: LweVector,
         mut on_stage: impl FnMut(&StageTiming),
     ) -> Result<(LweVector, Vec<StageTiming>)> {
         let plan = self.plan;
-        let volume: usize = plan.input.shape.iter().product();
-        if input.len() != volume {
-            return Err(RuntimeError::Input(format!(
-                "{} ciphertexts for an input of {volume} values",
-                input.len()
-            )));
-        }
-        let expected = plan.preset.dimension(plan.input.key);
-        if input.size() != expected + 1 {
-            return Err(RuntimeError::Input(format!(
-                "ciphertexts of dimension {}, the model takes inputs under the {} key (dimension {expected})",
-                input.size() - 1,
-                plan.input.key.name()
-            )));
-        }
+        self.check_input(input.len(), input.size())?;
         let mut values = input;
         let mut timings = Vec::with_capacity(plan.stages.len());
         for (index, stage) in plan.stages.iter().enumerate() {
