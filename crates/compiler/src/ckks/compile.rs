@@ -3,7 +3,7 @@
 
 use heman_ckks::CkksParameters;
 use heman_model::io::dataset::Sample;
-use heman_model::{CalibrationRanges, Graph, Tensor};
+use heman_model::{CalibrationRanges, Graph};
 use tracing::info;
 
 use crate::ckks::approximation::{choose_degrees, Agreement, StageMaps};
@@ -86,15 +86,7 @@ pub fn compile(
 ) -> Result<Compiled> {
     let (core, postprocess) = split_postprocess(graph)?;
     let stage_maps = StageMaps::probe(&core, partition(&core)?);
-    let exact: Vec<(Tensor, Tensor)> = samples
-        .iter()
-        .take(options.agreement_samples)
-        .map(|s| {
-            let x = core.check_input(0, &s.tensor)?;
-            let y = core.run(std::slice::from_ref(&x))?.remove(0);
-            Ok((x, y))
-        })
-        .collect::<Result<_, heman_model::ModelError>>()?;
+    let exact = crate::graph::reference_outputs(&core, samples, options.agreement_samples)?;
     let has_activations = stage_maps
         .stages
         .iter()

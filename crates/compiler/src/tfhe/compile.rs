@@ -230,15 +230,11 @@ pub fn compile(
 ) -> Result<Compiled> {
     let (core, postprocess) = split_postprocess(graph)?;
     let segments = segments(&core)?;
-    let exact: Vec<(Tensor, Tensor)> = samples
-        .iter()
-        .take(options.search_samples.max(options.report_samples))
-        .map(|s| {
-            let x = core.check_input(0, &s.tensor)?;
-            let y = core.run(std::slice::from_ref(&x))?.remove(0);
-            Ok((x, y))
-        })
-        .collect::<Result<_, heman_model::ModelError>>()?;
+    let exact = crate::graph::reference_outputs(
+        &core,
+        samples,
+        options.search_samples.max(options.report_samples),
+    )?;
     let build = |bits: Bits| {
         build_plan(
             &core,
