@@ -316,10 +316,34 @@ pub fn check_header(
 
 /// Writes `bytes` to `path`; a private file is created with mode 0600 before
 /// any byte is written.
+///
+/// The bytes go to a new file beside `path` (created exclusively, so never
+/// through a link someone planted) that is then renamed over `path`: a
+/// symbolic link at `path` is replaced, not followed (a secret key is never
+/// written to wherever a link points), and a reader never sees a half-written
+/// file.
 pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| invalid(path, "not a file name"))?
+        .to_string_lossy();
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_file_name(format!(".{name}.{}.{unique}.tmp", std::process::id()));
+    let written = write_new(&temporary, bytes, private)
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| io(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// Creates `path`, which must not exist (not even as a dangling link), and
+/// writes `bytes` to it.
+fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::OpenOptionsExt;
@@ -328,16 +352,43 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let mut file = options.open(path).map_err(|e| io(path, e))?;
     #[cfg(unix)]
     if private {
+        // The mode above is masked by the umask; this is not.
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| io(path, e))?;
     }
-    file.write_all(bytes).map_err(|e| io(path, e))
+    file.write_all(bytes).map_err(|e| io(path, e))?;
+    file.sync_all().map_err(|e| io(path, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link planted where a secret key is about to be written is replaced,
+    /// not followed: its target keeps its bytes, the key lands at the path
+    /// with mode 0600.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("heman-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, b"theirs").unwrap();
+        let key = dir.join("secret.key");
+        let _ = std::fs::remove_file(&key);
+        std::os::unix::fs::symlink(&target, &key).unwrap();
+        write_file(&key, b"secret", true).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+        assert!(!std::fs::symlink_metadata(&key).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&key).unwrap(), b"secret");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 2, "temporary files left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     const KIND: Kind = Kind::new(1, Role::Ciphertexts);
 

@@ -50,6 +50,16 @@ pub(crate) fn refused(what: &str) -> impl Fn(ArtifactError) -> BackendError + '_
     move |e| BackendError::Refused(format!("{what} refused: {e}"))
 }
 
+/// The refusal of fresh (input) ciphertexts handed to decryption in place
+/// of a model's output: decoding them through the output's layout would be
+/// a silent wrong answer.
+pub(crate) fn not_an_output(origin: &std::path::Path) -> BackendError {
+    BackendError::Refused(format!(
+        "{}: fresh input ciphertexts, not an inference output",
+        origin.display()
+    ))
+}
+
 /// The seam's class of a runtime error: the input's fault, or ours.
 pub(crate) fn runtime_error(e: heman_runtime::RuntimeError) -> BackendError {
     match e {

@@ -22,6 +22,10 @@ pub struct CompileOptions {
     /// security (Li-Micciancio-Schultz-Sorrell 2022) instead of at the
     /// measured output noise.
     pub flooding_security: Option<u32>,
+    /// Classical security level in bits (128, 192 or 256; `None`: 128).
+    /// CKKS chooses its modulus under that level's table; TFHE's presets
+    /// are 128-bit only.
+    pub security: Option<u32>,
     /// TFHE: the tfhe-rs parameter preset (`2_2`, `2_3`, `3_3`).
     pub preset: Option<String>,
     /// TFHE: only bit widths whose every read is right with probability
@@ -43,12 +47,13 @@ impl CompileOptions {
             "flooding_security" => {
                 self.flooding_security = Some(value.parse().map_err(|_| bad("not a bit count"))?)
             }
+            "security" => self.security = Some(value.parse().map_err(|_| bad("not a bit count"))?),
             "preset" => self.preset = Some(value.to_string()),
             "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, preset, exact, noise)",
+                    "no such option (flooding_security, security, preset, exact, noise)",
                 ))
             }
         }

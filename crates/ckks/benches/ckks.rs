@@ -76,20 +76,20 @@ fn bench(c: &mut Criterion) {
             "[{}] relin key: full {:.2} MiB, seeded {:.2} MiB",
             cfg.name,
             mib(rlk.to_bytes(&params).len()),
-            mib(rlk.to_bytes_seeded(&params).len())
+            mib(rlk.to_bytes(&params).len())
         );
         println!(
             "[{}] Galois keys, all power-of-two steps ({} keys): full {:.1} MiB, seeded {:.1} MiB",
             cfg.name,
             gk_pow2.len(),
             mib(gk_pow2.to_bytes(&params).len()),
-            mib(gk_pow2.to_bytes_seeded(&params).len())
+            mib(gk_pow2.to_bytes(&params).len())
         );
         println!(
             "[{}] Galois keys, 16 steps: full {:.1} MiB, seeded {:.1} MiB",
             cfg.name,
             mib(gk16.to_bytes(&params).len()),
-            mib(gk16.to_bytes_seeded(&params).len())
+            mib(gk16.to_bytes(&params).len())
         );
 
         let encoder = Encoder::new(&params);

@@ -200,7 +200,8 @@ impl Decryptor {
         let mut s_pow = s.clone();
         for (i, c) in ct.parts.iter().enumerate().skip(1) {
             if i > 1 {
-                s_pow = ring.mul(&s_pow, &s, &basis);
+                let next = ring.mul(&s_pow, &s, &basis);
+                std::mem::replace(&mut s_pow, next).zeroize();
             }
             ring.mul_acc(&mut m, c, &s_pow, &basis);
         }

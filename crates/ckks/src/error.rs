@@ -110,6 +110,10 @@ pub enum CkksError {
     /// A seeded (compressed) form was requested for an object that has no seed.
     #[error("object has no seed: only fresh secret-key ciphertexts and keys can be seeded")]
     NotSeeded,
+    /// A key arrived in full form: its uniform half must be regenerated from
+    /// its seed, so that the party that made it cannot have chosen it.
+    #[error("{0} in full form refused: keys are read in seeded form only, their uniform half generated from the seed")]
+    UnseededKey(&'static str),
     /// The operating system random source failed.
     #[error("random source failure: {0}")]
     Randomness(String),

@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Largest log2(QP) for 128-bit classical security with a ternary secret and sigma = 3.2,
-/// for N = 2^10 ..= 2^16 (HomomorphicEncryption.org security standard, Albrecht et al. 2018,
-/// Table 1).
+/// for N = 2^10 ..= 2^16: N = 2^10..2^15 from the HomomorphicEncryption.org security standard
+/// (Albrecht et al. 2018, Table 1); N = 2^16, which that table lacks, from the current
+/// guidelines (Bossuat et al., "Security Guidelines for Implementing Homomorphic Encryption",
+/// ePrint 2024/463: 1747 bits, below the 1772 OpenFHE extrapolates).
 pub const MAX_LOG_QP_128: [(u32, u32); 7] = [
     (10, 27),
     (11, 54),
@@ -17,8 +19,76 @@ pub const MAX_LOG_QP_128: [(u32, u32); 7] = [
     (13, 218),
     (14, 438),
     (15, 881),
-    (16, 1761),
+    (16, 1747),
 ];
+
+/// As [`MAX_LOG_QP_128`] for 192 bits: the standard's table for N = 2^10..2^15; N = 2^16 as
+/// OpenFHE extends it with the lattice estimator (`stdlatticeparms.cpp`).
+pub const MAX_LOG_QP_192: [(u32, u32); 7] = [
+    (10, 19),
+    (11, 37),
+    (12, 75),
+    (13, 152),
+    (14, 305),
+    (15, 611),
+    (16, 1228),
+];
+
+/// As [`MAX_LOG_QP_192`] for 256 bits.
+pub const MAX_LOG_QP_256: [(u32, u32); 7] = [
+    (10, 14),
+    (11, 29),
+    (12, 58),
+    (13, 118),
+    (14, 237),
+    (15, 476),
+    (16, 956),
+];
+
+/// A classical security level of the standard's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum SecurityLevel {
+    /// 128 bits (the default).
+    #[default]
+    Bits128,
+    /// 192 bits.
+    Bits192,
+    /// 256 bits.
+    Bits256,
+}
+
+impl SecurityLevel {
+    /// The level of `bits` (128, 192 or 256).
+    pub fn from_bits(bits: u32) -> Result<Self> {
+        match bits {
+            128 => Ok(Self::Bits128),
+            192 => Ok(Self::Bits192),
+            256 => Ok(Self::Bits256),
+            _ => Err(CkksError::InvalidParameters(format!(
+                "security level {bits}: the tables have 128, 192 and 256 bits"
+            ))),
+        }
+    }
+
+    /// Its bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Self::Bits128 => 128,
+            Self::Bits192 => 192,
+            Self::Bits256 => 256,
+        }
+    }
+
+    /// The bound on log2(QP) at N = 2^log_n, if the table has that degree.
+    pub fn max_log_qp(self, log_n: u32) -> Option<u32> {
+        let table = match self {
+            Self::Bits128 => &MAX_LOG_QP_128,
+            Self::Bits192 => &MAX_LOG_QP_192,
+            Self::Bits256 => &MAX_LOG_QP_256,
+        };
+        table.iter().find(|(l, _)| *l == log_n).map(|(_, b)| *b)
+    }
+}
 
 /// Largest prime size accepted: tfhe-ntt's AVX-512 IFMA kernels need p < 2^50.
 pub const MAX_PRIME_BITS: u32 = 50;
@@ -30,12 +100,10 @@ pub const ERROR_STD_DEV: f64 = 3.2;
 /// Error samples are rejected beyond this bound (6 sigma).
 pub const ERROR_BOUND: i64 = 19;
 
-/// 128-bit security bound on log2(QP) for a ring degree, if the degree is supported.
+/// 128-bit security bound on log2(QP) for a ring degree, if the degree is supported: the
+/// bound every parameter set is checked against (higher levels only lower it).
 pub fn max_log_qp(log_n: u32) -> Option<u32> {
-    MAX_LOG_QP_128
-        .iter()
-        .find(|(l, _)| *l == log_n)
-        .map(|(_, b)| *b)
+    SecurityLevel::Bits128.max_log_qp(log_n)
 }
 
 /// How the secret key is sampled.
@@ -43,10 +111,17 @@ pub fn max_log_qp(log_n: u32) -> Option<u32> {
 pub enum SecretDistribution {
     /// Each coefficient uniform in {-1, 0, 1}.
     UniformTernary,
-    /// Exactly `h` nonzero coefficients, each +-1 (sparse secret; same security table is
-    /// only valid for reasonably large h, e.g. h >= 64 or so).
+    /// Exactly `h` nonzero coefficients, each +-1 (sparse secret): accepted only where a
+    /// published estimate covers it, see [`SPARSE_SECRET_128`].
     HammingWeight(usize),
 }
+
+/// The one sparse-secret point heman accepts: `(log_n, smallest Hamming weight, largest
+/// log2(QP))` for 128-bit security, from Lattigo's `N16QP1546H192H32` bootstrapping
+/// parameters (Bossuat, Mouchet, Troncoso-Pastoriza, Hubaux, EUROCRYPT 2021). The standard's
+/// table assumes a uniform ternary secret; a lighter secret is easier to guess (hybrid
+/// attacks, Son and Cheon 2019), so any other weight or ring would be a claim nobody made.
+pub const SPARSE_SECRET_128: (u32, usize, u32) = (16, 192, 1546);
 
 struct Inner {
     log_n: u32,
@@ -177,9 +252,10 @@ impl CkksParameters {
             )));
         }
         if let SecretDistribution::HammingWeight(h) = secret {
-            if h == 0 || h > n {
+            let (sparse_log_n, min_weight, max_bits) = SPARSE_SECRET_128;
+            if log_n != sparse_log_n || h < min_weight || h > n || log_qp > max_bits as f64 {
                 return Err(CkksError::InvalidParameters(format!(
-                    "Hamming weight {h} outside 1..=N"
+                    "a sparse secret of Hamming weight {h} at N = 2^{log_n}, log2(QP) = {log_qp:.1} has no published 128-bit estimate; heman accepts weight >= {min_weight} at N = 2^{sparse_log_n} with log2(QP) <= {max_bits}, or the uniform ternary secret"
                 )));
             }
         }

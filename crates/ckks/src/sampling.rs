@@ -95,9 +95,13 @@ impl Sampler {
                 signs = self.rng.next_u64();
             }
             let r = self.rng.next_u64();
-            let mag = table.iter().position(|&t| r < t).unwrap_or(table.len() - 1) as i64;
-            let neg = (signs >> (i % 64)) & 1 == 1;
-            out.push(if neg { -mag } else { mag });
+            // Constant time: every entry is compared and counted, with no
+            // early exit and no branch on the sample, so the time taken says
+            // nothing of the error's magnitude or sign.
+            let below = table.iter().map(|&t| u64::from(r >= t)).sum::<u64>();
+            let mag = below.min(table.len() as u64 - 1) as i64;
+            let neg = ((signs >> (i % 64)) & 1) as i64;
+            out.push((mag ^ -neg) + neg);
         }
         out
     }

@@ -7,7 +7,8 @@
 //! ```
 //! Residues are bit-packed at the width of their prime. The seeded form of keys and of fresh
 //! secret-key ciphertexts stores the 32-byte seed of the uniform part instead of the
-//! polynomial, which halves the size. Loading checks every field and returns a typed error
+//! polynomial, which halves the size. Keys have no other form: a reader regenerates their
+//! uniform half, so whoever made a key cannot have chosen it. Loading checks every field and returns a typed error
 //! on foreign, truncated or damaged bytes, or on a parameter mismatch; it never panics.
 
 use crate::error::{CkksError, Result};
@@ -517,41 +518,35 @@ impl SecretKey {
     }
 }
 
+/// Opens a key's bytes, refusing the full form (see [`CkksError::UnseededKey`]).
+fn open_key<'a>(bytes: &'a [u8], kind: ObjectKind, params: &CkksParameters) -> Result<Reader<'a>> {
+    let (info, r) = open_for(bytes, kind, params)?;
+    if !info.seeded {
+        return Err(CkksError::UnseededKey(kind.name()));
+    }
+    Ok(r)
+}
+
 impl PublicKey {
-    /// Full serialisation (b and a).
+    /// Seeded serialisation: b, and a as its 32-byte seed. Keys have no full
+    /// form: a reader regenerates a from the seed, so the key's maker cannot
+    /// have chosen it.
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, false)
-    }
-
-    /// Seeded serialisation: a is stored as its 32-byte seed.
-    pub fn to_bytes_seeded(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, true)
-    }
-
-    fn write(&self, params: &CkksParameters, seeded: bool) -> Vec<u8> {
         let basis = params.q_basis(params.max_level());
         let mut b = Vec::new();
         write_poly(&mut b, params, &self.b, &basis);
-        if !seeded {
-            write_poly(&mut b, params, &self.a, &basis);
-        }
         b.extend_from_slice(&self.seed);
-        seal(ObjectKind::PublicKey, seeded, &params.fingerprint(), &b)
+        seal(ObjectKind::PublicKey, true, &params.fingerprint(), &b)
     }
 
-    /// Loads a public key (full or seeded) made for `params`.
+    /// Loads a seeded public key made for `params`.
     pub fn from_bytes(params: &CkksParameters, bytes: &[u8]) -> Result<Self> {
-        let (info, mut r) = open_for(bytes, ObjectKind::PublicKey, params)?;
+        let mut r = open_key(bytes, ObjectKind::PublicKey, params)?;
         let basis = params.q_basis(params.max_level());
         let b = read_poly(&mut r, params, &basis)?;
-        let a = if info.seeded {
-            None
-        } else {
-            Some(read_poly(&mut r, params, &basis)?)
-        };
         let seed = r.seed()?;
         r.finish()?;
-        let a = a.unwrap_or_else(|| uniform_from_seed(params.ring(), &seed, 0, &basis));
+        let a = uniform_from_seed(params.ring(), &seed, 0, &basis);
         Ok(PublicKey {
             fingerprint: params.fingerprint(),
             b,
@@ -561,23 +556,17 @@ impl PublicKey {
     }
 }
 
-fn write_switching_key(b: &mut Vec<u8>, params: &CkksParameters, key: &SwitchingKey, seeded: bool) {
+/// The b halves and the seed of the a halves.
+fn write_switching_key(b: &mut Vec<u8>, params: &CkksParameters, key: &SwitchingKey) {
     let basis = params.full_basis();
     b.extend_from_slice(&(key.b.len() as u32).to_le_bytes());
-    for j in 0..key.b.len() {
-        write_poly(b, params, &key.b[j], &basis);
-        if !seeded {
-            write_poly(b, params, &key.a[j], &basis);
-        }
+    for part in &key.b {
+        write_poly(b, params, part, &basis);
     }
     b.extend_from_slice(&key.seed);
 }
 
-fn read_switching_key(
-    r: &mut Reader<'_>,
-    params: &CkksParameters,
-    seeded: bool,
-) -> Result<SwitchingKey> {
+fn read_switching_key(r: &mut Reader<'_>, params: &CkksParameters) -> Result<SwitchingKey> {
     let basis = params.full_basis();
     let dnum = r.u32()? as usize;
     if dnum != params.dnum() {
@@ -586,53 +575,34 @@ fn read_switching_key(
             params.dnum()
         )));
     }
-    let mut bs = Vec::with_capacity(dnum);
-    let mut as_ = Vec::with_capacity(dnum);
-    for _ in 0..dnum {
-        bs.push(read_poly(r, params, &basis)?);
-        if !seeded {
-            as_.push(read_poly(r, params, &basis)?);
-        }
-    }
+    let b = (0..dnum)
+        .map(|_| read_poly(r, params, &basis))
+        .collect::<Result<Vec<_>>>()?;
     let seed = r.seed()?;
-    if seeded {
-        as_ = (0..dnum)
-            .map(|j| uniform_from_seed(params.ring(), &seed, j as u64, &basis))
-            .collect();
-    }
-    Ok(SwitchingKey {
-        b: bs,
-        a: as_,
-        seed,
-    })
+    let a = (0..dnum)
+        .map(|j| uniform_from_seed(params.ring(), &seed, j as u64, &basis))
+        .collect();
+    Ok(SwitchingKey { b, a, seed })
 }
 
 impl RelinearizationKey {
-    /// Full serialisation.
+    /// Seeded serialisation (the uniform halves as one 32-byte seed), the
+    /// only form keys have.
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, false)
-    }
-
-    /// Seeded serialisation (the uniform halves as one 32-byte seed).
-    pub fn to_bytes_seeded(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, true)
-    }
-
-    fn write(&self, params: &CkksParameters, seeded: bool) -> Vec<u8> {
         let mut b = Vec::new();
-        write_switching_key(&mut b, params, &self.key, seeded);
+        write_switching_key(&mut b, params, &self.key);
         seal(
             ObjectKind::RelinearizationKey,
-            seeded,
+            true,
             &params.fingerprint(),
             &b,
         )
     }
 
-    /// Loads a relinearisation key (full or seeded) made for `params`.
+    /// Loads a seeded relinearisation key made for `params`.
     pub fn from_bytes(params: &CkksParameters, bytes: &[u8]) -> Result<Self> {
-        let (info, mut r) = open_for(bytes, ObjectKind::RelinearizationKey, params)?;
-        let key = read_switching_key(&mut r, params, info.seeded)?;
+        let mut r = open_key(bytes, ObjectKind::RelinearizationKey, params)?;
+        let key = read_switching_key(&mut r, params)?;
         r.finish()?;
         Ok(RelinearizationKey {
             fingerprint: params.fingerprint(),
@@ -642,29 +612,21 @@ impl RelinearizationKey {
 }
 
 impl GaloisKeys {
-    /// Full serialisation.
+    /// Seeded serialisation (the uniform halves as one 32-byte seed per
+    /// key), the only form keys have.
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, false)
-    }
-
-    /// Seeded serialisation (the uniform halves as one 32-byte seed per key).
-    pub fn to_bytes_seeded(&self, params: &CkksParameters) -> Vec<u8> {
-        self.write(params, true)
-    }
-
-    fn write(&self, params: &CkksParameters, seeded: bool) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(&(self.keys.len() as u32).to_le_bytes());
         for (g, key) in &self.keys {
             b.extend_from_slice(&g.to_le_bytes());
-            write_switching_key(&mut b, params, key, seeded);
+            write_switching_key(&mut b, params, key);
         }
-        seal(ObjectKind::GaloisKeys, seeded, &params.fingerprint(), &b)
+        seal(ObjectKind::GaloisKeys, true, &params.fingerprint(), &b)
     }
 
-    /// Loads Galois keys (full or seeded) made for `params`.
+    /// Loads seeded Galois keys made for `params`.
     pub fn from_bytes(params: &CkksParameters, bytes: &[u8]) -> Result<Self> {
-        let (info, mut r) = open_for(bytes, ObjectKind::GaloisKeys, params)?;
+        let mut r = open_key(bytes, ObjectKind::GaloisKeys, params)?;
         let count = r.u32()? as usize;
         let two_n = 2 * params.n() as u64;
         let mut keys = BTreeMap::new();
@@ -673,7 +635,7 @@ impl GaloisKeys {
             if g % 2 == 0 || g >= two_n || g == 1 {
                 return Err(CkksError::Corrupt(format!("invalid Galois element {g}")));
             }
-            let key = read_switching_key(&mut r, params, info.seeded)?;
+            let key = read_switching_key(&mut r, params)?;
             if keys.insert(g, key).is_some() {
                 return Err(CkksError::Corrupt(format!("Galois element {g} repeated")));
             }
@@ -689,7 +651,46 @@ impl GaloisKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KeyGenerator;
     use proptest::prelude::*;
+
+    /// A public key in full form, with `a` = 0 (what a data owner would send
+    /// to make re-randomisation add nothing to `c1`), and a relinearisation
+    /// key likewise: refused by name, well-formed as they are otherwise.
+    #[test]
+    fn keys_with_a_chosen_uniform_half_are_refused() {
+        let params = CkksParameters::new(12, &[36, 30], &[36], 30).unwrap();
+        let mut keygen = KeyGenerator::new(&params).unwrap();
+        let sk = keygen.gen_secret_key();
+        let pk = keygen.gen_public_key(&sk).unwrap();
+        let basis = params.q_basis(params.max_level());
+        let mut body = Vec::new();
+        write_poly(&mut body, &params, &pk.b, &basis);
+        write_poly(
+            &mut body,
+            &params,
+            &Poly::zero(params.n(), basis.len()),
+            &basis,
+        );
+        body.extend_from_slice(&pk.seed);
+        let full = seal(ObjectKind::PublicKey, false, &params.fingerprint(), &body);
+        assert_eq!(
+            PublicKey::from_bytes(&params, &full),
+            Err(CkksError::UnseededKey("public key"))
+        );
+        let rlk = keygen.gen_relin_key(&sk).unwrap().to_bytes(&params);
+        let (_, body) = open(&rlk).unwrap();
+        let unflagged = seal(
+            ObjectKind::RelinearizationKey,
+            false,
+            &params.fingerprint(),
+            body,
+        );
+        assert!(matches!(
+            RelinearizationKey::from_bytes(&params, &unflagged),
+            Err(CkksError::UnseededKey(_))
+        ));
+    }
 
     proptest! {
         #[test]

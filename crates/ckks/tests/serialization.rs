@@ -66,27 +66,22 @@ fn plaintext_params_and_secret_key_roundtrip() {
 }
 
 #[test]
-fn evaluation_keys_full_and_seeded_roundtrip() {
+fn evaluation_keys_roundtrip_in_seeded_form() {
     let mut c = small();
     let gk = c.kg.gen_galois_keys(&c.sk, &[1, -3], true).unwrap();
-    let pk_full = c.pk.to_bytes(&c.params);
-    let pk_seeded = c.pk.to_bytes_seeded(&c.params);
-    assert!(pk_seeded.len() * 10 < pk_full.len() * 6);
-    for b in [&pk_full, &pk_seeded] {
-        assert_eq!(PublicKey::from_bytes(&c.params, b).unwrap(), c.pk);
-    }
-    let rlk_full = c.rlk.to_bytes(&c.params);
-    let rlk_seeded = c.rlk.to_bytes_seeded(&c.params);
-    assert!(rlk_seeded.len() * 10 < rlk_full.len() * 6);
-    for b in [&rlk_full, &rlk_seeded] {
-        assert_eq!(RelinearizationKey::from_bytes(&c.params, b).unwrap(), c.rlk);
-    }
-    let gk_full = gk.to_bytes(&c.params);
-    let gk_seeded = gk.to_bytes_seeded(&c.params);
-    assert!(gk_seeded.len() * 10 < gk_full.len() * 6);
-    let gk2 = GaloisKeys::from_bytes(&c.params, &gk_seeded).unwrap();
+    // One bit-packed polynomial (b) and the seed: less than one unpacked
+    // polynomial, where the full form (b, a) would take two packed ones.
+    let polynomial = c.params.n() * (c.params.max_level() + 1) * 8;
+    let pk = c.pk.to_bytes(&c.params);
+    assert!(pk.len() < polynomial * 8, "{} bytes", pk.len());
+    assert_eq!(PublicKey::from_bytes(&c.params, &pk).unwrap(), c.pk);
+    let rlk = c.rlk.to_bytes(&c.params);
+    assert_eq!(
+        RelinearizationKey::from_bytes(&c.params, &rlk).unwrap(),
+        c.rlk
+    );
+    let gk2 = GaloisKeys::from_bytes(&c.params, &gk.to_bytes(&c.params)).unwrap();
     assert_eq!(gk2, gk);
-    assert_eq!(GaloisKeys::from_bytes(&c.params, &gk_full).unwrap(), gk);
     // Loaded keys work.
     let x = random_vec(c.params.slots(), 1.0, 32);
     let ct = c.encrypt(&x);
@@ -99,7 +94,7 @@ fn evaluation_keys_full_and_seeded_roundtrip() {
 #[test]
 fn header_reports_kind_and_fingerprint() {
     let c = small();
-    let info = inspect(&c.rlk.to_bytes_seeded(&c.params)).unwrap();
+    let info = inspect(&c.rlk.to_bytes(&c.params)).unwrap();
     assert_eq!(info.kind, ObjectKind::RelinearizationKey);
     assert!(info.seeded);
     assert_eq!(info.fingerprint, c.params.fingerprint());
@@ -117,7 +112,7 @@ fn fingerprint_mismatch_and_wrong_kind_refused() {
         Err(CkksError::FingerprintMismatch)
     );
     assert_eq!(
-        RelinearizationKey::from_bytes(&other.params, &c.rlk.to_bytes_seeded(&c.params)),
+        RelinearizationKey::from_bytes(&other.params, &c.rlk.to_bytes(&c.params)),
         Err(CkksError::FingerprintMismatch)
     );
     assert!(matches!(
@@ -208,11 +203,8 @@ fn evaluation_keys_hold_no_secret_material() {
     let body = &sk_bytes[52..sk_bytes.len() - 32];
     let eval_blobs = [
         c.pk.to_bytes(&c.params),
-        c.pk.to_bytes_seeded(&c.params),
         c.rlk.to_bytes(&c.params),
-        c.rlk.to_bytes_seeded(&c.params),
         gk.to_bytes(&c.params),
-        gk.to_bytes_seeded(&c.params),
     ];
     for blob in &eval_blobs {
         for w in body.chunks(12).filter(|w| w.len() == 12) {

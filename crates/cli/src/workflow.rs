@@ -50,6 +50,11 @@ pub struct BackendArgs {
     /// flooding at the measured output noise.
     #[arg(long, value_name = "BITS")]
     pub flooding_security: Option<u32>,
+    /// Classical security level, in bits: 128 (the default), 192 or 256.
+    /// CKKS takes the modulus bound of that level's HomomorphicEncryption.org
+    /// table (a larger ring for the same depth); TFHE's presets are 128-bit.
+    #[arg(long, value_name = "BITS")]
+    pub security: Option<u32>,
     /// tfhe-rs parameter preset (TFHE): 2_2 (N = 2048, fastest; the
     /// default), 2_3 (N = 4096, half the read noise, about 3.3x slower
     /// bootstraps) or 3_3 (N = 8192, about 7x slower).
@@ -76,6 +81,7 @@ impl BackendArgs {
     pub fn options(&self) -> CompileOptions {
         CompileOptions {
             flooding_security: self.flooding_security,
+            security: self.security,
             preset: self.preset.clone(),
             exact: self.exact,
             noise: self.noise,

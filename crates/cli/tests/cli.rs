@@ -412,6 +412,9 @@ fn ckks_truncated_damaged_and_mislabelled_files_are_refused() {
         "x.enc",
         "x.enc: holds ciphertexts, expected compiled model",
     );
+    // The input handed to decrypt in place of the output: refused, not
+    // decoded through the output's layout.
+    flow.decrypt_fails("keys", "x.enc", "not an inference output");
     fails(
         &[
             "keygen",
@@ -422,6 +425,56 @@ fn ckks_truncated_damaged_and_mislabelled_files_are_refused() {
         ],
         "not a heman keyparams file",
     );
+}
+
+/// A hostile keyparams.json (the model owner's file, read by the data owner)
+/// cannot crash or exhaust the data owner: each damage is refused by name
+/// before any key is made.
+#[test]
+fn ckks_hostile_keyparams_are_refused_before_keygen() {
+    let flow = ckks_workflow();
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(flow.p("kp.json")).unwrap()).unwrap();
+    let slots = original["slots"].as_u64().unwrap();
+    type Damage<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let cases: [(&str, Damage, &str); 4] = [
+        (
+            "period-0",
+            &|kp| kp["input"]["layout"]["period"] = 0.into(),
+            "input layout: replication period 0",
+        ),
+        (
+            "many-ciphertexts",
+            &|kp| kp["output"]["layout"]["ciphertexts"] = (1u64 << 40).into(),
+            "output layout",
+        ),
+        (
+            "many-rotations",
+            &|kp| kp["rotation_steps"] = (1..slots).collect::<Vec<_>>().into(),
+            "rotation steps",
+        ),
+        (
+            "rotation-past-the-slots",
+            &|kp| kp["rotation_steps"] = vec![1, slots + 5].into(),
+            "rotation steps",
+        ),
+    ];
+    for (name, damage, expected) in cases {
+        let mut kp = original.clone();
+        damage(&mut kp);
+        let path = flow.p(&format!("kp-{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&kp).unwrap()).unwrap();
+        fails(
+            &[
+                "keygen",
+                "-i",
+                &path,
+                "-o",
+                &flow.p(&format!("keys-{name}")),
+            ],
+            expected,
+        );
+    }
 }
 
 #[test]

@@ -23,9 +23,8 @@ fn digits_square_encrypted_matches_plaintext() {
     let rlk = keygen.gen_relin_key(&sk).unwrap();
     let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
     let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
-    let encryptor = Encryptor::new(&params, &pk).unwrap();
     let decryptor = Decryptor::new(&params, &sk).unwrap();
-    let executor = Executor::new(&params, &rlk, &gk);
+    let executor = Executor::new(&params, &rlk, &gk, &pk).unwrap();
     // Encoded diagonals are kept across the samples: the later runs reuse them.
     let prepared = PreparedPlan::new(&plan, &params, 1 << 30);
     let samples = load_arrays(&root.join("test")).unwrap();
@@ -33,13 +32,14 @@ fn digits_square_encrypted_matches_plaintext() {
     for sample in samples.iter().take(4) {
         let x = graph.check_input(0, &sample.tensor).unwrap();
         let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
-        let key = if sample.name.ends_with('0') {
-            InputKey::Public(&encryptor)
-        } else {
-            InputKey::Secret(&decryptor)
-        };
-        let cts = encrypt_tensor(&params, key, &plan.input_layout, &x).unwrap();
-        let out = executor.run_prepared(&prepared, cts, |_| {}).unwrap();
+        let cts = encrypt_tensor(
+            &params,
+            InputKey::Secret(&decryptor),
+            &plan.input_layout,
+            &x,
+        )
+        .unwrap();
+        let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
         let y = decrypt_tensor(
             &params,
             &decryptor,
@@ -81,17 +81,19 @@ fn pipeline_matches_plaintext(
     let (params, plan) = (&compiled.params, &compiled.plan);
     let mut keygen = KeyGenerator::new(params).unwrap();
     let sk = keygen.gen_secret_key();
+    let pk = keygen.gen_public_key(&sk).unwrap();
     let rlk = keygen.gen_relin_key(&sk).unwrap();
     let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
     let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
     let decryptor = Decryptor::new(params, &sk).unwrap();
-    let executor = Executor::new(params, &rlk, &gk);
+    let executor = Executor::new(params, &rlk, &gk, &pk).unwrap();
+    let prepared = PreparedPlan::new(plan, params, 0);
     for sample in inputs {
         let x = graph.check_input(0, &sample.tensor).unwrap();
         let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
         let cts =
             encrypt_tensor(params, InputKey::Secret(&decryptor), &plan.input_layout, &x).unwrap();
-        let out = executor.run(plan, cts, |_| {}).unwrap();
+        let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
         let y = decrypt_tensor(
             params,
             &decryptor,
@@ -158,6 +160,62 @@ fn calibrated_digits_square() -> (
     (graph, samples, ranges, inputs)
 }
 
+/// Hole 3 of the security review: every input check lives in the runtime.
+/// A public-key encryption (c1 not from a seed), a seeded ciphertext whose
+/// scale was rewritten (it would make the model owner encode its weights at
+/// a scale the sender picked), and a wrong count are refused before any work.
+#[test]
+fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+    let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
+    let plan = compile(&graph, params.slots(), None).unwrap();
+    let mut keygen = KeyGenerator::new(&params).unwrap();
+    let sk = keygen.gen_secret_key();
+    let pk = keygen.gen_public_key(&sk).unwrap();
+    let rlk = keygen.gen_relin_key(&sk).unwrap();
+    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
+    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let (encryptor, decryptor) = (
+        Encryptor::new(&params, &pk).unwrap(),
+        Decryptor::new(&params, &sk).unwrap(),
+    );
+    let executor = Executor::new(&params, &rlk, &gk, &pk).unwrap();
+    let prepared = PreparedPlan::new(&plan, &params, 0);
+    let sample = &load_arrays(&root.join("test")).unwrap()[0];
+    let x = graph.check_input(0, &sample.tensor).unwrap();
+    let refusal = |cts| {
+        executor
+            .run_fresh(&prepared, cts, 0.0, |_| panic!("a stage ran"))
+            .unwrap_err()
+            .to_string()
+    };
+
+    let public = encrypt_tensor(
+        &params,
+        InputKey::Public(&encryptor),
+        &plan.input_layout,
+        &x,
+    );
+    let error = refusal(public.unwrap());
+    assert!(error.contains("seeded"), "{error}");
+
+    let mut forged = encrypt_tensor(
+        &params,
+        InputKey::Secret(&decryptor),
+        &plan.input_layout,
+        &x,
+    )
+    .unwrap();
+    forged[0].set_scale(params.default_scale() * 1024.0);
+    let error = refusal(forged.clone());
+    assert!(error.contains("scale"), "{error}");
+
+    forged.push(forged[0].clone());
+    let error = refusal(forged);
+    assert!(error.contains("input ciphertext(s)"), "{error}");
+}
+
 /// The model owner's last step: outputs re-randomised with the data owner's
 /// public key and flooded at the measured noise bound keep their predictions,
 /// carry fresh randomness, and decrypt with the flooding's noise, not less.
@@ -166,7 +224,7 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding};
     use heman_compiler::ckks::simulate::simulate_slots;
     use heman_compiler::ckks::{compile as compile_ckks, Options as CompileOptions};
-    use heman_runtime::ckks::{flood_outputs, measure_output_noise};
+    use heman_runtime::ckks::measure_output_noise;
     let (graph, samples, ranges, calib) = calibrated_digits_square();
     let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).unwrap();
     let (params, plan) = (&compiled.params, &compiled.plan);
@@ -193,19 +251,23 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     let rlk = keygen.gen_relin_key(&sk).unwrap();
     let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
     let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
-    let (encryptor, decryptor) = (
-        Encryptor::new(params, &pk).unwrap(),
-        Decryptor::new(params, &sk).unwrap(),
-    );
-    let executor = Executor::new(params, &rlk, &gk);
+    let decryptor = Decryptor::new(params, &sk).unwrap();
+    let executor = Executor::new(params, &rlk, &gk, &pk).unwrap();
+    let prepared = PreparedPlan::new(plan, params, 1 << 28);
     let encoder = heman_ckks::Encoder::new(params);
     let test = load_arrays(&repo().join("examples/digits/test")).unwrap();
     for sample in test.iter().take(3) {
         let x = graph.check_input(0, &sample.tensor).unwrap();
         let cts =
             encrypt_tensor(params, InputKey::Secret(&decryptor), &plan.input_layout, &x).unwrap();
-        let out = executor.run(plan, cts, |_| {}).unwrap();
-        let flooded = flood_outputs(&encryptor, out.clone(), flooding.sigma()).unwrap();
+        // Re-randomised only, then re-randomised and flooded: the same input
+        // twice, so the two c1 must share nothing either.
+        let out = executor
+            .run_fresh(&prepared, cts.clone(), 0.0, |_| {})
+            .unwrap();
+        let flooded = executor
+            .run_fresh(&prepared, cts, flooding.sigma(), |_| {})
+            .unwrap();
         let want = simulate_slots(plan, &x);
         let before = encoder.coefficient_noise(&decryptor.decrypt(&out[0]).unwrap(), &want[0]);
         let after = encoder.coefficient_noise(&decryptor.decrypt(&flooded[0]).unwrap(), &want[0]);

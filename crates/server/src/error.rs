@@ -29,6 +29,9 @@ pub enum ServerError {
     /// The queue of requests waiting for an inference slot is full.
     #[error("server busy: {0} requests already wait for an inference slot; retry later")]
     Busy(usize),
+    /// The key has used the queries the model owner allows per key.
+    #[error("{0}")]
+    QueryBudget(String),
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -48,6 +51,7 @@ impl ServerError {
             Self::UnknownModel(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QueryBudget(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,7 +64,7 @@ impl ServerError {
             Self::BadRequest(_) => tonic::Code::InvalidArgument,
             Self::UnknownModel(_) | Self::UnknownKey(_) => tonic::Code::NotFound,
             Self::NoRoute(_) | Self::MethodNotAllowed(..) => tonic::Code::Unimplemented,
-            Self::TooLarge(_) => tonic::Code::ResourceExhausted,
+            Self::TooLarge(_) | Self::QueryBudget(_) => tonic::Code::ResourceExhausted,
             Self::Busy(_) | Self::ShuttingDown => tonic::Code::Unavailable,
             Self::Timeout(_) => tonic::Code::DeadlineExceeded,
             Self::Internal(_) => tonic::Code::Internal,

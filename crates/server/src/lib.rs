@@ -27,6 +27,7 @@ pub mod grpc;
 pub mod http;
 pub mod inference;
 pub mod keystore;
+pub mod ledger;
 pub mod metrics;
 pub mod protocol;
 pub mod repository;
@@ -45,6 +46,10 @@ use tokio::sync::{watch, Semaphore};
 pub use error::ServerError;
 pub use keystore::{DirectoryKeyStore, KeyStore, KeyStoreError, KeyStoreLocation, S3Location};
 pub use repository::{Repository, RepositoryError};
+
+/// Queries per key by default: the `a` the output flooding's statistical
+/// sizing assumes (`--flooding-security`, docs/SECURITY.md).
+pub const DEFAULT_QUERIES_PER_KEY: u64 = 1 << 10;
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -72,6 +77,9 @@ pub struct Config {
     pub key_cache_entries: usize,
     /// Memory per model for encoded weights kept across requests.
     pub plan_cache_bytes: usize,
+    /// Inferences answered per registered key (`None`: no limit); see
+    /// [`ledger`]. A ciphertext answered before is refused either way.
+    pub queries_per_key: Option<u64>,
 }
 
 impl Config {
@@ -108,6 +116,7 @@ impl Config {
             request_timeout: Duration::from_secs(300),
             key_cache_entries: 4,
             plan_cache_bytes: 1 << 30,
+            queries_per_key: Some(DEFAULT_QUERIES_PER_KEY),
         }
     }
 }
@@ -142,6 +151,8 @@ pub struct AppState {
     pub keystore: Arc<dyn KeyStore>,
     /// Parsed keys kept in memory.
     pub keys: inference::KeyCache,
+    /// Queries answered per key.
+    pub ledger: ledger::QueryLedger,
     /// Bounds the inferences running at once.
     pub semaphore: Arc<Semaphore>,
     /// Counters for `/metrics`.
@@ -188,6 +199,7 @@ impl Server {
         let state = Arc::new(AppState {
             semaphore: Arc::new(Semaphore::new(config.max_concurrent_inferences.max(1))),
             keys: inference::KeyCache::new(config.key_cache_entries),
+            ledger: ledger::QueryLedger::new(config.queries_per_key),
             config,
             repository,
             keystore,

@@ -257,6 +257,9 @@ pub async fn infer(state: &Arc<AppState>, call: InferCall) -> Result<Vec<u8>> {
             .keys
             .get(state.keystore.as_ref(), &call.model, &call.key_id)
             .await?;
+        // Counted only once the keys are known to exist for this model, so
+        // unknown ids cannot fill the ledger.
+        state.ledger.admit(&call.key_id, &call.ciphertext)?;
         let model = call.model.clone();
         let ciphertext = call.ciphertext;
         tokio::task::spawn_blocking(move || {

@@ -15,17 +15,27 @@
 //! tfhe-rs implements it. The public key is an RLWE sample under the same
 //! secret, dimension and noise as the bootstrapping key's GLWE encryptions,
 //! so it rests on the security those parameters already give.
+//!
+//! The key travels in seeded form only: its mask is regenerated from a
+//! 128-bit seed, so a data owner cannot choose it (an all-zero key would leave
+//! `sum_i w_i a_i` plus small noise in every output). Its body cannot be
+//! checked without the secret: a data owner who crafts `b = -a s + K`
+//! learns the re-randomisation's secret `u` through `K u`, and with it the
+//! output's weight-dependent mask; docs/SECURITY.md's threat model says why a
+//! data owner who forges keys is outside what heman defends.
 
 use rayon::prelude::*;
+use tfhe::conformance::ParameterSetConformant;
 use tfhe::core_crypto::commons::generators::NoiseRandomGenerator;
 use tfhe::core_crypto::commons::math::random::{DefaultRandomGenerator, DynamicDistribution};
 use tfhe::core_crypto::prelude::{
-    allocate_and_generate_new_lwe_compact_public_key,
-    encrypt_lwe_ciphertext_with_compact_public_key, CiphertextModulus, EncryptionRandomGenerator,
-    LweCiphertext, LweCompactPublicKeyOwned, LweSize, Plaintext, Seeder, StandardDev, UnixSeeder,
+    allocate_and_generate_new_seeded_lwe_compact_public_key,
+    encrypt_lwe_ciphertext_with_compact_public_key, CiphertextModulus, LweCiphertext,
+    LweCompactPublicKeyConformanceParams, LweCompactPublicKeyOwned, LweDimension, LweSize,
+    Plaintext, SeededLweCompactPublicKeyOwned, StandardDev, UnixSeeder,
 };
 
-use crate::error::{malformed, Result, TfheError};
+use crate::error::{Result, TfheError};
 use crate::keys::{deserialize_versioned, serialize_versioned, ClientKey};
 use crate::lwe::LweVector;
 use crate::params::Preset;
@@ -35,6 +45,9 @@ use crate::params::Preset;
 #[derive(Clone)]
 pub struct OutputPublicKey {
     preset: Preset,
+    /// The form that travels: body and the seed of the mask.
+    seeded: SeededLweCompactPublicKeyOwned<u64>,
+    /// The mask regenerated from the seed, for encrypting.
     key: LweCompactPublicKeyOwned<u64>,
 }
 
@@ -43,24 +56,23 @@ impl OutputPublicKey {
     /// CSPRNG seeded by the operating system.
     pub fn generate(client: &ClientKey) -> Self {
         let (secret, noise) = client.inner().encryption_key_and_noise();
-        let mut seeder = UnixSeeder::new(0);
-        let mut generator =
-            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
-        let key = allocate_and_generate_new_lwe_compact_public_key(
+        let seeded = allocate_and_generate_new_seeded_lwe_compact_public_key(
             &secret,
             noise,
             CiphertextModulus::new_native(),
-            &mut generator,
+            &mut UnixSeeder::new(0),
         );
+        let key = seeded.clone().decompress_into_lwe_compact_public_key();
         Self {
             preset: client.preset(),
+            seeded,
             key,
         }
     }
 
-    /// The key in tfhe-rs's versioned serialisation.
+    /// The seeded key in tfhe-rs's versioned serialisation.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serialize_versioned(&self.key)
+        serialize_versioned(&self.seeded)
     }
 
     /// Words (u64) the key holds.
@@ -68,25 +80,29 @@ impl OutputPublicKey {
         self.key.as_ref().len()
     }
 
-    /// Reads a key, refusing one of another dimension than the preset's big
-    /// key.
+    /// Reads a seeded key, refusing one that does not conform to the preset
+    /// (dimension of its big key, native modulus), then regenerates its mask.
     pub fn from_bytes(preset: Preset, bytes: &[u8]) -> Result<Self> {
-        let key: LweCompactPublicKeyOwned<u64> = deserialize_versioned(bytes, "output public key")?;
-        if key.lwe_dimension().0 != preset.lwe_dimension() {
+        let seeded: SeededLweCompactPublicKeyOwned<u64> =
+            deserialize_versioned(bytes, "output public key")?;
+        let conformance = LweCompactPublicKeyConformanceParams {
+            encryption_lwe_dimension: LweDimension(preset.lwe_dimension()),
+            ciphertext_modulus: CiphertextModulus::new_native(),
+        };
+        if !seeded.is_conformant(&conformance) {
             return Err(TfheError::Parameters(format!(
-                "output public key of dimension {}, the {} preset has {}",
-                key.lwe_dimension().0,
+                "output public key of dimension {} does not conform to the {} preset (dimension {}, native modulus, seeded mask)",
+                seeded.lwe_dimension().0,
                 preset.name(),
                 preset.lwe_dimension()
             )));
         }
-        if !key.ciphertext_modulus().is_native_modulus() {
-            return Err(malformed(
-                "output public key",
-                "not over the native modulus",
-            ));
-        }
-        Ok(Self { preset, key })
+        let key = seeded.clone().decompress_into_lwe_compact_public_key();
+        Ok(Self {
+            preset,
+            seeded,
+            key,
+        })
     }
 
     /// Adds to every ciphertext of `cts` a fresh encryption of zero whose
@@ -205,5 +221,22 @@ mod tests {
         assert!(key.rerandomise(&mut wrong, 0.0).is_err());
         let mut cts = LweVector::zeros(Preset::Message2Carry2, 2);
         assert!(key.rerandomise(&mut cts, f64::NAN).is_err());
+    }
+
+    /// A key whose mask the data owner chose (the unseeded form: an all-zero
+    /// key leaves every output's weight-dependent mask in the clear) does
+    /// not read, whatever its dimension.
+    #[test]
+    fn a_key_with_a_chosen_mask_is_refused() {
+        let preset = Preset::Message2Carry2;
+        let zero = LweCompactPublicKeyOwned::new(
+            0u64,
+            LweDimension(preset.lwe_dimension()),
+            CiphertextModulus::new_native(),
+        );
+        let error = OutputPublicKey::from_bytes(preset, &serialize_versioned(&zero))
+            .err()
+            .expect("an unseeded key is refused");
+        assert!(error.to_string().contains("output public key"), "{error}");
     }
 }

@@ -130,9 +130,9 @@ impl EvaluationKeys {
     /// Seeded form: the uniform half of every key is a 32-byte seed.
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
         let payload = join_parts(&[
-            self.relin.to_bytes_seeded(params),
-            self.galois.to_bytes_seeded(params),
-            self.public.to_bytes_seeded(params),
+            self.relin.to_bytes(params),
+            self.galois.to_bytes(params),
+            self.public.to_bytes(params),
         ]);
         Container::new(
             kind(Role::EvaluationKeys),
@@ -181,15 +181,15 @@ impl EvaluationKeys {
 
 /// The data owner's secret key file (to be written with mode 0600).
 pub fn secret_key_to_bytes(params: &CkksParameters, sk: &SecretKey) -> Vec<u8> {
-    let mut payload = sk.to_bytes(params);
-    let bytes = Container::new(
+    let mut container = Container::new(
         kind(Role::SecretKey),
         version(Role::SecretKey),
         params.fingerprint(),
-        payload.clone(),
-    )
-    .to_bytes();
-    zeroize::Zeroize::zeroize(&mut payload);
+        sk.to_bytes(params),
+    );
+    let bytes = container.to_bytes();
+    // The payload is the secret key's serialisation.
+    zeroize::Zeroize::zeroize(&mut container.payload);
     bytes
 }
 
@@ -231,7 +231,7 @@ pub fn public_key_to_bytes(params: &CkksParameters, pk: &PublicKey) -> Vec<u8> {
         kind(Role::PublicKey),
         version(Role::PublicKey),
         params.fingerprint(),
-        pk.to_bytes_seeded(params),
+        pk.to_bytes(params),
     )
     .to_bytes()
 }

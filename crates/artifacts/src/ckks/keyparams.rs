@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use heman_ckks::params::max_log_qp;
 use heman_ckks::CkksParameters;
 use heman_compiler::ckks::flooding::OutputFlooding;
 use heman_compiler::ckks::parameters::ParameterChoice;
@@ -13,6 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::container::{hex, write_file};
 use crate::error::{invalid, io, Result};
 use crate::{KEYPARAMS_FORMAT as FORMAT, KEYPARAMS_VERSION as VERSION};
+
+/// The most rotation keys a keyparams file may ask for. Plans use tens to a
+/// few hundred; each key is `2 dnum` polynomials over QP (megabytes at
+/// N = 2^15), so a file asking for thousands would exhaust the data owner.
+pub const MAX_ROTATION_KEYS: usize = 1024;
 
 /// A tensor crossing the encryption boundary and its place in the slots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,14 +95,21 @@ impl KeyParams {
             format: FORMAT.into(),
             version: VERSION,
             backend: super::BACKEND.into(),
-            security: "128-bit classical, HomomorphicEncryption.org standard table, ternary secret, sigma 3.2".into(),
+            security: format!(
+                "{}-bit classical, HomomorphicEncryption.org standard table, ternary secret, sigma 3.2",
+                parameters.security_bits
+            ),
             log_n: params.log_n(),
             slots: params.slots(),
             q: params.q().to_vec(),
             p: params.p().to_vec(),
             log_scale: params.log_scale(),
             log_qp: params.log_qp(),
-            max_log_qp: max_log_qp(params.log_n()).unwrap_or(0),
+            max_log_qp: parameters
+                .security()
+                .ok()
+                .and_then(|level| level.max_log_qp(params.log_n()))
+                .unwrap_or(0),
             parameters,
             depth,
             rotation_steps: plan.rotation_steps(),
@@ -146,6 +157,7 @@ impl KeyParams {
         }
         let value: Self = serde_json::from_slice(bytes)
             .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
+        value.check_shapes(path)?;
         if value.format != FORMAT {
             return Err(invalid(
                 path,
@@ -162,6 +174,46 @@ impl KeyParams {
             ));
         }
         Ok(value)
+    }
+
+    /// Refuses what would make the data owner crash or exhaust itself on a
+    /// hostile file before anything is generated: a ring outside the
+    /// security table's range, slot layouts that do not fit the slots or the
+    /// tensors (see [`SlotLayout::check`]), rotation steps that are out of
+    /// range, repeated, or more than [`MAX_ROTATION_KEYS`] (each is a key
+    /// the data owner makes and sends).
+    fn check_shapes(&self, path: &Path) -> Result<()> {
+        if !(10..=17).contains(&self.log_n) || self.slots != 1usize << (self.log_n - 1) {
+            return Err(invalid(
+                path,
+                format!("log_n {} with {} slots", self.log_n, self.slots),
+            ));
+        }
+        for (what, spec) in [("input", &self.input), ("output", &self.output)] {
+            let elements = spec
+                .shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(|| invalid(path, format!("{what} shape {:?} overflows", spec.shape)))?;
+            spec.layout
+                .check(self.slots, elements)
+                .map_err(|e| invalid(path, format!("{what} layout: {e}")))?;
+        }
+        let steps = &self.rotation_steps;
+        if steps.len() > MAX_ROTATION_KEYS
+            || steps.windows(2).any(|w| w[0] >= w[1])
+            || steps.iter().any(|&s| s == 0 || s >= self.slots)
+        {
+            return Err(invalid(
+                path,
+                format!(
+                    "rotation steps must be distinct, increasing, in 1..{} and at most {MAX_ROTATION_KEYS}; found {} of them",
+                    self.slots,
+                    steps.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes the keyparams file (pretty JSON).

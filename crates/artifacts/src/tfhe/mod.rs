@@ -316,8 +316,13 @@ impl CompiledModel {
 /// The data owner's secret key file (tfhe-rs's client key; to be written
 /// with mode 0600).
 pub fn secret_key_to_bytes(fingerprint: [u8; 32], key: &ClientKey) -> Vec<u8> {
-    let payload = key.to_bytes();
-    container(Role::SecretKey, fingerprint, payload.to_vec()).to_bytes()
+    // Moved out of its Zeroizing wrapper, not copied: the one copy left is
+    // the container's, wiped below.
+    let mut payload = key.to_bytes();
+    let mut container = container(Role::SecretKey, fingerprint, std::mem::take(&mut *payload));
+    let bytes = container.to_bytes();
+    zeroize::Zeroize::zeroize(&mut container.payload);
+    bytes
 }
 
 /// Parses a secret key file read from `path`.

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use heman_artifacts::ckks::{CompiledModel, KeyParams, TensorSpec};
+use heman_ckks::params::SecurityLevel;
 use heman_compiler::ckks as compiler;
 use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS};
 use heman_compiler::ckks::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
@@ -62,13 +63,18 @@ pub fn compile(
     progress: &dyn Progress,
 ) -> Result<Compiled> {
     let target = flooding_target(options)?;
+    let security = SecurityLevel::from_bits(options.security.unwrap_or(128))
+        .map_err(|e| BackendError::Compile(format!("--security: {e}")))?;
     let (graph, calibration) = (&source.graph, &source.calibration);
     let start = Instant::now();
     let mut compiled = compiler::compile(
         graph,
         &calibration.samples,
         &calibration.ranges,
-        compiler::Options::default(),
+        compiler::Options {
+            security,
+            ..compiler::Options::default()
+        },
     )
     .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
     info!(seconds = start.elapsed().as_secs_f64(), "compiled");

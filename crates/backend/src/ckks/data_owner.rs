@@ -95,8 +95,13 @@ impl DataOwner for CkksDataOwner {
         Ok(Ciphertexts { ciphertexts: cts }.to_bytes(&self.params))
     }
 
+    /// Decrypts an inference output; fresh (input) ciphertexts, recognised
+    /// by their seed, are refused.
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
         let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
+        if cts.iter().any(|ct| ct.is_seeded()) {
+            return Err(crate::error::not_an_output(origin));
+        }
         let spec = &self.keyparams.output;
         let raw = decrypt_tensor(
             &self.params,

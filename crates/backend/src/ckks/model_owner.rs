@@ -9,9 +9,9 @@ use std::time::Instant;
 use heman_artifacts::ckks::{Ciphertexts, CompiledModel, EvaluationKeys as CkksKeys};
 use heman_artifacts::Role;
 use heman_ckks::keys::galois_element_for_step;
-use heman_ckks::{CkksParameters, Encryptor};
+use heman_ckks::CkksParameters;
 use heman_model::Tensor;
-use heman_runtime::ckks::{flood_outputs, stage_name, Executor, PreparedPlan};
+use heman_runtime::ckks::{stage_name, Executor, PreparedPlan};
 use rand::SeedableRng;
 
 use crate::error::{refused, runtime_error, BackendError, Result};
@@ -62,29 +62,19 @@ impl CkksModel {
         self.prepared.borrow_owner()
     }
 
-    /// The input ciphertexts, refused unless fresh encryptions under these
-    /// parameters: the plan's scale management assumes them, and anything
-    /// else (a ciphertext computed on, or with a forged header) would give
-    /// garbage deep inside the executor.
-    fn fresh_inputs(&self, input: &[u8], origin: &Path) -> Result<Vec<heman_ckks::Ciphertext>> {
+    /// The input ciphertexts of a request, parsed under these parameters;
+    /// whether they are fresh encryptions the runtime checks before it runs
+    /// ([`Executor::run_fresh`]), so no entry point can skip it.
+    fn input_ciphertexts(
+        &self,
+        input: &[u8],
+        origin: &Path,
+    ) -> Result<Vec<heman_ckks::Ciphertext>> {
         crate::registry::check_kind(input, origin, &super::CKKS, Role::Ciphertexts)
             .map_err(|e| e.context("input ciphertext refused"))?;
-        let cts = Ciphertexts::from_bytes(input, origin, &self.params)
+        Ok(Ciphertexts::from_bytes(input, origin, &self.params)
             .map_err(refused("input ciphertext"))?
-            .ciphertexts;
-        let (level, scale) = (self.params.max_level(), self.params.default_scale());
-        if let Some((i, ct)) = cts.iter().enumerate().find(|(_, ct)| {
-            ct.degree() != 1 || ct.level() != level || (ct.scale() / scale - 1.0).abs() > 1e-9
-        }) {
-            return Err(BackendError::Refused(format!(
-                "input ciphertext {i} is not a fresh encryption (degree {}, level {}, scale 2^{:.2}; expected degree 1, level {level}, scale 2^{:.2})",
-                ct.degree(),
-                ct.level(),
-                ct.scale().log2(),
-                scale.log2()
-            )));
-        }
-        Ok(cts)
+            .ciphertexts)
     }
 }
 
@@ -157,13 +147,18 @@ impl ModelOwner for CkksModel {
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let keys: &CkksKeys = keys.get()?;
-        let cts = self.fresh_inputs(input, origin)?;
-        let executor = Executor::new(&self.params, &keys.relin, &keys.galois);
+        let cts = self.input_ciphertexts(input, origin)?;
+        let executor = Executor::new(&self.params, &keys.relin, &keys.galois, &keys.public)
+            .map_err(|e| BackendError::Refused(format!("evaluation keys refused: {e}")))?;
         let plan = &self.model().plan;
         let mut stages = Vec::with_capacity(plan.stages.len());
         let mut last = Instant::now();
+        // Outputs leave re-randomised with the data owner's public key and
+        // flooded (model-owner privacy: their c1 and noise say nothing of the
+        // weights).
+        let sigma = self.model().keyparams.output_flooding.sigma();
         let out = executor
-            .run_prepared(self.prepared.borrow_dependent(), cts, |index| {
+            .run_fresh(self.prepared.borrow_dependent(), cts, sigma, |index| {
                 let timing = StageTiming {
                     name: stage_name(&plan.stages[index]).to_string(),
                     seconds: last.elapsed().as_secs_f64(),
@@ -173,14 +168,6 @@ impl ModelOwner for CkksModel {
                 stages.push(timing);
             })
             .map_err(runtime_error)?;
-        // Outputs leave re-randomised and flooded (model-owner privacy:
-        // their noise says nothing of the weights), with the data owner's
-        // public key from the evaluation keys.
-        let encryptor = Encryptor::new(&self.params, &keys.public)
-            .map_err(|e| BackendError::Refused(format!("public key refused: {e}")))?;
-        let sigma = self.model().keyparams.output_flooding.sigma();
-        let out = flood_outputs(&encryptor, out, sigma)
-            .map_err(|e| BackendError::Internal(format!("output flooding failed: {e}")))?;
         Ok(Inference {
             output: Ciphertexts { ciphertexts: out }.to_bytes(&self.params),
             stages,

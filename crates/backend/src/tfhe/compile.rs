@@ -30,6 +30,11 @@ fn tfhe_options(options: &CompileOptions) -> Result<compiler::Options> {
             "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
         ));
     }
+    if options.security.is_some_and(|bits| bits != 128) {
+        return Err(BackendError::Compile(
+            "--security above 128 applies to the ckks backend only: tfhe-rs's presets (2_2, 2_3, 3_3) are 128-bit parameter sets".into(),
+        ));
+    }
     options.refuse_simulation_options()?;
     let preset = match &options.preset {
         Some(name) => Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?,

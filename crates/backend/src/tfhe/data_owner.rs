@@ -74,10 +74,7 @@ impl DataOwner for TfheDataOwner {
         let cts =
             Ciphertexts::from_bytes(output, origin, self.keyparams.preset, &self.fingerprint)?;
         let Ciphertexts::Expanded(cts) = cts else {
-            return Err(BackendError::Refused(format!(
-                "{}: fresh input ciphertexts, not an inference output",
-                origin.display()
-            )));
+            return Err(crate::error::not_an_output(origin));
         };
         let raw = decrypt_output(&self.keyparams.output.quantisation, &self.client, &cts)
             .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;

@@ -63,11 +63,13 @@ impl KeyGenerator {
         let basis = params.q_basis(params.max_level());
         let seed = self.sampler.seed();
         let a = uniform_from_seed(ring, &seed, 0, &basis);
-        let s = sk.ntt.prefix(basis.len());
+        let mut s = sk.ntt.prefix(basis.len());
         let mut b = self.error_ntt(&basis);
         let mut as_ = ring.mul(&a, &s, &basis);
         ring.sub_assign(&mut b, &as_, &basis);
+        // Both are the secret key in other clothes (a is public).
         as_.zeroize();
+        s.zeroize();
         Ok(PublicKey {
             fingerprint: self.params.fingerprint(),
             b,
@@ -105,8 +107,10 @@ impl KeyGenerator {
         let indexed: Vec<(usize, Poly)> = errors.into_iter().enumerate().collect();
         let pairs: Vec<(Poly, Poly)> = crate::parallel::map_owned(indexed, |(j, mut b)| {
             let a = uniform_from_seed(ring, &seed, j as u64, &basis);
-            let as_ = ring.mul(&a, s, &basis);
+            let mut as_ = ring.mul(&a, s, &basis);
             ring.sub_assign(&mut b, &as_, &basis);
+            // a is public: a s would give the secret key away.
+            as_.zeroize();
             let group = j * alpha..((j + 1) * alpha).min(num_q);
             for (i, &w) in p_mod_q.iter().enumerate().take(group.end).skip(group.start) {
                 let m = ring.modulus(i);

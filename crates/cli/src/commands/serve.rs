@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Memory per model for encoded weight diagonals kept across requests, in MiB.
     #[arg(long, default_value_t = 1024)]
     cache_mib: usize,
+    /// Inferences answered per registered key, or `unlimited`: the output
+    /// flooding is sized for this many (docs/SECURITY.md). A ciphertext
+    /// answered before is refused either way.
+    #[arg(long, default_value_t = heman_server::DEFAULT_QUERIES_PER_KEY.to_string())]
+    queries_per_key: String,
 }
 
 impl ServeArgs {
@@ -91,6 +96,13 @@ impl ServeArgs {
         config.request_timeout = Duration::from_secs(self.timeout_s);
         config.key_cache_entries = self.key_cache;
         config.plan_cache_bytes = self.cache_mib << 20;
+        config.queries_per_key =
+            match self.queries_per_key.as_str() {
+                "unlimited" => None,
+                n => Some(n.parse().with_context(|| {
+                    format!("--queries-per-key {n}: not a count (or `unlimited`)")
+                })?),
+            };
         Ok(config)
     }
 }

@@ -29,6 +29,8 @@ pub struct Options {
     pub min_agreement: f64,
     /// Calibration samples used to choose the activation polynomials.
     pub agreement_samples: usize,
+    /// The security level whose table bounds the modulus.
+    pub security: heman_ckks::params::SecurityLevel,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             preferred_scale_bits: 30,
             min_agreement: 0.995,
             agreement_samples: 200,
+            security: heman_ckks::params::SecurityLevel::Bits128,
         }
     }
 }
@@ -116,6 +119,7 @@ pub fn compile(
         min_scale_bits: options.min_scale_bits,
         max_scale_bits: options.max_scale_bits,
         preferred_scale_bits: options.preferred_scale_bits,
+        security: options.security,
     };
     let candidates = candidates(requirements)?;
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();

@@ -56,6 +56,41 @@ impl SlotLayout {
         }
     }
 
+    /// Refuses a layout that [`SlotLayout::pack`] or [`SlotLayout::unpack`]
+    /// could not follow for ciphertexts of `slots` slots holding `elements`
+    /// values: what a data owner checks before trusting a layout it read
+    /// from another party's keyparams.json (a period of 0, a position past
+    /// the ciphertexts, a ciphertext count no position needs).
+    pub fn check(&self, slots: usize, elements: usize) -> Result<(), String> {
+        if self.slots != slots {
+            return Err(format!("{} slots, the parameters have {slots}", self.slots));
+        }
+        if self.positions.len() != elements {
+            return Err(format!(
+                "{} positions for a tensor of {elements} elements",
+                self.positions.len()
+            ));
+        }
+        let span = self.positions.iter().max().map_or(0, |&p| p as usize + 1);
+        // At most one ciphertext per element: what packing allocates stays
+        // within a multiple of the tensor itself.
+        if self.ciphertexts > elements.max(1) || self.ciphertexts != span.div_ceil(slots).max(1) {
+            return Err(format!(
+                "{} ciphertexts where its positions fill {}",
+                self.ciphertexts,
+                span.div_ceil(slots).max(1)
+            ));
+        }
+        if let Some(period) = self.period {
+            if !period.is_power_of_two() || period * 2 > slots || span > period {
+                return Err(format!(
+                    "replication period {period} (needs a power of two that holds every position and fits twice in {slots} slots)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of tensor elements.
     pub fn len(&self) -> usize {
         self.positions.len()
@@ -106,5 +141,48 @@ impl SlotLayout {
             .iter()
             .map(|&p| cts[p as usize / self.slots][p as usize % self.slots])
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_the_compiler_makes_pass_their_check() {
+        assert_eq!(SlotLayout::compact(100, 4096).check(4096, 100), Ok(()));
+        assert_eq!(SlotLayout::compact(5000, 4096).check(4096, 5000), Ok(()));
+        let grid = SlotLayout::strided(&[1, 3, 4, 4], &[64, 8, 1], 4096);
+        assert_eq!(grid.check(4096, 48), Ok(()));
+    }
+
+    /// Layouts a hostile keyparams.json could carry: each refused by name
+    /// instead of dividing by zero, stepping by zero, indexing past the
+    /// ciphertexts or allocating ciphertexts no position needs.
+    #[test]
+    fn damaged_layouts_are_refused() {
+        let good = SlotLayout::compact(100, 4096);
+        type Damage = Box<dyn Fn(&mut SlotLayout)>;
+        let cases: [(&str, Damage); 6] = [
+            ("slots", Box::new(|l| l.slots = 0)),
+            ("period", Box::new(|l| l.period = Some(0))),
+            ("period", Box::new(|l| l.period = Some(64))),
+            ("ciphertexts", Box::new(|l| l.ciphertexts = 1 << 40)),
+            ("ciphertexts", Box::new(|l| l.positions[3] = u32::MAX)),
+            (
+                "ciphertexts",
+                Box::new(|l| {
+                    l.positions[3] = u32::MAX;
+                    l.ciphertexts = 1 << 20;
+                }),
+            ),
+        ];
+        for (what, damage) in cases {
+            let mut layout = good.clone();
+            damage(&mut layout);
+            let error = layout.check(4096, 100).unwrap_err();
+            assert!(error.contains(what), "{what}: {error}");
+        }
+        assert!(good.check(4096, 99).unwrap_err().contains("positions"));
     }
 }

@@ -1,7 +1,8 @@
 //! CKKS parameter derivation from a plan's depth and calibrated magnitudes,
-//! always inside the HomomorphicEncryption.org 128-bit table.
+//! always inside the HomomorphicEncryption.org table of the security level
+//! asked for (128 bits by default).
 
-use heman_ckks::params::max_log_qp;
+use heman_ckks::params::SecurityLevel;
 use heman_ckks::CkksParameters;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,14 @@ pub struct ParameterChoice {
     pub p_bits: Vec<u32>,
     /// log2 of the scale.
     pub log_scale: u32,
+    /// The classical security level whose table bounds log2(QP): 128, 192
+    /// or 256 (files written before levels existed are 128).
+    #[serde(default = "default_security_bits")]
+    pub security_bits: u32,
+}
+
+fn default_security_bits() -> u32 {
+    128
 }
 
 impl ParameterChoice {
@@ -30,8 +39,25 @@ impl ParameterChoice {
         self.q_bits.iter().chain(&self.p_bits).sum()
     }
 
-    /// The CKKS parameter set of these sizes, with its primes generated.
+    /// The security level the choice was made for.
+    pub fn security(&self) -> Result<SecurityLevel> {
+        SecurityLevel::from_bits(self.security_bits)
+            .map_err(|e| CompileError::Parameters(e.to_string()))
+    }
+
+    /// The CKKS parameter set of these sizes, with its primes generated;
+    /// refused if log2(QP) exceeds its security level's table.
     pub fn build(&self) -> Result<CkksParameters> {
+        let security = self.security()?;
+        let bound = security.max_log_qp(self.log_n).unwrap_or(0);
+        if self.log_qp() > bound {
+            return Err(CompileError::Parameters(format!(
+                "{self:?}: log2(QP) = {} exceeds the {}-bit bound of {bound} at N = 2^{}",
+                self.log_qp(),
+                security.bits(),
+                self.log_n
+            )));
+        }
         CkksParameters::new(self.log_n, &self.q_bits, &self.p_bits, self.log_scale)
             .map_err(|e| CompileError::Parameters(format!("{self:?}: {e}")))
     }
@@ -52,6 +78,8 @@ pub struct Requirements {
     /// Scale worth keeping when trading modulus for fewer key-switching
     /// digits (smaller, faster keys).
     pub preferred_scale_bits: u32,
+    /// The security level whose table bounds the modulus.
+    pub security: SecurityLevel,
 }
 
 impl Requirements {
@@ -98,6 +126,7 @@ fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<Para
                     .collect(),
                 p_bits: vec![p; alpha],
                 log_scale: s,
+                security_bits: req.security.bits(),
             };
             (p <= MAX_PRIME_BITS && choice.log_qp() <= budget && q0 > s).then_some(choice)
         })
@@ -111,7 +140,7 @@ fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<Para
 /// afford is for [`choose_by_precision`] to find out.
 pub fn candidates(req: Requirements) -> Result<Vec<ParameterChoice>> {
     for log_n in 12..=16 {
-        let budget = max_log_qp(log_n).expect("log_n in the table");
+        let budget = req.security.max_log_qp(log_n).expect("log_n in the table");
         // Prime generation can still fail (too few primes = 1 mod 2N of that
         // size): such a choice is left out, and a ring without any falls
         // through to the next.
@@ -126,8 +155,12 @@ pub fn candidates(req: Requirements) -> Result<Vec<ParameterChoice>> {
         }
     }
     Err(CompileError::Parameters(format!(
-        "depth {} with {} bits of headroom and a scale of at least 2^{} exceeds the 128-bit budget of every ring up to N = 2^16 (1761 bits)",
-        req.depth, req.headroom_bits, req.min_scale_bits
+        "depth {} with {} bits of headroom and a scale of at least 2^{} exceeds the {}-bit budget of every ring up to N = 2^16 ({} bits)",
+        req.depth,
+        req.headroom_bits,
+        req.min_scale_bits,
+        req.security.bits(),
+        req.security.max_log_qp(16).unwrap_or(0)
     )))
 }
 
@@ -243,22 +276,46 @@ mod tests {
             min_scale_bits: 28,
             max_scale_bits: 40,
             preferred_scale_bits: 30,
+            security: SecurityLevel::Bits128,
         }
     }
 
     #[test]
     fn every_choice_is_inside_the_security_table() {
-        for depth in 1..=30 {
-            for choice in candidates(req(depth)).unwrap() {
-                check_choice(&choice, depth);
+        for security in [
+            SecurityLevel::Bits128,
+            SecurityLevel::Bits192,
+            SecurityLevel::Bits256,
+        ] {
+            for depth in 1..=20 {
+                let req = Requirements {
+                    security,
+                    ..req(depth)
+                };
+                for choice in candidates(req).unwrap() {
+                    check_choice(&choice, depth, security);
+                }
+                check_choice(&derive(req).unwrap(), depth, security);
             }
-            check_choice(&derive(req(depth)).unwrap(), depth);
         }
     }
 
-    fn check_choice(choice: &ParameterChoice, depth: usize) {
+    /// A higher level costs ring: a depth that fits N = 2^14 at 128 bits
+    /// needs N = 2^15 at 256 (237 bits at 2^14 against 438).
+    #[test]
+    fn a_higher_level_takes_a_larger_ring() {
+        let at = |security| derive(Requirements { security, ..req(8) }).unwrap();
+        let (low, high) = (at(SecurityLevel::Bits128), at(SecurityLevel::Bits256));
+        assert!(high.log_n > low.log_n, "{low:?} {high:?}");
+        assert_eq!(high.security_bits, 256);
+        let mut forged = high.clone();
+        forged.log_n = low.log_n;
+        assert!(forged.build().is_err(), "{forged:?}");
+    }
+
+    fn check_choice(choice: &ParameterChoice, depth: usize, security: SecurityLevel) {
         assert!(
-            choice.log_qp() <= max_log_qp(choice.log_n).unwrap(),
+            choice.log_qp() <= security.max_log_qp(choice.log_n).unwrap(),
             "{choice:?}"
         );
         assert!(choice
@@ -268,7 +325,7 @@ mod tests {
             .all(|&b| b <= MAX_PRIME_BITS));
         assert_eq!(choice.q_bits.len(), depth + 1);
         let params = choice.build().unwrap();
-        assert!(params.log_qp() <= max_log_qp(choice.log_n).unwrap() as f64);
+        assert!(params.log_qp() <= security.max_log_qp(choice.log_n).unwrap() as f64);
         // P covers the largest key-switching digit (the one holding q_0).
         let largest_digit: u32 = choice.q_bits.iter().take(choice.p_bits.len()).sum();
         assert!(

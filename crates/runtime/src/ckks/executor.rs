@@ -1,5 +1,15 @@
 //! Runs a plan on ciphertexts.
 //!
+//! [`Executor::run_fresh`] is the only way in from outside this crate: it
+//! refuses inputs that are not fresh seeded encryptions under the
+//! parameters (count, degree, level, scale, a `c1` regenerated from its
+//! seed) before any work, and re-randomises and floods the outputs before
+//! they leave. Every entry point (CLI, server, Python) goes through it, so
+//! none can skip a check: a forged scale would make the model owner encode
+//! its weights at a scale the sender picked (`q_l * target / ct.scale`
+//! below), and a chosen `c1` would make the output's mask a known function
+//! of the weights.
+//!
 //! Scale management: every linear stage encodes its diagonals at scale
 //! `q_l * target / ct.scale` (`q_l` the prime the following rescale removes),
 //! so its output comes back to exactly the parameters' scale whatever a
@@ -11,8 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use heman_ckks::{
-    Ciphertext, CkksParameters, Encoder, Evaluator, GaloisKeys, Plaintext, PolynomialEvaluator,
-    RelinearizationKey,
+    Ciphertext, CkksParameters, Encoder, Encryptor, Evaluator, GaloisKeys, Plaintext,
+    PolynomialEvaluator, PublicKey, RelinearizationKey,
 };
 use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
 use heman_compiler::ckks::{Plan, PlanStage};
@@ -83,10 +93,23 @@ impl<'p> PreparedPlan<'p> {
     }
 }
 
+/// Refuses a count of input ciphertexts other than the plan's.
+fn check_count(plan: &Plan, given: usize) -> Result<()> {
+    if given == plan.input_layout.ciphertexts {
+        Ok(())
+    } else {
+        Err(RuntimeError::Input(format!(
+            "the plan takes {} input ciphertext(s), {given} given",
+            plan.input_layout.ciphertexts
+        )))
+    }
+}
+
 /// One giant step of a block: output ciphertext, step, baby-step terms.
 type GiantStep<'p> = (usize, &'p usize, &'p Vec<(usize, Diagonal)>);
 
-/// The model owner's evaluation context: parameters and evaluation keys only.
+/// The model owner's evaluation context: parameters and the data owner's
+/// evaluation keys only.
 pub struct Executor<'a> {
     params: &'a CkksParameters,
     encoder: Encoder,
@@ -94,50 +117,84 @@ pub struct Executor<'a> {
     polynomials: PolynomialEvaluator,
     relin: &'a RelinearizationKey,
     galois: &'a GaloisKeys,
+    /// Encrypts the zeros that re-randomise outputs.
+    outputs: Encryptor,
 }
 
 impl<'a> Executor<'a> {
-    /// An executor under `params` with the data owner's evaluation keys.
+    /// An executor under `params` with the data owner's evaluation keys:
+    /// relinearisation, Galois, and the public key outputs are re-randomised
+    /// with (refused if made for other parameters).
     pub fn new(
         params: &'a CkksParameters,
         relin: &'a RelinearizationKey,
         galois: &'a GaloisKeys,
-    ) -> Self {
-        Self {
+        public: &PublicKey,
+    ) -> Result<Self> {
+        Ok(Self {
             params,
             encoder: Encoder::new(params),
             evaluator: Evaluator::new(params),
             polynomials: PolynomialEvaluator::new(params),
             relin,
             galois,
-        }
+            outputs: Encryptor::new(params, public)?,
+        })
     }
 
-    /// Runs every stage; `on_stage(index)` is called after each.
-    pub fn run(
+    /// Runs the plan on a data owner's fresh encryptions and returns outputs
+    /// fit to leave: each input checked (see [`Executor::check_fresh`])
+    /// before any work, each output re-randomised and flooded with a
+    /// Gaussian of deviation `flooding_sigma`. `on_stage(index)` is called
+    /// after each stage; `prepared` keeps encoded weights across runs.
+    pub fn run_fresh(
         &self,
-        plan: &Plan,
+        prepared: &PreparedPlan<'_>,
         cts: Vec<Ciphertext>,
+        flooding_sigma: f64,
         on_stage: impl FnMut(usize),
     ) -> Result<Vec<Ciphertext>> {
-        self.run_prepared(&PreparedPlan::new(plan, self.params, 0), cts, on_stage)
+        self.check_fresh(prepared.plan, &cts)?;
+        let out = self.run_unchecked(prepared, cts, on_stage)?;
+        super::flooding::flood_outputs(&self.outputs, out, flooding_sigma)
     }
 
-    /// As [`Executor::run`], reusing the plaintexts `prepared` keeps across runs.
-    pub fn run_prepared(
+    /// Refuses inputs other than the plan's count of fresh seeded
+    /// encryptions under these parameters: degree 1, the top level, the
+    /// parameters' scale, and `c1` regenerated from a seed (so the sender
+    /// cannot have chosen it).
+    pub fn check_fresh(&self, plan: &Plan, cts: &[Ciphertext]) -> Result<()> {
+        check_count(plan, cts.len())?;
+        let (level, scale) = (self.params.max_level(), self.params.default_scale());
+        for (i, ct) in cts.iter().enumerate() {
+            if !ct.is_seeded() {
+                return Err(RuntimeError::Input(format!(
+                    "input ciphertext {i} is not in seeded form: only fresh secret-key encryptions, whose c1 comes from a seed, are accepted"
+                )));
+            }
+            if ct.degree() != 1 || ct.level() != level || (ct.scale() / scale - 1.0).abs() > 1e-9 {
+                return Err(RuntimeError::Input(format!(
+                    "input ciphertext {i} is not a fresh encryption (degree {}, level {}, scale 2^{:.2}; expected degree 1, level {level}, scale 2^{:.2})",
+                    ct.degree(),
+                    ct.level(),
+                    ct.scale().log2(),
+                    scale.log2()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every stage on `cts` as they are: for this crate's dry runs,
+    /// whose inputs it made itself.
+    pub(crate) fn run_unchecked(
         &self,
         prepared: &PreparedPlan<'_>,
         mut cts: Vec<Ciphertext>,
         mut on_stage: impl FnMut(usize),
     ) -> Result<Vec<Ciphertext>> {
         let plan = prepared.plan;
-        if cts.len() != plan.input_layout.ciphertexts {
-            return Err(RuntimeError::Input(format!(
-                "the plan takes {} input ciphertext(s), {} given",
-                plan.input_layout.ciphertexts,
-                cts.len()
-            )));
-        }
+        check_count(plan, cts.len())?;
         for (index, stage) in plan.stages.iter().enumerate() {
             let level = cts[0].level();
             if level < stage.depth() {

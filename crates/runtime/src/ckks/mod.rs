@@ -7,4 +7,4 @@ pub mod flooding;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
 pub use executor::{stage_name, Executor, PreparedPlan};
-pub use flooding::{flood_outputs, measure_output_noise, OutputNoise};
+pub use flooding::{measure_output_noise, OutputNoise};

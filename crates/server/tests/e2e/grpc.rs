@@ -235,6 +235,8 @@ async fn raw_and_typed_contents_match_the_plaintext_model() {
     let elements =
         heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
     s.fx.assert_matches(&elements[0], &input, "gRPC raw contents");
+    // A fresh encryption: the server answers a ciphertext once per key.
+    let ciphertext = s.fx.encrypt(&input);
     let mut typed = request("digits", &key_id, &ciphertext);
     typed.raw_input_contents.clear();
     typed.inputs[0].contents = Some(InferTensorContents {

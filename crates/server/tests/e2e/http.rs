@@ -313,7 +313,29 @@ async fn malformed_requests_are_refused_and_serving_goes_on() {
         bad[10] ^= 1;
         bad
     });
+    // A ciphertext computed on (c1 not regenerated from a seed): the sender
+    // could have chosen c1, so it is refused like a forged one.
+    let computed = bytes_tensor(&{
+        let params = &s.fx.params;
+        let path = std::path::Path::new("request");
+        let cts = heman_artifacts::ckks::Ciphertexts::from_bytes(&a_ciphertext, path, params)
+            .unwrap()
+            .ciphertexts;
+        let evaluator = heman_ckks::Evaluator::new(params);
+        let ciphertexts = cts
+            .iter()
+            .map(|ct| evaluator.add(ct, ct).unwrap())
+            .collect();
+        heman_artifacts::ckks::Ciphertexts { ciphertexts }.to_bytes(params)
+    });
     let cases: Vec<(&str, String, Value, Vec<u8>, &str)> = vec![
+        (
+            "computed ciphertext",
+            infer_url.clone(),
+            infer_header(&key_id, "BYTES", &[1], computed.len()),
+            computed.clone(),
+            "not in seeded form",
+        ),
         (
             "wrong datatype",
             infer_url.clone(),

@@ -88,3 +88,43 @@ async fn queue_limit_timeout_and_graceful_shutdown() {
         "still accepting after shutdown"
     );
 }
+
+/// The query ledger end to end: a ciphertext answered once is refused the
+/// second time (its answers would average the output flooding away), and a
+/// key past its budget gets 429 over HTTP and RESOURCE_EXHAUSTED's
+/// counterpart; other keys are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_ciphertexts_and_spent_budgets_are_refused() {
+    let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = config(&fx.repo, &work.path().join("keystore"));
+    cfg.queries_per_key = Some(2);
+    let server = Running::start(cfg).await;
+    let client = Client::new(&server.http.to_string()).unwrap();
+    let key_id = client
+        .register_keys("digits", fx.eval_keys.clone())
+        .await
+        .unwrap();
+    let input = digit(4);
+    let first = fx.encrypt(&input);
+    let out = client.infer("digits", &key_id, &first).await.unwrap();
+    fx.assert_matches(&out, &input, "first query");
+    let e = client.infer("digits", &key_id, &first).await.unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(
+        e.to_string().contains("answered under this key before"),
+        "{e}"
+    );
+    client
+        .infer("digits", &key_id, &fx.encrypt(&input))
+        .await
+        .unwrap();
+    let e = client
+        .infer("digits", &key_id, &fx.encrypt(&input))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(429), "{e}");
+    assert!(e.to_string().contains("used its 2 queries"), "{e}");
+    assert_eq!(server.state.ledger.answered(&key_id), 2);
+    server.stop().await;
+}
