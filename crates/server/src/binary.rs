@@ -21,11 +21,19 @@ pub fn split(body: &Bytes, json_len: Option<usize>) -> Result<(Bytes, Bytes)> {
 }
 
 /// Decodes a BYTES tensor's raw contents into its elements (views into
-/// `raw`, not copies: ciphertexts are large).
-pub fn decode_bytes_elements(raw: &Bytes) -> Result<Vec<Bytes>> {
+/// `raw`, not copies: ciphertexts are large), refusing more than
+/// `max_elements` as soon as it sees one: each element is a 32-byte handle
+/// for as little as 4 bytes of input, so an unbounded count would turn a
+/// 256 MiB body into 2 GiB of handles.
+pub fn decode_bytes_elements(raw: &Bytes, max_elements: usize) -> Result<Vec<Bytes>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < raw.len() {
+        if out.len() == max_elements {
+            return Err(ServerError::BadRequest(format!(
+                "BYTES tensor holds more than {max_elements} element(s)"
+            )));
+        }
         if raw.len() - at < 4 {
             return Err(ServerError::BadRequest(
                 "BYTES tensor truncated inside an element length".into(),
@@ -63,11 +71,15 @@ mod tests {
     fn bytes_round_trip_and_truncation() {
         let raw = Bytes::from(encode_bytes_elements(&[b"abc", b""]));
         assert_eq!(
-            decode_bytes_elements(&raw).unwrap(),
+            decode_bytes_elements(&raw, usize::MAX).unwrap(),
             vec![Bytes::from_static(b"abc"), Bytes::new()]
         );
-        assert!(decode_bytes_elements(&raw.slice(..5)).is_err());
-        assert!(decode_bytes_elements(&raw.slice(..2)).is_err());
+        assert!(decode_bytes_elements(&raw.slice(..5), 9).is_err());
+        assert!(decode_bytes_elements(&raw.slice(..2), 9).is_err());
+        // Four bytes make an element: their count is bounded before it grows.
+        let empties = Bytes::from(vec![0u8; 4 << 20]);
+        let error = decode_bytes_elements(&empties, 1).unwrap_err();
+        assert!(error.to_string().contains("more than 1 element"), "{error}");
         assert!(split(&Bytes::from_static(b"abc"), Some(4)).is_err());
         let (json, rest) = split(&Bytes::from_static(b"abcd"), Some(1)).unwrap();
         assert_eq!((&json[..], &rest[..]), (&b"a"[..], &b"bcd"[..]));

@@ -224,7 +224,8 @@ impl Client {
             [o] if o.name == OUTPUT_NAME && o.datatype == DATATYPE => {}
             _ => return Err(protocol(format!("unexpected outputs {:?}", head.outputs))),
         }
-        let elements = binary::decode_bytes_elements(&raw).map_err(|e| protocol(e.to_string()))?;
+        let elements =
+            binary::decode_bytes_elements(&raw, 1).map_err(|e| protocol(e.to_string()))?;
         match <[bytes::Bytes; 1]>::try_from(elements) {
             Ok([output]) => Ok(output.to_vec()),
             Err(v) => Err(protocol(format!("{} output elements, expected 1", v.len()))),

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::binary;
 use crate::error::{Result, ServerError};
-use crate::service::{self, InferCall, InputTensor, Protocol, KEY_ID_PARAMETER};
+use crate::service::{self, InferCall, InputTensor, ParsedInfer, Protocol, KEY_ID_PARAMETER};
 use crate::AppState;
 
 /// Code generated from `proto/grpc_service.proto`.
@@ -133,13 +133,14 @@ impl GrpcInferenceService for Inference {
         let name = r.model_name.clone();
         let work = async {
             let model = service::find(state, &r.model_name, version(&r.model_version))?;
-            let call = decode(
-                model,
+            let parsed = parse_infer(
+                &model.name,
                 r.parameters,
                 r.inputs,
                 r.outputs,
                 r.raw_input_contents,
             )?;
+            let call = InferCall::new(model, parsed);
             let output = service::infer(state, call).await?;
             Ok(respond(&r.model_name, r.id, &output))
         };
@@ -149,15 +150,15 @@ impl GrpcInferenceService for Inference {
     }
 }
 
-/// A ModelInfer request checked into an inference call (same checks as
-/// HTTP's, from [`service`]).
-fn decode(
-    model: Arc<crate::repository::LoadedModel>,
+/// A ModelInfer request's parts checked into an inference call's content
+/// for the model `model_name` (same checks as HTTP's, from [`service`]).
+pub fn parse_infer(
+    model_name: &str,
     parameters: HashMap<String, InferParameter>,
     inputs: Vec<model_infer_request::InferInputTensor>,
     outputs: Vec<model_infer_request::InferRequestedOutputTensor>,
     raw: Vec<Bytes>,
-) -> Result<InferCall> {
+) -> Result<ParsedInfer> {
     let described: Vec<InputTensor<'_>> = inputs
         .iter()
         .map(|i| InputTensor {
@@ -170,7 +171,7 @@ fn decode(
     let typed = inputs[0].contents.as_ref();
     let elements = match (&raw[..], typed) {
         ([], Some(contents)) => contents.bytes_contents.clone(),
-        ([contents], None) => binary::decode_bytes_elements(contents)?,
+        ([contents], None) => binary::decode_bytes_elements(contents, 1)?,
         ([], None) => {
             return Err(ServerError::BadRequest(
                 "input has neither raw_input_contents nor contents".into(),
@@ -202,12 +203,8 @@ fn decode(
             )))
         }
     };
-    let key_id = service::require_key_id(&model.name, key_id)?;
-    Ok(InferCall {
-        model,
-        key_id,
-        ciphertext,
-    })
+    let key_id = service::require_key_id(model_name, key_id)?;
+    Ok(ParsedInfer { key_id, ciphertext })
 }
 
 fn respond(model: &str, id: String, output: &[u8]) -> ModelInferResponse {

@@ -16,7 +16,9 @@ use serde_json::{json, Map, Value};
 use crate::binary;
 use crate::error::{Result, ServerError};
 use crate::protocol::*;
-use crate::service::{self, InferCall, InputTensor, Protocol, KEY_ID_PARAMETER, OUTPUT_NAME};
+use crate::service::{
+    self, InferCall, InputTensor, ParsedInfer, Protocol, KEY_ID_PARAMETER, OUTPUT_NAME,
+};
 use crate::AppState;
 
 /// All routes of the HTTP protocol.
@@ -197,20 +199,41 @@ fn decode(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(InferCall, Option<String>)> {
-    let json_len = match headers.get(binary::HEADER) {
+    let json_len = headers
+        .get(binary::HEADER)
+        .map(|v| v.to_str().unwrap_or(""));
+    let (parsed, id) = parse_infer(&model.name, json_len, body)?;
+    Ok((InferCall::new(model, parsed), id))
+}
+
+/// The largest JSON part of an inference request. A request's JSON only
+/// describes the tensor (the ciphertext travels as binary data after it);
+/// parsed into values, JSON takes many times its size in memory, so a body
+/// that is all JSON is bounded well below the body limit.
+pub const MAX_JSON_BYTES: usize = 1 << 20;
+
+/// Parses and checks an inference request's body for the model `model_name`
+/// (its name in messages), given the `Inference-Header-Content-Length`
+/// header's value if any: the key id, the one ciphertext, and the request id
+/// to echo.
+pub fn parse_infer(
+    model_name: &str,
+    json_len: Option<&str>,
+    body: &Bytes,
+) -> Result<(ParsedInfer, Option<String>)> {
+    let json_len = match json_len {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ServerError::BadRequest(
-                        "Inference-Header-Content-Length is not a number".into(),
-                    )
-                })?,
-        ),
+        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+            ServerError::BadRequest("Inference-Header-Content-Length is not a number".into())
+        })?),
     };
     let (json, rest) = binary::split(body, json_len)?;
+    if json.len() > MAX_JSON_BYTES {
+        return Err(ServerError::BadRequest(format!(
+            "the request's JSON is {} bytes, more than the {MAX_JSON_BYTES} a request needs: send the ciphertext as binary data (Inference-Header-Content-Length)",
+            json.len()
+        )));
+    }
     let request: InferRequest = serde_json::from_slice(&json)
         .map_err(|e| ServerError::BadRequest(format!("malformed inference request JSON: {e}")))?;
     let inputs: Vec<InputTensor<'_>> = request
@@ -235,15 +258,8 @@ fn decode(
             )))
         }
     };
-    let key_id = service::require_key_id(&model.name, key_id)?;
-    Ok((
-        InferCall {
-            model,
-            key_id,
-            ciphertext,
-        },
-        request.id,
-    ))
+    let key_id = service::require_key_id(model_name, key_id)?;
+    Ok((ParsedInfer { key_id, ciphertext }, request.id))
 }
 
 /// The elements of the input tensor: the binary data after the JSON header
@@ -260,7 +276,7 @@ fn input_elements(input: &RequestInput, rest: &Bytes) -> Result<Vec<Bytes>> {
                     rest.len()
                 )));
             }
-            binary::decode_bytes_elements(rest)
+            binary::decode_bytes_elements(rest, 1)
         }
         None => {
             if !rest.is_empty() {

@@ -145,6 +145,16 @@ pub fn require_key_id(model: &str, key_id: Option<&str>) -> Result<String> {
     })
 }
 
+/// What both protocols' parsers make of an inference request before its
+/// model is looked up (what the fuzz targets drive).
+#[derive(Debug)]
+pub struct ParsedInfer {
+    /// The registered evaluation keys' id.
+    pub key_id: String,
+    /// The input ciphertext file.
+    pub ciphertext: Bytes,
+}
+
 /// A validated inference request, protocol aside.
 pub struct InferCall {
     /// The model asked for.
@@ -153,6 +163,17 @@ pub struct InferCall {
     pub key_id: String,
     /// The input ciphertext file.
     pub ciphertext: Bytes,
+}
+
+impl InferCall {
+    /// The call of a parsed request on `model`.
+    pub fn new(model: Arc<LoadedModel>, parsed: ParsedInfer) -> Self {
+        Self {
+            model,
+            key_id: parsed.key_id,
+            ciphertext: parsed.ciphertext,
+        }
+    }
 }
 
 /// Which protocol a request came by (a metrics label).

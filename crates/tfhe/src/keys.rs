@@ -6,6 +6,7 @@
 use bincode::Options;
 use serde::Serialize;
 use tfhe::conformance::ParameterSetConformant;
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::{
     FourierLweBootstrapKeyOwned, LweKeyswitchKeyOwned, LweSecretKeyView, UnixSeeder,
 };
@@ -233,6 +234,12 @@ impl CompressedServerKey {
                 preset.name()
             )));
         }
+        if !has_fresh_seeds(&key) {
+            return Err(malformed(
+                "server key",
+                "a compression seed that no key generation makes",
+            ));
+        }
         let output = OutputPublicKey::from_bytes(preset, &rest[split..])?;
         Ok(Self {
             preset,
@@ -240,6 +247,43 @@ impl CompressedServerKey {
             output,
         })
     }
+}
+
+/// Whether `seed` is what tfhe-rs's key generation writes: an AES-CTR key
+/// whose stream starts at the first byte. tfhe-rs takes a received table
+/// index as it is, and one past the generator's buffer panics while the
+/// masks are regenerated (found by the `tfhe_object` fuzz target).
+pub(crate) fn is_fresh_seed(seed: &CompressionSeed) -> bool {
+    matches!(seed.inner.seed, tfhe_csprng::seeders::SeedKind::Ctr(_))
+        && seed.inner.first_index == tfhe_csprng::generators::aes_ctr::TableIndex::FIRST
+}
+
+/// Every compression seed of a conformant (KS_PBS, classic bootstrap)
+/// compressed server key is fresh.
+fn has_fresh_seeds(key: &shortint::CompressedServerKey) -> bool {
+    use tfhe::shortint::atomic_pattern::compressed::CompressedAtomicPatternServerKey;
+    use tfhe::shortint::server_key::{
+        CompressedModulusSwitchConfiguration, ShortintCompressedBootstrappingKey,
+    };
+    let CompressedAtomicPatternServerKey::Standard(ap) = &key.compressed_ap_server_key else {
+        return false;
+    };
+    let ShortintCompressedBootstrappingKey::Classic {
+        bsk,
+        modulus_switch_noise_reduction_key,
+    } = ap.bootstrapping_key()
+    else {
+        return false;
+    };
+    let switch_seed_fresh = match modulus_switch_noise_reduction_key {
+        CompressedModulusSwitchConfiguration::DriftTechniqueNoiseReduction(k) => {
+            is_fresh_seed(&k.modulus_switch_zeros.compression_seed())
+        }
+        _ => true,
+    };
+    is_fresh_seed(&ap.key_switching_key().compression_seed())
+        && is_fresh_seed(&bsk.compression_seed())
+        && switch_seed_fresh
 }
 
 /// What the model owner computes with: keyswitching key, bootstrapping key

@@ -89,7 +89,12 @@ impl OutputPublicKey {
             encryption_lwe_dimension: LweDimension(preset.lwe_dimension()),
             ciphertext_modulus: CiphertextModulus::new_native(),
         };
-        if !seeded.is_conformant(&conformance) {
+        // The seed must be what a fresh key has (an AES-CTR key, its stream
+        // from the first byte): tfhe-rs takes a received table index as it
+        // is, and one past its buffer panics inside the generator.
+        if !crate::keys::is_fresh_seed(&seeded.compression_seed())
+            || !seeded.is_conformant(&conformance)
+        {
             return Err(TfheError::Parameters(format!(
                 "output public key of dimension {} does not conform to the {} preset (dimension {}, native modulus, seeded mask)",
                 seeded.lwe_dimension().0,
@@ -238,5 +243,32 @@ mod tests {
             .err()
             .expect("an unseeded key is refused");
         assert!(error.to_string().contains("output public key"), "{error}");
+    }
+
+    /// A seeded key whose stream does not start at the first byte (a table
+    /// index past the generator's buffer panicked inside tfhe-rs while the
+    /// mask was regenerated; found by the `tfhe_object` fuzz target) is
+    /// refused before any regeneration.
+    #[test]
+    fn a_key_with_a_shifted_seed_is_refused() {
+        use tfhe::core_crypto::commons::math::random::CompressionSeed;
+        use tfhe_csprng::generators::aes_ctr::{AesCtrParams, TableIndex};
+        let preset = Preset::Message2Carry2;
+        let client = ClientKey::generate(preset);
+        let key = OutputPublicKey::generate(&client);
+        let good = key.seeded.compression_seed();
+        let shifted = CompressionSeed::from(AesCtrParams {
+            seed: good.inner.seed.clone(),
+            first_index: TableIndex::FIRST.increased(200),
+        });
+        let forged = SeededLweCompactPublicKeyOwned::from_container(
+            key.seeded.clone().into_container(),
+            shifted,
+            CiphertextModulus::new_native(),
+        );
+        let error = OutputPublicKey::from_bytes(preset, &serialize_versioned(&forged))
+            .err()
+            .expect("a shifted seed is refused");
+        assert!(error.to_string().contains("does not conform"), "{error}");
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{ModelError, Result};
-use crate::tensor::{volume, Tensor};
+use crate::tensor::Tensor;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -75,9 +75,13 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
             "unsupported dtype '{descr}' (expected a real number type)"
         ))
     })?;
-    let count = volume(&shape);
+    // Checked: a shape read from the file whose product overflows would
+    // otherwise wrap to a small count (found by the `npy` fuzz target).
+    let needed = shape
+        .iter()
+        .try_fold(element.size, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| fail(format!("shape {shape:?} has more elements than memory")))?;
     let body = &bytes[header_end..];
-    let needed = count * element.size;
     if body.len() < needed {
         return Err(fail(format!(
             "truncated data: shape {shape:?} of {descr} needs {needed} bytes, file has {}",
@@ -241,6 +245,22 @@ fn from_fortran_order(tensor: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shape whose product overflows is refused, not wrapped to a small
+    /// count (found by the `npy` fuzz target).
+    #[test]
+    fn a_shape_too_large_for_memory_is_refused() {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (35555555555, 35555555555, 35555555555), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 16]);
+        let error = parse_npy(&bytes, Path::new("x.npy")).unwrap_err();
+        assert!(
+            error.to_string().contains("more elements than memory"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn round_trip_f64_and_f32() {

@@ -233,7 +233,7 @@ async fn raw_and_typed_contents_match_the_plaintext_model() {
     assert_eq!(response.outputs[0].datatype, "BYTES");
     assert_eq!(response.outputs[0].shape, vec![1]);
     let elements =
-        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
+        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0], 1).unwrap();
     s.fx.assert_matches(&elements[0], &input, "gRPC raw contents");
     // A fresh encryption: the server answers a ciphertext once per key.
     let ciphertext = s.fx.encrypt(&input);
@@ -245,7 +245,7 @@ async fn raw_and_typed_contents_match_the_plaintext_model() {
     });
     let response = s.client.model_infer(typed).await.unwrap().into_inner();
     let elements =
-        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
+        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0], 1).unwrap();
     s.fx.assert_matches(&elements[0], &input, "gRPC typed contents");
 
     s.server.stop().await;

@@ -141,7 +141,7 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .unwrap()
         .into_inner();
     let elements =
-        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0]).unwrap();
+        heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0], 1).unwrap();
     owner.assert_exact(&elements[0], &y, "gRPC");
 
     // Bad inputs: a CKKS ciphertext, a computed (expanded) ciphertext file,
