@@ -10,7 +10,7 @@
 # finds under $HEMAN_FUZZ_WORK (default target/fuzz/TARGET); crashes are
 # written there as crash-*, replayed with
 #   HEMAN_FUZZ_TARGET=TARGET HEMAN_FUZZ_INPUT=FILE \
-#     cargo test --release -p heman-fuzz --test short_run -- --ignored replay
+#     cargo test --release --workspace --test short_run -- --ignored replay
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

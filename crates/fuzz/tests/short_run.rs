@@ -53,8 +53,14 @@ fn every_target_survives_its_corpus_and_mutations_of_it() {
 #[test]
 #[ignore = "replays HEMAN_FUZZ_INPUT on HEMAN_FUZZ_TARGET"]
 fn replay() {
-    let target = std::env::var("HEMAN_FUZZ_TARGET").expect("HEMAN_FUZZ_TARGET");
-    let input = std::env::var("HEMAN_FUZZ_INPUT").expect("HEMAN_FUZZ_INPUT");
+    // CI runs ignored tests too: without an input there is nothing to replay.
+    let (Ok(target), Ok(input)) = (
+        std::env::var("HEMAN_FUZZ_TARGET"),
+        std::env::var("HEMAN_FUZZ_INPUT"),
+    ) else {
+        println!("replay skipped: HEMAN_FUZZ_TARGET and HEMAN_FUZZ_INPUT are not set");
+        return;
+    };
     let target = heman_fuzz::target(&target).expect("a target's name");
     (target.run)(&std::fs::read(input).unwrap());
 }
