@@ -10,6 +10,15 @@ pub fn volume(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// [`volume`] of a shape read from outside: `None` when the product, or
+/// that of its nonzero dimensions (which its strides reach), overflows.
+pub fn checked_volume(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))?;
+    Some(volume(shape))
+}
+
 /// Row-major strides of a shape.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];

@@ -140,7 +140,7 @@ impl LweVector {
         let (size, count, rest) = read_header(bytes, VECTOR_MAGIC, preset, "LWE vector")?;
         let words = size
             .checked_mul(count)
-            .filter(|w| rest.len() == w * 8)
+            .filter(|w| w.checked_mul(8) == Some(rest.len()))
             .ok_or_else(|| malformed("LWE vector", "length disagrees with its header"))?;
         Ok(Self::from_parts(size, read_words(rest, words)))
     }

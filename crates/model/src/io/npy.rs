@@ -77,9 +77,10 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<Tensor> {
     })?;
     // Checked: a shape read from the file whose product overflows would
     // otherwise wrap to a small count (found by the `npy` fuzz target).
-    let needed = shape
-        .iter()
-        .try_fold(element.size, |n, &d| n.checked_mul(d))
+    // Dimensions of 0 count as 1 here: the strides of the others must fit
+    // too (a fuzzed `(0, 2^35, 2^35)` overflowed them).
+    let needed = crate::tensor::checked_volume(&shape)
+        .and_then(|n| n.checked_mul(element.size))
         .ok_or_else(|| fail(format!("shape {shape:?} has more elements than memory")))?;
     let body = &bytes[header_end..];
     if body.len() < needed {

@@ -1,7 +1,7 @@
 //! `TensorProto` to [`Tensor`].
 
 use crate::onnx::proto::{data_type, TensorProto};
-use crate::tensor::{volume, Tensor};
+use crate::tensor::{checked_volume, Tensor};
 
 /// Decodes a tensor's data, or says why it can't be (external data, an element
 /// type heman does not compute with, a length that disagrees with the dims).
@@ -14,7 +14,10 @@ pub fn tensor_from_proto(proto: &TensorProto) -> Result<Tensor, String> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let count = volume(&shape);
+    // Checked: dims come from the file (an overflow wrapped in release
+    // builds; found by the `onnx` fuzz target).
+    let count = checked_volume(&shape)
+        .ok_or_else(|| format!("shape {shape:?} has more elements than memory"))?;
     let raw = &proto.raw_data;
     let data: Vec<f64> = if !raw.is_empty() {
         let size = match proto.data_type {
@@ -24,7 +27,7 @@ pub fn tensor_from_proto(proto: &TensorProto) -> Result<Tensor, String> {
             data_type::INT8 | data_type::UINT8 | data_type::BOOL => 1,
             other => return Err(format!("element type {other} is not supported")),
         };
-        if raw.len() != count * size {
+        if count.checked_mul(size) != Some(raw.len()) {
             return Err(format!(
                 "raw data of {} bytes for shape {shape:?} ({} bytes expected)",
                 raw.len(),
