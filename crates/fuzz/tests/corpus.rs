@@ -132,28 +132,22 @@ fn keyparams_seeds() {
         CompileOptions::default(),
     );
     seed("keyparams", "ckks", Some(0), ckks.as_bytes());
-    let calibration = tempfile_dir();
+    let calibration = tempfile::tempdir().unwrap();
     std::fs::copy(
         root.join("tests/models/relu.input.npy"),
-        calibration.join("0.npy"),
+        calibration.path().join("0.npy"),
     )
     .unwrap();
     let tfhe = compile(
         "tfhe",
         &root.join("tests/models/relu.onnx"),
-        &calibration,
+        calibration.path(),
         CompileOptions {
             exact: true,
             ..CompileOptions::default()
         },
     );
     seed("keyparams", "tfhe", Some(1), tfhe.as_bytes());
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("heman-fuzz-corpus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Files of the repository: `.npy` inputs (good and damaged) and ONNX models.

@@ -10,19 +10,45 @@ use heman_runtime::ckks::{decrypt_tensor, encrypt_tensor, Executor, InputKey, Pr
 
 use heman_testkit::{relative_error, repo_root as repo};
 
-#[test]
-fn digits_square_encrypted_matches_plaintext() {
+/// The data owner's keys for a plan: exactly its rotations' Galois keys.
+struct Keys {
+    sk: heman_ckks::SecretKey,
+    pk: heman_ckks::PublicKey,
+    rlk: heman_ckks::RelinearizationKey,
+    gk: heman_ckks::GaloisKeys,
+}
+
+impl Keys {
+    fn for_plan(params: &CkksParameters, plan: &heman_compiler::ckks::Plan) -> Self {
+        let mut keygen = KeyGenerator::new(params).unwrap();
+        let sk = keygen.gen_secret_key();
+        let pk = keygen.gen_public_key(&sk).unwrap();
+        let rlk = keygen.gen_relin_key(&sk).unwrap();
+        let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
+        let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+        Self { sk, pk, rlk, gk }
+    }
+}
+
+/// The repository's x*x digits model compiled for fixed parameters: depth 5
+/// (three linear stages, two squares), N = 2^13 within 218 bits.
+fn digits_square_plan() -> (
+    std::path::PathBuf,
+    heman_model::Graph,
+    CkksParameters,
+    heman_compiler::ckks::Plan,
+) {
     let root = repo().join("examples/digits");
     let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
-    // Depth 5 (three linear stages, two squares); N = 2^13 within 218 bits.
     let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
     let plan = compile(&graph, params.slots(), None).unwrap();
-    let mut keygen = KeyGenerator::new(&params).unwrap();
-    let sk = keygen.gen_secret_key();
-    let pk = keygen.gen_public_key(&sk).unwrap();
-    let rlk = keygen.gen_relin_key(&sk).unwrap();
-    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
-    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    (root, graph, params, plan)
+}
+
+#[test]
+fn digits_square_encrypted_matches_plaintext() {
+    let (root, graph, params, plan) = digits_square_plan();
+    let Keys { sk, pk, rlk, gk } = Keys::for_plan(&params, &plan);
     let decryptor = Decryptor::new(&params, &sk).unwrap();
     let executor = Executor::new(&params, &rlk, &gk, &pk).unwrap();
     // Encoded diagonals are kept across the samples: the later runs reuse them.
@@ -79,12 +105,7 @@ fn pipeline_matches_plaintext(
         assert!(agreement.fraction() >= 0.995, "{agreement:?}");
     }
     let (params, plan) = (&compiled.params, &compiled.plan);
-    let mut keygen = KeyGenerator::new(params).unwrap();
-    let sk = keygen.gen_secret_key();
-    let pk = keygen.gen_public_key(&sk).unwrap();
-    let rlk = keygen.gen_relin_key(&sk).unwrap();
-    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
-    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let Keys { sk, pk, rlk, gk } = Keys::for_plan(params, plan);
     let decryptor = Decryptor::new(params, &sk).unwrap();
     let executor = Executor::new(params, &rlk, &gk, &pk).unwrap();
     let prepared = PreparedPlan::new(plan, params, 0);
@@ -166,16 +187,8 @@ fn calibrated_digits_square() -> (
 /// a scale the sender picked), and a wrong count are refused before any work.
 #[test]
 fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
-    let root = repo().join("examples/digits");
-    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
-    let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
-    let plan = compile(&graph, params.slots(), None).unwrap();
-    let mut keygen = KeyGenerator::new(&params).unwrap();
-    let sk = keygen.gen_secret_key();
-    let pk = keygen.gen_public_key(&sk).unwrap();
-    let rlk = keygen.gen_relin_key(&sk).unwrap();
-    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
-    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let (root, graph, params, plan) = digits_square_plan();
+    let Keys { sk, pk, rlk, gk } = Keys::for_plan(&params, &plan);
     let (encryptor, decryptor) = (
         Encryptor::new(&params, &pk).unwrap(),
         Decryptor::new(&params, &sk).unwrap(),
@@ -245,12 +258,7 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     )
     .unwrap();
 
-    let mut keygen = KeyGenerator::new(params).unwrap();
-    let sk = keygen.gen_secret_key();
-    let pk = keygen.gen_public_key(&sk).unwrap();
-    let rlk = keygen.gen_relin_key(&sk).unwrap();
-    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
-    let gk = keygen.gen_galois_keys(&sk, &steps, false).unwrap();
+    let Keys { sk, pk, rlk, gk } = Keys::for_plan(params, plan);
     let decryptor = Decryptor::new(params, &sk).unwrap();
     let executor = Executor::new(params, &rlk, &gk, &pk).unwrap();
     let prepared = PreparedPlan::new(plan, params, 1 << 28);

@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use heman_server::client::Client;
+use heman_server::Config;
 
-use crate::common::{config, digit, fixture, Running};
+use crate::common::{config, digit, fixture, Fixture, Running};
 
 /// Polls /metrics until `line` appears.
 async fn wait_for_metric(client: &reqwest::Client, url: &str, line: &str) {
@@ -25,22 +26,35 @@ async fn wait_for_metric(client: &reqwest::Client, url: &str, line: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_limit_timeout_and_graceful_shutdown() {
+/// A server with the digits model, configured by `configure`, and the
+/// fixture's keys registered: the fixture, the key store's folder (kept
+/// while the server runs), the server, a client and the key id.
+async fn start_with_keys(
+    configure: impl FnOnce(&mut Config),
+) -> (&'static Fixture, tempfile::TempDir, Running, Client, String) {
     let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut cfg = config(&fx.repo, &work.path().join("keystore"));
-    cfg.max_concurrent_inferences = 1;
-    cfg.max_queue = 1;
-    cfg.request_timeout = Duration::from_secs(1);
-    let mut server = Running::start(cfg).await;
+    configure(&mut cfg);
+    let server = Running::start(cfg).await;
     let client = Client::new(&server.http.to_string()).unwrap();
-    let metrics = server.url("/metrics");
-    let http = reqwest::Client::new();
     let key_id = client
         .register_keys("digits", fx.eval_keys.clone())
         .await
         .unwrap();
+    (fx, work, server, client, key_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_timeout_and_graceful_shutdown() {
+    let (fx, _work, mut server, client, key_id) = start_with_keys(|cfg| {
+        cfg.max_concurrent_inferences = 1;
+        cfg.max_queue = 1;
+        cfg.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let metrics = server.url("/metrics");
+    let http = reqwest::Client::new();
     let input = digit(5);
     let ct = fx.encrypt(&input);
 
@@ -89,22 +103,14 @@ async fn queue_limit_timeout_and_graceful_shutdown() {
     );
 }
 
-/// The query ledger end to end: a ciphertext answered once is refused the
-/// second time (its answers would average the output flooding away), and a
-/// key past its budget gets 429 over HTTP and RESOURCE_EXHAUSTED's
-/// counterpart; other keys are unaffected.
+/// The query ledger end to end over HTTP: a ciphertext answered once is
+/// refused the second time (its answers would average the output flooding
+/// away), and a key past its budget gets 429 (the ledger's unit tests cover
+/// other keys).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_ciphertexts_and_spent_budgets_are_refused() {
-    let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let mut cfg = config(&fx.repo, &work.path().join("keystore"));
-    cfg.queries_per_key = Some(2);
-    let server = Running::start(cfg).await;
-    let client = Client::new(&server.http.to_string()).unwrap();
-    let key_id = client
-        .register_keys("digits", fx.eval_keys.clone())
-        .await
-        .unwrap();
+    let (fx, _work, server, client, key_id) =
+        start_with_keys(|cfg| cfg.queries_per_key = Some(2)).await;
     let input = digit(4);
     let first = fx.encrypt(&input);
     let out = client.infer("digits", &key_id, &first).await.unwrap();
