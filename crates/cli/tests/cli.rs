@@ -360,7 +360,8 @@ fn ckks_workflow_decrypts_the_right_digit() {
     assert!(ok(&["inspect", &flow.p("y.enc")]).contains("heman ckks ciphertexts"));
     let model_text = ok(&["inspect", &flow.p(flow.model)]);
     assert!(
-        model_text.contains("stage 1: square") && model_text.contains("rotation steps"),
+        model_text.contains("stage 1 'act1' <- stage 0: square; levels 1 -> 2")
+            && model_text.contains("rotation steps"),
         "{model_text}"
     );
     assert!(ok(&["inspect", &flow.p("kp.json")]).contains("128-bit classical"));

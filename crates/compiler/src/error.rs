@@ -6,7 +6,7 @@
 pub enum CompileError {
     /// Nodes the CKKS backend cannot run, each named with its operator.
     #[error(
-        "{} node(s) the CKKS backend cannot run (it needs operators affine in one computed input, x*x, or activations it approximates by polynomials): {}",
+        "{} node(s) the CKKS backend cannot run (it runs operators affine in their computed inputs, products of two computed tensors, and activations it approximates by polynomials): {}",
         .0.len(),
         .0.join(", ")
     )]

@@ -77,7 +77,7 @@ fn the_ckks_plan_format_is_pinned_to_its_version() {
         heman_compiler::ckks::Plan::FORMAT_VERSION,
         schema!(
             heman_compiler::ckks::Plan,
-            heman_compiler::ckks::PlanStage,
+            heman_compiler::ckks::StageOp,
             heman_model::ops::Op,
             heman_model::ops::elementwise::BinaryKind,
             heman_model::ops::Activation,

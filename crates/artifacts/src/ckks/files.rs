@@ -105,6 +105,10 @@ impl CompiledModel {
             Container::from_bytes_expecting(bytes, path, expected(Role::CompiledModel, None))?;
         let model: Self = bincode::deserialize(&container.payload)
             .map_err(|e| invalid(path, format!("malformed compiled model: {e}")))?;
+        model
+            .plan
+            .check_wiring()
+            .map_err(|e| invalid(path, format!("malformed plan: {e}")))?;
         if plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint {
             return Err(invalid(
                 path,

@@ -32,6 +32,17 @@ pub struct ParameterCheck {
     pub noise: OutputNoise,
 }
 
+impl ParameterCheck {
+    /// The chosen parameters' measured error per output slot.
+    pub fn slot_error(&self) -> f64 {
+        self.choice
+            .measured
+            .iter()
+            .find(|m| m.candidate == self.choice.chosen)
+            .map_or(f64::INFINITY, |m| m.slot_error)
+    }
+}
+
 /// A model compiled for CKKS, in memory.
 pub struct Compiled {
     /// The compiled model file's content: keyparams and plan.
@@ -66,18 +77,54 @@ pub fn compile(
     let security = SecurityLevel::from_bits(options.security.unwrap_or(128))
         .map_err(|e| BackendError::Compile(format!("--security: {e}")))?;
     let (graph, calibration) = (&source.graph, &source.calibration);
-    let start = Instant::now();
-    let mut compiled = compiler::compile(
-        graph,
-        &calibration.samples,
-        &calibration.ranges,
-        compiler::Options {
-            security,
-            ..compiler::Options::default()
-        },
-    )
-    .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
-    info!(seconds = start.elapsed().as_secs_f64(), "compiled");
+    let output_max = source
+        .range_of(graph.outputs[0])
+        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let inputs = dry_run_inputs(graph, &calibration.samples, NOISE_SAMPLES)?;
+    let options = compiler::Options {
+        security,
+        ..compiler::Options::default()
+    };
+    let lower = |options: compiler::Options| {
+        let start = Instant::now();
+        let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options)
+            .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
+        info!(
+            seconds = start.elapsed().as_secs_f64(),
+            log_n = compiled.choice.log_n,
+            "compiled"
+        );
+        Ok::<_, BackendError>(compiled)
+    };
+    let measure = |compiled: &mut compiler::Compiled| {
+        choose_parameters(compiled, &inputs, output_max, target, progress)
+            .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))
+    };
+    let mut compiled = lower(options)?;
+    let mut check = measure(&mut compiled)?;
+    // The smallest ring that holds the depth may do so only at scales too
+    // small for the plan's noise: a larger ring's modulus buys scale, at the
+    // cost of speed and keys, taken while it makes the outputs more precise.
+    while !check.choice.meets && compiled.choice.log_n < 16 {
+        let larger = compiler::Options {
+            min_log_n: compiled.choice.log_n + 1,
+            ..options
+        };
+        let Ok(mut next) = lower(larger) else {
+            break;
+        };
+        let next_check = measure(&mut next)?;
+        info!(
+            log_n = next.choice.log_n,
+            slot_error = next_check.slot_error(),
+            previous = check.slot_error(),
+            "a larger ring measured"
+        );
+        if !(next_check.choice.meets || next_check.slot_error() < check.slot_error()) {
+            break;
+        }
+        (compiled, check) = (next, next_check);
+    }
     let spec = |id, shape: &[usize], layout: &SlotLayout| TensorSpec {
         calibrated_range: source.range_of(id),
         name: graph.value(id).name.clone(),
@@ -87,17 +134,6 @@ pub fn compile(
     let plan = &compiled.plan;
     let input = spec(graph.inputs[0], &plan.input_shape, &plan.input_layout);
     let output = spec(graph.outputs[0], &plan.output_shape, &plan.output_layout);
-    let output_max = output
-        .calibrated_range
-        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
-    let inputs = calibration
-        .samples
-        .iter()
-        .take(NOISE_SAMPLES)
-        .map(|s| graph.check_input(0, &s.tensor))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let check = choose_parameters(&mut compiled, &inputs, output_max, target, progress)
-        .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))?;
     let flooding = OutputFlooding::size(
         target,
         compiled.params.log_n(),
@@ -130,6 +166,51 @@ pub fn compile(
     })
 }
 
+/// The `count` calibration inputs the dry runs measure: those at the edge
+/// of the most calibrated ranges (each value's smallest and largest
+/// element over the set), where an activation's polynomial is steepest and
+/// amplifies the noise of its input the most; the first samples break
+/// ties.
+fn dry_run_inputs(
+    graph: &heman_model::Graph,
+    samples: &[heman_model::io::dataset::Sample],
+    count: usize,
+) -> Result<Vec<Tensor>> {
+    let inputs = samples
+        .iter()
+        .map(|s| graph.check_input(0, &s.tensor))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // Per computed value, (smallest, its sample) and (largest, its sample).
+    let mut extremes: std::collections::HashMap<usize, [(f64, usize); 2]> = Default::default();
+    for (k, x) in inputs.iter().enumerate() {
+        graph.run_observed(std::slice::from_ref(x), |id, t| {
+            let lo = t.data().iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = t.data().iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e = extremes
+                .entry(id)
+                .or_insert([(f64::INFINITY, k), (f64::NEG_INFINITY, k)]);
+            if lo < e[0].0 {
+                e[0] = (lo, k);
+            }
+            if hi > e[1].0 {
+                e[1] = (hi, k);
+            }
+        })?;
+    }
+    let mut hits = vec![0usize; inputs.len()];
+    for [(_, a), (_, b)] in extremes.values() {
+        hits[*a] += 1;
+        hits[*b] += 1;
+    }
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(hits[k]), k));
+    Ok(order
+        .into_iter()
+        .take(count)
+        .map(|k| inputs[k].clone())
+        .collect())
+}
+
 /// Chooses among the compiled model's parameter sets by encrypted dry runs
 /// on `inputs` (throw-away keys): the smallest keys whose outputs, flooded
 /// as `target` asks, keep [`KEPT_PRECISION_BITS`] of the largest calibrated
@@ -152,12 +233,14 @@ fn choose_parameters(
         let params = candidate.build().map_err(compile_error)?;
         let noise = measure_output_noise(&params, &compiled.plan, inputs)
             .map_err(|e| BackendError::Internal(e.to_string()))?;
+        // The flooding's error per slot on top of the largest error the
+        // computation left in an output element.
         let slot_error = OutputFlooding::slot_error_for(
             target,
             params.log_n(),
             noise.scale.log2(),
             noise.max_coefficient,
-        );
+        ) + noise.max_slot_error;
         info!(
             log_scale = candidate.log_scale,
             special_primes = candidate.p_bits.len(),

@@ -1,7 +1,7 @@
 //! What `inspect` prints of CKKS keyparams and compiled models.
 
 use heman_artifacts::ckks::{CompiledModel, KeyParams};
-use heman_compiler::ckks::PlanStage;
+use heman_compiler::ckks::{SlotLayout, StageOp};
 
 /// The keyparams, a line each.
 pub fn keyparams(kp: &KeyParams) -> Vec<String> {
@@ -46,25 +46,70 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
     lines
 }
 
-/// The compiled model: its keyparams, then a line per stage.
+/// The compiled model: its keyparams, then a line per stage of its
+/// dataflow: what it reads, what it computes, the levels it spends and
+/// where its output lies.
 pub fn model(model: &CompiledModel) -> Vec<String> {
     let mut lines = keyparams(&model.keyparams);
-    for (index, stage) in model.plan.stages.iter().enumerate() {
-        lines.push(match stage {
-            PlanStage::Linear(l) => format!("  stage {index}: linear {l}"),
-            PlanStage::Square => format!("  stage {index}: square"),
-            PlanStage::Activation {
+    let plan = &model.plan;
+    let depths = plan.value_depths();
+    let mut layouts = vec![&plan.input_layout];
+    for (index, stage) in plan.stages.iter().enumerate() {
+        let reads: Vec<String> = stage
+            .inputs
+            .iter()
+            .map(|&v| match v {
+                0 => "input".to_string(),
+                v => format!("stage {}", v - 1),
+            })
+            .collect();
+        let what = match &stage.op {
+            StageOp::Linear(parts) => parts
+                .iter()
+                .map(|l| format!("linear {l}"))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            StageOp::Square => "square".to_string(),
+            StageOp::Product => "product of its two inputs".to_string(),
+            StageOp::Activation {
                 function,
                 interval,
                 polynomial,
             } => format!(
-                "  stage {index}: {} on [{:.3}, {:.3}], depth {}",
+                "{} on [{:.3}, {:.3}]",
                 heman_compiler::ckks::approximation::describe(function, polynomial),
                 interval.0,
                 interval.1,
-                polynomial.depth()
             ),
-        });
+        };
+        let layout = match &stage.op {
+            StageOp::Linear(parts) => &parts[0].output_layout,
+            _ => layouts[stage.inputs[0]],
+        };
+        layouts.push(layout);
+        let start = stage.inputs.iter().map(|&v| depths[v]).max().unwrap_or(0);
+        lines.push(format!(
+            "  stage {index} '{}' <- {}: {what}; levels {start} -> {}; output in {}",
+            stage.name,
+            reads.join(", "),
+            depths[index + 1],
+            describe_layout(layout),
+        ));
     }
     lines
+}
+
+/// Where a value lies, in one phrase.
+fn describe_layout(layout: &SlotLayout) -> String {
+    let span = layout.positions.iter().max().map_or(0, |&p| p as usize + 1);
+    let mut text = format!(
+        "{} ciphertext(s), {} values over {} slots",
+        layout.ciphertexts,
+        layout.len(),
+        span.min(layout.slots * layout.ciphertexts)
+    );
+    if let Some(period) = layout.period {
+        text.push_str(&format!(", replicated every {period}"));
+    }
+    text
 }

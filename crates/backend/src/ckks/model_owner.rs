@@ -11,7 +11,7 @@ use heman_artifacts::Role;
 use heman_ckks::keys::galois_element_for_step;
 use heman_ckks::CkksParameters;
 use heman_model::Tensor;
-use heman_runtime::ckks::{stage_name, Executor, PreparedPlan};
+use heman_runtime::ckks::{Executor, PreparedPlan};
 use rand::SeedableRng;
 
 use crate::error::{refused, runtime_error, BackendError, Result};
@@ -160,7 +160,7 @@ impl ModelOwner for CkksModel {
         let out = executor
             .run_fresh(self.prepared.borrow_dependent(), cts, sigma, |index| {
                 let timing = StageTiming {
-                    name: stage_name(&plan.stages[index]).to_string(),
+                    name: plan.stages[index].op.name().to_string(),
                     seconds: last.elapsed().as_secs_f64(),
                 };
                 last = Instant::now();

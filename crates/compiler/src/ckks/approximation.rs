@@ -52,31 +52,44 @@ impl Polynomial {
 /// The stages of a graph with their probed affine maps.
 #[derive(Debug, Clone)]
 pub struct StageMaps {
-    /// The graph's stages, in order.
+    /// The graph's stages, in evaluation order.
     pub stages: Vec<Stage>,
-    /// The map of each affine stage (`None` for the others).
-    pub maps: Vec<Option<AffineMap>>,
+    /// The maps of each affine stage, one per input (empty for the others).
+    pub maps: Vec<Vec<AffineMap>>,
 }
 
 impl StageMaps {
-    /// Probes the affine map of every affine stage of `stages`.
+    /// Probes the affine maps of every affine stage of `stages`.
     pub fn probe(graph: &Graph, stages: Vec<Stage>) -> Self {
         let maps = stages
             .iter()
             .map(|s| match &s.kind {
-                StageKind::Affine { nodes } => {
-                    Some(AffineMap::probe(graph, nodes, graph.shape(s.input)))
-                }
-                _ => None,
+                StageKind::Affine { nodes } => AffineMap::probe_region(graph, nodes, &s.inputs),
+                _ => Vec::new(),
             })
             .collect();
         Self { stages, maps }
+    }
+
+    /// The affine stage whose change of variable may absorb activation
+    /// stage `index`'s: the producer of its input, when that is an affine
+    /// stage and nothing else reads its output.
+    fn folding_producer(&self, index: usize) -> Option<usize> {
+        let source = *self.stages[index].sources.first()?;
+        let producer = source.checked_sub(1)?;
+        let readers = self
+            .stages
+            .iter()
+            .flat_map(|s| &s.sources)
+            .filter(|&&v| v == source)
+            .count();
+        (readers == 1 && !self.maps[producer].is_empty()).then_some(producer)
     }
 }
 
 /// One activation's calibrated interval, widened by [`MARGIN`].
 fn interval(graph: &Graph, stage: &Stage, ranges: &CalibrationRanges) -> Result<(f64, f64)> {
-    let name = &graph.value(stage.input).name;
+    let name = &graph.value(stage.inputs[0]).name;
     let range = ranges.get(name).ok_or_else(|| {
         CompileError::Graph(format!(
             "activation '{}' needs the calibrated range of '{name}'",
@@ -89,12 +102,12 @@ fn interval(graph: &Graph, stage: &Stage, ranges: &CalibrationRanges) -> Result<
 
 /// Activations replaced by polynomials of the given degrees (one per
 /// activation stage, in order), with changes of variable folded into the
-/// preceding affine maps.
+/// affine stages that produce their inputs.
 #[derive(Debug, Clone)]
 pub struct Approximated {
-    /// Per stage: the map of an affine stage, with the change of variable of
-    /// the activation after it folded in.
-    pub maps: Vec<Option<AffineMap>>,
+    /// Per stage: the maps of an affine stage (one per input), with the
+    /// change of variable of the activation it feeds folded in.
+    pub maps: Vec<Vec<AffineMap>>,
     /// Per stage: the polynomial of an activation stage.
     pub polynomials: Vec<Option<Polynomial>>,
     /// Per stage: the calibrated interval (input units) of an activation stage.
@@ -122,26 +135,21 @@ pub fn approximate(
             .ok_or_else(|| CompileError::Graph("a degree per activation".into()))?;
         let (a, b) = interval(graph, stage, ranges)?;
         intervals[index] = Some((a, b));
-        let fold = index > 0 && maps[index - 1].is_some();
         let fit = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64| {
             ChebyshevApproximation::interpolate(f, lo, hi, degree)
                 .map_err(|e| CompileError::Graph(format!("approximating '{}': {e}", stage.name)))
         };
-        let approximation = if fold {
-            // The preceding stage outputs t = alpha x + beta in [-1, 1].
-            let (alpha, beta) = (2.0 / (b - a), -(a + b) / (b - a));
-            let map = maps[index - 1].as_mut().expect("checked");
-            for column in &mut map.columns {
-                for entry in column.iter_mut() {
-                    entry.1 *= alpha;
+        let approximation = match stage_maps.folding_producer(index) {
+            Some(producer) => {
+                // The producer outputs t = alpha x + beta in [-1, 1]: every
+                // part scaled, the bias (in the first part) shifted.
+                let (alpha, beta) = (2.0 / (b - a), -(a + b) / (b - a));
+                for (k, map) in maps[producer].iter_mut().enumerate() {
+                    *map = map.scaled(alpha, if k == 0 { beta } else { 0.0 });
                 }
+                fit(&|t| function.apply((t - beta) / alpha), -1.0, 1.0)?
             }
-            for bias in &mut map.bias {
-                *bias = alpha * *bias + beta;
-            }
-            fit(&|t| function.apply((t - beta) / alpha), -1.0, 1.0)?
-        } else {
-            fit(&|x| function.apply(x), a, b)?
+            None => fit(&|x| function.apply(x), a, b)?,
         };
         let (lo, hi) = approximation.interval();
         polynomials[index] = Some(Polynomial {
@@ -158,19 +166,30 @@ pub fn approximate(
 
 /// Runs the approximated stages in plain arithmetic.
 pub fn run_approximated(stage_maps: &StageMaps, approx: &Approximated, input: &[f64]) -> Vec<f64> {
-    let mut x = input.to_vec();
+    let mut values: Vec<Vec<f64>> = vec![input.to_vec()];
     for (index, stage) in stage_maps.stages.iter().enumerate() {
-        x = match (&stage.kind, &approx.maps[index], &approx.polynomials[index]) {
-            (_, Some(map), _) => map.apply(&x),
-            (StageKind::Square, _, _) => x.iter().map(|v| v * v).collect(),
-            (_, _, Some(p)) => {
-                let a = p.approximation().expect("fitted");
-                x.iter().map(|&v| a.evaluate(v)).collect()
+        let x = |k: usize| &values[stage.sources[k]];
+        let y = match (&stage.kind, &approx.polynomials[index]) {
+            (StageKind::Affine { .. }, _) => {
+                let mut y = vec![0.0; approx.maps[index][0].rows];
+                for (k, map) in approx.maps[index].iter().enumerate() {
+                    for (a, b) in y.iter_mut().zip(map.apply(x(k))) {
+                        *a += b;
+                    }
+                }
+                y
             }
-            _ => unreachable!("every stage is affine, a square or an activation"),
+            (StageKind::Square, _) => x(0).iter().map(|v| v * v).collect(),
+            (StageKind::Product, _) => x(0).iter().zip(x(1)).map(|(a, b)| a * b).collect(),
+            (StageKind::Activation(_), Some(p)) => {
+                let a = p.approximation().expect("fitted");
+                x(0).iter().map(|&v| a.evaluate(v)).collect()
+            }
+            (StageKind::Activation(_), None) => unreachable!("activations have polynomials"),
         };
+        values.push(y);
     }
-    x
+    values.pop().expect("the input at least")
 }
 
 /// How closely the approximated model follows the exact one.

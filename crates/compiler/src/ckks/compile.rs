@@ -11,8 +11,8 @@ use crate::ckks::lower::lower_stages;
 use crate::ckks::parameters::{candidates, unmeasured_choice, ParameterChoice, Requirements};
 use crate::ckks::plan::Plan;
 use crate::error::Result;
-use crate::graph::split_postprocess;
-use crate::graph::stages::{partition, StageKind};
+use crate::graph::front_end;
+use crate::graph::stages::{value_depths, StageKind};
 
 /// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +31,8 @@ pub struct Options {
     pub agreement_samples: usize,
     /// The security level whose table bounds the modulus.
     pub security: heman_ckks::params::SecurityLevel,
+    /// log2 of the smallest ring tried.
+    pub min_log_n: u32,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             min_agreement: 0.995,
             agreement_samples: 200,
             security: heman_ckks::params::SecurityLevel::Bits128,
+            min_log_n: 12,
         }
     }
 }
@@ -87,8 +90,8 @@ pub fn compile(
     ranges: &CalibrationRanges,
     options: Options,
 ) -> Result<Compiled> {
-    let (core, postprocess) = split_postprocess(graph)?;
-    let stage_maps = StageMaps::probe(&core, partition(&core)?);
+    let (core, postprocess, stages) = front_end(graph)?;
+    let stage_maps = StageMaps::probe(&core, stages);
     let exact = crate::graph::reference_outputs(&core, samples, options.agreement_samples)?;
     let has_activations = stage_maps
         .stages
@@ -99,15 +102,16 @@ pub fn compile(
     if has_activations {
         info!(?degrees, ?agreement, "activation polynomials chosen");
     }
-    let depth = stage_maps
-        .stages
-        .iter()
-        .zip(&approx.polynomials)
-        .map(|(stage, polynomial)| match (&stage.kind, polynomial) {
-            (StageKind::Activation(_), Some(p)) => p.depth(),
-            _ => 1,
-        })
-        .sum();
+    let depths = value_depths(stage_maps.stages.iter().zip(&approx.polynomials).map(
+        |(stage, polynomial)| {
+            let depth = match (&stage.kind, polynomial) {
+                (StageKind::Activation(_), Some(p)) => p.depth(),
+                _ => 1,
+            };
+            (stage.sources.as_slice(), depth)
+        },
+    ));
+    let depth = depths.last().copied().unwrap_or(0);
     let max_abs = ranges
         .ranges
         .values()
@@ -120,6 +124,7 @@ pub fn compile(
         max_scale_bits: options.max_scale_bits,
         preferred_scale_bits: options.preferred_scale_bits,
         security: options.security,
+        min_log_n: options.min_log_n,
     };
     let candidates = candidates(requirements)?;
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();

@@ -179,7 +179,9 @@ fn add_entry(blocks: &mut Blocks, key: (usize, usize), step: usize, slot: usize,
         .or_insert(0.0) += w;
 }
 
-/// The direct form into `output`.
+/// The direct form into `output`. An output replicated with a period gets
+/// every copy written (a layout another value fixed: a product's operands
+/// share one).
 pub fn lower_direct(map: &AffineMap, input: &SlotLayout, output: &SlotLayout) -> LinearTransform {
     let slots = input.slots;
     let mut blocks = Blocks::new();
@@ -187,14 +189,20 @@ pub fn lower_direct(map: &AffineMap, input: &SlotLayout, output: &SlotLayout) ->
         let p = input.positions[i] as usize;
         for &(o, w) in column {
             let q = output.positions[o as usize] as usize;
-            let (out_ct, out_slot) = (q / slots, q % slots);
-            let (in_ct, step) = match input.period {
-                // Any replica of x_i will do: take the one `step` slots after
-                // the output slot, with `step` in [0, period).
-                Some(period) => (0, (p + period - out_slot % period) % period),
-                None => (p / slots, (p % slots + slots - out_slot) % slots),
+            let out_ct = q / slots;
+            let copies = match output.period {
+                Some(period) => (q % period..slots).step_by(period),
+                None => (q % slots..q % slots + 1).step_by(1),
             };
-            add_entry(&mut blocks, (in_ct, out_ct), step, out_slot, w);
+            for out_slot in copies {
+                let (in_ct, step) = match input.period {
+                    // Any replica of x_i will do: take the one `step` slots
+                    // after the output slot, with `step` in [0, period).
+                    Some(period) => (0, (p + period - out_slot % period) % period),
+                    None => (p / slots, (p % slots + slots - out_slot) % slots),
+                };
+                add_entry(&mut blocks, (in_ct, out_ct), step, out_slot, w);
+            }
         }
     }
     finish(
@@ -422,4 +430,92 @@ fn lowerings(
         .collect();
     options.extend(lower_rotate_and_sum(map, input));
     options
+}
+
+/// The cheapest lowering of `map`, read from `input` (a tensor of
+/// `in_shape`), into the given output layout: direct, or with a pool's
+/// window sums factored out first.
+fn lower_into(
+    map: &AffineMap,
+    input: &SlotLayout,
+    in_shape: &[usize],
+    output: &SlotLayout,
+) -> LinearTransform {
+    let direct = lower_direct(map, input, output);
+    let factored = window_sum::factor(map, input, in_shape).map(|f| LinearTransform {
+        window_sums: f.rounds.clone(),
+        ..lower_direct(&f.rest, &f.sums_layout, output)
+    });
+    std::iter::once(direct)
+        .chain(factored)
+        .min_by_key(LinearTransform::cost)
+        .expect("the direct form")
+}
+
+/// One input of an affine stage: its map, where its tensor lies, its shape.
+pub struct Part<'a> {
+    /// The map from this input to the stage's output.
+    pub map: &'a AffineMap,
+    /// Where the input's elements lie.
+    pub layout: &'a SlotLayout,
+    /// The input tensor's shape.
+    pub shape: &'a [usize],
+}
+
+/// The cheapest lowering of an affine stage of one or more inputs (one
+/// transform per part, all writing one output layout so that their sums
+/// add up): into `forced` when another value fixed the output's layout,
+/// else into the cheapest of every part's candidate layouts (and
+/// rotate-and-sum where all parts allow the same). A single part with a
+/// free layout is lowered exactly as [`lower`] does.
+pub fn lower_parts(
+    parts: &[Part<'_>],
+    out_shape: &[usize],
+    forced: Option<&SlotLayout>,
+) -> Vec<LinearTransform> {
+    if let ([part], None) = (parts, forced) {
+        return vec![lower(part.map, part.layout, part.shape, out_shape)];
+    }
+    let candidates: Vec<SlotLayout> = match forced {
+        Some(layout) => vec![layout.clone()],
+        None => {
+            let mut all: Vec<SlotLayout> = Vec::new();
+            for part in parts {
+                for layout in candidate_layouts(part.layout, part.shape, out_shape) {
+                    if !all.contains(&layout) {
+                        all.push(layout);
+                    }
+                }
+            }
+            all
+        }
+    };
+    let mut options: Vec<Vec<LinearTransform>> = candidates
+        .iter()
+        .map(|layout| {
+            parts
+                .iter()
+                .map(|p| lower_into(p.map, p.layout, p.shape, layout))
+                .collect()
+        })
+        .collect();
+    if forced.is_none() {
+        let summed: Option<Vec<LinearTransform>> = parts
+            .iter()
+            .map(|p| lower_rotate_and_sum(p.map, p.layout))
+            .collect();
+        if let Some(summed) = summed {
+            let first = &summed[0];
+            let compatible = summed
+                .iter()
+                .all(|t| t.sum_steps == first.sum_steps && t.output_layout == first.output_layout);
+            if compatible {
+                options.push(summed);
+            }
+        }
+    }
+    options
+        .into_iter()
+        .min_by_key(|parts| parts.iter().map(LinearTransform::cost).sum::<usize>())
+        .expect("at least one candidate layout")
 }

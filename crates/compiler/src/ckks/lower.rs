@@ -1,15 +1,17 @@
 //! Lowering: probed, approximated stages to a [`Plan`] of slot operations.
 
+use std::collections::HashMap;
+
 use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
 use super::approximation::{approximate, Approximated, StageMaps};
 use super::layout::SlotLayout;
-use super::linear::lower;
-use super::plan::{Plan, PlanStage};
+use super::linear::{lower_parts, Part};
+use super::plan::{Plan, PlanStage, StageOp};
 use crate::error::Result;
-use crate::graph::{partition, split_postprocess, StageKind};
+use crate::graph::{front_end, AffineMap, Stage, StageKind};
 
 /// Degree of the activation polynomials [`compile_at_degree`] uses.
 pub const DEFAULT_DEGREE: usize = 31;
@@ -24,8 +26,8 @@ pub fn compile_at_degree(
     slots: usize,
     ranges: Option<&CalibrationRanges>,
 ) -> Result<Plan> {
-    let (core, postprocess) = split_postprocess(graph)?;
-    let stage_maps = StageMaps::probe(&core, partition(&core)?);
+    let (core, postprocess, stages) = front_end(graph)?;
+    let stage_maps = StageMaps::probe(&core, stages);
     let activations = stage_maps
         .stages
         .iter()
@@ -54,36 +56,62 @@ pub fn lower_stages(
 ) -> Result<Plan> {
     let input_shape = graph.shape(graph.inputs[0]).to_vec();
     let input_layout = SlotLayout::compact(input_shape.iter().product(), slots);
-    let mut layout = input_layout.clone();
-    let mut lowered = Vec::with_capacity(stage_maps.stages.len());
-    for (index, stage) in stage_maps.stages.iter().enumerate() {
-        let in_shape = graph.shape(stage.input);
-        let out_shape = graph.shape(stage.output);
-        match &stage.kind {
+    let stages = &stage_maps.stages;
+    let groups = LayoutGroups::new(stages);
+    // Per value (0 the input, k + 1 stage k's output), where it lies.
+    let mut layouts: Vec<SlotLayout> = vec![input_layout.clone()];
+    let mut fixed: HashMap<usize, SlotLayout> =
+        HashMap::from([(groups.root(0), input_layout.clone())]);
+    let mut lowered = Vec::with_capacity(stages.len());
+    for (index, stage) in stages.iter().enumerate() {
+        let op = match &stage.kind {
             StageKind::Affine { .. } => {
-                let map = approx.maps[index]
-                    .as_ref()
-                    .expect("affine stages have maps");
-                let transform = lower(map, &layout, in_shape, out_shape);
+                let shapes: Vec<&[usize]> =
+                    stage.inputs.iter().map(|&id| graph.shape(id)).collect();
+                let parts: Vec<Part<'_>> = approx.maps[index]
+                    .iter()
+                    .zip(&stage.sources)
+                    .zip(&shapes)
+                    .map(|((map, &source), shape)| Part {
+                        map,
+                        layout: &layouts[source],
+                        shape,
+                    })
+                    .collect();
+                let group = groups.root(index + 1);
+                let transforms = lower_parts(&parts, graph.shape(stage.output), fixed.get(&group));
                 debug!(
                     stage = %stage.name,
-                    nonzeros = map.nonzeros(),
-                    diagonals = transform.blocks.iter().map(|b| b.diagonal_count()).sum::<usize>(),
-                    rotations = transform.rotation_steps().count(),
+                    inputs = parts.len(),
+                    nonzeros = approx.maps[index].iter().map(AffineMap::nonzeros).sum::<usize>(),
+                    diagonals = transforms.iter().flat_map(|t| &t.blocks).map(|b| b.diagonal_count()).sum::<usize>(),
+                    rotations = transforms.iter().map(|t| t.rotation_steps().count()).sum::<usize>(),
                     "affine stage lowered"
                 );
-                layout = transform.output_layout.clone();
-                lowered.push(PlanStage::Linear(transform));
+                fixed
+                    .entry(group)
+                    .or_insert_with(|| transforms[0].output_layout.clone());
+                StageOp::Linear(transforms)
             }
-            StageKind::Square => lowered.push(PlanStage::Square),
-            StageKind::Activation(function) => lowered.push(PlanStage::Activation {
+            StageKind::Square => StageOp::Square,
+            StageKind::Product => StageOp::Product,
+            StageKind::Activation(function) => StageOp::Activation {
                 function: *function,
                 interval: approx.intervals[index].expect("activations have intervals"),
                 polynomial: approx.polynomials[index]
                     .clone()
                     .expect("activations have polynomials"),
-            }),
-        }
+            },
+        };
+        layouts.push(match &op {
+            StageOp::Linear(transforms) => transforms[0].output_layout.clone(),
+            _ => layouts[stage.sources[0]].clone(),
+        });
+        lowered.push(PlanStage {
+            name: stage.name.clone(),
+            inputs: stage.sources.clone(),
+            op,
+        });
     }
     Ok(Plan {
         slots,
@@ -91,7 +119,44 @@ pub fn lower_stages(
         input_layout,
         stages: lowered,
         output_shape: graph.shape(graph.outputs[0]).to_vec(),
-        output_layout: layout,
+        output_layout: layouts.pop().expect("the input at least"),
         postprocess,
     })
+}
+
+/// Values that must share one slot layout: a product's operands and
+/// output, an elementwise stage's input and output. The first affine stage
+/// lowered into a group chooses its layout (the input's group has the
+/// input's); the others are lowered into it.
+struct LayoutGroups {
+    parent: Vec<usize>,
+}
+
+impl LayoutGroups {
+    fn new(stages: &[Stage]) -> Self {
+        let mut groups = Self {
+            parent: (0..=stages.len()).collect(),
+        };
+        for (index, stage) in stages.iter().enumerate() {
+            if !matches!(stage.kind, StageKind::Affine { .. }) {
+                for &source in &stage.sources {
+                    groups.join(source, index + 1);
+                }
+            }
+        }
+        groups
+    }
+
+    fn root(&self, mut value: usize) -> usize {
+        while self.parent[value] != value {
+            value = self.parent[value];
+        }
+        value
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        // The earlier value is the root, so that roots are stable.
+        self.parent[a.max(b)] = a.min(b);
+    }
 }

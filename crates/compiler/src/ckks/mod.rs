@@ -17,4 +17,4 @@ pub mod window_sum;
 pub use compile::{compile, Compiled, Options};
 pub use layout::SlotLayout;
 pub use lower::{compile_at_degree, lower_stages, DEFAULT_DEGREE};
-pub use plan::{Plan, PlanStage};
+pub use plan::{Plan, PlanStage, StageOp};

@@ -80,6 +80,9 @@ pub struct Requirements {
     pub preferred_scale_bits: u32,
     /// The security level whose table bounds the modulus.
     pub security: SecurityLevel,
+    /// log2 of the smallest ring tried (12 for the fastest that fits; more
+    /// when a smaller ring's parameters proved too imprecise).
+    pub min_log_n: u32,
 }
 
 impl Requirements {
@@ -132,14 +135,14 @@ fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<Para
         })
 }
 
-/// Every parameter set of the smallest ring (fastest) that holds the depth
+/// Every parameter set of the smallest ring (fastest, from `min_log_n` on) that holds the depth
 /// at a scale of at least `min_scale_bits`: for each number of special
 /// primes, the largest scale that fits. Sorted by precision, largest scale
 /// first, then by key size. More special primes cost scale (P takes bits
 /// from the budget) and buy smaller, faster keys; which trade the plan can
 /// afford is for [`choose_by_precision`] to find out.
 pub fn candidates(req: Requirements) -> Result<Vec<ParameterChoice>> {
-    for log_n in 12..=16 {
+    for log_n in req.min_log_n.max(12)..=16 {
         let budget = req.security.max_log_qp(log_n).expect("log_n in the table");
         // Prime generation can still fail (too few primes = 1 mod 2N of that
         // size): such a choice is left out, and a ring without any falls
@@ -277,6 +280,7 @@ mod tests {
             max_scale_bits: 40,
             preferred_scale_bits: 30,
             security: SecurityLevel::Bits128,
+            min_log_n: 12,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The compiled model: a chain of slot-level stages between an input and an
-//! output layout. It holds plaintext weights (the model owner's secret) and
+//! The compiled model: a dataflow of slot-level stages between an input and
+//! an output layout. It holds plaintext weights (the model owner's secret) and
 //! no key material.
 
 use serde::{Deserialize, Serialize};
@@ -10,13 +10,19 @@ use crate::ckks::approximation::Polynomial;
 use crate::ckks::layout::SlotLayout;
 use crate::ckks::linear::LinearTransform;
 
-/// One slot-level step of a CKKS [`Plan`].
+/// What one step of a CKKS [`Plan`] computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum PlanStage {
-    /// An affine stage as baby-step giant-step diagonal products (one level).
-    Linear(LinearTransform),
+pub enum StageOp {
+    /// An affine stage: one baby-step giant-step diagonal product per input
+    /// (`parts[k]` reads input `k`), summed before one rescale (one level).
+    /// The parts share their output layout and rotate-and-sum steps; the
+    /// bias is the first part's.
+    Linear(Vec<LinearTransform>),
     /// Every slot squared (one ciphertext multiplication per ciphertext).
     Square,
+    /// The slotwise product of the stage's two inputs, which share one
+    /// layout (one ciphertext multiplication per ciphertext).
+    Product,
     /// A nonlinearity on values calibrated to lie in `interval`, evaluated
     /// as `polynomial` (on `[-1, 1]` when the preceding stage already mapped
     /// the interval there).
@@ -31,18 +37,49 @@ pub enum PlanStage {
     },
 }
 
-impl PlanStage {
-    /// Multiplicative levels the stage consumes.
+impl StageOp {
+    /// Multiplicative levels the operation consumes.
     pub fn depth(&self) -> usize {
         match self {
-            PlanStage::Linear(_) | PlanStage::Square => 1,
-            PlanStage::Activation { polynomial, .. } => polynomial.depth(),
+            StageOp::Linear(_) | StageOp::Square | StageOp::Product => 1,
+            StageOp::Activation { polynomial, .. } => polynomial.depth(),
+        }
+    }
+
+    /// What the operation computes, in reports and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StageOp::Linear(_) => "linear",
+            StageOp::Square => "square",
+            StageOp::Product => "product",
+            StageOp::Activation { function, .. } => function.name(),
         }
     }
 }
 
-/// A model compiled for CKKS: slot-level stages between an input and an
-/// output layout.
+/// One step of a CKKS [`Plan`]: an operation on the values it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStage {
+    /// The graph node the stage ends at, for reports.
+    pub name: String,
+    /// The values the stage reads: 0 is the plan's input, `k + 1` the
+    /// output of stage `k`. Inputs at different levels are brought down to
+    /// the lowest before the operation.
+    pub inputs: Vec<usize>,
+    /// What it computes.
+    pub op: StageOp,
+}
+
+impl PlanStage {
+    /// Multiplicative levels the stage consumes.
+    pub fn depth(&self) -> usize {
+        self.op.depth()
+    }
+}
+
+/// A model compiled for CKKS: a dataflow of slot-level stages between an
+/// input and an output layout, in evaluation order, the last one's output
+/// the plan's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Slots per ciphertext (N/2).
@@ -51,7 +88,8 @@ pub struct Plan {
     pub input_shape: Vec<usize>,
     /// Where the data owner packs the input's elements.
     pub input_layout: SlotLayout,
-    /// The stages, in order.
+    /// The stages, in evaluation order; the last one writes the output
+    /// (none: the output is the input).
     pub stages: Vec<PlanStage>,
     /// Shape of the tensor the stages output (before post-processing).
     pub output_shape: Vec<usize>,
@@ -67,25 +105,88 @@ impl Plan {
     /// The format version of a serialised plan (what a compiled model file
     /// holds): raised whenever the plan's types change, so that a file of
     /// another heman is refused rather than misread. 2: linear transforms
-    /// carry pool window sums. The schema test
-    /// (`tests/plan_format.rs`) fails when the types change without it.
-    pub const FORMAT_VERSION: u16 = 2;
+    /// carry pool window sums. 3: a dataflow of stages (each names the
+    /// values it reads), multi-input linear stages, products; the
+    /// operators and activations of the graph compiler. The schema
+    /// test (`tests/plan_format.rs`) fails when the types change without it.
+    pub const FORMAT_VERSION: u16 = 3;
 
-    /// Levels the whole plan consumes.
+    /// Levels consumed before each value is ready (0 the input, `k + 1`
+    /// stage `k`'s output): a stage starts after the deepest of its inputs.
+    pub fn value_depths(&self) -> Vec<usize> {
+        crate::graph::stages::value_depths(
+            self.stages.iter().map(|s| (s.inputs.as_slice(), s.depth())),
+        )
+    }
+
+    /// Levels the whole plan consumes: the depth of its output.
     pub fn depth(&self) -> usize {
-        self.stages.iter().map(PlanStage::depth).sum()
+        self.value_depths().last().copied().unwrap_or(0)
+    }
+
+    /// For each value, the index of the last stage that reads it (`None`
+    /// when only the output or nothing reads it): when it may be freed.
+    pub fn last_readers(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.stages.len() + 1];
+        for (s, stage) in self.stages.iter().enumerate() {
+            for &v in &stage.inputs {
+                last[v] = Some(s);
+            }
+        }
+        last
+    }
+
+    /// Refuses a plan whose stages read values not computed before them or
+    /// have the wrong number of inputs: what a loaded plan is checked for
+    /// before anything runs it.
+    pub fn check_wiring(&self) -> Result<(), String> {
+        for (s, stage) in self.stages.iter().enumerate() {
+            let expected = match &stage.op {
+                StageOp::Linear(parts) => parts.len(),
+                StageOp::Product => 2,
+                StageOp::Square | StageOp::Activation { .. } => 1,
+            };
+            if stage.inputs.len() != expected || expected == 0 {
+                return Err(format!(
+                    "stage {s} ('{}') reads {} value(s), its operation takes {expected}",
+                    stage.name,
+                    stage.inputs.len()
+                ));
+            }
+            if let StageOp::Linear(parts) = &stage.op {
+                let first = &parts[0];
+                if parts.iter().any(|t| {
+                    t.output_layout != first.output_layout || t.sum_steps != first.sum_steps
+                }) {
+                    return Err(format!(
+                        "stage {s} ('{}'): its parts write different layouts",
+                        stage.name
+                    ));
+                }
+            }
+            if let Some(&v) = stage.inputs.iter().find(|&&v| v > s) {
+                return Err(format!(
+                    "stage {s} ('{}') reads value {v}, which is not computed before it",
+                    stage.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every linear transform of the plan.
+    pub fn transforms(&self) -> impl Iterator<Item = &LinearTransform> {
+        self.stages.iter().flat_map(|s| match &s.op {
+            StageOp::Linear(parts) => parts.as_slice(),
+            _ => &[],
+        })
     }
 
     /// Every rotation step some stage uses: the Galois keys to generate.
     pub fn rotation_steps(&self) -> Vec<usize> {
         let mut steps: Vec<usize> = self
-            .stages
-            .iter()
-            .filter_map(|s| match s {
-                PlanStage::Linear(l) => Some(l.rotation_steps()),
-                _ => None,
-            })
-            .flatten()
+            .transforms()
+            .flat_map(LinearTransform::rotation_steps)
             .collect();
         steps.sort_unstable();
         steps.dedup();
@@ -94,12 +195,8 @@ impl Plan {
 
     /// Ciphertexts flowing between stages, at most.
     pub fn max_ciphertexts(&self) -> usize {
-        self.stages
-            .iter()
-            .filter_map(|s| match s {
-                PlanStage::Linear(l) => Some(l.input_ciphertexts.max(l.output_ciphertexts)),
-                _ => None,
-            })
+        self.transforms()
+            .map(|l| l.input_ciphertexts.max(l.output_ciphertexts))
             .max()
             .unwrap_or(self.input_layout.ciphertexts)
     }

@@ -5,7 +5,7 @@
 use heman_model::Tensor;
 
 use crate::ckks::linear::LinearTransform;
-use crate::ckks::plan::{Plan, PlanStage};
+use crate::ckks::plan::{Plan, StageOp};
 
 /// Left rotation: slot `s` receives slot `s + k`.
 pub fn rotate(v: &[f64], k: usize) -> Vec<f64> {
@@ -26,9 +26,10 @@ fn window_sums(rounds: &[Vec<usize>], x: &[f64]) -> Vec<f64> {
     })
 }
 
-/// One lowered affine stage on plain slot vectors, as the runtime computes
-/// it: window sums, diagonal products, rotate-and-sum steps, then the bias.
-pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
+/// One part of a lowered affine stage on plain slot vectors, as the
+/// runtime computes it: window sums, then the diagonal products, summed per
+/// output ciphertext (before the rotate-and-sum steps and the bias).
+fn diagonal_products(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let summed: Vec<Vec<f64>>;
     let input = if transform.window_sums.is_empty() {
         input
@@ -56,8 +57,31 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
             }
         }
     }
-    for (ct, bias) in out.iter_mut().zip(&transform.bias) {
-        for &step in &transform.sum_steps {
+    out
+}
+
+/// A lowered affine stage (one transform per input, `inputs[k]` read by
+/// `parts[k]`) on plain slot vectors, as the runtime computes it: each
+/// part's diagonal products, their sum, the rotate-and-sum steps, then the
+/// bias.
+pub fn apply_linear_parts(parts: &[LinearTransform], inputs: &[&[Vec<f64>]]) -> Vec<Vec<f64>> {
+    let mut out: Option<Vec<Vec<f64>>> = None;
+    for (part, input) in parts.iter().zip(inputs) {
+        let products = diagonal_products(part, input);
+        out = Some(match out {
+            None => products,
+            Some(mut sum) => {
+                for (a, b) in sum.iter_mut().flatten().zip(products.iter().flatten()) {
+                    *a += b;
+                }
+                sum
+            }
+        });
+    }
+    let mut out = out.expect("an affine stage has at least one part");
+    let first = &parts[0];
+    for (ct, bias) in out.iter_mut().zip(&first.bias) {
+        for &step in &first.sum_steps {
             let rotated = rotate(ct, step);
             for (a, b) in ct.iter_mut().zip(rotated) {
                 *a += b;
@@ -70,6 +94,11 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
     out
 }
 
+/// One single-input lowered affine stage on plain slot vectors.
+pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    apply_linear_parts(std::slice::from_ref(transform), &[input])
+}
+
 /// The plan's output for `input`, activations evaluated as their polynomials.
 pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
     let cts = simulate_slots(plan, input);
@@ -80,21 +109,31 @@ pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
 /// Every slot of every output ciphertext of the plan for `input` (before the
 /// data owner's postprocessing), slots outside the output layout included.
 pub fn simulate_slots(plan: &Plan, input: &Tensor) -> Vec<Vec<f64>> {
-    let mut cts = plan.input_layout.pack(input.data());
+    let mut values: Vec<Vec<Vec<f64>>> = vec![plan.input_layout.pack(input.data())];
     for stage in &plan.stages {
-        cts = match stage {
-            PlanStage::Linear(t) => apply_linear(t, &cts),
-            PlanStage::Square => cts
-                .into_iter()
-                .map(|v| v.iter().map(|x| x * x).collect())
+        let x = |k: usize| &values[stage.inputs[k]];
+        let elementwise = |f: &dyn Fn(f64) -> f64| -> Vec<Vec<f64>> {
+            x(0).iter()
+                .map(|v| v.iter().map(|&a| f(a)).collect())
+                .collect()
+        };
+        let y = match &stage.op {
+            StageOp::Linear(parts) => {
+                let inputs: Vec<&[Vec<f64>]> = (0..parts.len()).map(|k| x(k).as_slice()).collect();
+                apply_linear_parts(parts, &inputs)
+            }
+            StageOp::Square => elementwise(&|a| a * a),
+            StageOp::Product => x(0)
+                .iter()
+                .zip(x(1))
+                .map(|(a, b)| a.iter().zip(b).map(|(a, b)| a * b).collect())
                 .collect(),
-            PlanStage::Activation { polynomial, .. } => {
+            StageOp::Activation { polynomial, .. } => {
                 let p = polynomial.approximation().expect("a fitted polynomial");
-                cts.into_iter()
-                    .map(|v| v.iter().map(|&x| p.evaluate(x)).collect())
-                    .collect()
+                elementwise(&|a| p.evaluate(a))
             }
         };
+        values.push(y);
     }
-    cts
+    values.pop().expect("the input at least")
 }

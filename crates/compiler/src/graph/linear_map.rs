@@ -1,10 +1,37 @@
 //! The linear map and bias an affine stage computes, found by probing: the
-//! stage evaluated on zero gives the bias, on each unit vector one column.
+//! stage evaluated on zero gives the bias, on each unit vector one column
+//! (of the map of the input that unit vector is in, the others zero).
 //! Probing reuses the plaintext evaluator, so the map is exactly what the
 //! operators compute, whatever the chain holds.
 
-use heman_model::{Graph, Tensor};
+use std::collections::HashMap;
+
+use heman_model::{Graph, Tensor, ValueId};
 use rayon::prelude::*;
+
+/// The output of the region `nodes` with `inputs` given `values`.
+fn run_region(graph: &Graph, nodes: &[usize], inputs: &[ValueId], values: Vec<Tensor>) -> Tensor {
+    let mut env: HashMap<ValueId, Tensor> = inputs.iter().copied().zip(values).collect();
+    let mut last = None;
+    for &index in nodes {
+        let node = &graph.nodes[index];
+        let args: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|id| {
+                graph
+                    .constant(*id)
+                    .or_else(|| env.get(id))
+                    .expect("a region reads constants, its inputs and its own values")
+            })
+            .collect();
+        let y = node.op.eval(&args);
+        env.insert(node.output, y);
+        last = Some(node.output);
+    }
+    last.and_then(|id| env.remove(&id))
+        .expect("a region has at least one node")
+}
 
 /// `y = M x + b` with `M` stored by columns, zero entries omitted.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,45 +47,69 @@ pub struct AffineMap {
 }
 
 impl AffineMap {
-    /// Probes the chain of `nodes` of `graph` (each affine in the previous
-    /// one's output) on inputs of shape `input_shape`.
-    pub fn probe(graph: &Graph, nodes: &[usize], input_shape: &[usize]) -> Self {
-        let run = |x: Tensor| -> Tensor {
-            nodes.iter().fold(x, |value, &index| {
-                let node = &graph.nodes[index];
-                let args: Vec<&Tensor> = node
-                    .inputs
-                    .iter()
-                    .map(|&id| graph.constant(id).unwrap_or(&value))
-                    .collect();
-                node.op.eval(&args)
-            })
-        };
-        let cols: usize = input_shape.iter().product();
-        let bias = run(Tensor::zeros(input_shape.to_vec())).into_data();
-        let columns = (0..cols)
-            .into_par_iter()
-            .map(|j| {
-                let mut unit = Tensor::zeros(input_shape.to_vec());
-                unit.data_mut()[j] = 1.0;
-                run(unit)
-                    .data()
-                    .iter()
-                    .zip(&bias)
-                    .enumerate()
-                    .filter_map(|(i, (y, b))| {
-                        let w = y - b;
-                        (w != 0.0).then_some((i as u32, w))
-                    })
-                    .collect()
-            })
+    /// Probes the single-input region `nodes` of `graph` (affine in
+    /// `input`).
+    pub fn probe(graph: &Graph, nodes: &[usize], input: ValueId) -> Self {
+        Self::probe_region(graph, nodes, &[input]).remove(0)
+    }
+
+    /// Probes the region `nodes` of `graph` (in evaluation order, the last
+    /// one's output the region's), jointly affine in `inputs`: one map per
+    /// input, `y = sum_k M_k x_k + b`, the bias `b` carried by the first
+    /// (the others' are zero), so that summing the parts' [`AffineMap::apply`]
+    /// computes the region.
+    pub fn probe_region(graph: &Graph, nodes: &[usize], inputs: &[ValueId]) -> Vec<Self> {
+        let zeros: Vec<Tensor> = inputs
+            .iter()
+            .map(|&id| Tensor::zeros(graph.shape(id).to_vec()))
             .collect();
-        Self {
-            rows: bias.len(),
-            cols,
-            columns,
-            bias,
+        let bias = run_region(graph, nodes, inputs, zeros.clone()).into_data();
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| {
+                let cols = graph.shape(id).iter().product();
+                let columns = (0..cols)
+                    .into_par_iter()
+                    .map(|j| {
+                        let mut values = zeros.clone();
+                        values[k].data_mut()[j] = 1.0;
+                        run_region(graph, nodes, inputs, values)
+                            .data()
+                            .iter()
+                            .zip(&bias)
+                            .enumerate()
+                            .filter_map(|(i, (y, b))| {
+                                let w = y - b;
+                                (w != 0.0).then_some((i as u32, w))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Self {
+                    rows: bias.len(),
+                    cols,
+                    columns,
+                    bias: if k == 0 {
+                        bias.clone()
+                    } else {
+                        vec![0.0; bias.len()]
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The map `x -> alpha * self(x) + beta` (a change of variable folded in).
+    pub fn scaled(&self, alpha: f64, beta: f64) -> Self {
+        let mut map = self.clone();
+        for entry in map.columns.iter_mut().flatten() {
+            entry.1 *= alpha;
         }
+        for b in &mut map.bias {
+            *b = alpha * *b + beta;
+        }
+        map
     }
 
     /// `M x + b`.

@@ -283,8 +283,10 @@ pub struct Plan {
 impl Plan {
     /// The format version of a serialised plan (what a compiled model file
     /// holds): raised whenever the plan's types change. The schema test
-    /// (`tests/plan_format.rs`) fails when they change without it.
-    pub const FORMAT_VERSION: u16 = 1;
+    /// (`tests/plan_format.rs`) fails when they change without it. 2: the
+    /// operators and activations of the graph compiler (`Select`,
+    /// `Reduce`, `HardSigmoid`, `Gelu`, ...) in the post-processing ops.
+    pub const FORMAT_VERSION: u16 = 2;
 
     /// The key inputs are best encrypted under for `stages`: the small key
     /// when the first stage that is not linear is a lookup, which

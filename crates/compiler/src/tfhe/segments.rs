@@ -19,7 +19,7 @@ use heman_model::{Graph, ValueId};
 
 use crate::error::{CompileError, Result};
 use crate::graph::linear_map::AffineMap;
-use crate::graph::stages::affine_input;
+use crate::graph::stages::{affine_input, computed_inputs};
 use crate::tfhe::function::{Expression, Function, Term};
 
 /// What one segment computes.
@@ -54,15 +54,6 @@ fn function_of(op: &Op) -> Option<Function> {
         Op::Activation(a) => Some(Function::Activation(*a)),
         _ => None,
     }
-}
-
-fn computed_inputs(graph: &Graph, node: usize) -> Vec<ValueId> {
-    graph.nodes[node]
-        .inputs
-        .iter()
-        .copied()
-        .filter(|&i| graph.constant(i).is_none())
-        .collect()
 }
 
 /// Readers of `id` still to come: consuming nodes, plus one if it is a
@@ -164,7 +155,7 @@ pub fn segments(graph: &Graph) -> Result<Vec<Segment>> {
         let affine =
             affine_input(graph, index).is_some() || matches!(node.op, Op::Pow { exponent: 1 });
         if affine && graph.has_single_use(expected) {
-            let map = AffineMap::probe(graph, &[index], graph.shape(input));
+            let map = AffineMap::probe(graph, &[index], input);
             push_linear(&mut out, map, input, node.output, &node.name);
             expected = node.output;
             index += 1;

@@ -12,7 +12,9 @@ use crate::onnx::context::NodeContext;
 use crate::onnx::ops::{parser, Parsed};
 use crate::onnx::proto::{data_type, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::onnx::tensor::tensor_from_proto;
+use crate::ops::Op;
 use crate::passes;
+use crate::tensor::Shape;
 
 /// Oldest default-domain operator set heman reads.
 pub const MIN_OPSET: i64 = 9;
@@ -209,30 +211,63 @@ impl Importer {
             .filter(|o| !o.is_empty())
             .ok_or_else(|| ctx.error("has no output"))?
             .clone();
-        if let Some(extra) = node
-            .output
-            .iter()
-            .skip(1)
-            .find(|o| !o.is_empty() && self.used.contains(*o))
-        {
-            return Err(ctx.error(format!(
-                "output '{extra}' is used, but only the first output is supported"
-            )));
-        }
         let parse = parser(&node.op_type).expect("checked by check_supported");
-        let (op, positions) = match parse(&ctx)? {
+        let outputs: Vec<(String, Op, Vec<usize>, String)> = match parse(&ctx)? {
             Parsed::Constant(tensor) => {
                 self.define(output_name, tensor.shape().to_vec(), Some(tensor));
                 return Ok(());
             }
-            Parsed::Op { op, inputs } => (op, inputs),
+            Parsed::Outputs(ops) => ops
+                .into_iter()
+                .zip(&node.output)
+                .enumerate()
+                .filter(|(_, (_, output))| !output.is_empty())
+                .map(|(k, (op, output))| (format!("{name}:{k}"), op, vec![0], output.clone()))
+                .collect(),
+            Parsed::Op { op, inputs } => {
+                if let Some(extra) = node
+                    .output
+                    .iter()
+                    .skip(1)
+                    .find(|o| !o.is_empty() && self.used.contains(*o))
+                {
+                    return Err(ctx.error(format!(
+                        "output '{extra}' is used, but only the first output is supported"
+                    )));
+                }
+                vec![(name, op, inputs, output_name)]
+            }
         };
-        let args: Vec<ValueId> = positions
-            .iter()
-            .map(|&p| ctx.input(p).map(|v| self.ids[&v.name]))
-            .collect::<Result<_>>()?;
-        let shapes: Vec<&[usize]> = args.iter().map(|&id| self.graph.shape(id)).collect();
-        let shape = op.output_shape(&shapes).map_err(|m| ctx.error(m))?;
+        // Inputs and shapes resolved while the node's context borrows the
+        // graph, nodes added after.
+        let resolved = outputs
+            .into_iter()
+            .map(|(name, op, positions, output)| {
+                let args: Vec<ValueId> = positions
+                    .iter()
+                    .map(|&p| ctx.input(p).map(|v| self.ids[&v.name]))
+                    .collect::<Result<_>>()?;
+                let shapes: Vec<&[usize]> = args.iter().map(|&id| self.graph.shape(id)).collect();
+                let shape = op.output_shape(&shapes).map_err(|m| ctx.error(m))?;
+                Ok((name, op, args, shape, output))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (name, op, args, shape, output) in resolved {
+            self.add_node(name, op, args, shape, output);
+        }
+        Ok(())
+    }
+
+    /// Adds the node computing `op` on `args` as `output_name` of `shape`,
+    /// folded into a constant when every input is one.
+    fn add_node(
+        &mut self,
+        name: String,
+        op: Op,
+        args: Vec<ValueId>,
+        shape: Shape,
+        output_name: String,
+    ) {
         let constants: Option<Vec<&crate::tensor::Tensor>> =
             args.iter().map(|&id| self.graph.constant(id)).collect();
         match constants {
@@ -250,7 +285,6 @@ impl Importer {
                 });
             }
         }
-        Ok(())
     }
 }
 

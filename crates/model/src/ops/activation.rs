@@ -29,6 +29,30 @@ pub enum Activation {
     },
     /// -1, 0 or 1 (ONNX `Sign`; 0 at 0).
     Sign,
+    /// `max(0, min(1, alpha * x + beta))` (MobileNetV3's gates).
+    HardSigmoid {
+        /// The slope.
+        alpha: f64,
+        /// The offset.
+        beta: f64,
+    },
+    /// `x * HardSigmoid(x)` with `alpha = 1/6`, `beta = 1/2` (MobileNetV3).
+    HardSwish,
+    /// `ln(1 + e^x)`.
+    Softplus,
+    /// The error function.
+    Erf,
+    /// `x * Phi(x)`, `Phi` the standard normal distribution function, or
+    /// its tanh approximation (ONNX `Gelu`, opset 20).
+    Gelu {
+        /// Whether the tanh approximation is asked for.
+        tanh: bool,
+    },
+    /// `x` where `x > 0`, else `alpha * (e^x - 1)`.
+    Elu {
+        /// The scale of the negative part.
+        alpha: f64,
+    },
 }
 
 impl Activation {
@@ -41,6 +65,12 @@ impl Activation {
             Activation::Tanh => "Tanh",
             Activation::Clip { .. } => "Clip",
             Activation::Sign => "Sign",
+            Activation::HardSigmoid { .. } => "HardSigmoid",
+            Activation::HardSwish => "HardSwish",
+            Activation::Softplus => "Softplus",
+            Activation::Erf => "Erf",
+            Activation::Gelu { .. } => "Gelu",
+            Activation::Elu { .. } => "Elu",
         }
     }
 
@@ -65,6 +95,23 @@ impl Activation {
                     -1.0
                 } else {
                     0.0
+                }
+            }
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            // max(x, 0) + ln(1 + e^-|x|): no overflow for large |x|.
+            Activation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Activation::Erf => libm::erf(x),
+            Activation::Gelu { tanh: false } => 0.5 * x * (1.0 + libm::erf(x / 2f64.sqrt())),
+            Activation::Gelu { tanh: true } => {
+                let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3));
+                0.5 * x * (1.0 + inner.tanh())
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod linalg;
 pub mod normalization;
 pub mod pad;
 pub mod pool;
+pub mod select;
 pub mod shape;
 pub mod window;
 
@@ -24,6 +25,7 @@ pub use linalg::Gemm;
 pub use normalization::BatchNormalization;
 pub use pad::{Pad, PadMode};
 pub use pool::{Pool, PoolKind};
+pub use select::{Reduce, Select};
 pub use shape::{Concat, Transpose};
 pub use window::{AutoPad, Window};
 
@@ -62,6 +64,11 @@ pub enum Op {
     Transpose(Transpose),
     /// `Concat`: inputs joined along one axis.
     Concat(Concat),
+    /// Every output element one input element: `Slice`, `Gather` with
+    /// constant indices, `Split`, `Expand`, nearest `Resize`/`Upsample`.
+    Select(Select),
+    /// `ReduceMean`, `ReduceSum`.
+    Reduce(Reduce),
     /// An element-wise nonlinearity (`Relu`, `Sigmoid`, `Clip`, ...).
     Activation(Activation),
     /// `Softmax` along an axis.
@@ -86,6 +93,8 @@ impl Op {
             Op::Reshape { .. } => "Reshape".into(),
             Op::Transpose(_) => "Transpose".into(),
             Op::Concat(_) => "Concat".into(),
+            Op::Select(s) => s.from.clone(),
+            Op::Reduce(r) => if r.mean { "ReduceMean" } else { "ReduceSum" }.into(),
             Op::Activation(a) => a.name().into(),
             Op::Softmax(_) => "Softmax".into(),
             Op::Identity => "Identity".into(),
@@ -108,6 +117,8 @@ impl Op {
             Op::Reshape { shape } => shape::reshape_shape(first, shape),
             Op::Transpose(t) => t.output_shape(first),
             Op::Concat(c) => c.output_shape(inputs),
+            Op::Select(s) => s.output_shape(first),
+            Op::Reduce(r) => r.output_shape(first),
         }
     }
 
@@ -131,6 +142,8 @@ impl Op {
             Op::Reshape { shape } => x.clone().reshaped(shape.clone()),
             Op::Transpose(t) => t.eval(x),
             Op::Concat(c) => c.eval(inputs),
+            Op::Select(s) => s.eval(x),
+            Op::Reduce(r) => r.eval(x),
             Op::Activation(a) => a.eval(x),
             Op::Softmax(s) => s.eval(x),
             Op::Identity => x.clone(),

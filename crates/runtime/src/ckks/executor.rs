@@ -25,20 +25,11 @@ use heman_ckks::{
     PolynomialEvaluator, PublicKey, RelinearizationKey,
 };
 use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
-use heman_compiler::ckks::{Plan, PlanStage};
+use heman_compiler::ckks::{Plan, StageOp};
 use rayon::prelude::*;
 use tracing::info;
 
 use crate::error::{Result, RuntimeError};
-
-/// What a stage computes, in reports and logs.
-pub fn stage_name(stage: &PlanStage) -> &'static str {
-    match stage {
-        PlanStage::Linear(_) => "linear",
-        PlanStage::Square => "square",
-        PlanStage::Activation { function, .. } => function.name(),
-    }
-}
 
 /// A diagonal encoded for one level and scale.
 pub struct CachedPlaintext {
@@ -60,28 +51,30 @@ impl<'p> PreparedPlan<'p> {
     /// `plan` under `params`, keeping up to `budget_bytes` of encoded
     /// diagonals (whole stages, in order).
     pub fn new(plan: &'p Plan, params: &CkksParameters, budget_bytes: usize) -> Self {
-        let mut level = params.max_level();
+        let depths = plan.value_depths();
         let mut left = budget_bytes;
         let cache = plan
             .stages
             .iter()
             .map(|stage| {
-                let slots = match stage {
-                    PlanStage::Linear(t) => {
-                        let diagonals: usize = t.blocks.iter().map(|b| b.diagonal_count()).sum();
-                        let bytes = diagonals * (level + 1) * params.n() * 8;
-                        if bytes <= left {
-                            left -= bytes;
-                            (0..diagonals).map(|_| OnceLock::new()).collect()
-                        } else {
-                            left = 0;
-                            Vec::new()
-                        }
-                    }
-                    _ => Vec::new(),
+                let StageOp::Linear(parts) = &stage.op else {
+                    return Vec::new();
                 };
-                level = level.saturating_sub(stage.depth());
-                slots
+                let start = stage.inputs.iter().map(|&v| depths[v]).max().unwrap_or(0);
+                let level = params.max_level().saturating_sub(start);
+                let diagonals: usize = parts
+                    .iter()
+                    .flat_map(|t| &t.blocks)
+                    .map(|b| b.diagonal_count())
+                    .sum();
+                let bytes = diagonals * (level + 1) * params.n() * 8;
+                if bytes <= left {
+                    left -= bytes;
+                    (0..diagonals).map(|_| OnceLock::new()).collect()
+                } else {
+                    left = 0;
+                    Vec::new()
+                }
             })
             .collect();
         Self { plan, cache }
@@ -190,13 +183,21 @@ impl<'a> Executor<'a> {
     pub(crate) fn run_unchecked(
         &self,
         prepared: &PreparedPlan<'_>,
-        mut cts: Vec<Ciphertext>,
+        cts: Vec<Ciphertext>,
         mut on_stage: impl FnMut(usize),
     ) -> Result<Vec<Ciphertext>> {
         let plan = prepared.plan;
         check_count(plan, cts.len())?;
+        plan.check_wiring().map_err(RuntimeError::Input)?;
+        let last_readers = plan.last_readers();
+        let mut values: Vec<Option<Vec<Ciphertext>>> = vec![Some(cts)];
         for (index, stage) in plan.stages.iter().enumerate() {
-            let level = cts[0].level();
+            let inputs: Vec<&[Ciphertext]> = stage
+                .inputs
+                .iter()
+                .map(|&v| values[v].as_deref().expect("read before its last reader"))
+                .collect();
+            let level = inputs.iter().map(|cts| cts[0].level()).min().unwrap_or(0);
             if level < stage.depth() {
                 return Err(RuntimeError::OutOfLevels {
                     stage: index,
@@ -205,43 +206,93 @@ impl<'a> Executor<'a> {
                 });
             }
             let start = std::time::Instant::now();
-            cts = match stage {
-                PlanStage::Linear(t) => self.linear(t, &cts, &prepared.cache[index])?,
-                PlanStage::Square => cts
-                    .par_iter()
-                    .map(|ct| {
-                        let sq = self.evaluator.square_relin(ct, self.relin)?;
-                        Ok(self.evaluator.rescale(&sq)?)
-                    })
-                    .collect::<Result<_>>()?,
-                PlanStage::Activation { polynomial, .. } => {
-                    let approximation =
-                        polynomial
-                            .approximation()
-                            .map_err(|e| RuntimeError::Unsupported {
-                                stage: index,
-                                message: e.to_string(),
-                            })?;
-                    let target = self.params.default_scale();
-                    cts.par_iter()
-                        .map(|ct| {
-                            Ok(self
-                                .polynomials
-                                .evaluate(ct, &approximation, self.relin, target)?)
-                        })
-                        .collect::<Result<_>>()?
-                }
-            };
+            let inputs = self.at_level(&inputs, level)?;
+            let output = self.stage(index, &stage.op, &inputs, &prepared.cache[index])?;
             info!(
                 stage = index,
-                kind = stage_name(stage),
-                level = cts[0].level(),
+                kind = stage.op.name(),
+                level = output[0].level(),
                 ms = start.elapsed().as_secs_f64() * 1e3,
                 "stage done"
             );
+            // Values no later stage reads are freed as soon as possible.
+            for &v in &stage.inputs {
+                if last_readers[v] == Some(index) {
+                    values[v] = None;
+                }
+            }
+            values.push(Some(output));
             on_stage(index);
         }
-        Ok(cts)
+        Ok(values.pop().flatten().expect("the output is kept"))
+    }
+
+    /// Every input brought down to `level` (a skip connection arrives with
+    /// levels to spare): dropping primes keeps the scale.
+    fn at_level<'c>(
+        &self,
+        inputs: &[&'c [Ciphertext]],
+        level: usize,
+    ) -> Result<Vec<Cow<'c, [Ciphertext]>>> {
+        inputs
+            .iter()
+            .map(|cts| {
+                if cts[0].level() == level {
+                    return Ok(Cow::Borrowed(*cts));
+                }
+                let dropped = cts
+                    .par_iter()
+                    .map(|ct| Ok(self.evaluator.drop_to_level(ct, level)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Cow::Owned(dropped))
+            })
+            .collect()
+    }
+
+    /// One stage's operation on its inputs (all at one level).
+    fn stage(
+        &self,
+        index: usize,
+        op: &StageOp,
+        inputs: &[Cow<'_, [Ciphertext]>],
+        cache: &[OnceLock<CachedPlaintext>],
+    ) -> Result<Vec<Ciphertext>> {
+        match op {
+            StageOp::Linear(parts) => self.linear(parts, inputs, cache),
+            StageOp::Square => inputs[0]
+                .par_iter()
+                .map(|ct| {
+                    let sq = self.evaluator.square_relin(ct, self.relin)?;
+                    Ok(self.evaluator.rescale(&sq)?)
+                })
+                .collect(),
+            StageOp::Product => inputs[0]
+                .par_iter()
+                .zip(inputs[1].par_iter())
+                .map(|(a, b)| {
+                    let product = self.evaluator.mul_relin(a, b, self.relin)?;
+                    Ok(self.evaluator.rescale(&product)?)
+                })
+                .collect(),
+            StageOp::Activation { polynomial, .. } => {
+                let approximation =
+                    polynomial
+                        .approximation()
+                        .map_err(|e| RuntimeError::Unsupported {
+                            stage: index,
+                            message: e.to_string(),
+                        })?;
+                let target = self.params.default_scale();
+                inputs[0]
+                    .par_iter()
+                    .map(|ct| {
+                        Ok(self
+                            .polynomials
+                            .evaluate(ct, &approximation, self.relin, target)?)
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// `x + sum_s rot(x, s)` for each round in turn (a pool's window sums;
@@ -258,15 +309,49 @@ impl<'a> Executor<'a> {
         Ok(x)
     }
 
-    /// One linear stage: window sums, hoisted baby-step rotations, the
-    /// diagonal inner products of every giant step, their Horner sums, then
-    /// rescale, output window sums and bias.
+    /// One linear stage: each part's products (window sums, hoisted
+    /// baby-step rotations, the diagonal inner products of every giant step,
+    /// their Horner sums), summed over the parts, then one rescale, the
+    /// output window sums and the bias. Every part's diagonals are encoded
+    /// at the scale that brings its input to the same product scale
+    /// (`q_l * target`), so that the parts add up whatever scale each input
+    /// arrived at.
     fn linear(
+        &self,
+        parts: &[LinearTransform],
+        inputs: &[Cow<'_, [Ciphertext]>],
+        cache: &[OnceLock<CachedPlaintext>],
+    ) -> Result<Vec<Ciphertext>> {
+        let mut sums: Vec<Option<Ciphertext>> = vec![None; parts[0].output_ciphertexts];
+        let mut first_diagonal = 0;
+        for (t, input) in parts.iter().zip(inputs) {
+            let count: usize = t.blocks.iter().map(|b| b.diagonal_count()).sum();
+            let part_cache = cache
+                .get(first_diagonal..first_diagonal + count)
+                .unwrap_or(&[]);
+            first_diagonal += count;
+            for (sum, part) in sums.iter_mut().zip(self.products(t, input, part_cache)?) {
+                *sum = match (sum.take(), part) {
+                    (Some(a), Some(b)) => Some(self.evaluator.add(&a, &b)?),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        let first = &parts[0];
+        sums.into_par_iter()
+            .zip(&first.bias)
+            .map(|(sum, bias)| self.finish_output(first, sum, bias))
+            .collect()
+    }
+
+    /// One part's diagonal products per output ciphertext, before the
+    /// rescale.
+    fn products(
         &self,
         t: &LinearTransform,
         input: &[Ciphertext],
         cache: &[OnceLock<CachedPlaintext>],
-    ) -> Result<Vec<Ciphertext>> {
+    ) -> Result<Vec<Option<Ciphertext>>> {
         let summed: Vec<Ciphertext>;
         let input = if t.window_sums.is_empty() {
             input
@@ -284,11 +369,7 @@ impl<'a> Executor<'a> {
         let pt_scale =
             self.params.q()[level] as f64 * self.params.default_scale() / input[0].scale();
         let inners = self.inner_products(t, &rotated, cache, level, pt_scale)?;
-        let sums = self.giant_step_sums(t, inners)?;
-        sums.into_par_iter()
-            .zip(&t.bias)
-            .map(|(sum, bias)| self.finish_output(t, sum, bias))
-            .collect()
+        self.giant_step_sums(t, inners)
     }
 
     /// One hoisted set of baby-step rotations per input ciphertext.

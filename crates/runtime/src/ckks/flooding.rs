@@ -31,6 +31,11 @@ pub struct OutputNoise {
     pub max_coefficient: f64,
     /// The output ciphertexts' scale.
     pub scale: f64,
+    /// The largest error of a decrypted output element (the slots the output
+    /// layout reads), in output units. Noise the computation concentrates in
+    /// the few slots a small output uses is diluted over all slots in the
+    /// coefficient measure; this is what the data owner reads.
+    pub max_slot_error: f64,
 }
 
 /// The largest coefficient-domain noise of the plan's output ciphertexts on
@@ -57,6 +62,7 @@ pub fn measure_output_noise(
     let mut worst = OutputNoise {
         max_coefficient: 0.0,
         scale: params.default_scale(),
+        max_slot_error: 0.0,
     };
     for input in inputs {
         let cts = encrypt_tensor(
@@ -67,10 +73,20 @@ pub fn measure_output_noise(
         )?;
         let out = executor.run_unchecked(&prepared, cts, |_| {})?;
         let expected = simulate_slots(plan, input);
+        let mut decoded = Vec::with_capacity(out.len());
         for (ct, want) in out.iter().zip(&expected) {
-            let noise = encoder.coefficient_noise(&decryptor.decrypt(ct)?, want);
+            let pt = decryptor.decrypt(ct)?;
+            let noise = encoder.coefficient_noise(&pt, want);
             worst.max_coefficient = worst.max_coefficient.max(noise);
             worst.scale = ct.scale();
+            decoded.push(encoder.decode(&pt));
+        }
+        let (got, want) = (
+            plan.output_layout.unpack(&decoded),
+            plan.output_layout.unpack(&expected),
+        );
+        for (a, b) in got.iter().zip(&want) {
+            worst.max_slot_error = worst.max_slot_error.max((a - b).abs());
         }
     }
     Ok(worst)

@@ -6,5 +6,5 @@ pub mod executor;
 pub mod flooding;
 
 pub use client::{decrypt_tensor, encrypt_tensor, InputKey};
-pub use executor::{stage_name, Executor, PreparedPlan};
+pub use executor::{Executor, PreparedPlan};
 pub use flooding::{measure_output_noise, OutputNoise};

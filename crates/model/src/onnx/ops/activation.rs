@@ -50,6 +50,47 @@ pub fn clip(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     activation(ctx, Activation::Clip { min, max }, known)
 }
 
+pub fn hard_sigmoid(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    let alpha = ctx.float("alpha", 0.2)?;
+    let beta = ctx.float("beta", 0.5)?;
+    activation(
+        ctx,
+        Activation::HardSigmoid { alpha, beta },
+        &["alpha", "beta"],
+    )
+}
+
+pub fn hard_swish(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    activation(ctx, Activation::HardSwish, &[])
+}
+
+pub fn softplus(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    activation(ctx, Activation::Softplus, &[])
+}
+
+pub fn erf(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    activation(ctx, Activation::Erf, &[])
+}
+
+/// `Gelu` (opset 20): `approximate` is "none" or "tanh".
+pub fn gelu(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    let tanh = match ctx.string("approximate", "none")?.as_str() {
+        "none" => false,
+        "tanh" => true,
+        other => {
+            return Err(ctx.error(format!(
+                "approximate = '{other}' (expected 'none' or 'tanh')"
+            )))
+        }
+    };
+    activation(ctx, Activation::Gelu { tanh }, &["approximate"])
+}
+
+pub fn elu(ctx: &NodeContext) -> Result<Parsed, ModelError> {
+    let alpha = ctx.float("alpha", 1.0)?;
+    activation(ctx, Activation::Elu { alpha }, &["alpha"])
+}
+
 pub fn softmax(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     ctx.allow_attributes(&["axis"])?;
     let legacy = ctx.opset < 13;

@@ -9,6 +9,7 @@ mod elementwise;
 mod linalg;
 mod normalization;
 mod pad;
+mod select;
 mod shape;
 
 use crate::error::ModelError;
@@ -21,6 +22,9 @@ pub enum Parsed {
     Op { op: Op, inputs: Vec<usize> },
     /// The node is a constant (`Constant`).
     Constant(Tensor),
+    /// One operator per node output, each reading the node's first input
+    /// (`Split`).
+    Outputs(Vec<Op>),
 }
 
 impl Parsed {
@@ -66,7 +70,21 @@ const REGISTRY: &[(&str, Parser)] = &[
     ("Tanh", activation::tanh),
     ("Sign", activation::sign),
     ("Clip", activation::clip),
+    ("HardSigmoid", activation::hard_sigmoid),
+    ("HardSwish", activation::hard_swish),
+    ("Softplus", activation::softplus),
+    ("Erf", activation::erf),
+    ("Gelu", activation::gelu),
+    ("Elu", activation::elu),
     ("Softmax", activation::softmax),
+    ("Slice", select::slice),
+    ("Gather", select::gather),
+    ("Split", select::split),
+    ("Expand", select::expand),
+    ("Resize", select::resize),
+    ("Upsample", select::resize),
+    ("ReduceMean", select::reduce_mean),
+    ("ReduceSum", select::reduce_sum),
 ];
 
 pub(crate) fn parser(op_type: &str) -> Option<Parser> {

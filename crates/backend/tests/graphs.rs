@@ -1,0 +1,147 @@
+//! The branching models of `tests/graphs` (residual blocks, an inverted
+//! residual, a fire module, SiLU with squeeze-and-excitation, a value read
+//! three times) through the seam as the CLI runs them: compiled with the
+//! model owner's dry runs, keys made, inputs encrypted, inferred, decrypted,
+//! and compared with onnxruntime's outputs.
+//!
+//! By default each model runs its first [`DEFAULT_INPUTS`] test inputs
+//! (CI's budget); `HEMAN_GRAPH_INPUTS=100` runs all of them and prints the
+//! table the README quotes, `HEMAN_GRAPH_MODELS=a,b` only the models named.
+
+use std::path::Path;
+use std::time::Instant;
+
+use heman_backend::registry;
+use heman_backend::Silent;
+use heman_backend::{CompileOptions, ModelSource, ServingOptions};
+use heman_model::io::dataset::{load_arrays, LabelledSet};
+use heman_model::Tensor;
+use heman_testkit::repo_root;
+
+/// Test inputs each model runs encrypted unless `HEMAN_GRAPH_INPUTS` says.
+const DEFAULT_INPUTS: usize = 2;
+
+/// What one model measured.
+struct Measured {
+    inputs: usize,
+    same_class: usize,
+    /// Largest error against onnxruntime, relative to max(1, max |y|): the
+    /// approximated activations' deviation plus the encryption's (stated,
+    /// not bounded: polynomial ReLUs deviate by up to tens of percent where
+    /// calibration saw few values).
+    max_relative_error: f64,
+    /// Largest error against the compiled model run in cleartext (the same
+    /// polynomials), relative to the largest calibrated |output|: the
+    /// encryption's alone.
+    max_encryption_error: f64,
+    median_seconds: f64,
+    parameters: String,
+}
+
+/// Largest encryption error allowed, relative to the largest calibrated
+/// |output|: the parameters are chosen for an expected error per output of
+/// 2^-8 of it after flooding; the largest of a thousand outputs is within
+/// four times that.
+const ENCRYPTION_TOLERANCE: f64 = 1.0 / 64.0;
+
+fn run(name: &str, backend: &str, count: usize) -> Measured {
+    let dir = repo_root().join("tests/graphs");
+    let source = ModelSource::load(
+        &dir.join(format!("{name}.onnx")),
+        &dir.join(format!("{name}.calibration.npz")),
+        &Silent,
+    )
+    .unwrap();
+    let backend = registry::by_name(backend).unwrap();
+    let compilation = backend
+        .compile(&source, &CompileOptions::default(), &Silent)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let output_max = source
+        .range_of(source.graph.outputs[0])
+        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let origin = Path::new(name);
+    let owner = backend
+        .load_model(&compilation.model, origin, ServingOptions::default())
+        .unwrap();
+    let keys = backend
+        .keygen(compilation.keyparams.as_bytes(), origin, &Silent)
+        .unwrap();
+    let data_owner = backend
+        .data_owner(compilation.keyparams.as_bytes(), &keys.secret, origin)
+        .unwrap();
+    let evaluation = owner.parse_keys(&keys.evaluation, origin).unwrap();
+    let test = LabelledSet::load(&dir.join(format!("{name}.test")), Some(count)).unwrap();
+    let expected = load_arrays(&dir.join(format!("{name}.expected.npz"))).unwrap();
+    let mut measured = Measured {
+        inputs: 0,
+        same_class: 0,
+        max_relative_error: 0.0,
+        max_encryption_error: 0.0,
+        median_seconds: 0.0,
+        parameters: compilation.report.summary.clone(),
+    };
+    let mut seconds = Vec::new();
+    for (k, sample) in test.inputs.iter().enumerate() {
+        let ciphertext = data_owner.encrypt(&sample.tensor, &sample.name).unwrap();
+        let start = Instant::now();
+        let inference = owner
+            .infer(&evaluation, &ciphertext, origin, &mut |_| {})
+            .unwrap();
+        seconds.push(start.elapsed().as_secs_f64());
+        let y = data_owner.decrypt(&inference.output, origin).unwrap();
+        let want: &Tensor = &expected[k].tensor;
+        let simulated = owner.simulate(&sample.tensor, None).unwrap();
+        let error = heman_testkit::relative_error(&y, want);
+        let encryption = heman_testkit::max_abs_error(&y, &simulated) / output_max;
+        measured.inputs += 1;
+        measured.same_class += test.is_correct(k, &y) as usize;
+        measured.max_relative_error = measured.max_relative_error.max(error);
+        measured.max_encryption_error = measured.max_encryption_error.max(encryption);
+    }
+    seconds.sort_by(f64::total_cmp);
+    measured.median_seconds = seconds[seconds.len() / 2];
+    measured
+}
+
+#[test]
+fn branching_graphs_run_encrypted_on_ckks() {
+    let count = std::env::var("HEMAN_GRAPH_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_INPUTS);
+    let only = std::env::var("HEMAN_GRAPH_MODELS").ok();
+    let mut failures = Vec::new();
+    println!("| model | backend | parameters | same class as onnxruntime | max error vs onnxruntime | max error vs cleartext plan | median latency |");
+    for name in [
+        "resnet_basic_blocks",
+        "mobilenetv2_inverted_residual",
+        "squeezenet_fire",
+        "efficientnet_silu_se",
+        "three_consumers",
+    ] {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|n| n == name))
+        {
+            continue;
+        }
+        let m = run(name, "ckks", count);
+        println!(
+            "| {name} | ckks | {} | {}/{} | {:.2e} | {:.2e} | {:.2} s |",
+            m.parameters,
+            m.same_class,
+            m.inputs,
+            m.max_relative_error,
+            m.max_encryption_error,
+            m.median_seconds
+        );
+        // At least 99% of the classes onnxruntime picks (all of them on
+        // CI's few inputs).
+        if (m.same_class as f64) < 0.99 * m.inputs as f64
+            || m.max_encryption_error > ENCRYPTION_TOLERANCE
+        {
+            failures.push(name);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
