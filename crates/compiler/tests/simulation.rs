@@ -2,7 +2,9 @@
 //! diagonals, baby-step giant-step and rotate-and-sum are all exercised
 //! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
 
-use heman_compiler::ckks::approximation::{approximate, run_approximated, StageMaps};
+use heman_compiler::ckks::approximation::{
+    approximate, run_approximated, ActivationInputs, StageMaps,
+};
 use heman_compiler::ckks::lower_stages;
 use heman_compiler::ckks::simulate::simulate;
 use heman_compiler::graph::{front_end, StageKind};
@@ -37,7 +39,14 @@ fn check(
         .iter()
         .filter(|s| matches!(s.kind, StageKind::Activation(_)))
         .count();
-    let approx = approximate(&core, &stage_maps, &ranges, &vec![31; activations]).unwrap();
+    let approx = approximate(
+        &core,
+        &stage_maps,
+        &ranges,
+        &vec![31; activations],
+        &ActivationInputs::default(),
+    )
+    .unwrap();
     let plan = lower_stages(&core, &stage_maps, &approx, slots, postprocess).unwrap();
     let linear: Vec<_> = plan.transforms().map(|l| l.to_string()).collect();
     println!(

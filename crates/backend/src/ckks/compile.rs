@@ -76,55 +76,15 @@ pub fn compile(
     let target = flooding_target(options)?;
     let security = SecurityLevel::from_bits(options.security.unwrap_or(128))
         .map_err(|e| BackendError::Compile(format!("--security: {e}")))?;
-    let (graph, calibration) = (&source.graph, &source.calibration);
+    let graph = &source.graph;
     let output_max = source
         .range_of(graph.outputs[0])
         .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
-    let inputs = dry_run_inputs(graph, &calibration.samples, NOISE_SAMPLES)?;
     let options = compiler::Options {
         security,
         ..compiler::Options::default()
     };
-    let lower = |options: compiler::Options| {
-        let start = Instant::now();
-        let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options)
-            .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
-        info!(
-            seconds = start.elapsed().as_secs_f64(),
-            log_n = compiled.choice.log_n,
-            "compiled"
-        );
-        Ok::<_, BackendError>(compiled)
-    };
-    let measure = |compiled: &mut compiler::Compiled| {
-        choose_parameters(compiled, &inputs, output_max, target, progress)
-            .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))
-    };
-    let mut compiled = lower(options)?;
-    let mut check = measure(&mut compiled)?;
-    // The smallest ring that holds the depth may do so only at scales too
-    // small for the plan's noise: a larger ring's modulus buys scale, at the
-    // cost of speed and keys, taken while it makes the outputs more precise.
-    while !check.choice.meets && compiled.choice.log_n < 16 {
-        let larger = compiler::Options {
-            min_log_n: compiled.choice.log_n + 1,
-            ..options
-        };
-        let Ok(mut next) = lower(larger) else {
-            break;
-        };
-        let next_check = measure(&mut next)?;
-        info!(
-            log_n = next.choice.log_n,
-            slot_error = next_check.slot_error(),
-            previous = check.slot_error(),
-            "a larger ring measured"
-        );
-        if !(next_check.choice.meets || next_check.slot_error() < check.slot_error()) {
-            break;
-        }
-        (compiled, check) = (next, next_check);
-    }
+    let (compiled, check) = compile_in_ring(source, options, output_max, target, progress)?;
     let spec = |id, shape: &[usize], layout: &SlotLayout| TensorSpec {
         calibrated_range: source.range_of(id),
         name: graph.value(id).name.clone(),
@@ -164,6 +124,61 @@ pub fn compile(
         compiled,
         check,
     })
+}
+
+/// The graph compiled in the smallest ring that holds its depth, its
+/// parameters chosen there by dry runs ([`choose_parameters`]). That ring
+/// may hold the depth only at scales too small for the plan's noise: a
+/// larger ring's modulus buys scale, at the cost of speed and keys, and is
+/// taken while it makes the outputs more precise, until one keeps the
+/// precision.
+fn compile_in_ring(
+    source: &ModelSource,
+    options: compiler::Options,
+    output_max: f64,
+    target: FloodingTarget,
+    progress: &dyn Progress,
+) -> Result<(compiler::Compiled, ParameterCheck)> {
+    let (graph, calibration) = (&source.graph, &source.calibration);
+    let inputs = dry_run_inputs(graph, &calibration.samples, NOISE_SAMPLES)?;
+    let lower = |options: compiler::Options| {
+        let start = Instant::now();
+        let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options)
+            .map_err(|e| BackendError::Compile(format!("compiling {}: {e}", source.name)))?;
+        info!(
+            seconds = start.elapsed().as_secs_f64(),
+            log_n = compiled.choice.log_n,
+            "compiled"
+        );
+        Ok::<_, BackendError>(compiled)
+    };
+    let measure = |compiled: &mut compiler::Compiled| {
+        choose_parameters(compiled, &inputs, output_max, target, progress)
+            .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))
+    };
+    let mut compiled = lower(options)?;
+    let mut check = measure(&mut compiled)?;
+    while !check.choice.meets && compiled.choice.log_n < 16 {
+        let larger = compiler::Options {
+            min_log_n: compiled.choice.log_n + 1,
+            ..options
+        };
+        let Ok(mut next) = lower(larger) else {
+            break;
+        };
+        let next_check = measure(&mut next)?;
+        info!(
+            log_n = next.choice.log_n,
+            slot_error = next_check.slot_error(),
+            previous = check.slot_error(),
+            "a larger ring measured"
+        );
+        if !(next_check.choice.meets || next_check.slot_error() < check.slot_error()) {
+            break;
+        }
+        (compiled, check) = (next, next_check);
+    }
+    Ok((compiled, check))
 }
 
 /// The `count` calibration inputs the dry runs measure: those at the edge

@@ -8,10 +8,13 @@
 
 use heman_ckks::ChebyshevApproximation;
 use heman_model::ops::Activation;
-use heman_model::{CalibrationRanges, Graph, Tensor};
+use std::collections::HashMap;
+
+use heman_model::{CalibrationRanges, Graph, Tensor, ValueId};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::fit;
 use crate::error::{CompileError, Result};
 use crate::graph::linear_map::AffineMap;
 use crate::graph::stages::{Stage, StageKind};
@@ -114,13 +117,51 @@ pub struct Approximated {
     pub intervals: Vec<Option<(f64, f64)>>,
 }
 
-/// Replaces the activations by Chebyshev interpolants of `degrees` (one
-/// per activation stage, in order) on their calibrated intervals.
+/// The inputs each activation stage saw on calibration samples (the exact
+/// model's values, thinned to [`fit::MAX_POINTS`]), which its polynomial is
+/// fitted to.
+#[derive(Debug, Clone, Default)]
+pub struct ActivationInputs {
+    /// Per activation stage index, its observed input elements.
+    pub values: HashMap<usize, Vec<f64>>,
+}
+
+impl ActivationInputs {
+    /// The activation stages' inputs over `inputs` (model inputs).
+    pub fn observe(graph: &Graph, stage_maps: &StageMaps, inputs: &[&Tensor]) -> Result<Self> {
+        let watched: HashMap<ValueId, usize> = stage_maps
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.kind, StageKind::Activation(_)))
+            .map(|(index, s)| (s.inputs[0], index))
+            .collect();
+        let mut values: HashMap<usize, Vec<f64>> = HashMap::new();
+        for x in inputs {
+            graph.run_observed(std::slice::from_ref(*x), |id, t| {
+                if let Some(&stage) = watched.get(&id) {
+                    values.entry(stage).or_default().extend_from_slice(t.data());
+                }
+            })?;
+        }
+        for v in values.values_mut() {
+            let stride = v.len().div_ceil(fit::MAX_POINTS).max(1);
+            *v = v.iter().step_by(stride).copied().collect();
+        }
+        Ok(Self { values })
+    }
+}
+
+/// Replaces the activations by polynomials of `degrees` (one per
+/// activation stage, in order) on their calibrated intervals: fitted to the
+/// inputs `observed` saw ([`fit::fit`]), or interpolated at Chebyshev nodes
+/// where it saw none.
 pub fn approximate(
     graph: &Graph,
     stage_maps: &StageMaps,
     ranges: &CalibrationRanges,
     degrees: &[usize],
+    observed: &ActivationInputs,
 ) -> Result<Approximated> {
     let mut maps = stage_maps.maps.clone();
     let mut polynomials = vec![None; stage_maps.stages.len()];
@@ -135,9 +176,18 @@ pub fn approximate(
             .ok_or_else(|| CompileError::Graph("a degree per activation".into()))?;
         let (a, b) = interval(graph, stage, ranges)?;
         intervals[index] = Some((a, b));
-        let fit = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64| {
-            ChebyshevApproximation::interpolate(f, lo, hi, degree)
-                .map_err(|e| CompileError::Graph(format!("approximating '{}': {e}", stage.name)))
+        let points = observed.values.get(&index).map_or(&[][..], Vec::as_slice);
+        let fit = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64, points: &[f64]| {
+            let fitted = (!points.is_empty())
+                .then(|| fit::fit(f, (lo, hi), degree, points))
+                .flatten();
+            match fitted {
+                Some(coefficients) => {
+                    ChebyshevApproximation::from_coefficients(coefficients, lo, hi)
+                }
+                None => ChebyshevApproximation::interpolate(f, lo, hi, degree),
+            }
+            .map_err(|e| CompileError::Graph(format!("approximating '{}': {e}", stage.name)))
         };
         let approximation = match stage_maps.folding_producer(index) {
             Some(producer) => {
@@ -147,9 +197,10 @@ pub fn approximate(
                 for (k, map) in maps[producer].iter_mut().enumerate() {
                     *map = map.scaled(alpha, if k == 0 { beta } else { 0.0 });
                 }
-                fit(&|t| function.apply((t - beta) / alpha), -1.0, 1.0)?
+                let moved: Vec<f64> = points.iter().map(|x| alpha * x + beta).collect();
+                fit(&|t| function.apply((t - beta) / alpha), -1.0, 1.0, &moved)?
             }
-            None => fit(&|x| function.apply(x), a, b)?,
+            None => fit(&|x| function.apply(x), a, b, points)?,
         };
         let (lo, hi) = approximation.interval();
         polynomials[index] = Some(Polynomial {
@@ -243,7 +294,9 @@ pub fn agreement(
 
 /// Per-activation degrees: start every activation at the largest degree,
 /// then lower each in turn while the approximated model keeps the argmax of
-/// the exact one on at least `min_agreement` of the samples.
+/// the exact one on at least `min_agreement` of the samples. Polynomials
+/// are interpolated, or fitted to the calibration inputs where that agrees
+/// better and interpolation falls short.
 pub fn choose_degrees(
     graph: &Graph,
     stage_maps: &StageMaps,
@@ -257,15 +310,33 @@ pub fn choose_degrees(
         .filter(|s| matches!(s.kind, StageKind::Activation(_)))
         .count();
     let mut degrees = vec![*DEGREES.last().expect("non-empty"); count];
-    let mut best = approximate(graph, stage_maps, ranges, &degrees)?;
+    // Interpolation first: it keeps the error even over the whole interval,
+    // so the degrees it needs on the calibration set hold beyond it. A fit
+    // to the observed inputs is taken only where interpolation at the
+    // largest degree misses the agreement and the fit does better (the fit
+    // reaches the calibration agreement at lower degrees that generalise
+    // less: cryptonets' first ReLU fell to degree 3 and 97.2% simulated
+    // accuracy on 1000 images, against 97.6% interpolated).
+    let interpolated = ActivationInputs::default();
+    let mut best = approximate(graph, stage_maps, ranges, &degrees, &interpolated)?;
     let mut best_agreement = agreement(stage_maps, &best, exact);
+    let mut observed = interpolated;
+    if best_agreement.fraction() < min_agreement {
+        let inputs: Vec<&Tensor> = exact.iter().map(|(x, _)| x).collect();
+        let fitted_inputs = ActivationInputs::observe(graph, stage_maps, &inputs)?;
+        let fitted = approximate(graph, stage_maps, ranges, &degrees, &fitted_inputs)?;
+        let fitted_agreement = agreement(stage_maps, &fitted, exact);
+        if fitted_agreement.same_argmax > best_agreement.same_argmax {
+            (best, best_agreement, observed) = (fitted, fitted_agreement, fitted_inputs);
+        }
+    }
     for index in 0..count {
         // The smallest degree that keeps the agreement wins.
         let current = degrees[index];
         for &degree in DEGREES.iter().filter(|&&d| d < current) {
             let mut trial = degrees.clone();
             trial[index] = degree;
-            let approx = approximate(graph, stage_maps, ranges, &trial)?;
+            let approx = approximate(graph, stage_maps, ranges, &trial, &observed)?;
             let agree = agreement(stage_maps, &approx, exact);
             if agree.fraction() >= min_agreement.min(best_agreement.fraction()) {
                 degrees = trial;

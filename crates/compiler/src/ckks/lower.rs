@@ -6,7 +6,7 @@ use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
-use super::approximation::{approximate, Approximated, StageMaps};
+use super::approximation::{approximate, ActivationInputs, Approximated, StageMaps};
 use super::layout::SlotLayout;
 use super::linear::{lower_parts, Part};
 use super::plan::{Plan, PlanStage, StageOp};
@@ -42,6 +42,7 @@ pub fn compile_at_degree(
         &stage_maps,
         ranges.unwrap_or(&empty),
         &vec![DEFAULT_DEGREE; activations],
+        &ActivationInputs::default(),
     )?;
     lower_stages(&core, &stage_maps, &approx, slots, postprocess)
 }

@@ -5,6 +5,7 @@
 
 pub mod approximation;
 pub mod compile;
+pub mod fit;
 pub mod flooding;
 pub mod layout;
 pub mod linear;

@@ -273,6 +273,25 @@ pub fn resize(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     if transform == "tf_crop_and_resize" {
         return Err(ctx.error("coordinate_transformation_mode 'tf_crop_and_resize'"));
     }
+    let (scales, shape) = resize_scales(ctx, &x, upsample)?;
+    select(
+        ctx,
+        Select::new(&ctx.node.op_type, &x, shape.clone(), |o| {
+            (0..x.len())
+                .map(|a| nearest(o[a], scales[a], (x[a], shape[a]), &transform, &rounding))
+                .collect()
+        }),
+    )
+}
+
+/// The scale and output extent of every axis of a resize of `x`: from
+/// constant scales (an attribute of Upsample-7, input 1 of Upsample-9 and
+/// Resize-10, input 2 from Resize-11 on) or sizes (input 3).
+fn resize_scales(
+    ctx: &NodeContext,
+    x: &[usize],
+    upsample: bool,
+) -> Result<(Vec<f64>, Vec<usize>), ModelError> {
     // Scales: an attribute (Upsample-7), input 1 (Upsample-9, Resize-10),
     // input 2 (Resize-11 on); or sizes, input 3.
     let scales_given: Option<Vec<f64>> = if upsample && ctx.opset < 9 {
@@ -289,14 +308,14 @@ pub fn resize(ctx: &NodeContext) -> Result<Parsed, ModelError> {
     } else {
         ctx.constant_ints(3, "the sizes")?
     };
-    let (scales, shape): (Vec<f64>, Vec<usize>) = match (scales_given, sizes) {
+    match (scales_given, sizes) {
         (Some(scales), _) if scales.len() == x.len() && scales.iter().all(|&s| s > 0.0) => {
             let shape = x
                 .iter()
                 .zip(&scales)
                 .map(|(&n, &s)| (n as f64 * s).floor() as usize)
                 .collect();
-            (scales, shape)
+            Ok((scales, shape))
         }
         (None, Some(sizes)) if sizes.len() == x.len() && sizes.iter().all(|&s| s > 0) => {
             let shape: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
@@ -305,22 +324,12 @@ pub fn resize(ctx: &NodeContext) -> Result<Parsed, ModelError> {
                 .zip(&shape)
                 .map(|(&n, &m)| m as f64 / n as f64)
                 .collect();
-            (scales, shape)
+            Ok((scales, shape))
         }
-        _ => {
-            return Err(ctx.error(format!(
-                "needs constant positive scales or sizes, one per axis of {x:?}"
-            )))
-        }
-    };
-    select(
-        ctx,
-        Select::new(&ctx.node.op_type, &x, shape.clone(), |o| {
-            (0..x.len())
-                .map(|a| nearest(o[a], scales[a], (x[a], shape[a]), &transform, &rounding))
-                .collect()
-        }),
-    )
+        _ => Err(ctx.error(format!(
+            "needs constant positive scales or sizes, one per axis of {x:?}"
+        ))),
+    }
 }
 
 fn reduce(ctx: &NodeContext, mean: bool) -> Result<Parsed, ModelError> {
