@@ -77,17 +77,9 @@ fn products_multiply_operands_laid_out_alike() {
     )
     .unwrap();
     let plan = compile_at_degree(&graph, 4096, Some(&ranges)).unwrap();
-    let mut layouts = vec![plan.input_layout.clone()];
-    for stage in &plan.stages {
-        let layout = match &stage.op {
-            StageOp::Linear(parts) => parts[0].output_layout.clone(),
-            StageOp::Product => {
-                assert_eq!(layouts[stage.inputs[0]], layouts[stage.inputs[1]]);
-                layouts[stage.inputs[0]].clone()
-            }
-            _ => layouts[stage.inputs[0]].clone(),
-        };
-        layouts.push(layout);
+    let layouts = plan.value_layouts();
+    for stage in plan.stages.iter().filter(|s| s.op == StageOp::Product) {
+        assert_eq!(layouts[stage.inputs[0]], layouts[stage.inputs[1]]);
     }
     plan.check_wiring().unwrap();
 }

@@ -53,7 +53,7 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
     let mut lines = keyparams(&model.keyparams);
     let plan = &model.plan;
     let depths = plan.value_depths();
-    let mut layouts = vec![&plan.input_layout];
+    let layouts = plan.value_layouts();
     for (index, stage) in plan.stages.iter().enumerate() {
         let reads: Vec<String> = stage
             .inputs
@@ -82,18 +82,13 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
                 interval.1,
             ),
         };
-        let layout = match &stage.op {
-            StageOp::Linear(parts) => &parts[0].output_layout,
-            _ => layouts[stage.inputs[0]],
-        };
-        layouts.push(layout);
         let start = stage.inputs.iter().map(|&v| depths[v]).max().unwrap_or(0);
         lines.push(format!(
             "  stage {index} '{}' <- {}: {what}; levels {start} -> {}; output in {}",
             stage.name,
             reads.join(", "),
             depths[index + 1],
-            describe_layout(layout),
+            describe_layout(layouts[index + 1]),
         ));
     }
     lines

@@ -119,6 +119,21 @@ impl Plan {
         )
     }
 
+    /// Where each value lies (0 the input, `k + 1` stage `k`'s output): a
+    /// linear stage's output layout, else its first input's (elementwise
+    /// stages and products keep their operands' layout).
+    pub fn value_layouts(&self) -> Vec<&SlotLayout> {
+        let mut layouts = vec![&self.input_layout];
+        for stage in &self.stages {
+            let layout = match &stage.op {
+                StageOp::Linear(parts) => &parts[0].output_layout,
+                _ => layouts[stage.inputs[0]],
+            };
+            layouts.push(layout);
+        }
+        layouts
+    }
+
     /// Levels the whole plan consumes: the depth of its output.
     pub fn depth(&self) -> usize {
         self.value_depths().last().copied().unwrap_or(0)
