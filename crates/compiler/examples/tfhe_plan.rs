@@ -1,8 +1,9 @@
 //! Compiles a model for TFHE and prints the chosen bit widths, budget and
 //! fidelity: `cargo run --release -p heman-compiler --example tfhe_plan --
-//! model.onnx calibration [2_2|3_3] [exact]`.
+//! model.onnx calibration [2_2|3_3] [exact] [input,activation,window,output[,intermediate]|search]
+//! [worst]` (`worst`: worst-case accumulator windows).
 
-use heman_compiler::tfhe::{compile, Options};
+use heman_compiler::tfhe::{compile, Accumulators, Options};
 use heman_model::io::dataset::load_arrays;
 use heman_model::{load_onnx, CalibrationRanges};
 use heman_tfhe::Preset;
@@ -15,7 +16,7 @@ fn main() {
     let options = Options {
         preset: Preset::from_name(args.get(3).map_or("2_2", String::as_str)).expect("preset"),
         exact: args.get(4).is_some_and(|a| a == "exact"),
-        bits: args.get(5).map(|b| {
+        bits: args.get(5).filter(|b| b.as_str() != "search").map(|b| {
             let v: Vec<u32> = b.split(',').map(|x| x.parse().expect("bits")).collect();
             heman_compiler::tfhe::Bits {
                 input: v[0],
@@ -26,6 +27,11 @@ fn main() {
                 weights: None,
             }
         }),
+        accumulators: if args.get(6).is_some_and(|a| a == "worst") {
+            Accumulators::WorstCase
+        } else {
+            Accumulators::Calibrated
+        },
         ..Options::default()
     };
     let start = std::time::Instant::now();

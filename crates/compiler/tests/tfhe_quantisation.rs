@@ -1,7 +1,7 @@
 //! The TFHE target in plaintext: the quantised model against the float one,
 //! budgets, and the errors a model owner can meet.
 
-use heman_compiler::tfhe::{compile, Bits, Options};
+use heman_compiler::tfhe::{compile, Accumulators, Bits, Options};
 use heman_compiler::CompileError;
 use heman_model::io::dataset::{load_arrays, LabelledSet, Sample};
 use heman_model::io::npy::read_npy;
@@ -126,26 +126,78 @@ fn exact_mode_refuses_noisy_reads() {
     assert!(message.contains("misreads with probability"), "{message}");
 }
 
+/// One repository operator model with its input as the calibration.
+fn operator_model(model: &str) -> (heman_model::Graph, Vec<Sample>, CalibrationRanges) {
+    let dir = repo_root().join("tests/models");
+    let graph = load_onnx(&dir.join(format!("{model}.onnx"))).unwrap();
+    let x = read_npy(&dir.join(format!("{model}.input.npy"))).unwrap();
+    let samples = vec![Sample {
+        name: "0".into(),
+        tensor: x,
+    }];
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    (graph, samples, ranges)
+}
+
+/// Graphs that branch and rejoin (a residual block, products and sums of
+/// two branches, a Concat of Split parts) and per-channel PRelu slopes
+/// compile to a dataflow of integer sums and lookups whose quantised model
+/// stays within 5% of the float model's largest output; the product of two
+/// branches becomes two squares' lookups.
+#[test]
+fn branching_graphs_compile_to_a_dataflow() {
+    for model in [
+        "resnet_block_v15",
+        "prelu_channel",
+        "mul_two_branches",
+        "sub_two_branches",
+        "add_broadcast_two_branches",
+        "split_v13_concat",
+    ] {
+        let (graph, samples, ranges) = operator_model(model);
+        let compiled = compile(&graph, &samples, &ranges, Options::default())
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        let plan = &compiled.plan;
+        let x = graph.check_input(0, &samples[0].tensor).unwrap();
+        let y = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
+        let q = plan.evaluate::<rand_chacha::ChaCha8Rng>(&x, None).unwrap();
+        let scale = y.data().iter().fold(1e-9f64, |m, v| m.max(v.abs()));
+        let error = q
+            .data()
+            .iter()
+            .zip(y.data())
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        assert!(
+            error < 0.05,
+            "{model}: quantised output off by {error} of its range"
+        );
+        if model == "resnet_block_v15" {
+            // The skip connection joins the block's last sum.
+            let joins = plan.stages.iter().any(|s| s.inputs().len() > 1);
+            assert!(joins, "{model}: no stage reads two values");
+        }
+        if model == "mul_two_branches" {
+            let squares = plan
+                .stages
+                .iter()
+                .filter(|s| s.to_string().contains("x*x"))
+                .count();
+            assert!(squares >= 2, "{model}: the product is not two squares");
+        }
+    }
+}
+
+/// What no TFHE stage computes (a Softmax whose output is computed on) is
+/// refused, naming the node.
 #[test]
 fn operators_outside_the_tfhe_backend_are_named() {
-    let dir = repo_root().join("tests/models");
-    for (model, node) in [
-        ("prelu_channel", "(PRelu)"),
-        ("resnet_block_v15", "branching"),
-    ] {
-        let graph = load_onnx(&dir.join(format!("{model}.onnx"))).unwrap();
-        let x = read_npy(&dir.join(format!("{model}.input.npy"))).unwrap();
-        let samples = vec![Sample {
-            name: "0".into(),
-            tensor: x,
-        }];
-        let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
-        let message = compile(&graph, &samples, &ranges, Options::default())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(message.contains(node), "{model}: {message}");
-    }
+    let (graph, samples, ranges) = operator_model("maxpool_inner_softmax");
+    let message = compile(&graph, &samples, &ranges, Options::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("(Softmax)"), "{message}");
 }
 
 /// The 3_3 preset reads four times finer: at the same bit widths its reads
@@ -225,4 +277,35 @@ fn sign_is_one_exact_bootstrap() {
         .evaluate::<rand_chacha::ChaCha8Rng>(&x, None)
         .unwrap();
     assert_eq!(y.data(), &[-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, 1.0]);
+}
+
+/// A layer whose every weight rounds to zero is refused by name, not
+/// shipped as a constant: the fire module's classifier (768 inputs of 7
+/// bits) has no nonzero weight in a worst-case 12-bit output window.
+#[test]
+fn a_layer_quantised_to_nothing_is_refused() {
+    let dir = repo_root().join("tests/graphs");
+    let graph = load_onnx(&dir.join("squeezenet_fire.onnx")).unwrap();
+    let samples = load_arrays(&dir.join("squeezenet_fire.calibration.npz")).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let options = Options {
+        bits: Some(Bits {
+            input: 6,
+            activation: 7,
+            window: 14,
+            output: 12,
+            intermediate: 8,
+            weights: None,
+        }),
+        accumulators: Accumulators::WorstCase,
+        ..Options::default()
+    };
+    let message = compile(&graph, &samples, &ranges, options)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains("n_Gemm_28") && message.contains("one output for every"),
+        "{message}"
+    );
 }

@@ -100,6 +100,20 @@ impl LweVector {
         Self::from_parts(self.size, data)
     }
 
+    /// The ciphertexts of `parts` one after another (what a weighted sum
+    /// over several vectors reads); all must have one size.
+    pub fn concatenate(parts: &[&LweVector]) -> Result<Self> {
+        let size = parts.first().map_or(1, |p| p.size);
+        if let Some(p) = parts.iter().find(|p| p.size != size) {
+            return Err(TfheError::Shape(format!(
+                "concatenating ciphertexts of {} and {size} words",
+                p.size
+            )));
+        }
+        let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        Ok(Self::from_parts(size, data))
+    }
+
     /// Adds ciphertext `ct` to ciphertext `index` (their plaintexts add,
     /// and so do their noise variances).
     pub fn add_assign(&mut self, index: usize, ct: &[u64]) {

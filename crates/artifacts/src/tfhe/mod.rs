@@ -309,6 +309,10 @@ impl CompiledModel {
                 l.rows.validate().map_err(tfhe_error(path))?;
             }
         }
+        model
+            .plan
+            .check_wiring()
+            .map_err(|e| invalid(path, format!("malformed TFHE plan: {e}")))?;
         Ok(model)
     }
 }

@@ -87,9 +87,7 @@ pub fn compile(
 pub fn report(compiled: &Compiled) -> Report {
     let kp = &compiled.model.keyparams;
     let mut lines = super::describe::keyparams(kp);
-    for (index, stage) in compiled.compiled.plan.stages.iter().enumerate() {
-        lines.push(format!("  stage {index}: {stage}"));
-    }
+    lines.extend(super::describe::stages(&compiled.compiled.plan));
     lines.extend(super::describe::reads(&compiled.compiled.budget));
     let f = &compiled.compiled.fidelity;
     lines.push(format!(
@@ -101,10 +99,15 @@ pub fn report(compiled: &Compiled) -> Report {
     // to mean anything (the repository's digits_relu keeps 18 of 200
     // classes on 2_2): say so rather than let it pass as a working model.
     if f.noisy_same_argmax * 10 < f.samples * 9 {
-        let hint = if compiled.options.exact {
-            "drop --exact or choose a larger --preset"
-        } else {
-            "choose a larger --preset"
+        let largest =
+            compiled.compiled.plan.preset == *heman_tfhe::Preset::ALL.last().expect("presets");
+        let hint = match (compiled.options.exact, largest) {
+            (true, false) => "drop --exact or choose a larger --preset",
+            (true, true) => "drop --exact",
+            (false, false) => "choose a larger --preset",
+            // Nothing larger to offer: the layers are too wide for the
+            // bootstrap's precision (or the calibration too narrow).
+            (false, true) => "no larger preset exists: narrower layers or more representative calibration data would help",
         };
         warnings.push(format!(
             "the quantised model keeps the float model's class on only {} of {} calibration samples; {hint}",

@@ -1,7 +1,27 @@
 //! What `keyparams` and `inspect` print of TFHE keyparams and models.
 
 use heman_artifacts::tfhe::{CompiledModel, KeyParams};
-use heman_compiler::tfhe::BudgetReport;
+use heman_compiler::tfhe::{BudgetReport, Plan};
+
+/// The dataflow, a line per stage: what it reads (the input, or an earlier
+/// stage's output) and what it computes.
+pub fn stages(plan: &Plan) -> Vec<String> {
+    plan.stages
+        .iter()
+        .enumerate()
+        .map(|(index, stage)| {
+            let reads: Vec<String> = stage
+                .inputs()
+                .iter()
+                .map(|&v| match v {
+                    0 => "input".to_string(),
+                    v => format!("stage {}", v - 1),
+                })
+                .collect();
+            format!("  stage {index} (reads {}): {stage}", reads.join(" + "))
+        })
+        .collect()
+}
 
 /// One line per read of a plan's budget (bootstrap inputs, the output).
 pub fn reads(budget: &BudgetReport) -> Vec<String> {
@@ -68,9 +88,7 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
 /// The compiled model: its keyparams, a line per stage and per read.
 pub fn model(model: &CompiledModel) -> Vec<String> {
     let mut lines = keyparams(&model.keyparams);
-    for (index, stage) in model.plan.stages.iter().enumerate() {
-        lines.push(format!("  stage {index}: {stage}"));
-    }
+    lines.extend(stages(&model.plan));
     lines.extend(reads(&super::compile::budget_of(model)));
     lines
 }

@@ -152,6 +152,66 @@ impl AffineMap {
         }
     }
 
+    /// The same map with a zero bias.
+    pub fn without_bias(mut self) -> Self {
+        self.bias.iter_mut().for_each(|b| *b = 0.0);
+        self
+    }
+
+    /// The map `x -> self(x) + other(x)` (two maps of one input and output).
+    pub fn plus(&self, other: &AffineMap) -> AffineMap {
+        assert_eq!(
+            (self.rows, self.cols),
+            (other.rows, other.cols),
+            "summed maps must have one shape"
+        );
+        let columns = self
+            .columns
+            .iter()
+            .zip(&other.columns)
+            .map(|(a, b)| {
+                let mut out: std::collections::BTreeMap<u32, f64> = a.iter().copied().collect();
+                for &(row, w) in b {
+                    *out.entry(row).or_insert(0.0) += w;
+                }
+                out.into_iter().filter(|&(_, w)| w != 0.0).collect()
+            })
+            .collect();
+        AffineMap {
+            rows: self.rows,
+            cols: self.cols,
+            columns,
+            bias: self
+                .bias
+                .iter()
+                .zip(&other.bias)
+                .map(|(a, b)| a + b)
+                .collect(),
+        }
+    }
+
+    /// The maps of several inputs as one map of their concatenation (in
+    /// order), the biases summed: what one stage reading all of them as one
+    /// vector computes.
+    pub fn concatenate(parts: &[AffineMap]) -> AffineMap {
+        let rows = parts.first().map_or(0, |p| p.rows);
+        let mut bias = vec![0.0; rows];
+        let mut columns = Vec::new();
+        for part in parts {
+            assert_eq!(part.rows, rows, "concatenated maps must have one output");
+            columns.extend(part.columns.iter().cloned());
+            for (b, &p) in bias.iter_mut().zip(&part.bias) {
+                *b += p;
+            }
+        }
+        AffineMap {
+            rows,
+            cols: columns.len(),
+            columns,
+            bias,
+        }
+    }
+
     /// The same map stored by rows: for each output, its (input, weight) pairs.
     pub fn by_rows(&self) -> Vec<Vec<(u32, f64)>> {
         let mut rows = vec![Vec::new(); self.rows];

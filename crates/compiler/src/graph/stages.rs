@@ -75,15 +75,6 @@ pub(crate) fn computed_inputs(graph: &Graph, node: usize) -> Vec<ValueId> {
     computed
 }
 
-/// The computed input of a node that is affine in it, if it is affine in
-/// exactly one computed input.
-pub(crate) fn affine_input(graph: &Graph, node: usize) -> Option<ValueId> {
-    match affine_inputs(graph, node)?[..] {
-        [x] => Some(x),
-        _ => None,
-    }
-}
-
 /// The computed inputs of a node that is jointly affine in them: with every
 /// other input constant, an operator linear in each input separately and
 /// not multiplying two of them.

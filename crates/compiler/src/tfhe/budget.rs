@@ -37,36 +37,49 @@ impl NoiseProfile {
         let model = NoiseModel::of(plan.preset);
         let volume: usize = plan.input.shape.iter().product();
         // Values stay under the input's key until their first bootstrap.
-        let mut key = plan.input.key;
-        let mut variance = vec![model.fresh_under(key); volume];
+        let small = match plan.input.key {
+            KeyChoice::Small => Plan::small_key_values(&plan.stages),
+            KeyChoice::Big => None,
+        }
+        .unwrap_or_else(|| vec![false; plan.stages.len() + 1]);
+        let key_of = |v: usize| {
+            if small[v] {
+                KeyChoice::Small
+            } else {
+                KeyChoice::Big
+            }
+        };
+        let mut variances = vec![vec![model.fresh_under(plan.input.key); volume]];
         let mut reads = Vec::with_capacity(plan.stages.len());
         let mut weight_norms = Vec::with_capacity(plan.stages.len());
         for stage in &plan.stages {
-            match stage {
+            let read: Vec<f64> = stage
+                .inputs()
+                .iter()
+                .flat_map(|&v| variances[v].iter().copied())
+                .collect();
+            let key = key_of(stage.inputs()[0]);
+            let out = match stage {
                 PlanStage::Linear(l) => {
                     let rows: Vec<(f64, f64)> = (0..l.rows.rows())
                         .into_par_iter()
                         .map(|r| {
                             l.rows.row(r).fold((0.0, 0.0), |(v, n), (c, w)| {
                                 let w2 = (w as f64) * (w as f64);
-                                (v + w2 * variance[c as usize], n + w2)
+                                (v + w2 * read[c as usize], n + w2)
                             })
                         })
                         .collect();
-                    variance = rows.iter().map(|r| r.0).collect();
                     weight_norms.push(Some(rows.iter().fold(0.0f64, |m, r| m.max(r.1.sqrt()))));
                     reads.push(None);
+                    rows.iter().map(|r| r.0).collect()
                 }
                 PlanStage::Lookup(l) => {
                     reads.push(Some(
-                        variance
-                            .iter()
-                            .map(|&v| model.at_rotation(v, key))
-                            .collect(),
+                        read.iter().map(|&v| model.at_rotation(v, key)).collect(),
                     ));
-                    variance = vec![model.bootstrap; l.table_of.len()];
-                    key = KeyChoice::Big;
                     weight_norms.push(None);
+                    vec![model.bootstrap; l.table_of.len()]
                 }
                 PlanStage::Max(m) => {
                     // Per pair: the difference's variance at the rotation
@@ -75,10 +88,10 @@ impl NoiseProfile {
                         .pairs
                         .iter()
                         .map(|&(a, b)| {
-                            let va = variance[a as usize];
+                            let va = read[a as usize];
                             match b {
                                 Some(b) => (
-                                    model.at_rotation(va + variance[b as usize], key),
+                                    model.at_rotation(va + read[b as usize], key),
                                     va + model.bootstrap,
                                 ),
                                 None => (0.0, va),
@@ -86,12 +99,13 @@ impl NoiseProfile {
                         })
                         .unzip();
                     reads.push(Some(at_read));
-                    variance = out;
-                    key = KeyChoice::Big;
                     weight_norms.push(Some(2f64.sqrt()));
+                    out
                 }
-            }
+            };
+            variances.push(out);
         }
+        let variance = variances.pop().expect("the input's variances");
         let output_flooding = variance.iter().fold(0.0f64, |m, &v| m.max(v));
         let output = variance
             .iter()
@@ -139,7 +153,12 @@ impl BudgetReport {
     pub fn of(plan: &Plan) -> Self {
         let profile = NoiseProfile::of(plan);
         let mut reads = Vec::new();
-        let mut norm = 1.0;
+        // The weight norm feeding a read: the stage producing its input's.
+        let norm_of = |v: usize| {
+            v.checked_sub(1)
+                .and_then(|s| profile.weight_norms[s])
+                .unwrap_or(1.0)
+        };
         let read = |variances: &[f64], delta: f64| {
             let worst = variances.iter().fold(0.0f64, |m, &v| m.max(v));
             let log2_p: Vec<f64> = variances
@@ -153,9 +172,6 @@ impl BudgetReport {
             )
         };
         for (index, stage) in plan.stages.iter().enumerate() {
-            if let Some(n) = profile.weight_norms[index] {
-                norm = n;
-            }
             let Some(variances) = &profile.reads[index] else {
                 continue;
             };
@@ -171,12 +187,11 @@ impl BudgetReport {
                 name: stage.name().to_string(),
                 values,
                 widest_window: window,
-                weight_norm: norm,
+                weight_norm: norm_of(stage.inputs()[0]),
                 noise_std,
                 log2_error,
                 expected_misreads: expected,
             });
-            norm = 1.0;
         }
         let (noise_std, log2_error, expected) =
             read(&profile.output, plan.output.encoding.torus_fraction());
@@ -185,7 +200,7 @@ impl BudgetReport {
             name: "output".into(),
             values: plan.output.values.len(),
             widest_window: plan.output.values.count.iter().copied().max().unwrap_or(0),
-            weight_norm: norm,
+            weight_norm: norm_of(plan.stages.len()),
             noise_std,
             log2_error,
             expected_misreads: expected,

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::error::{CompileError, Result};
-use crate::graph::split_postprocess;
+use crate::graph::{broadcast_products, expand_prelu, split_postprocess};
 use crate::tfhe::budget::{BudgetReport, NoiseProfile};
-use crate::tfhe::plan::Plan;
-use crate::tfhe::quantise::{build_plan, Bits};
+use crate::tfhe::plan::{Plan, PlanStage};
+use crate::tfhe::quantise::{accumulator_ranges, build_plan, Bits};
 use crate::tfhe::reference::Noise;
-use crate::tfhe::segments::{segments, SegmentKind};
+use crate::tfhe::segments::{expand_products, segments, unfused_products};
 
 /// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,24 @@ pub struct Options {
     pub search_samples: usize,
     /// Calibration samples the reported fidelity is measured on.
     pub report_samples: usize,
+    /// How accumulator windows are sized.
+    pub accumulators: Accumulators,
+}
+
+/// How the window of each linear row (the accumulator a bootstrap or the
+/// decryption reads) is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Accumulators {
+    /// From the range the row took on the calibration samples, with a
+    /// margin (`quantise::ACCUMULATOR_MARGIN`), where that is narrower than
+    /// the worst case: finer weights in wide sums; an input far outside the
+    /// calibration can wrap a value around. The default (exact mode uses
+    /// the worst case).
+    #[default]
+    Calibrated,
+    /// From the worst case over every input: no value can wrap, whatever
+    /// the input, at the price of coarse weights in wide sums.
+    WorstCase,
 }
 
 impl Default for Options {
@@ -52,6 +70,7 @@ impl Default for Options {
             bits: None,
             search_samples: 64,
             report_samples: 200,
+            accumulators: Accumulators::Calibrated,
         }
     }
 }
@@ -143,9 +162,17 @@ fn search(
     let feasible = |plan: &Plan| {
         !options.exact || BudgetReport::of(plan).worst_log2_error() <= options.max_log2_error
     };
+    // Set when a candidate was refused for a constant output only.
+    let constant_only = std::cell::Cell::new(false);
     let evaluate = |bits: Bits| -> Option<f64> {
-        let plan = build(bits).ok()?;
+        let plan = build(bits)
+            .inspect_err(|e| debug!(?bits, error = %e, "bit widths refused"))
+            .ok()?;
         if !feasible(&plan) {
+            return None;
+        }
+        if destroyed(&plan, exact).unwrap_or(true) {
+            constant_only.set(true);
             return None;
         }
         score(&plan, exact, !options.exact).ok()
@@ -208,59 +235,87 @@ fn search(
         }
     }
     if best_score.is_none() {
-        return Err(CompileError::Budget {
-            node: "(whole model)".into(),
-            message: format!(
+        let message = if constant_only.get() {
+            format!(
+                "every bit width the {} preset allows{} leaves the quantised model one output for every calibration input (its layers' weights round to zero); try a larger --preset{}",
+                options.preset.name(),
+                if options.exact { " in exact mode" } else { "" },
+                if options.exact { " or drop --exact" } else { "" }
+            )
+        } else {
+            format!(
                 "no bit widths make every read of the {} preset right with probability 1 - 2^{}",
                 options.preset.name(),
                 options.max_log2_error
-            ),
+            )
+        };
+        return Err(CompileError::Budget {
+            node: "(whole model)".into(),
+            message,
         });
     }
     Ok(best)
 }
 
-/// Compiles `graph` for TFHE from its calibration (`samples` and the
-/// `ranges` measured on them).
-pub fn compile(
+/// The graph TFHE segments: trailing operators split off for the data
+/// owner, PRelu's slopes expanded, products of two computed values that no
+/// lookup absorbs rewritten as two squares, and, where that added nodes,
+/// the calibrated ranges measured again on `samples` (the lookups of the
+/// new values requantise to them).
+fn front_end(
     graph: &Graph,
     samples: &[Sample],
-    ranges: &CalibrationRanges,
-    options: Options,
-) -> Result<Compiled> {
+) -> Result<(Graph, Vec<heman_model::ops::Op>, Option<CalibrationRanges>)> {
     let (core, postprocess) = split_postprocess(graph)?;
-    let segments = segments(&core)?;
-    let exact = crate::graph::reference_outputs(
-        &core,
-        samples,
-        options.search_samples.max(options.report_samples),
-    )?;
-    let build = |bits: Bits| {
-        build_plan(
-            &core,
-            &segments,
-            ranges,
-            options.preset,
-            bits,
-            postprocess.clone(),
-        )
+    let nodes = core.nodes.len();
+    let core = broadcast_products(&expand_prelu(&core));
+    let products = unfused_products(&core);
+    let core = expand_products(&core, &products);
+    if core.nodes.len() == nodes {
+        return Ok((core, postprocess, None));
+    }
+    let ranges = CalibrationRanges::measure(&core, samples)?;
+    Ok((core, postprocess, Some(ranges)))
+}
+
+/// Calibration samples [`destroyed`] compares outputs on.
+const CONSTANCY_SAMPLES: usize = 8;
+
+/// Whether `plan`, without noise, gives one output for every calibration
+/// input where the float model's outputs differ: the quantisation left a
+/// constant where the network was (every weight of a layer rounded to
+/// zero), a destroyed model rather than a quantised one.
+fn destroyed(plan: &Plan, exact: &[(Tensor, Tensor)]) -> Result<bool> {
+    let pairs = &exact[..CONSTANCY_SAMPLES.min(exact.len())];
+    let Some(((_, first_y), rest)) = pairs.split_first() else {
+        return Ok(false);
     };
-    let bits = match options.bits {
-        Some(bits) => bits,
-        None => search(
-            &build,
-            &exact[..options.search_samples.min(exact.len())],
-            &options,
-            segments.windows(2).any(|w| {
-                matches!(
-                    (&w[0].kind, &w[1].kind),
-                    (SegmentKind::Linear(_), SegmentKind::Linear(_))
-                )
-            }),
-        )?,
-    };
-    let plan = build(bits)?;
-    let budget = BudgetReport::of(&plan);
+    if rest.iter().all(|(_, y)| y.data() == first_y.data()) {
+        return Ok(false);
+    }
+    let outputs: Vec<Tensor> = pairs
+        .iter()
+        .map(|(x, _)| plan.evaluate::<ChaCha8Rng>(x, None))
+        .collect::<Result<_>>()?;
+    Ok(outputs.iter().all(|q| q.data() == outputs[0].data()))
+}
+
+/// The refusal of a destroyed plan, naming its first linear layer whose
+/// weights all rounded to zero (or the whole model).
+fn destroyed_error(plan: &Plan) -> CompileError {
+    let zeroed = plan.stages.iter().find_map(|stage| match stage {
+        PlanStage::Linear(l) if l.rows.rows() > 0 && l.rows.nonzeros() == 0 => Some(l.name.clone()),
+        _ => None,
+    });
+    CompileError::Budget {
+        node: zeroed.unwrap_or_else(|| "(whole model)".into()),
+        message: "the quantised model gives one output for every calibration input (every weight of this layer rounds to zero at the chosen bit widths); try a larger --preset or drop --exact".into(),
+    }
+}
+
+/// In exact mode, refuses a plan whose worst read misreads more often than
+/// `options.max_log2_error` allows, naming that read.
+fn check_exact_budget(budget: &BudgetReport, options: &Options) -> Result<()> {
     if options.exact && budget.worst_log2_error() > options.max_log2_error {
         let worst = budget
             .reads
@@ -274,6 +329,63 @@ pub fn compile(
                 worst.widest_window, worst.noise_std, worst.weight_norm, worst.log2_error, options.max_log2_error
             ),
         });
+    }
+    Ok(())
+}
+
+/// Compiles `graph` for TFHE from its calibration (`samples` and the
+/// `ranges` measured on them).
+pub fn compile(
+    graph: &Graph,
+    samples: &[Sample],
+    ranges: &CalibrationRanges,
+    options: Options,
+) -> Result<Compiled> {
+    let (core, postprocess, measured) = front_end(graph, samples)?;
+    let ranges = measured.as_ref().unwrap_or(ranges);
+    let segments = segments(&core)?;
+    let exact = crate::graph::reference_outputs(
+        &core,
+        samples,
+        options.search_samples.max(options.report_samples),
+    )?;
+    // Exact mode promises no misread, whatever the input: worst-case windows.
+    let accumulators = match (options.accumulators, options.exact) {
+        (Accumulators::Calibrated, false) => Some(accumulator_ranges(&core, &segments, samples)?),
+        _ => None,
+    };
+    let build = |bits: Bits| {
+        build_plan(
+            &core,
+            &segments,
+            ranges,
+            options.preset,
+            bits,
+            accumulators.as_ref(),
+            postprocess.clone(),
+        )
+    };
+    // Linear segments read by others have weights of their own width.
+    let has_intermediate = segments.iter().any(|s| {
+        s.is_linear()
+            && s.sources
+                .iter()
+                .any(|&v| v > 0 && segments[v - 1].is_linear())
+    });
+    let bits = match options.bits {
+        Some(bits) => bits,
+        None => search(
+            &build,
+            &exact[..options.search_samples.min(exact.len())],
+            &options,
+            has_intermediate,
+        )?,
+    };
+    let plan = build(bits)?;
+    let budget = BudgetReport::of(&plan);
+    check_exact_budget(&budget, &options)?;
+    if destroyed(&plan, &exact)? {
+        return Err(destroyed_error(&plan));
     }
     let report = &exact[..options.report_samples.min(exact.len())];
     let (same_argmax, mean_relative_error) = measure(&plan, report, false)?;

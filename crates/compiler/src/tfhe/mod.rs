@@ -13,12 +13,12 @@ pub mod reference;
 pub mod segments;
 
 pub use budget::{BudgetReport, NoiseProfile, ReadBudget};
-pub use compile::{compile, Compiled, Fidelity, Options};
+pub use compile::{compile, Accumulators, Compiled, Fidelity, Options};
 pub use function::{Expression, Function, Term};
 pub use plan::{
     Levels, LinearStage, LookupStage, MaxStage, Plan, PlanInput, PlanOutput, PlanStage,
     Quantisation, TableInput,
 };
-pub use quantise::{build_plan, Bits};
+pub use quantise::{accumulator_ranges, build_plan, AccumulatorRanges, Bits, ElementRanges};
 pub use reference::Noise;
 pub use segments::{segments, Segment, SegmentKind};

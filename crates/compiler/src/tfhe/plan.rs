@@ -15,7 +15,7 @@ use crate::tfhe::function::Expression;
 
 /// What a vector's integers stand for: `offset[i] + scale[i] * u[i]` with
 /// `u[i]` in `0..count[i]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quantisation {
     /// Per value: the real step between consecutive integers.
     pub scale: Vec<f64>,
@@ -103,6 +103,9 @@ impl PlanOutput {
 pub struct LinearStage {
     /// The last graph node's name, for messages and reports.
     pub name: String,
+    /// The values read (0 the input, `k + 1` stage `k`'s output): the rows'
+    /// columns index their concatenation, in this order.
+    pub inputs: Vec<usize>,
     /// The integer weights and biases (the model owner's secret).
     pub rows: IntegerRows,
     /// The torus encoding the inputs, and hence the sums, are carried at.
@@ -147,6 +150,8 @@ impl Levels {
 pub struct LookupStage {
     /// The last graph node's name, for messages and reports.
     pub name: String,
+    /// The value read (0 the input, `k + 1` stage `k`'s output).
+    pub input: usize,
     /// The fused elementwise function the tables evaluate.
     pub function: Expression,
     /// The torus encoding of the accumulators read.
@@ -193,6 +198,8 @@ impl LookupStage {
 pub struct MaxStage {
     /// The MaxPool node's name and tree level, for messages and reports.
     pub name: String,
+    /// The value read (0 the input, `k + 1` stage `k`'s output).
+    pub input: usize,
     /// Per output: the input indices of `a` and `b` (`None`: `a` passes
     /// through).
     pub pairs: Vec<(u32, Option<u32>)>,
@@ -254,6 +261,24 @@ impl PlanStage {
         }
     }
 
+    /// The values the stage reads (0 the input, `k + 1` stage `k`'s output).
+    pub fn inputs(&self) -> &[usize] {
+        match self {
+            PlanStage::Linear(l) => &l.inputs,
+            PlanStage::Lookup(l) => std::slice::from_ref(&l.input),
+            PlanStage::Max(m) => std::slice::from_ref(&m.input),
+        }
+    }
+
+    /// `linear`, `lookup` or `max`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanStage::Linear(_) => "linear",
+            PlanStage::Lookup(_) => "lookup",
+            PlanStage::Max(_) => "max",
+        }
+    }
+
     /// Values the stage outputs.
     pub fn outputs(&self) -> usize {
         match self {
@@ -285,22 +310,107 @@ impl Plan {
     /// holds): raised whenever the plan's types change. The schema test
     /// (`tests/plan_format.rs`) fails when they change without it. 2: the
     /// operators and activations of the graph compiler (`Select`,
-    /// `Reduce`, `HardSigmoid`, `Gelu`, ...) in the post-processing ops.
-    pub const FORMAT_VERSION: u16 = 2;
+    /// `Reduce`, `HardSigmoid`, `Gelu`, ...) in the post-processing ops. 3:
+    /// a dataflow, every stage naming the values it reads.
+    pub const FORMAT_VERSION: u16 = 3;
 
     /// The key inputs are best encrypted under for `stages`: the small key
-    /// when the first stage that is not linear is a lookup, which
-    /// bootstraps every value (linear stages keep their inputs' key, and a
-    /// bootstrap of a small-key value skips its keyswitch: one keyswitch
-    /// saved per value of that lookup, and less noise at its reads, the
-    /// small key's fresh noise being far below the keyswitch's). Otherwise
-    /// some input value reaches the output or a max tree's carried value
-    /// without a bootstrap and must be under the big key.
+    /// when every value computed from the input by linear stages alone is
+    /// read by lookups and such linear stages only (a bootstrap of a
+    /// small-key value skips its keyswitch: one keyswitch saved per value,
+    /// and less noise at its reads, the small key's fresh noise being far
+    /// below the keyswitch's). Otherwise some input value reaches the
+    /// output, a max tree or a sum with bootstrapped values without a
+    /// bootstrap and must be under the big key.
     pub fn input_key(stages: &[PlanStage]) -> KeyChoice {
-        match stages.iter().find(|s| !matches!(s, PlanStage::Linear(_))) {
-            Some(PlanStage::Lookup(_)) => KeyChoice::Small,
-            _ => KeyChoice::Big,
+        match Self::small_key_values(stages) {
+            Some(_) => KeyChoice::Small,
+            None => KeyChoice::Big,
         }
+    }
+
+    /// Which values (0 the input, `k + 1` stage `k`) stay under the small
+    /// key when the input is encrypted under it, or `None` when that input
+    /// key cannot work (see [`Plan::input_key`]).
+    pub fn small_key_values(stages: &[PlanStage]) -> Option<Vec<bool>> {
+        let mut small = vec![true];
+        for stage in stages {
+            let read: Vec<bool> = stage.inputs().iter().map(|&v| small[v]).collect();
+            let output_small = match stage {
+                PlanStage::Linear(_) if read.iter().all(|&s| s) => true,
+                PlanStage::Linear(_) if read.iter().any(|&s| s) => return None,
+                PlanStage::Max(_) if read[0] => return None,
+                _ => false,
+            };
+            small.push(output_small);
+        }
+        (!small[stages.len()]).then_some(small)
+    }
+
+    /// For each value (0 the input, `k + 1` stage `k`'s output), the last
+    /// stage that reads it (`None`: none does, or it is the output), so an
+    /// executor can free it after that stage.
+    pub fn last_readers(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.stages.len() + 1];
+        for (s, stage) in self.stages.iter().enumerate() {
+            for &v in stage.inputs() {
+                last[v] = Some(s);
+            }
+        }
+        last[self.stages.len()] = None;
+        last
+    }
+
+    /// Checks that every stage reads values computed before it, as many as
+    /// its operation takes: what a plan read from a file must satisfy
+    /// before it runs.
+    pub fn check_wiring(&self) -> Result<(), String> {
+        let mut lengths = vec![self.input.shape.iter().product::<usize>()];
+        for (s, stage) in self.stages.iter().enumerate() {
+            if let Some(&v) = stage.inputs().iter().find(|&&v| v > s) {
+                return Err(format!(
+                    "stage {s} ('{}') reads value {v}, which is not computed before it",
+                    stage.name()
+                ));
+            }
+            let read: usize = stage.inputs().iter().map(|&v| lengths[v]).sum();
+            let takes = match stage {
+                PlanStage::Linear(l) => l.rows.inputs,
+                PlanStage::Lookup(l) => l.table_of.len(),
+                PlanStage::Max(m) => {
+                    let bound = m
+                        .pairs
+                        .iter()
+                        .map(|&(a, b)| a.max(b.unwrap_or(0)) as usize + 1);
+                    bound.max().unwrap_or(0).max(read)
+                }
+            };
+            if stage.inputs().is_empty() || read != takes {
+                return Err(format!(
+                    "stage {s} ('{}') reads {read} value(s), its operation takes {takes}",
+                    stage.name()
+                ));
+            }
+            if let PlanStage::Lookup(l) = stage {
+                if l.table_of.iter().any(|&t| t as usize >= l.tables.len()) {
+                    return Err(format!(
+                        "stage {s} ('{}'): a table index out of range",
+                        l.name
+                    ));
+                }
+            }
+            lengths.push(stage.outputs());
+        }
+        let outputs = lengths[self.stages.len()];
+        if outputs != self.output.values.len()
+            || outputs != self.output.shape.iter().product::<usize>()
+        {
+            return Err(format!(
+                "the last value has {outputs} values, the output {}",
+                self.output.values.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Bootstraps per inference.

@@ -3,20 +3,30 @@
 //!
 //! - The input is quantised per tensor over its calibrated range.
 //! - Each linear row gets its own scale (per-channel quantisation): the
-//!   finest for which the row's accumulator, bounded by interval arithmetic
-//!   over its inputs' windows, spans at most the window of the bootstrap (or
-//!   decryption) that reads it. The bound is worst case, so no value can
-//!   wrap around the torus, whatever the input.
+//!   finest for which the row's accumulator spans at most the window of the
+//!   bootstrap (or decryption) that reads it. The accumulator's range is
+//!   either the worst case, by interval arithmetic over its inputs' windows
+//!   (no value can wrap around the torus, whatever the input), or the range
+//!   it took on the calibration samples widened by [`ACCUMULATOR_MARGIN`]
+//!   where that is narrower ([`AccumulatorRanges`]: finer weights in wide
+//!   sums, at the risk of a wrap for inputs far outside the calibration).
 //! - Each lookup requantises its function's output per tensor over the
 //!   calibrated output range (values beyond it saturate in the table).
 //!
-//! Runs of linear segments between bootstraps share one encoding: the one
-//! their reader's window needs.
+//! Values that meet in one sum must share an encoding (a residual Add adds
+//! integers, not reals): linear segments and the values they read are
+//! grouped into connected components, and every member of a component takes
+//! the encoding its reader needs, the window of the lookup that reads the
+//! component, else the output's. A lookup writing into a component thus
+//! requantises its output to the common scale inside its own table, so the
+//! sum costs no bootstrap of its own (Chillotti-Joye-Paillier, CSCML 2021,
+//! requantise inside the programmable bootstrap).
 
 use std::collections::HashMap;
 
+use heman_model::io::dataset::Sample;
 use heman_model::ops::Op;
-use heman_model::{CalibrationRanges, Graph};
+use heman_model::{CalibrationRanges, Graph, ValueId};
 use heman_tfhe::{Encoding, InputWindow, IntegerRows, Preset, HALF_TORUS};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -48,15 +58,6 @@ pub struct Bits {
     pub weights: Option<u32>,
 }
 
-/// Who reads the values a segment outputs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Reader {
-    Linear,
-    Bootstrap,
-    Max,
-    Output,
-}
-
 /// The integers of one linear row and the window they land in.
 struct QuantisedRow {
     terms: Vec<(u32, i64)>,
@@ -74,6 +75,7 @@ fn quantise_row(
     input: &Quantisation,
     window: u64,
     weight_bits: Option<u32>,
+    observed: Option<(f64, f64)>,
 ) -> std::result::Result<QuantisedRow, String> {
     // Weights on the input integers, and the constant the offsets add.
     let effective: Vec<(u32, f64, u64)> = row
@@ -94,6 +96,11 @@ fn quantise_row(
             offset: constant,
             count: 1,
         });
+    }
+    if let (Some(range), None) = (observed, weight_bits) {
+        if let Some(row) = calibrated_row(&effective, constant, range, spread, window) {
+            return Ok(row);
+        }
     }
     let mut scale = match weight_bits {
         Some(bits) => {
@@ -144,23 +151,83 @@ fn quantise_row(
     ))
 }
 
-/// Quantises a linear segment over `input`; every row's window holds at
-/// most `window` values.
+/// Share of an accumulator's observed range added on each side when its
+/// window is sized from calibration rather than the worst case.
+pub const ACCUMULATOR_MARGIN: f64 = 0.125;
+
+/// The row sized from the range its real value took on the calibration
+/// samples, widened by [`ACCUMULATOR_MARGIN`] on each side, where that is
+/// narrower than the worst case over every input (`spread`): the finer
+/// scale keeps weights that the worst-case bound rounds to zero in wide
+/// sums (Concrete ML sizes its accumulators the same way, from calibration).
+/// A value beyond the window wraps around the torus instead of saturating;
+/// the quantised reference computes that wrap too, so the measured fidelity
+/// counts it. The range is the real row's: the weights' rounding moves the
+/// integer accumulator further (in a sum of hundreds of terms, by hundreds
+/// of window values), which the margin covers only in part; the bit-width
+/// search sees the wraps that remain in its simulations.
+fn calibrated_row(
+    effective: &[(u32, f64, u64)],
+    constant: f64,
+    (min, max): (f64, f64),
+    spread: f64,
+    window: u64,
+) -> Option<QuantisedRow> {
+    let margin = (max - min) * ACCUMULATOR_MARGIN;
+    let (lo, hi) = (min - margin, max + margin);
+    // Two integers of slack for the rounding of the weights and the bias.
+    if window < 8 || hi.is_nan() || lo.is_nan() || hi <= lo || hi - lo >= spread {
+        return None;
+    }
+    let scale = (hi - lo) / (window - 3) as f64;
+    let terms: Vec<(u32, i64)> = effective
+        .iter()
+        .map(|&(i, e, _)| (i, (e / scale).round() as i64))
+        .collect();
+    let base = (constant / scale).round() as i64;
+    let first = (lo / scale).floor() as i64;
+    Some(QuantisedRow {
+        terms,
+        bias: base - first,
+        offset: scale * first as f64 + (constant - scale * base as f64),
+        count: window,
+        scale,
+    })
+}
+
+/// What bounds the rows of one linear segment.
+struct RowBounds<'a> {
+    /// Values each row's window holds at most.
+    window: u64,
+    /// Fixed weight bits instead of a window-derived scale.
+    weight_bits: Option<u32>,
+    /// The rows' calibrated ranges, where windows are sized from them.
+    observed: Option<&'a ElementRanges>,
+}
+
+/// Quantises a linear segment over `input` (the concatenation of the plan
+/// values `inputs`) within `bounds`.
 fn quantise_linear(
     map: &AffineMap,
     input: &Quantisation,
-    window: u64,
-    weight_bits: Option<u32>,
+    bounds: RowBounds,
     name: &str,
     encoding: Encoding,
+    inputs: Vec<usize>,
 ) -> Result<(LinearStage, Quantisation)> {
+    let RowBounds {
+        window,
+        weight_bits,
+        observed,
+    } = bounds;
     let rows = map.by_rows();
     let quantised: Vec<QuantisedRow> = rows
         .par_iter()
         .zip(&map.bias)
         .enumerate()
         .map(|(j, (row, &bias))| {
-            quantise_row(row, bias, input, window, weight_bits).map_err(|message| {
+            let range = observed.map(|r| (r.min[j], r.max[j]));
+            quantise_row(row, bias, input, window, weight_bits, range).map_err(|message| {
                 CompileError::Budget {
                     node: name.to_string(),
                     message: format!("output {j}: {message}"),
@@ -183,6 +250,7 @@ fn quantise_linear(
     Ok((
         LinearStage {
             name: name.to_string(),
+            inputs,
             rows: integer_rows,
             encoding,
         },
@@ -223,7 +291,7 @@ fn levels_over((min, max): (f64, f64), levels: u64) -> Levels {
 fn quantise_lookup(
     preset: Preset,
     function: &Expression,
-    input: &Quantisation,
+    (source, input): (usize, &Quantisation),
     input_encoding: Encoding,
     output_range: (f64, f64),
     levels: u64,
@@ -251,6 +319,7 @@ fn quantise_lookup(
     }
     let stage = LookupStage {
         name: name.to_string(),
+        input: source,
         function: function.clone(),
         input_encoding,
         tables,
@@ -280,7 +349,7 @@ fn quantise_lookup(
 fn max_tree(
     windows: &[Vec<u32>],
     name: &str,
-    encoding: Encoding,
+    (input, first, encoding): (usize, usize, Encoding),
     count: u64,
 ) -> (Vec<MaxStage>, usize) {
     let mut current: Vec<Vec<u32>> = windows.to_vec();
@@ -301,6 +370,13 @@ fn max_tree(
             .collect();
         levels.push(MaxStage {
             name: format!("{name} (level {})", levels.len() + 1),
+            // Each level reads the one before it (stage `first + j - 1`
+            // writes value `first + j`), the first the tree's input.
+            input: if levels.is_empty() {
+                input
+            } else {
+                first + levels.len()
+            },
             pairs,
             encoding,
             count,
@@ -312,77 +388,91 @@ fn max_tree(
     }
 }
 
-/// The plan of `segments` (of the single-chain `graph`) at `bits`.
+/// The smallest and largest value each element of a tensor took.
+#[derive(Debug, Clone)]
+pub struct ElementRanges {
+    /// Per element: the smallest value seen.
+    pub min: Vec<f64>,
+    /// Per element: the largest value seen.
+    pub max: Vec<f64>,
+}
+
+/// The per-element ranges of every linear segment's output on calibration
+/// samples: what sizes their accumulators' windows (see
+/// [`ACCUMULATOR_MARGIN`]).
+pub type AccumulatorRanges = HashMap<ValueId, ElementRanges>;
+
+/// Measures [`AccumulatorRanges`] of `segments` on `samples`.
+pub fn accumulator_ranges(
+    graph: &Graph,
+    segments: &[Segment],
+    samples: &[Sample],
+) -> Result<AccumulatorRanges> {
+    let wanted: Vec<ValueId> = segments
+        .iter()
+        .filter(|s| s.is_linear())
+        .map(|s| s.output)
+        .collect();
+    let mut ranges = AccumulatorRanges::new();
+    for sample in samples {
+        let x = graph.check_input(0, &sample.tensor)?;
+        graph.run_observed(std::slice::from_ref(&x), |id, t| {
+            if !wanted.contains(&id) {
+                return;
+            }
+            let r = ranges.entry(id).or_insert_with(|| ElementRanges {
+                min: vec![f64::INFINITY; t.len()],
+                max: vec![f64::NEG_INFINITY; t.len()],
+            });
+            for ((lo, hi), &v) in r.min.iter_mut().zip(r.max.iter_mut()).zip(t.data()) {
+                *lo = lo.min(v);
+                *hi = hi.max(v);
+            }
+        })?;
+    }
+    Ok(ranges)
+}
+
+/// The plan of `segments` (the dataflow of `graph`) at `bits`.
 pub fn build_plan(
     graph: &Graph,
     segments: &[Segment],
     ranges: &CalibrationRanges,
     preset: Preset,
     bits: Bits,
+    accumulators: Option<&AccumulatorRanges>,
     postprocess: Vec<Op>,
 ) -> Result<Plan> {
-    let encodings = Encodings::new(segments, preset, bits);
+    let builder = Builder {
+        graph,
+        ranges,
+        preset,
+        bits,
+        accumulators,
+        encodings: Encodings::new(segments, preset, bits),
+    };
     let input_id = graph.inputs[0];
     let input_shape = graph.shape(input_id).to_vec();
     let input_range = calibrated(graph, ranges, input_id, "input")?;
     let input_levels = 1u64 << bits.input;
     let input_quant = levels_over(input_range, input_levels);
-    let input_encoding = match segments.first().map(|s| &s.kind) {
-        Some(SegmentKind::Lookup(_)) => InputWindow::finest(preset, input_levels, 1).encoding,
-        Some(SegmentKind::Max(_)) => encodings.max(input_levels),
-        Some(SegmentKind::Linear(_)) => encodings.run(0),
-        None => Encoding::fitting(input_levels, HALF_TORUS),
-    };
     let volume: usize = input_shape.iter().product();
-    let mut values = Quantisation {
+    // Per plan value (0 the input, `s + 1` stage `s`): what it stands for.
+    let mut values = vec![Quantisation {
         scale: vec![input_quant.scale; volume],
         offset: vec![input_quant.offset; volume],
         count: vec![input_levels; volume],
-    };
-    let mut encoding = input_encoding;
+    }];
+    // Per segment value: the plan value that holds it.
+    let mut plan_value = vec![0];
     let mut stages = Vec::with_capacity(segments.len());
     for (k, segment) in segments.iter().enumerate() {
-        match &segment.kind {
-            SegmentKind::Linear(map) => {
-                // Rows read by a linear segment have no window of their
-                // own: fixed weight bits, the run's last segment fits the sum.
-                let (target, weight_bits) = match encodings.readers[k] {
-                    Reader::Linear => (u64::MAX, Some(bits.intermediate)),
-                    // (A max always reads a lookup's output: segments() puts
-                    // one in between.)
-                    Reader::Bootstrap | Reader::Max => (encodings.window, bits.weights),
-                    Reader::Output => (encodings.output_window, bits.weights),
-                };
-                let (stage, out) =
-                    quantise_linear(map, &values, target, weight_bits, &segment.name, encoding)?;
-                stages.push(PlanStage::Linear(stage));
-                values = out;
-            }
-            SegmentKind::Lookup(function) => {
-                let output_range = calibrated(graph, ranges, segment.output, &segment.name)?;
-                let out_encoding = encodings.lookup_output(k);
-                let (stage, out) = quantise_lookup(
-                    preset,
-                    function,
-                    &values,
-                    encoding,
-                    output_range,
-                    encodings.activation_levels,
-                    out_encoding,
-                    &segment.name,
-                )?;
-                stages.push(PlanStage::Lookup(stage));
-                values = out;
-                encoding = out_encoding;
-            }
-            SegmentKind::Max(windows) => {
-                let (levels, out) = lower_max(windows, &values, encoding, &segment.name)?;
-                stages.extend(levels.into_iter().map(PlanStage::Max));
-                values = out;
-            }
-        }
+        let inputs: Vec<usize> = segment.sources.iter().map(|&s| plan_value[s]).collect();
+        let out = builder.segment(k, segment, inputs, &mut values, &mut stages)?;
+        values.push(out);
+        plan_value.push(stages.len());
     }
-    let output_id = graph.outputs[0];
+    let last = values.pop().expect("the input's quantisation");
     Ok(Plan {
         preset,
         input: PlanInput {
@@ -390,93 +480,215 @@ pub fn build_plan(
             scale: input_quant.scale,
             offset: input_quant.offset,
             levels: input_levels,
-            encoding: input_encoding,
+            encoding: builder.encodings.of[0],
             key: Plan::input_key(&stages),
         },
         stages,
         output: PlanOutput {
-            shape: graph.shape(output_id).to_vec(),
-            encoding,
-            values,
+            shape: graph.shape(graph.outputs[0]).to_vec(),
+            encoding: builder.encodings.of[segments.len()],
+            values: last,
         },
         postprocess,
     })
 }
 
-/// The torus encodings of a plan's values, by who reads them.
-struct Encodings {
+/// What every segment of one [`build_plan`] is quantised with.
+struct Builder<'a> {
+    graph: &'a Graph,
+    ranges: &'a CalibrationRanges,
     preset: Preset,
-    /// Who reads each segment's output.
-    readers: Vec<Reader>,
-    /// Values in a bootstrap's window.
-    window: u64,
-    /// Values in the output window.
-    output_window: u64,
+    bits: Bits,
+    accumulators: Option<&'a AccumulatorRanges>,
+    encodings: Encodings,
+}
+
+impl Builder<'_> {
+    /// Quantises segment `k`, which reads the plan values `inputs`: pushes
+    /// its stages (a max tree has several; their intermediate levels get
+    /// placeholder entries in `values`) and returns its output's
+    /// quantisation.
+    fn segment(
+        &self,
+        k: usize,
+        segment: &Segment,
+        inputs: Vec<usize>,
+        values: &mut Vec<Quantisation>,
+        stages: &mut Vec<PlanStage>,
+    ) -> Result<Quantisation> {
+        let encoding = self.encodings.of[k + 1];
+        let out = match &segment.kind {
+            SegmentKind::Linear(maps) => {
+                let read = concatenate(inputs.iter().map(|&v| &values[v]));
+                let target = self.encodings.targets[k + 1];
+                let bounds = RowBounds {
+                    window: target.unwrap_or(u64::MAX),
+                    // Rows read by linear segments only have no window of
+                    // their own: fixed weight bits, the sum they end in fits.
+                    weight_bits: match target {
+                        Some(_) => self.bits.weights,
+                        None => Some(self.bits.intermediate),
+                    },
+                    observed: self.accumulators.and_then(|a| a.get(&segment.output)),
+                };
+                let map = AffineMap::concatenate(maps);
+                let (stage, out) =
+                    quantise_linear(&map, &read, bounds, &segment.name, encoding, inputs)?;
+                stages.push(PlanStage::Linear(stage));
+                out
+            }
+            SegmentKind::Lookup(function) => {
+                let output_range =
+                    calibrated(self.graph, self.ranges, segment.output, &segment.name)?;
+                let (stage, out) = quantise_lookup(
+                    self.preset,
+                    function,
+                    (inputs[0], &values[inputs[0]]),
+                    self.encodings.of[segment.sources[0]],
+                    output_range,
+                    self.encodings.activation_levels,
+                    encoding,
+                    &segment.name,
+                )?;
+                stages.push(PlanStage::Lookup(stage));
+                out
+            }
+            SegmentKind::Max(windows) => {
+                let (levels, out) = lower_max(
+                    windows,
+                    (inputs[0], &values[inputs[0]]),
+                    (stages.len(), encoding),
+                    &segment.name,
+                )?;
+                for level in levels {
+                    // Intermediate levels' values are not tracked: only the
+                    // next level reads them.
+                    values.push(Quantisation::default());
+                    stages.push(PlanStage::Max(level));
+                }
+                values.pop();
+                out
+            }
+        };
+        Ok(out)
+    }
+}
+
+/// The quantisations of several vectors as one of their concatenation.
+fn concatenate<'a>(parts: impl Iterator<Item = &'a Quantisation>) -> Quantisation {
+    let mut out = Quantisation::default();
+    for q in parts {
+        out.scale.extend_from_slice(&q.scale);
+        out.offset.extend_from_slice(&q.offset);
+        out.count.extend_from_slice(&q.count);
+    }
+    out
+}
+
+/// The torus encoding of every value of a segment dataflow, and the window
+/// each linear segment's rows are fitted in.
+///
+/// A linear stage computes at its inputs' encoding, so each set of values
+/// linked by linear segments (a component) shares one. It is the bootstrap
+/// window's when a lookup reads any of them, else the output window's; a
+/// value linked to no linear segment (the input, a lookup's output) is
+/// encoded for its own reader: the finest a bootstrap reads its levels at,
+/// a max tree's difference window, or the output. A max tree computes at
+/// its input's encoding.
+struct Encodings {
+    /// Per segment value (0 the input, `k + 1` segment `k`): its encoding.
+    of: Vec<Encoding>,
+    /// Per linear segment's value: the window its rows are fitted in
+    /// (`None`: read by linear segments only).
+    targets: Vec<Option<u64>>,
     /// Levels of an activation's output.
     activation_levels: u64,
-    window_encoding: Encoding,
-    output_encoding: Encoding,
 }
 
 impl Encodings {
     fn new(segments: &[Segment], preset: Preset, bits: Bits) -> Self {
-        let readers = (0..segments.len())
-            .map(|k| match segments.get(k + 1).map(|s| &s.kind) {
-                Some(SegmentKind::Linear(_)) => Reader::Linear,
-                Some(SegmentKind::Lookup(_)) => Reader::Bootstrap,
-                Some(SegmentKind::Max(_)) => Reader::Max,
-                None => Reader::Output,
-            })
-            .collect();
+        let n = segments.len() + 1;
+        let mut component: Vec<usize> = (0..n).collect();
+        fn root(component: &mut [usize], mut v: usize) -> usize {
+            while component[v] != v {
+                component[v] = component[component[v]];
+                v = component[v];
+            }
+            v
+        }
+        let (mut read_by_lookup, mut read_by_max) = (vec![false; n], vec![false; n]);
+        for (k, segment) in segments.iter().enumerate() {
+            for &s in &segment.sources {
+                match segment.kind {
+                    SegmentKind::Linear(_) => {
+                        let (a, b) = (root(&mut component, s), root(&mut component, k + 1));
+                        component[a] = b;
+                    }
+                    SegmentKind::Lookup(_) => read_by_lookup[s] = true,
+                    SegmentKind::Max(_) => read_by_max[s] = true,
+                }
+            }
+        }
+        let roots: Vec<usize> = (0..n).map(|v| root(&mut component, v)).collect();
+        let (mut linked, mut bootstrapped) = (vec![false; n], vec![false; n]);
+        for v in 0..n {
+            let linear = v > 0 && segments[v - 1].is_linear();
+            linked[roots[v]] |= linear;
+            bootstrapped[roots[v]] |= read_by_lookup[v];
+        }
         let window = 1u64 << bits.window;
         let output_window = 1u64 << bits.output;
+        let activation_levels = 1u64 << bits.activation;
+        let window_encoding = InputWindow::finest(preset, window, 1).encoding;
+        let mut of: Vec<Encoding> = Vec::with_capacity(n);
+        let mut targets = vec![None; n];
+        for v in 0..n {
+            let r = roots[v];
+            let segment = v.checked_sub(1).map(|k| &segments[k]);
+            let encoding = match segment.map(|s| &s.kind) {
+                Some(SegmentKind::Max(_)) => of[segment.expect("a segment").sources[0]],
+                _ if linked[r] && bootstrapped[r] => window_encoding,
+                _ if linked[r] => Encoding::fitting(output_window, HALF_TORUS),
+                _ => {
+                    let count = if v == 0 {
+                        1u64 << bits.input
+                    } else {
+                        activation_levels
+                    };
+                    if read_by_max[v] {
+                        InputWindow::finest(preset, 2 * count - 1, 1).encoding
+                    } else if read_by_lookup[v] {
+                        InputWindow::finest(preset, count, 1).encoding
+                    } else {
+                        Encoding::fitting(count, HALF_TORUS)
+                    }
+                }
+            };
+            of.push(encoding);
+            if segment.is_some_and(Segment::is_linear) {
+                targets[v] = if read_by_lookup[v] || (v == n - 1 && bootstrapped[r]) {
+                    Some(window)
+                } else if v == n - 1 {
+                    Some(output_window)
+                } else {
+                    None
+                };
+            }
+        }
         Self {
-            preset,
-            readers,
-            window,
-            output_window,
-            activation_levels: 1u64 << bits.activation,
-            window_encoding: InputWindow::finest(preset, window, 1).encoding,
-            output_encoding: Encoding::fitting(output_window, HALF_TORUS),
-        }
-    }
-
-    /// A run of linear segments ends at the first one a bootstrap or the
-    /// output reads; the whole run from segment `k` computes at its
-    /// reader's encoding.
-    fn run(&self, k: usize) -> Encoding {
-        let end = (k..self.readers.len())
-            .find(|&j| self.readers[j] != Reader::Linear)
-            .map_or(Reader::Output, |j| self.readers[j]);
-        match end {
-            Reader::Bootstrap => self.window_encoding,
-            _ => self.output_encoding,
-        }
-    }
-
-    /// A max tree reads differences of values in 0..count: 2 count - 1 values.
-    fn max(&self, count: u64) -> Encoding {
-        InputWindow::finest(self.preset, 2 * count - 1, 1).encoding
-    }
-
-    /// The encoding lookup segment `k` writes its outputs at.
-    fn lookup_output(&self, k: usize) -> Encoding {
-        let levels = self.activation_levels;
-        match self.readers[k] {
-            Reader::Linear => self.run(k + 1),
-            Reader::Max => self.max(levels),
-            Reader::Bootstrap => InputWindow::finest(self.preset, levels, 1).encoding,
-            Reader::Output => Encoding::fitting(levels, HALF_TORUS),
+            of,
+            targets,
+            activation_levels,
         }
     }
 }
 
-/// A max pool as a tree of pairwise maxima over values of one quantisation:
-/// its levels and the quantisation of its outputs.
+/// A max pool as a tree of pairwise maxima over values of one quantisation
+/// (plan value `input`): its levels and the quantisation of its outputs.
 fn lower_max(
     windows: &[Vec<u32>],
-    values: &Quantisation,
-    encoding: Encoding,
+    (input, values): (usize, &Quantisation),
+    (first, encoding): (usize, Encoding),
     name: &str,
 ) -> Result<(Vec<MaxStage>, Quantisation)> {
     let uniform = !values.is_empty()
@@ -492,7 +704,7 @@ fn lower_max(
         });
     }
     let count = values.count[0];
-    let (levels, outputs) = max_tree(windows, name, encoding, count);
+    let (levels, outputs) = max_tree(windows, name, (input, first, encoding), count);
     Ok((
         levels,
         Quantisation {

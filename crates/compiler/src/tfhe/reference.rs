@@ -61,25 +61,30 @@ impl Plan {
         input: &[u64],
         mut noise: Option<Noise<'_, R>>,
     ) -> Result<Vec<u64>> {
-        let mut values: Vec<i64> = input.iter().map(|&u| u as i64).collect();
+        let mut values: Vec<Vec<i64>> = vec![input.iter().map(|&u| u as i64).collect()];
         for (index, stage) in self.stages.iter().enumerate() {
-            values = match stage {
+            let read: Vec<i64> = stage
+                .inputs()
+                .iter()
+                .flat_map(|&v| values[v].iter().copied())
+                .collect();
+            let out = match stage {
                 PlanStage::Linear(l) => (0..l.rows.rows())
                     .into_par_iter()
                     .map(|r| {
                         let sum = l.rows.row(r).fold(l.rows.biases[r] as i128, |acc, (c, w)| {
-                            acc + w as i128 * values[c as usize] as i128
+                            acc + w as i128 * read[c as usize] as i128
                         });
                         sum as i64
                     })
                     .collect(),
-                PlanStage::Lookup(l) => match noise.as_mut() {
-                    None => lookup_exact(self.preset, l, &values)?,
-                    Some(n) => {
+                PlanStage::Lookup(l) => {
+                    let noise = noise.as_mut().map(|n| {
                         let variances = n.profile.reads[index].as_deref().unwrap_or(&[]);
-                        lookup_noisy(self.preset, l, &values, variances, n.rng)?
-                    }
-                },
+                        (variances, &mut *n.rng)
+                    });
+                    lookup(self.preset, l, &read, noise)?
+                }
                 PlanStage::Max(m) => {
                     let variances = noise
                         .as_ref()
@@ -88,12 +93,12 @@ impl Plan {
                     let window = m.window();
                     let mut out = Vec::with_capacity(m.pairs.len());
                     for (p, &(a, b)) in m.pairs.iter().enumerate() {
-                        let va = values[a as usize];
+                        let va = read[a as usize];
                         let Some(b) = b else {
                             out.push(va);
                             continue;
                         };
-                        let shifted = values[b as usize] - va + m.count as i64 - 1;
+                        let shifted = read[b as usize] - va + m.count as i64 - 1;
                         let r = match noise.as_mut() {
                             None => {
                                 let u = shifted.clamp(0, window.count as i64 - 1) as u64;
@@ -117,7 +122,9 @@ impl Plan {
                     out
                 }
             };
+            values.push(out);
         }
+        let values = values.pop().expect("the input's values");
         let out = &self.output;
         Ok(values
             .iter()
@@ -145,36 +152,27 @@ impl Plan {
     }
 }
 
-fn lookup_exact(preset: Preset, l: &LookupStage, values: &[i64]) -> Result<Vec<i64>> {
-    values
-        .iter()
-        .zip(&l.table_of)
-        .map(|(&v, &t)| {
-            let t = t as usize;
-            let u = v.clamp(0, l.tables[t].count as i64 - 1) as u64;
-            let read = l.window(t).read(preset, 1, u)?;
-            Ok(l.output_value(t, read))
-        })
-        .collect()
-}
-
-fn lookup_noisy(
+/// The lookup of every value: its accumulator's phase (plus the noise
+/// drawn, when simulating) read from the table as the bootstrap reads it.
+/// An accumulator outside its window wraps around the torus and reads the
+/// negacyclic half as the encrypted run would, so calibrated windows that an
+/// input overflows cost what they cost encrypted.
+fn lookup<R: Rng>(
     preset: Preset,
     l: &LookupStage,
     values: &[i64],
-    variances: &[f64],
-    rng: &mut impl Rng,
+    mut noise: Option<(&[f64], &mut R)>,
 ) -> Result<Vec<i64>> {
     values
         .iter()
         .zip(&l.table_of)
-        .zip(variances)
-        .map(|((&v, &t), &variance)| {
+        .enumerate()
+        .map(|(i, (&v, &t))| {
             let t = t as usize;
-            let phase = l
-                .input_encoding
-                .encode(v)
-                .wrapping_add(torus_noise(rng, variance));
+            let mut phase = l.input_encoding.encode(v);
+            if let Some((variances, rng)) = noise.as_mut() {
+                phase = phase.wrapping_add(torus_noise(*rng, variances[i]));
+            }
             let (u, negated) = l.window(t).read_phase(preset, phase)?;
             let y = l.output_value(t, u);
             Ok(if negated { -y } else { y })

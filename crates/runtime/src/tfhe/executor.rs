@@ -53,6 +53,7 @@ impl<'a> Executor<'a> {
                 key.preset().name()
             )));
         }
+        plan.check_wiring().map_err(RuntimeError::Plan)?;
         // Small-key values must be bootstrapped before anything but a
         // linear stage reads them (the big key is always possible).
         if plan.input.key == KeyChoice::Small && Plan::input_key(&plan.stages) != KeyChoice::Small {
@@ -101,6 +102,45 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// One stage on the values computed so far: its output, bootstraps and
+    /// multiply-adds.
+    fn stage(
+        &self,
+        stage: &PlanStage,
+        values: &[Option<LweVector>],
+    ) -> heman_tfhe::Result<(LweVector, usize, usize)> {
+        let read = |v: usize| {
+            values[v].as_ref().ok_or_else(|| {
+                heman_tfhe::TfheError::Shape(format!("value {v} was freed before its last reader"))
+            })
+        };
+        Ok(match stage {
+            PlanStage::Linear(l) => {
+                let inputs = l
+                    .inputs
+                    .iter()
+                    .map(|&v| read(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = match inputs[..] {
+                    [single] => l.rows.apply(single, l.encoding)?,
+                    _ => l
+                        .rows
+                        .apply(&LweVector::concatenate(&inputs)?, l.encoding)?,
+                };
+                (out, 0, l.rows.nonzeros())
+            }
+            PlanStage::Lookup(l) => {
+                let tables = self.tables(l)?;
+                let out = self.key.bootstrap(read(l.input)?, &tables, &l.table_of)?;
+                (out, l.table_of.len(), 0)
+            }
+            PlanStage::Max(m) => {
+                let out = self.max(m, read(m.input)?)?;
+                (out, m.bootstraps(), 3 * m.bootstraps())
+            }
+        })
     }
 
     /// Runs the plan on a fresh encryption (the seeded form the data owner
@@ -152,39 +192,24 @@ impl<'a> Executor<'a> {
     ) -> Result<(LweVector, Vec<StageTiming>)> {
         let plan = self.plan;
         self.check_input(input.len(), input.size())?;
-        let mut values = input;
+        let last_readers = plan.last_readers();
+        let mut values: Vec<Option<LweVector>> = vec![Some(input)];
         let mut timings = Vec::with_capacity(plan.stages.len());
         for (index, stage) in plan.stages.iter().enumerate() {
             let start = Instant::now();
-            let (bootstraps, multiply_adds) = match stage {
-                PlanStage::Linear(l) => {
-                    values = l
-                        .rows
-                        .apply(&values, l.encoding)
-                        .map_err(tfhe_error(index))?;
-                    (0, l.rows.nonzeros())
+            let (out, bootstraps, multiply_adds) =
+                self.stage(stage, &values).map_err(tfhe_error(index))?;
+            values.push(Some(out));
+            // Values no later stage reads are freed (the last is the output).
+            for (v, slot) in values.iter_mut().enumerate() {
+                if last_readers[v] == Some(index) {
+                    *slot = None;
                 }
-                PlanStage::Lookup(l) => {
-                    let tables = self.tables(l).map_err(tfhe_error(index))?;
-                    values = self
-                        .key
-                        .bootstrap(&values, &tables, &l.table_of)
-                        .map_err(tfhe_error(index))?;
-                    (l.table_of.len(), 0)
-                }
-                PlanStage::Max(m) => {
-                    values = self.max(m, &values).map_err(tfhe_error(index))?;
-                    (m.bootstraps(), 3 * m.bootstraps())
-                }
-            };
+            }
             let timing = StageTiming {
                 stage: index,
                 name: stage.name().to_string(),
-                kind: match stage {
-                    PlanStage::Linear(_) => "linear",
-                    PlanStage::Lookup(_) => "lookup",
-                    PlanStage::Max(_) => "max",
-                },
+                kind: stage.kind(),
                 seconds: start.elapsed().as_secs_f64(),
                 bootstraps,
                 multiply_adds,
@@ -201,6 +226,10 @@ impl<'a> Executor<'a> {
             on_stage(&timing);
             timings.push(timing);
         }
+        let mut values = values
+            .pop()
+            .flatten()
+            .ok_or_else(|| RuntimeError::Plan("the plan computes no output".into()))?;
         self.key
             .rerandomise(&mut values, self.flooding_std)
             .map_err(RuntimeError::Rerandomise)?;
