@@ -303,19 +303,16 @@ fn query_refuses_foreign_keys_and_unknown_models() {
 }
 
 /// Two CKKS models with other parameters (the second with ReLU as
-/// polynomials) and a TFHE one (exact mode: the decrypted integers are the
-/// quantised model's), served by one server; each model's keys are refused
-/// for the others.
+/// polynomials) and a TFHE one (the default plan: its reads are noisy, so
+/// the answer is compared with the quantised model's by class and within a
+/// tolerance; exact 2_2 plans leave this CNN a constant and are refused),
+/// served by one server; each model's keys are refused for the others.
 #[test]
 fn one_server_serves_models_of_both_backends() {
     let d = Deployment::serve(&[
         DIGITS,
         ("relu", "digits_relu.onnx", &[]),
-        (
-            "relu_tfhe",
-            "digits_relu.onnx",
-            &["--backend", "tfhe", "--exact"],
-        ),
+        ("relu_tfhe", "digits_relu.onnx", &["--backend", "tfhe"]),
     ]);
     succeeded(&d.query("digits", "keys", "y1.npy", &[]), "digits query");
     d.assert_close("y1.npy", "digits model");
@@ -339,8 +336,8 @@ fn one_server_serves_models_of_both_backends() {
     );
     assert!(out.contains("making keys") && out.contains("2_2"), "{out}");
     let y = heman_model::io::npy::read_npy(&d.w("tfhe.npy")).unwrap();
-    // The quantised plaintext model's output (the model owner's view), which
-    // exact mode's decryption reproduces up to the f32 of the .npy.
+    // The quantised plaintext model's output (the model owner's view),
+    // which the decryption reproduces up to the reads' noise.
     let model =
         heman_artifacts::tfhe::CompiledModel::read(&d.w("repo/relu_tfhe/relu_tfhe.heman")).unwrap();
     let plan = &model.plan;
@@ -353,7 +350,9 @@ fn one_server_serves_models_of_both_backends() {
         .postprocess
         .iter()
         .fold(plan.dequantise_output(&u), |t, op| op.eval(&[&t]));
-    assert_matches_plaintext(&y, &quantised, Tolerance::relative(1e-5), "TFHE model");
+    assert_eq!(y.argmax(), quantised.argmax(), "TFHE model's class");
+    assert_eq!(y.argmax(), expected.argmax(), "TFHE model's class");
+    assert_matches_plaintext(&y, &quantised, Tolerance::relative(0.25), "TFHE model");
     assert_refused_keys(&d.query("relu_tfhe", "keys", "tfhe2.npy", &[]));
 }
 

@@ -52,6 +52,14 @@ fn calibration(input: &Tensor, count: usize) -> Vec<Sample> {
 }
 
 fn compile(model: &Path, samples: &[Sample], exact: bool) -> Compiled {
+    try_compile(model, samples, exact).unwrap_or_else(|e| panic!("{}: {e}", model.display()))
+}
+
+fn try_compile(
+    model: &Path,
+    samples: &[Sample],
+    exact: bool,
+) -> Result<Compiled, heman_compiler::CompileError> {
     let graph = load_onnx(model).unwrap();
     let ranges = CalibrationRanges::measure(&graph, samples).unwrap();
     let options = Options {
@@ -62,7 +70,6 @@ fn compile(model: &Path, samples: &[Sample], exact: bool) -> Compiled {
         ..Options::default()
     };
     heman_compiler::tfhe::compile(&graph, samples, &ranges, options)
-        .unwrap_or_else(|e| panic!("{}: {e}", model.display()))
 }
 
 /// Encrypts `x`, runs `plan` encrypted, returns the decrypted output integers.
@@ -93,28 +100,67 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         "he_friendly_v14",
         "global_maxpool",
         "cnn_v13",
+        // Graphs that branch and rejoin: the dataflow's wiring (several
+        // readers of one value, stages over several inputs, concatenation,
+        // products as two squares) must give the reference's integers.
+        "resnet_block_v15",
+        "prelu_channel",
+        "mul_two_branches",
+        "sub_two_branches",
+        "add_broadcast_two_branches",
+        "split_v13_concat",
     ];
+    let mut refused = Vec::new();
     for name in models {
         let dir = repo_root().join("tests/models");
         let x = read_npy(&dir.join(format!("{name}.input.npy"))).unwrap();
-        let compiled = compile(
+        let compiled = match try_compile(
             &dir.join(format!("{name}.onnx")),
             &calibration(&x, 32),
             true,
-        );
+        ) {
+            Ok(compiled) => compiled,
+            // 16 values per bootstrap window can leave a model nothing but
+            // a constant: refused, and counted below.
+            Err(e)
+                if e.to_string()
+                    .contains("one output for every calibration input") =>
+            {
+                println!("{name}: refused in exact mode: {e}");
+                refused.push(name);
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
         let plan = &compiled.plan;
         assert!(compiled.budget.worst_log2_error() <= -40.0, "{name}");
-        // Inputs go under the small key exactly when a lookup is the first
-        // stage that is not linear.
-        let first = plan
+        // In a chain, inputs go under the small key exactly when a lookup
+        // is the first stage that is not linear (in a graph, where no
+        // small-key value meets a big-key one: the decryption checks it).
+        let chain = plan
             .stages
             .iter()
-            .find(|s| !matches!(s, PlanStage::Linear(_)));
-        let small = matches!(first, Some(PlanStage::Lookup(_)));
-        assert_eq!(plan.input.key == KeyChoice::Small, small, "{name}");
+            .enumerate()
+            .all(|(k, s)| s.inputs() == [k]);
+        if chain {
+            let first = plan
+                .stages
+                .iter()
+                .find(|s| !matches!(s, PlanStage::Linear(_)));
+            let small = matches!(first, Some(PlanStage::Lookup(_)));
+            assert_eq!(plan.input.key == KeyChoice::Small, small, "{name}");
+        }
         let reference = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
         assert_eq!(encrypted_integers(plan, &x), reference, "{name}");
     }
+    // Measured: these two deep models keep nothing but a constant in 2_2's
+    // 16-value windows; any other refusal is a regression.
+    assert!(
+        refused
+            .iter()
+            .all(|n| ["he_friendly_v14", "cnn_v13"].contains(n)),
+        "refused in exact mode: {refused:?}"
+    );
 }
 
 /// The bundled ReLU CNN in exact mode, on two test digits.
