@@ -95,9 +95,10 @@ pub fn report(compiled: &Compiled) -> Report {
         f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
     ));
     let mut warnings = Vec::new();
-    // Exact mode on a small preset can leave too few bits for the network
-    // to mean anything (the repository's digits_relu keeps 18 of 200
-    // classes on 2_2): say so rather than let it pass as a working model.
+    // A small preset can leave too few bits for the network to keep its
+    // decisions (a plan left constant is refused by the compiler; one that
+    // merely loses classes is reported): say so rather than let it pass
+    // as a working model.
     if f.noisy_same_argmax * 10 < f.samples * 9 {
         let largest =
             compiled.compiled.plan.preset == *heman_tfhe::Preset::ALL.last().expect("presets");
