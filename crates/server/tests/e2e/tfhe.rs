@@ -1,9 +1,10 @@
 //! A TFHE model served beside a CKKS one: the repository's ReLU digits
-//! network compiled for TFHE (2_2 preset, exact mode), a data owner's client
+//! network compiled for TFHE (2_2 preset, its default plan: exact 2_2 plans
+//! leave this network a constant and are refused), a data owner's client
 //! and server keys, registration and inference over HTTP and gRPC. The
-//! decrypted output integers must equal the quantised plaintext model's
-//! (exact mode: every read right with probability 1 - 2^-40); keys and
-//! ciphertexts of the other backend or another model are refused.
+//! decrypted outputs must pick the quantised plaintext model's class and
+//! lie within the reads' noise of its outputs; keys and ciphertexts of the
+//! other backend or another model are refused.
 
 use std::path::Path;
 
@@ -16,8 +17,8 @@ use heman_tfhe::{KeyChoice, Preset};
 use crate::common::{compile_into, config, digit, fixture, make_keys, Running};
 use crate::grpc::request;
 
-/// The TFHE digits model (in `<repo>/digits_tfhe/`), compiled in exact mode
-/// through the seam: its model owner (for the reference simulation) and a
+/// The TFHE digits model (in `<repo>/digits_tfhe/`), compiled through the
+/// seam: its model owner (for the reference simulation) and a
 /// data owner.
 struct TfheParties {
     keyparams: KeyParams,
@@ -27,10 +28,7 @@ struct TfheParties {
 }
 
 fn compile(repo: &Path) -> TfheParties {
-    let options = CompileOptions {
-        exact: true,
-        ..CompileOptions::default()
-    };
+    let options = CompileOptions::default();
     let (_, compilation) = compile_into(repo, "digits_tfhe", "digits_relu.onnx", "tfhe", &options);
     let model = compilation
         .backend
@@ -54,11 +52,16 @@ impl TfheParties {
         self.data_owner.encrypt(x, "digit").unwrap()
     }
 
-    /// A response decrypted, asserted equal to the quantised plaintext
-    /// model's output on `x` (exact mode: the integers read right).
-    fn assert_exact(&self, response: &[u8], x: &Tensor, what: &str) {
+    /// A response decrypted, asserted to pick the quantised plaintext
+    /// model's class on `x` and to lie within a quarter of its largest
+    /// output (the reads' noise moves this network's outputs by about a
+    /// tenth: measured over 40 noisy simulations of a test digit).
+    fn assert_matches_plan(&self, response: &[u8], x: &Tensor, what: &str) {
         let got = self.data_owner.decrypt(response, Path::new(what)).unwrap();
-        assert_eq!(got, self.model.simulate(x, None).unwrap(), "{what}");
+        let plan = self.model.simulate(x, None).unwrap();
+        assert_eq!(got.argmax(), plan.argmax(), "{what}");
+        let tolerance = heman_testkit::Tolerance::relative(0.25);
+        heman_testkit::assert_matches_plaintext(&got, &plan, tolerance, what);
     }
 }
 
@@ -122,14 +125,14 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .await
         .unwrap();
 
-    // Inference over HTTP and gRPC, each exactly the quantised model's.
+    // Inference over HTTP and gRPC, each the quantised model's class.
     let x = digit(0);
     let ciphertext = owner.encrypt(&x);
     let out = client
         .infer("digits_tfhe", &key_id, &ciphertext)
         .await
         .unwrap();
-    owner.assert_exact(&out, &x, "HTTP");
+    owner.assert_matches_plan(&out, &x, "HTTP");
     let mut grpc = GrpcInferenceServiceClient::connect(format!("http://{}", server.grpc.unwrap()))
         .await
         .unwrap()
@@ -142,7 +145,7 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .into_inner();
     let elements =
         heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0], 1).unwrap();
-    owner.assert_exact(&elements[0], &y, "gRPC");
+    owner.assert_matches_plan(&elements[0], &y, "gRPC");
 
     // Bad inputs: a CKKS ciphertext, a computed (expanded) ciphertext file,
     // one for another model's parameters, a truncated one.
