@@ -20,11 +20,23 @@ pub struct Compiled {
     pub compiled: compiler::Compiled,
     /// The options it was compiled with.
     pub options: compiler::Options,
+    /// The presets tried before this one and why each was passed over.
+    pub passed_over: Vec<String>,
 }
 
-/// The compiler's options from the seam's; options of other backends are
-/// refused by name.
-fn tfhe_options(options: &CompileOptions) -> Result<compiler::Options> {
+/// Whether a quantised model keeps the float model's class, with simulated
+/// noise, on at least 90% of the calibration samples: below it `keyparams`
+/// tries the next preset when none was asked for, and warns when none is
+/// left.
+fn keeps_classes(f: &compiler::Fidelity) -> bool {
+    f.noisy_same_argmax * 10 >= f.samples * 9
+}
+
+/// The compiler's options from the seam's, and the presets to try in
+/// order: the one asked for, else every preset from the cheapest (exact
+/// mode: the cheapest only, its guarantee does not depend on the preset);
+/// options of other backends are refused by name.
+fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Preset>)> {
     if options.flooding_security.is_some() {
         return Err(BackendError::Compile(
             "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
@@ -36,15 +48,92 @@ fn tfhe_options(options: &CompileOptions) -> Result<compiler::Options> {
         ));
     }
     options.refuse_simulation_options()?;
-    let preset = match &options.preset {
-        Some(name) => Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?,
-        None => Preset::Message2Carry2,
+    let presets = match &options.preset {
+        Some(name) => {
+            vec![Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?]
+        }
+        None if options.exact => vec![Preset::Message2Carry2],
+        None => Preset::ALL.to_vec(),
     };
-    Ok(compiler::Options {
-        preset,
+    let compiler_options = compiler::Options {
+        preset: presets[0],
         exact: options.exact,
         ..compiler::Options::default()
-    })
+    };
+    Ok((compiler_options, presets))
+}
+
+/// Compiles for each of `presets` in turn until one keeps the float
+/// model's classes ([`keeps_classes`]); where none does, the one that keeps
+/// the most. A larger preset costs evaluation keys (2_2: 27 MiB, 3_3: 252
+/// MiB) and time per bootstrap (about 4x at 3_3), so it is taken only when
+/// the cheaper one loses decisions. Returns the choice and, per preset
+/// passed over, why.
+fn compile_escalating(
+    source: &ModelSource,
+    options: compiler::Options,
+    presets: &[Preset],
+    progress: &dyn Progress,
+) -> Result<(compiler::Compiled, compiler::Options, Vec<String>)> {
+    let (graph, calibration) = (&source.graph, &source.calibration);
+    let mut best: Option<(compiler::Compiled, compiler::Options)> = None;
+    let mut passed_over = Vec::new();
+    let mut last_error = None;
+    for &preset in presets {
+        let options = compiler::Options { preset, ..options };
+        progress.start(&format!("choosing bit widths ({})", preset.name()), None);
+        let result = compiler::compile(graph, &calibration.samples, &calibration.ranges, options);
+        progress.finish();
+        let compiled = match result {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                passed_over.push(format!("preset {}: {e}", preset.name()));
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let f = compiled.fidelity;
+        let kept = keeps_classes(&f);
+        let better = best
+            .as_ref()
+            .is_none_or(|(b, _)| f.noisy_same_argmax > b.fidelity.noisy_same_argmax);
+        if better {
+            if let Some((b, o)) = best.take() {
+                passed_over.push(passed_over_line(&b, o.preset));
+            }
+            best = Some((compiled, options));
+        } else {
+            passed_over.push(passed_over_line(&compiled, preset));
+        }
+        if kept {
+            break;
+        }
+        info!(
+            preset = preset.name(),
+            kept = f.noisy_same_argmax,
+            of = f.samples,
+            "below 90% of the classes"
+        );
+    }
+    match best {
+        Some((compiled, options)) => Ok((compiled, options, passed_over)),
+        None => Err(BackendError::Compile(format!(
+            "compiling {} for TFHE: {}",
+            source.name,
+            last_error.map_or_else(|| "no preset".to_string(), |e| e.to_string())
+        ))),
+    }
+}
+
+/// Why a compiled preset was not taken.
+fn passed_over_line(compiled: &compiler::Compiled, preset: Preset) -> String {
+    let f = compiled.fidelity;
+    format!(
+        "preset {}: keeps the float model's class on {} of {} calibration samples with noise (below 90%)",
+        preset.name(),
+        f.noisy_same_argmax,
+        f.samples
+    )
 }
 
 /// Compiles `source` for TFHE.
@@ -53,15 +142,15 @@ pub fn compile(
     options: &CompileOptions,
     progress: &dyn Progress,
 ) -> Result<Compiled> {
-    let options = tfhe_options(options)?;
-    let (graph, calibration) = (&source.graph, &source.calibration);
+    let (options, presets) = tfhe_options(options)?;
+    let graph = &source.graph;
     let start = Instant::now();
-    progress.start("choosing bit widths", None);
-    let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options);
-    progress.finish();
-    let compiled = compiled
-        .map_err(|e| BackendError::Compile(format!("compiling {} for TFHE: {e}", source.name)))?;
-    info!(seconds = start.elapsed().as_secs_f64(), "compiled");
+    let (compiled, options, passed_over) = compile_escalating(source, options, &presets, progress)?;
+    info!(
+        seconds = start.elapsed().as_secs_f64(),
+        preset = options.preset.name(),
+        "compiled"
+    );
     let (input, output) = (graph.inputs[0], graph.outputs[0]);
     let keyparams = KeyParams::for_plan(
         &compiled.plan,
@@ -80,6 +169,7 @@ pub fn compile(
         },
         compiled,
         options,
+        passed_over,
     })
 }
 
@@ -99,7 +189,13 @@ pub fn report(compiled: &Compiled) -> Report {
     // decisions (a plan left constant is refused by the compiler; one that
     // merely loses classes is reported): say so rather than let it pass
     // as a working model.
-    if f.noisy_same_argmax * 10 < f.samples * 9 {
+    lines.extend(
+        compiled
+            .passed_over
+            .iter()
+            .map(|l| format!("passed over: {l}")),
+    );
+    if !keeps_classes(f) {
         let largest =
             compiled.compiled.plan.preset == *heman_tfhe::Preset::ALL.last().expect("presets");
         let hint = match (compiled.options.exact, largest) {
