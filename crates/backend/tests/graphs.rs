@@ -73,6 +73,17 @@ fn lead(y: &Tensor) -> f64 {
         .map_or(f64::INFINITY, |second| values[0] - second)
 }
 
+/// Graph model `name` of `tests/graphs` with its calibration.
+fn source(name: &str) -> ModelSource {
+    let dir = repo_root().join("tests/graphs");
+    ModelSource::load(
+        &dir.join(format!("{name}.onnx")),
+        &dir.join(format!("{name}.calibration.npz")),
+        &Silent,
+    )
+    .unwrap()
+}
+
 /// How one model is run: the backend, its options, the inputs.
 struct Setup<'a> {
     backend: &'a str,
@@ -90,12 +101,7 @@ struct Setup<'a> {
 fn run(name: &str, setup: &Setup) -> Result<Measured, String> {
     let (backend, count, tolerance) = (setup.backend, setup.count, setup.tolerance);
     let dir = repo_root().join("tests/graphs");
-    let source = ModelSource::load(
-        &dir.join(format!("{name}.onnx")),
-        &dir.join(format!("{name}.calibration.npz")),
-        &Silent,
-    )
-    .unwrap();
+    let source = source(name);
     let backend = registry::by_name(backend).unwrap();
     let compilation = backend
         .compile(&source, &setup.options, &Silent)
@@ -296,13 +302,7 @@ fn branching_graphs_run_encrypted_on_tfhe() {
 /// preset, it compiles for that one only.
 #[test]
 fn tfhe_takes_the_cheapest_preset_that_keeps_the_classes() {
-    let dir = repo_root().join("tests/graphs");
-    let source = ModelSource::load(
-        &dir.join("resnet_basic_blocks.onnx"),
-        &dir.join("resnet_basic_blocks.calibration.npz"),
-        &Silent,
-    )
-    .unwrap();
+    let source = source("resnet_basic_blocks");
     let backend = registry::by_name("tfhe").unwrap();
     let chosen = backend
         .compile(&source, &CompileOptions::default(), &Silent)

@@ -6,7 +6,7 @@ use heman_compiler::CompileError;
 use heman_model::io::dataset::{load_arrays, LabelledSet, Sample};
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Graph};
-use heman_testkit::{pseudo_random, repo_root};
+use heman_testkit::{pseudo_random, repo_root, BRANCHING_OPERATOR_MODELS};
 use heman_tfhe::Preset;
 
 fn digits(model: &str) -> (Graph, Vec<Sample>, CalibrationRanges) {
@@ -146,14 +146,7 @@ fn operator_model(model: &str) -> (heman_model::Graph, Vec<Sample>, CalibrationR
 /// branches becomes two squares' lookups.
 #[test]
 fn branching_graphs_compile_to_a_dataflow() {
-    for model in [
-        "resnet_block_v15",
-        "prelu_channel",
-        "mul_two_branches",
-        "sub_two_branches",
-        "add_broadcast_two_branches",
-        "split_v13_concat",
-    ] {
+    for model in BRANCHING_OPERATOR_MODELS {
         let (graph, samples, ranges) = operator_model(model);
         let compiled = compile(&graph, &samples, &ranges, Options::default())
             .unwrap_or_else(|e| panic!("{model}: {e}"));

@@ -10,7 +10,7 @@ use heman_model::io::dataset::Sample;
 use heman_model::io::npy::read_npy;
 use heman_model::{load_onnx, CalibrationRanges, Tensor};
 use heman_runtime::tfhe::{decrypt_integers, encrypt_input, Executor};
-use heman_testkit::{pseudo_random, repo_root};
+use heman_testkit::{pseudo_random, repo_root, BRANCHING_OPERATOR_MODELS};
 use heman_tfhe::{ClientKey, CompressedServerKey, KeyChoice, Preset, ServerKey};
 
 const PRESET: Preset = Preset::Message2Carry2;
@@ -100,18 +100,12 @@ fn exact_plans_decrypt_to_the_quantised_reference() {
         "he_friendly_v14",
         "global_maxpool",
         "cnn_v13",
-        // Graphs that branch and rejoin: the dataflow's wiring (several
-        // readers of one value, stages over several inputs, concatenation,
-        // products as two squares) must give the reference's integers.
-        "resnet_block_v15",
-        "prelu_channel",
-        "mul_two_branches",
-        "sub_two_branches",
-        "add_broadcast_two_branches",
-        "split_v13_concat",
     ];
+    // Graphs that branch and rejoin: the dataflow's wiring (several readers
+    // of one value, stages over several inputs, concatenation, products as
+    // two squares) must give the reference's integers.
     let mut refused = Vec::new();
-    for name in models {
+    for name in models.into_iter().chain(BRANCHING_OPERATOR_MODELS) {
         let dir = repo_root().join("tests/models");
         let x = read_npy(&dir.join(format!("{name}.input.npy"))).unwrap();
         let compiled = match try_compile(

@@ -36,6 +36,19 @@ pub fn relative_error(actual: &Tensor, expected: &Tensor) -> f64 {
     max_abs_error(actual, expected) / expected.max_abs().max(1.0)
 }
 
+/// The operator models of `tests/models` whose graphs branch and rejoin (a
+/// residual block, per-channel PRelu, products, differences and broadcast
+/// sums of two branches, a Concat of Split parts): the TFHE compiler's and
+/// runtime's dataflow tests run the same set.
+pub const BRANCHING_OPERATOR_MODELS: [&str; 6] = [
+    "resnet_block_v15",
+    "prelu_channel",
+    "mul_two_branches",
+    "sub_two_branches",
+    "add_broadcast_two_branches",
+    "split_v13_concat",
+];
+
 /// The largest elementwise difference between two tensors of equal size.
 pub fn max_abs_error(actual: &Tensor, expected: &Tensor) -> f64 {
     assert_eq!(actual.len(), expected.len(), "output sizes differ");
