@@ -137,7 +137,11 @@ async fn tfhe_model_served_beside_a_ckks_one() {
         .await
         .unwrap()
         .max_decoding_message_size(usize::MAX);
-    let y = digit(7);
+    // 3-4.npy: the quantised model's class leads by 5.0 where the reads'
+    // noise moved outputs by at most 1.4 in 40 simulations (digit(7),
+    // 0-91.npy, which the quantised model misclassifies, is a near tie
+    // that the noise flips).
+    let y = digit(32);
     let response = grpc
         .model_infer(request("digits_tfhe", &key_id, &owner.encrypt(&y)))
         .await
