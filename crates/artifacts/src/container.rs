@@ -136,6 +136,66 @@ pub struct Container {
     pub payload: Vec<u8>,
 }
 
+/// A container decoded in place: the payload borrowed from the bytes it
+/// came in, so a large received file (evaluation keys: gigabytes) is never
+/// copied just to be parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerView<'a> {
+    /// Which backend wrote it and what it holds.
+    pub kind: Kind,
+    /// The format version of the payload.
+    pub version: u16,
+    /// The parameter fingerprint.
+    pub fingerprint: [u8; 32],
+    /// The content.
+    pub payload: &'a [u8],
+}
+
+impl<'a> ContainerView<'a> {
+    /// Decodes any container in `bytes` (checksum checked, version not);
+    /// `path` names the file in errors.
+    pub fn new(bytes: &'a [u8], path: &Path) -> Result<Self> {
+        let (kind, version, fingerprint) = Container::peek(bytes, path)?;
+        let length = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes"));
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| HEADER.checked_add(l))
+            .and_then(|e| e.checked_add(32));
+        if end != Some(bytes.len()) {
+            return Err(invalid(
+                path,
+                format!(
+                    "truncated or padded {}: {} bytes, the header announces {}",
+                    kind.role.name(),
+                    bytes.len(),
+                    HEADER as u128 + length as u128 + 32
+                ),
+            ));
+        }
+        let length = length as usize;
+        let body = &bytes[..HEADER + length];
+        if Sha256::digest(body).as_slice() != &bytes[HEADER + length..] {
+            return Err(invalid(
+                path,
+                format!("damaged {} (checksum mismatch)", kind.role.name()),
+            ));
+        }
+        Ok(Self {
+            kind,
+            version,
+            fingerprint,
+            payload: &body[HEADER..],
+        })
+    }
+
+    /// Decodes a container in `bytes` that must be as `expected`.
+    pub fn expecting(bytes: &'a [u8], path: &Path, expected: Expected) -> Result<Self> {
+        let view = Self::new(bytes, path)?;
+        check_header(path, (view.kind, view.version, &view.fingerprint), expected)?;
+        Ok(view)
+    }
+}
+
 /// Lower-case hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -195,37 +255,14 @@ impl Container {
 
     /// Decodes any container (its version unchecked: see
     /// [`Container::from_bytes_expecting`]); `path` names the file in errors.
+    /// The payload is copied: [`ContainerView`] borrows it instead.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let (kind, version, fingerprint) = Self::peek(bytes, path)?;
-        let length = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes"));
-        let end = usize::try_from(length)
-            .ok()
-            .and_then(|l| HEADER.checked_add(l))
-            .and_then(|e| e.checked_add(32));
-        if end != Some(bytes.len()) {
-            return Err(invalid(
-                path,
-                format!(
-                    "truncated or padded {}: {} bytes, the header announces {}",
-                    kind.role.name(),
-                    bytes.len(),
-                    HEADER as u128 + length as u128 + 32
-                ),
-            ));
-        }
-        let length = length as usize;
-        let body = &bytes[..HEADER + length];
-        if Sha256::digest(body).as_slice() != &bytes[HEADER + length..] {
-            return Err(invalid(
-                path,
-                format!("damaged {} (checksum mismatch)", kind.role.name()),
-            ));
-        }
+        let view = ContainerView::new(bytes, path)?;
         Ok(Self {
-            kind,
-            version,
-            fingerprint,
-            payload: body[HEADER..].to_vec(),
+            kind: view.kind,
+            version: view.version,
+            fingerprint: view.fingerprint,
+            payload: view.payload.to_vec(),
         })
     }
 

@@ -16,7 +16,7 @@ pub mod error;
 #[cfg(feature = "tfhe")]
 pub mod tfhe;
 
-pub use container::{Container, Expected, Kind, Role};
+pub use container::{Container, ContainerView, Expected, Kind, Role};
 pub use error::{ArtifactError, Result};
 
 /// The `format` field of every keyparams.json.

@@ -60,6 +60,26 @@ pub fn postprocess(output: Tensor, operators: &[heman_model::ops::Op]) -> Tensor
     operators.iter().fold(output, |t, op| op.eval(&[&t]))
 }
 
+/// The digest a model owner answers once per key
+/// ([`crate::ModelOwner::input_masks_digest`]): SHA-256 over the scheme's
+/// name and the seeds (or other parts) in order, each with its length.
+pub(crate) fn masks_digest<T: AsRef<[u8]>>(
+    scheme: &[u8],
+    parts: impl Iterator<Item = Result<T>>,
+) -> Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"heman input masks\0");
+    h.update(scheme);
+    for part in parts {
+        let part = part?;
+        let part = part.as_ref();
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    Ok(h.finalize().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

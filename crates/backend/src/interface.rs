@@ -305,6 +305,13 @@ pub trait ModelOwner: Send + Sync {
     fn parse_keys(&self, bytes: &[u8], origin: &Path) -> Result<EvaluationKeys>;
     /// Checks that parsed keys serve this model (every rotation it needs).
     fn check_keys(&self, keys: &EvaluationKeys) -> Result<()>;
+    /// A digest of what the input's masks are made from (the seeds of its
+    /// fresh encryptions), refusing inputs that are not fresh. A server
+    /// answers each digest once per key: the outputs' weight-dependent part
+    /// depends on the masks only, so answers to inputs sharing masks, with
+    /// whatever bodies, would let the data owner average the output
+    /// flooding down (Li, Micciancio, Schultz, Sorrell, CRYPTO 2022).
+    fn input_masks_digest(&self, input: &[u8], origin: &Path) -> Result<[u8; 32]>;
     /// Runs the model on an encrypted input file (`origin` names it): only
     /// fresh encryptions are taken; the output is re-randomised and flooded
     /// before it is returned. `on_stage` hears of each stage as it ends.
@@ -336,4 +343,49 @@ pub trait DataOwner: Send + Sync {
     /// Decrypts an output file (`origin` names it) and applies the
     /// post-processing the model owner left to the data owner (Softmax).
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor>;
+    /// As [`DataOwner::decrypt`], for a result that will reach another
+    /// party (the model owner among them): decrypt-side noise hides the
+    /// key-dependent error an approximate decryption carries. Answers the
+    /// result and a line saying what was added.
+    fn decrypt_for_release(
+        &self,
+        output: &[u8],
+        origin: &Path,
+        noise: DecryptionNoise,
+    ) -> Result<(Tensor, String)>;
+}
+
+/// Decrypt-side noise: a Gaussian of `2^factor_log2` times the decryption's
+/// estimated error added to every released value (CKKS; exact decryptions
+/// carry no error to hide). Against key recovery from released decryptions
+/// (Li, Micciancio, EUROCRYPT 2021).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecryptionNoise {
+    /// `log2` of the added deviation over the estimated error.
+    pub factor_log2: f64,
+}
+
+/// The release of a decryption that carries no key-dependent error: the
+/// decryption itself, and the line saying why nothing was added.
+pub(crate) fn released_unchanged(tensor: Tensor, why: &str) -> (Tensor, String) {
+    (tensor, format!("decryption noise: none added ({why})"))
+}
+
+impl DecryptionNoise {
+    /// Noise as large as the error itself: the error is drowned in fresh
+    /// noise of its size, for about half a bit of precision.
+    pub const MATCHED: Self = Self { factor_log2: 0.0 };
+
+    /// `matched`, or `log2` of the factor (`0` to `20`).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if text == "matched" {
+            return Ok(Self::MATCHED);
+        }
+        match text.parse::<f64>() {
+            Ok(k) if (0.0..=20.0).contains(&k) => Ok(Self { factor_log2: k }),
+            _ => Err(format!(
+                "'{text}': `matched`, or log2 of the noise over the estimated error, 0 to 20"
+            )),
+        }
+    }
 }

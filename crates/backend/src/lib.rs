@@ -24,8 +24,8 @@ pub mod tfhe;
 
 pub use error::{BackendError, Result};
 pub use interface::{
-    Backend, Calibration, Compilation, CompileOptions, DataOwner, EvaluationKeys, Inference,
-    KeyFiles, ModelOwner, ModelSource, Report, ServingOptions, StageTiming, TensorInfo,
+    Backend, Calibration, Compilation, CompileOptions, DataOwner, DecryptionNoise, EvaluationKeys,
+    Inference, KeyFiles, ModelOwner, ModelSource, Report, ServingOptions, StageTiming, TensorInfo,
 };
 pub use keys_dir::KeysDir;
 pub use progress::{Progress, Silent};

@@ -70,6 +70,13 @@ impl Ciphertext {
         self.seed.is_some()
     }
 
+    /// The seed `c_1` is expanded from, for a fresh secret-key encryption:
+    /// public (the seeded form sends it), and what makes two encryptions
+    /// distinct whatever their `c_0`.
+    pub fn seed(&self) -> Option<&Seed> {
+        self.seed.as_ref()
+    }
+
     /// The component polynomials (NTT form).
     pub fn parts(&self) -> &[Poly] {
         &self.parts

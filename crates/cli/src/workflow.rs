@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use heman_backend::{registry, Compilation, CompileOptions, Inference, KeysDir, ModelSource};
+use heman_backend::{
+    registry, Compilation, CompileOptions, DecryptionNoise, Inference, KeysDir, ModelSource,
+};
 use heman_model::Tensor;
 
 use crate::progress::Bars;
@@ -167,9 +169,21 @@ pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) ->
 }
 
 /// `heman decrypt`: the output decrypted and post-processed, as `.npy`.
-pub fn decrypt(keys: &Path, input: &Path, output: &Path) -> Result<Tensor> {
+pub fn decrypt(
+    keys: &Path,
+    input: &Path,
+    output: &Path,
+    noise: Option<DecryptionNoise>,
+) -> Result<Tensor> {
     let owner = KeysDir::at(keys).open()?;
-    let tensor = owner.decrypt(&read(input)?, input)?;
+    let tensor = match noise {
+        None => owner.decrypt(&read(input)?, input)?,
+        Some(noise) => {
+            let (tensor, line) = owner.decrypt_for_release(&read(input)?, input, noise)?;
+            println!("{line}");
+            tensor
+        }
+    };
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
 }

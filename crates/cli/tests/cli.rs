@@ -365,6 +365,36 @@ fn ckks_workflow_decrypts_the_right_digit() {
         "{model_text}"
     );
     assert!(ok(&["inspect", &flow.p("kp.json")]).contains("128-bit classical"));
+    // A result to be released gets noise sized from its own error, and
+    // keeps its digit; a factor out of range is refused.
+    let (keys, input, output) = (flow.p("keys"), flow.p("y.enc"), flow.p("released.npy"));
+    let decrypt = |noise: &str| {
+        heman(&[
+            "decrypt",
+            "-k",
+            &keys,
+            "-i",
+            &input,
+            "-o",
+            &output,
+            "--decryption-noise",
+            noise,
+        ])
+    };
+    let released = decrypt("matched");
+    assert!(released.status.success(), "{}", text(&released.stderr));
+    let released = text(&released.stdout);
+    assert!(
+        released.contains("decryption noise: estimated error") && released.contains("argmax 3"),
+        "{released}"
+    );
+    let refused = decrypt("99");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("0 to 20"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
 
 #[test]
@@ -506,6 +536,19 @@ fn tfhe_workflow_runs_end_to_end() {
     assert!(ok(&["inspect", &flow.p("keys/eval.keys")]).contains("heman tfhe evaluation keys"));
     assert!(ok(&["inspect", &flow.p(flow.model)]).contains("lookup"));
     assert!(ok(&["inspect", &flow.p("kp.json")]).contains("tfhe backend"));
+    // Exact decryption: nothing to hide, nothing added.
+    let released = ok(&[
+        "decrypt",
+        "-k",
+        &flow.p("keys"),
+        "-i",
+        &flow.p("y.enc"),
+        "-o",
+        &flow.p("released.npy"),
+        "--decryption-noise",
+        "matched",
+    ]);
+    assert!(released.contains("none added (TFHE"), "{released}");
 }
 
 #[test]

@@ -49,14 +49,16 @@ struct Serving {
 }
 
 impl Serving {
-    /// Serves `repo` on `http` and `grpc` (port 0: any free port).
-    fn start(repo: &Path, key_store: &Path, http: &str, grpc: &str) -> Self {
+    /// Serves `repo` on `http` and `grpc` (port 0: any free port), with
+    /// `extra` arguments.
+    fn start(repo: &Path, key_store: &Path, (http, grpc): (&str, &str), extra: &[&str]) -> Self {
         let mut child = Command::new(heman_bin())
             .args(["serve", "--model-repository"])
             .arg(repo)
             .args(["--http", http, "--grpc", grpc])
             .args(["--max-concurrent", "2", "--timeout-s", "60", "--key-store"])
             .arg(key_store)
+            .args(extra)
             // Warnings and errors only: the test's output stays readable.
             .env("HEMAN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -166,6 +168,11 @@ impl Deployment {
     /// Compiles each `(name, model, extra arguments)` into
     /// `repo/<name>/<name>.heman` and serves the repository.
     fn serve(models: &[(&str, &str, &[&str])]) -> Self {
+        Self::serve_with(models, &[])
+    }
+
+    /// As [`Deployment::serve`], `heman serve` given `extra` arguments.
+    fn serve_with(models: &[(&str, &str, &[&str])], extra: &[&str]) -> Self {
         let work = tempfile::tempdir().unwrap();
         let repo = work.path().join("repo");
         for (name, model, extra) in models {
@@ -190,8 +197,8 @@ impl Deployment {
         let server = Serving::start(
             &repo,
             &work.path().join("registered"),
-            "127.0.0.1:0",
-            "127.0.0.1:0",
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            extra,
         );
         Self {
             work,
@@ -302,6 +309,58 @@ fn query_refuses_foreign_keys_and_unknown_models() {
     );
 }
 
+/// A server with tokens answers only a client that shows one (`heman
+/// query --token-file`); an open one refuses to listen beyond loopback.
+#[test]
+fn tokens_guard_the_server_and_an_open_one_stays_on_loopback() {
+    let secrets = tempfile::tempdir().unwrap();
+    let token = "5ec2e7000000000000000000000000000000000000000000000000000000beef";
+    let tokens = secrets.path().join("tokens");
+    std::fs::write(&tokens, format!("# clients\nalice {token}\n")).unwrap();
+    let token_file = secrets.path().join("alice.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let d = Deployment::serve_with(&[DIGITS], &["--tokens", &path_text(&tokens)]);
+    let refused = d.query("digits", "keys", "y0.npy", &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("401") && text(&refused.stderr).contains("bearer token"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let token_arg = path_text(&token_file);
+    succeeded(
+        &d.query("digits", "keys", "y1.npy", &["--token-file", &token_arg]),
+        "query with a token",
+    );
+    d.assert_close("y1.npy", "heman query with a token");
+
+    // Open, on every address: refused before it listens.
+    let mut open = Command::new(heman_bin())
+        .args(["serve", "--model-repository"])
+        .arg(d.w("repo"))
+        .args(["--http", "0.0.0.0:0", "--grpc", "off", "--key-store"])
+        .arg(d.w("registered"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = open.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = open.kill();
+            panic!("an open server started on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut open.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
 /// Two CKKS models with other parameters (the second with ReLU as
 /// polynomials) and a TFHE one (the default plan: its reads are noisy, so
 /// the answer is compared with the quantised model's by class and within a
@@ -398,7 +457,7 @@ fn registered_keys_survive_a_graceful_restart() {
     let status = d.server.stop();
     assert!(status.success(), "heman serve exited with {status}");
     let addr = http.trim_start_matches("http://");
-    d.server = Serving::start(&d.w("repo"), &d.w("registered"), addr, &grpc);
+    d.server = Serving::start(&d.w("repo"), &d.w("registered"), (addr, &grpc), &[]);
     let again = succeeded(
         &d.query("digits", "keys", "y6.npy", &[]),
         "query after restart",

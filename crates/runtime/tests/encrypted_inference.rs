@@ -31,44 +31,61 @@ impl Keys {
 }
 
 /// The repository's x*x digits model compiled for fixed parameters: depth 5
-/// (three linear stages, two squares), N = 2^13 within 218 bits.
-fn digits_square_plan() -> (
-    std::path::PathBuf,
-    heman_model::Graph,
-    CkksParameters,
-    heman_compiler::ckks::Plan,
-) {
-    let root = repo().join("examples/digits");
-    let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
-    let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
-    let plan = compile(&graph, params.slots(), None).unwrap();
-    (root, graph, params, plan)
+/// (three linear stages, two squares), N = 2^13 within 218 bits; and a data
+/// owner's keys for it.
+struct DigitsSquare {
+    root: std::path::PathBuf,
+    graph: heman_model::Graph,
+    params: CkksParameters,
+    plan: heman_compiler::ckks::Plan,
+    keys: Keys,
+    decryptor: Decryptor,
+}
+
+impl DigitsSquare {
+    fn new() -> Self {
+        let root = repo().join("examples/digits");
+        let graph = load_onnx(&root.join("digits_square.onnx")).unwrap();
+        let params = CkksParameters::new(13, &[42, 26, 26, 26, 26, 26], &[43], 26).unwrap();
+        let plan = compile(&graph, params.slots(), None).unwrap();
+        let keys = Keys::for_plan(&params, &plan);
+        let decryptor = Decryptor::new(&params, &keys.sk).unwrap();
+        Self {
+            root,
+            graph,
+            params,
+            plan,
+            keys,
+            decryptor,
+        }
+    }
+
+    /// The model owner's executor with the data owner's keys.
+    fn executor(&self) -> Executor<'_> {
+        let k = &self.keys;
+        Executor::new(&self.params, &k.rlk, &k.gk, &k.pk).unwrap()
+    }
 }
 
 #[test]
 fn digits_square_encrypted_matches_plaintext() {
-    let (root, graph, params, plan) = digits_square_plan();
-    let Keys { sk, pk, rlk, gk } = Keys::for_plan(&params, &plan);
-    let decryptor = Decryptor::new(&params, &sk).unwrap();
-    let executor = Executor::new(&params, &rlk, &gk, &pk).unwrap();
+    let d = DigitsSquare::new();
+    let (root, graph, params, plan, decryptor) =
+        (&d.root, &d.graph, &d.params, &d.plan, &d.decryptor);
+    let executor = d.executor();
     // Encoded diagonals are kept across the samples: the later runs reuse them.
-    let prepared = PreparedPlan::new(&plan, &params, 1 << 30);
+    let prepared = PreparedPlan::new(plan, params, 1 << 30);
     let samples = load_arrays(&root.join("test")).unwrap();
     let mut worst = 0.0f64;
     for sample in samples.iter().take(4) {
         let x = graph.check_input(0, &sample.tensor).unwrap();
         let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
-        let cts = encrypt_tensor(
-            &params,
-            InputKey::Secret(&decryptor),
-            &plan.input_layout,
-            &x,
-        )
-        .unwrap();
+        let cts =
+            encrypt_tensor(params, InputKey::Secret(decryptor), &plan.input_layout, &x).unwrap();
         let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
         let y = decrypt_tensor(
-            &params,
-            &decryptor,
+            params,
+            decryptor,
             &plan.output_layout,
             &plan.output_shape,
             &out,
@@ -187,14 +204,12 @@ fn calibrated_digits_square() -> (
 /// a scale the sender picked), and a wrong count are refused before any work.
 #[test]
 fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
-    let (root, graph, params, plan) = digits_square_plan();
-    let Keys { sk, pk, rlk, gk } = Keys::for_plan(&params, &plan);
-    let (encryptor, decryptor) = (
-        Encryptor::new(&params, &pk).unwrap(),
-        Decryptor::new(&params, &sk).unwrap(),
-    );
-    let executor = Executor::new(&params, &rlk, &gk, &pk).unwrap();
-    let prepared = PreparedPlan::new(&plan, &params, 0);
+    let d = DigitsSquare::new();
+    let (root, graph, params, plan, decryptor) =
+        (&d.root, &d.graph, &d.params, &d.plan, &d.decryptor);
+    let encryptor = Encryptor::new(params, &d.keys.pk).unwrap();
+    let executor = d.executor();
+    let prepared = PreparedPlan::new(plan, params, 0);
     let sample = &load_arrays(&root.join("test")).unwrap()[0];
     let x = graph.check_input(0, &sample.tensor).unwrap();
     let refusal = |cts| {
@@ -204,22 +219,12 @@ fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
             .to_string()
     };
 
-    let public = encrypt_tensor(
-        &params,
-        InputKey::Public(&encryptor),
-        &plan.input_layout,
-        &x,
-    );
+    let public = encrypt_tensor(params, InputKey::Public(&encryptor), &plan.input_layout, &x);
     let error = refusal(public.unwrap());
     assert!(error.contains("seeded"), "{error}");
 
-    let mut forged = encrypt_tensor(
-        &params,
-        InputKey::Secret(&decryptor),
-        &plan.input_layout,
-        &x,
-    )
-    .unwrap();
+    let mut forged =
+        encrypt_tensor(params, InputKey::Secret(decryptor), &plan.input_layout, &x).unwrap();
     forged[0].set_scale(params.default_scale() * 1024.0);
     let error = refusal(forged.clone());
     assert!(error.contains("scale"), "{error}");
@@ -312,4 +317,66 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
             &sample.name,
         );
     }
+}
+
+/// Decrypt-side noise (issue 15, item 7): the error estimated from the
+/// decoded slots' imaginary parts is the real error (decrypted minus the
+/// noise-free simulation, over every slot) within a factor of two; the
+/// released values carry the added noise, keep the prediction at the
+/// matched size, and are the same for the same seed.
+#[test]
+fn released_decryptions_carry_noise_sized_from_their_error() {
+    use heman_compiler::ckks::simulate::simulate_slots;
+    use heman_runtime::ckks::decrypt_tensor_for_release;
+    let d = DigitsSquare::new();
+    let (root, graph, params, plan, decryptor) =
+        (&d.root, &d.graph, &d.params, &d.plan, &d.decryptor);
+    let executor = d.executor();
+    let prepared = PreparedPlan::new(plan, params, 1 << 28);
+    let encoder = heman_ckks::Encoder::new(params);
+    let sample = &load_arrays(&root.join("test")).unwrap()[1];
+    let x = graph.check_input(0, &sample.tensor).unwrap();
+    let cts = encrypt_tensor(params, InputKey::Secret(decryptor), &plan.input_layout, &x).unwrap();
+    let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
+    let layout = (&plan.output_layout, &plan.output_shape[..]);
+    let plain = decrypt_tensor(params, decryptor, layout.0, layout.1, &out).unwrap();
+
+    let release = |factor_log2, seed| {
+        decrypt_tensor_for_release(params, decryptor, layout, &out, factor_log2, seed).unwrap()
+    };
+    let (matched, noise) = release(0.0, [1; 32]);
+    // The real error over all slots, against the noise-free simulation.
+    let want = simulate_slots(plan, &x);
+    let (mut sum, mut count) = (0.0, 0usize);
+    for (ct, expected) in out.iter().zip(&want) {
+        let got = encoder.decode(&decryptor.decrypt(ct).unwrap());
+        for (g, e) in got.iter().zip(expected) {
+            sum += (g - e).powi(2);
+            count += 1;
+        }
+    }
+    let real_error = (sum / count as f64).sqrt();
+    let ratio = noise.estimated_error / real_error;
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "estimated {:.3e}, real {real_error:.3e}",
+        noise.estimated_error
+    );
+    assert_eq!(noise.added, noise.estimated_error);
+    assert_eq!(matched.argmax(), plain.argmax());
+    let moved = |t: &heman_model::Tensor| {
+        t.data()
+            .iter()
+            .zip(plain.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(moved(&matched) > 0.0 && moved(&matched) < 6.0 * noise.added);
+    // Same seed, same release; another seed, another one.
+    assert_eq!(release(0.0, [1; 32]).0.data(), matched.data());
+    assert_ne!(release(0.0, [2; 32]).0.data(), matched.data());
+    // 2^3 times the error: eight times the deviation.
+    let (loud, louder) = release(3.0, [1; 32]);
+    assert!((louder.added / noise.added - 8.0).abs() < 1e-9);
+    assert!(moved(&loud) > moved(&matched));
 }

@@ -62,6 +62,7 @@ type Result<T> = std::result::Result<T, ClientError>;
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<std::sync::Arc<zeroize::Zeroizing<String>>>,
 }
 
 impl Client {
@@ -85,7 +86,17 @@ impl Client {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http,
+            token: None,
         })
+    }
+
+    /// The same client sending `token` as its bearer token on every call
+    /// (a server started with `--tokens`).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(std::sync::Arc::new(zeroize::Zeroizing::new(
+            token.trim().to_string(),
+        )));
+        self
     }
 
     /// The server's base URL.
@@ -103,6 +114,10 @@ impl Client {
         let transport = |source| ClientError::Transport {
             url: url.to_string(),
             source,
+        };
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token.as_str()),
+            None => request,
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();

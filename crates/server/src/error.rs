@@ -26,9 +26,16 @@ pub enum ServerError {
     /// The request body exceeded the configured cap.
     #[error("request body larger than the limit of {0} bytes")]
     TooLarge(usize),
-    /// The queue of requests waiting for an inference slot is full.
-    #[error("server busy: {0} requests already wait for an inference slot; retry later")]
-    Busy(usize),
+    /// The server cannot take the request now: the queue for inference
+    /// slots is full, or the bodies it holds fill its budget.
+    #[error("server busy: {0}; retry later")]
+    Busy(String),
+    /// No valid bearer token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The client has used a quota of its own.
+    #[error("{0}")]
+    ClientQuota(String),
     /// The key has used the queries the model owner allows per key.
     #[error("{0}")]
     QueryBudget(String),
@@ -51,7 +58,8 @@ impl ServerError {
             Self::UnknownModel(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::QueryBudget(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::QueryBudget(_) | Self::ClientQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Busy(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +72,10 @@ impl ServerError {
             Self::BadRequest(_) => tonic::Code::InvalidArgument,
             Self::UnknownModel(_) | Self::UnknownKey(_) => tonic::Code::NotFound,
             Self::NoRoute(_) | Self::MethodNotAllowed(..) => tonic::Code::Unimplemented,
-            Self::TooLarge(_) | Self::QueryBudget(_) => tonic::Code::ResourceExhausted,
+            Self::TooLarge(_) | Self::QueryBudget(_) | Self::ClientQuota(_) => {
+                tonic::Code::ResourceExhausted
+            }
+            Self::Unauthenticated(_) => tonic::Code::Unauthenticated,
             Self::Busy(_) | Self::ShuttingDown => tonic::Code::Unavailable,
             Self::Timeout(_) => tonic::Code::DeadlineExceeded,
             Self::Internal(_) => tonic::Code::Internal,
@@ -75,7 +86,15 @@ impl ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.to_string() });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if matches!(self, Self::Unauthenticated(_)) {
+            // RFC 6750, section 3: a 401 names the scheme it wants.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

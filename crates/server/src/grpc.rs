@@ -9,6 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
+use crate::admission::Wire;
+use crate::auth::Tenant;
 use crate::binary;
 use crate::error::{Result, ServerError};
 use crate::service::{self, InferCall, InputTensor, ParsedInfer, Protocol, KEY_ID_PARAMETER};
@@ -45,6 +47,31 @@ pub fn services(
     let keys = heman::key_service_server::KeyServiceServer::new(Keys(state.clone()))
         .max_decoding_message_size(state.config.max_key_bytes);
     (inference, keys)
+}
+
+/// Both services as routes behind the admission guard ([`crate::admission`]),
+/// which authenticates and admits each call before its message is read.
+pub fn routes(state: Arc<AppState>) -> tonic::service::Routes {
+    let (inference, keys) = services(state.clone());
+    let router = tonic::service::Routes::new(inference)
+        .add_service(keys)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(
+            (state, Wire::Grpc),
+            crate::admission::guard,
+        ));
+    tonic::service::Routes::from(router)
+}
+
+/// The client the admission guard found for a call.
+fn tenant<T>(request: &Request<T>) -> Result<Tenant> {
+    request
+        .extensions()
+        .get::<Tenant>()
+        .cloned()
+        .ok_or_else(|| {
+            ServerError::Internal("a call reached a service without passing admission".into())
+        })
 }
 
 /// `inference.GRPCInferenceService`.
@@ -129,6 +156,7 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelInferRequest>,
     ) -> std::result::Result<Response<ModelInferResponse>, Status> {
         let state = &self.0;
+        let tenant = tenant(&request)?;
         let r = request.into_inner();
         let name = r.model_name.clone();
         let work = async {
@@ -141,7 +169,7 @@ impl GrpcInferenceService for Inference {
                 r.raw_input_contents,
             )?;
             let call = InferCall::new(model, parsed);
-            let output = service::infer(state, call).await?;
+            let output = service::infer(state, &tenant, call).await?;
             Ok(respond(&r.model_name, r.id, &output))
         };
         Ok(Response::new(
@@ -240,9 +268,10 @@ impl heman::key_service_server::KeyService for Keys {
         &self,
         request: Request<heman::RegisterKeysRequest>,
     ) -> std::result::Result<Response<heman::RegisterKeysResponse>, Status> {
+        let tenant = tenant(&request)?;
         let r = request.into_inner();
         let model = service::find(&self.0, &r.model_name, None)?;
-        let key_id = service::register_keys(&self.0, model, r.eval_keys).await?;
+        let key_id = service::register_keys(&self.0, &tenant, model, r.eval_keys).await?;
         Ok(Response::new(heman::RegisterKeysResponse { key_id }))
     }
 
@@ -250,9 +279,10 @@ impl heman::key_service_server::KeyService for Keys {
         &self,
         request: Request<heman::KeyStatusRequest>,
     ) -> std::result::Result<Response<heman::KeyStatusResponse>, Status> {
+        let tenant = tenant(&request)?;
         let r = request.into_inner();
         let model = service::find(&self.0, &r.model_name, None)?;
-        service::key_status(&self.0, model, &r.key_id).await?;
+        service::key_status(&self.0, &tenant, model, &r.key_id).await?;
         Ok(Response::new(heman::KeyStatusResponse { key_id: r.key_id }))
     }
 }

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
+use crate::admission::Wire;
+use crate::auth::Tenant;
 use crate::binary;
 use crate::error::{Result, ServerError};
 use crate::protocol::*;
@@ -53,6 +55,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             ServerError::MethodNotAllowed(method.to_string(), uri.path().to_string())
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Wire::Http),
+            crate::admission::guard,
+        ))
         .with_state(state)
 }
 
@@ -111,12 +117,13 @@ async fn keyparams(
 /// `eval.keys` file), answers `{"key_id": ...}`.
 async fn register_keys(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
     Path(name): Path<String>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<KeyRegistered>> {
     let model = service::find(&state, &name, None)?;
     let body = body_or_error(state.config.max_key_bytes, body)?;
-    let key_id = service::register_keys(&state, model, body).await?;
+    let key_id = service::register_keys(&state, &tenant, model, body).await?;
     Ok(Json(KeyRegistered { key_id }))
 }
 
@@ -125,11 +132,12 @@ async fn register_keys(
 /// saying why.
 async fn key_status(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
     Path((name, key_id)): Path<(String, String)>,
 ) -> Response {
     let status = async {
         let model = service::find(&state, &name, None)?;
-        service::key_status(&state, model, &key_id).await
+        service::key_status(&state, &tenant, model, &key_id).await
     };
     match status.await {
         Ok(()) => Json(KeyRegistered { key_id }).into_response(),
@@ -145,26 +153,28 @@ async fn key_status(
 
 async fn infer(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_common(state, name, None, headers, body).await
+    infer_common(state, tenant, (name, None), headers, body).await
 }
 
 async fn infer_v(
     State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Tenant>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_common(state, name, Some(version), headers, body).await
+    infer_common(state, tenant, (name, Some(version)), headers, body).await
 }
 
 async fn infer_common(
     state: Arc<AppState>,
-    name: String,
-    version: Option<String>,
+    tenant: Tenant,
+    (name, version): (String, Option<String>),
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -172,7 +182,7 @@ async fn infer_common(
         let model = service::find(&state, &name, version.as_deref())?;
         let body = body_or_error(state.config.max_body_bytes, body)?;
         let (call, id) = decode(model, &headers, &body)?;
-        let output = service::infer(&state, call).await?;
+        let output = service::infer(&state, &tenant, call).await?;
         Ok(respond(&name, id, &output))
     };
     match service::observed(&state, Protocol::Http, &name, work).await {

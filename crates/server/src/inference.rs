@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use heman_artifacts::Container;
+use heman_artifacts::ContainerView;
 use heman_backend::{BackendError, EvaluationKeys};
 use tokio::sync::OnceCell;
 
@@ -37,6 +37,15 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
         .owner
         .infer(keys, input, Path::new(INPUT), &mut |_| {})
         .map(|inference| inference.output)
+        .map_err(server_error)
+}
+
+/// The digest of the input's masks, which the query ledger answers once
+/// per key; refuses inputs that are not fresh encryptions.
+pub fn masks_digest(model: &LoadedModel, input: &[u8]) -> Result<[u8; 32]> {
+    model
+        .owner
+        .input_masks_digest(input, Path::new(INPUT))
         .map_err(server_error)
 }
 
@@ -124,25 +133,28 @@ impl KeyCache {
 
     /// Puts keys just parsed at registration, so the first inference with
     /// them does not parse them again.
-    pub fn insert(&self, model: &LoadedModel, key_id: &str, keys: Arc<EvaluationKeys>) {
+    pub fn insert(&self, model: &LoadedModel, stored_id: &str, keys: Arc<EvaluationKeys>) {
         let _ = self
-            .cell((model.key_fingerprint(), key_id.to_string()))
+            .cell((model.key_fingerprint(), stored_id.to_string()))
             .set(keys);
     }
 
-    /// The keys `key_id` for `model`, from memory or from `store` (parsed on
-    /// a blocking thread). Checks they hold the model's rotations.
+    /// The keys stored as `stored_id` for `model` (the client's `key_id`
+    /// in its scope, [`crate::auth::Tenant::scoped_key_id`]), from memory or
+    /// from `store` (parsed on a blocking thread). Checks they hold the
+    /// model's rotations. Messages name `key_id`, the id the client knows.
     pub async fn get(
         &self,
         store: &dyn KeyStore,
         model: &Arc<LoadedModel>,
+        stored_id: &str,
         key_id: &str,
     ) -> Result<Arc<EvaluationKeys>> {
-        let key = (model.key_fingerprint(), key_id.to_string());
+        let key = (model.key_fingerprint(), stored_id.to_string());
         let cell = self.cell(key.clone());
         let keys = cell
             .get_or_try_init(|| async {
-                let bytes = load(store, model, key_id).await?;
+                let bytes = load(store, model, stored_id, key_id).await?;
                 let m = model.clone();
                 let keys = tokio::task::spawn_blocking(move || {
                     m.owner
@@ -199,22 +211,27 @@ impl KeyCache {
 
 /// The stored bytes of `key_id`, refused early when they belong to other
 /// parameters than `model`'s.
-async fn load(store: &dyn KeyStore, model: &LoadedModel, key_id: &str) -> Result<Bytes> {
+async fn load(
+    store: &dyn KeyStore,
+    model: &LoadedModel,
+    stored_id: &str,
+    key_id: &str,
+) -> Result<Bytes> {
     let unknown = || {
         ServerError::UnknownKey(format!(
             "unknown key_id '{key_id}': register evaluation keys for model '{}' first (POST /v2/models/{}/keys, or heman.KeyService/RegisterKeys over gRPC)",
             model.name, model.name
         ))
     };
-    if !crate::keystore::valid_id(key_id) {
+    if !crate::keystore::valid_id(key_id) || !crate::keystore::valid_id(stored_id) {
         return Err(unknown());
     }
     let bytes = store
-        .get(key_id)
+        .get(stored_id)
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))?
         .ok_or_else(unknown)?;
-    let container = Container::from_bytes(&bytes, Path::new("<key store>"))
+    let container = ContainerView::new(&bytes, Path::new("<key store>"))
         .map_err(|e| ServerError::Internal(format!("stored keys '{key_id}' damaged: {e}")))?;
     if container.fingerprint != model.key_fingerprint() {
         return Err(ServerError::UnknownKey(format!(

@@ -17,8 +17,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Result, ServerError};
 
 /// Queries answered per key, and the digests of the ciphertexts answered.
@@ -44,11 +42,13 @@ impl QueryLedger {
         }
     }
 
-    /// Records a query of `ciphertext` under `key_id`, or refuses it: the
-    /// key's budget is spent, or this ciphertext was answered under this key
-    /// before. A refused query is not counted.
-    pub fn admit(&self, key_id: &str, ciphertext: &[u8]) -> Result<()> {
-        let digest: [u8; 32] = Sha256::digest(ciphertext).into();
+    /// Records a query under `key_id` of an input whose masks have the
+    /// digest `masks` ([`heman_backend::ModelOwner::input_masks_digest`]),
+    /// or refuses it: the key's budget is spent, or an input with these
+    /// masks was answered under this key before (whatever its bodies). A
+    /// refused query is not counted.
+    pub fn admit(&self, key_id: &str, masks: &[u8; 32]) -> Result<()> {
+        let digest = *masks;
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let answered = keys.entry(key_id.to_string()).or_default();
         if let Some(budget) = self.budget {
@@ -60,7 +60,7 @@ impl QueryLedger {
         }
         if !answered.digests.insert(digest) {
             return Err(ServerError::BadRequest(
-                "this ciphertext was answered under this key before: encrypt the input afresh (answers to one ciphertext would average the output flooding away)".into(),
+                "this ciphertext's masks were answered under this key before: encrypt the input afresh (answers to inputs sharing masks would average the output flooding away)".into(),
             ));
         }
         answered.count += 1;
@@ -78,17 +78,21 @@ impl QueryLedger {
 mod tests {
     use super::*;
 
+    fn masks(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
     #[test]
     fn a_repeated_ciphertext_and_queries_past_the_budget_are_refused() {
         let ledger = QueryLedger::new(Some(2));
-        ledger.admit("k", b"first").unwrap();
-        let again = ledger.admit("k", b"first").unwrap_err();
+        ledger.admit("k", &masks(1)).unwrap();
+        let again = ledger.admit("k", &masks(1)).unwrap_err();
         assert!(again.to_string().contains("answered under this key before"));
-        // Another key may send the same bytes (they decrypt to nothing under it).
-        ledger.admit("other", b"first").unwrap();
-        ledger.admit("k", b"second").unwrap();
+        // Another key may send the same masks (they decrypt to nothing under it).
+        ledger.admit("other", &masks(1)).unwrap();
+        ledger.admit("k", &masks(2)).unwrap();
         assert_eq!(ledger.answered("k"), 2);
-        let spent = ledger.admit("k", b"third").unwrap_err();
+        let spent = ledger.admit("k", &masks(3)).unwrap_err();
         assert!(matches!(spent, ServerError::QueryBudget(_)), "{spent}");
         assert_eq!(ledger.answered("k"), 2);
     }
@@ -96,9 +100,9 @@ mod tests {
     #[test]
     fn without_a_budget_only_repeats_are_refused() {
         let ledger = QueryLedger::new(None);
-        for i in 0..100u32 {
-            ledger.admit("k", &i.to_le_bytes()).unwrap();
+        for i in 0..100u8 {
+            ledger.admit("k", &masks(i)).unwrap();
         }
-        assert!(ledger.admit("k", &7u32.to_le_bytes()).is_err());
+        assert!(ledger.admit("k", &masks(7)).is_err());
     }
 }

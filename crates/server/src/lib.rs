@@ -20,6 +20,8 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
+pub mod auth;
 pub mod binary;
 pub mod client;
 pub mod error;
@@ -43,6 +45,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+pub use auth::{Authentication, Tenant, Tokens};
 pub use error::ServerError;
 pub use keystore::{DirectoryKeyStore, KeyStore, KeyStoreError, KeyStoreLocation, S3Location};
 pub use repository::{Repository, RepositoryError};
@@ -80,12 +83,28 @@ pub struct Config {
     /// Inferences answered per registered key (`None`: no limit); see
     /// [`ledger`]. A ciphertext answered before is refused either way.
     pub queries_per_key: Option<u64>,
+    /// Who may ask: open (everyone is one anonymous client) or bearer
+    /// tokens naming clients ([`auth`]).
+    pub authentication: Authentication,
+    /// Serve openly on addresses other than loopback. Off, an open server
+    /// refuses to start there: anyone reaching it could use or spend any
+    /// registered key whose id they learn.
+    pub open_beyond_loopback: bool,
+    /// Request bodies held at once, being received or waiting, in bytes
+    /// ([`admission`]): what keeps many large bodies from exhausting memory.
+    pub max_buffered_bytes: usize,
+    /// Requests one client may have in flight at once.
+    pub requests_per_client: usize,
+    /// Key sets one client may register during a server's run.
+    pub keys_per_client: usize,
 }
 
 impl Config {
     /// Defaults: no gRPC, 1 inference at a time, a queue of 64, 256 MiB
-    /// inference bodies, 2 GiB key bodies, 300 s timeout, 4 key sets and
-    /// 1 GiB of encoded weights per model in memory.
+    /// inference bodies, 2 GiB key bodies, 4 GiB of bodies held at once,
+    /// 300 s timeout, 4 key sets and 1 GiB of encoded weights per model in
+    /// memory; open (no tokens), on loopback only; 16 requests in flight
+    /// and 16 key sets per client.
     pub fn new(
         model_repository: impl Into<PathBuf>,
         key_dir: impl Into<PathBuf>,
@@ -117,6 +136,11 @@ impl Config {
             key_cache_entries: 4,
             plan_cache_bytes: 1 << 30,
             queries_per_key: Some(DEFAULT_QUERIES_PER_KEY),
+            authentication: Authentication::Open,
+            open_beyond_loopback: false,
+            max_buffered_bytes: 4 << 30,
+            requests_per_client: 16,
+            keys_per_client: 16,
         }
     }
 }
@@ -139,6 +163,46 @@ pub enum StartError {
     /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The configuration cannot be served safely or at all.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Config {
+    /// Refuses what cannot be served: an open server beyond loopback
+    /// (unless asked for), limits no request could meet.
+    pub fn check(&self) -> Result<(), StartError> {
+        let exposed = std::iter::once(self.http_addr)
+            .chain(self.grpc_addr)
+            .find(|a| !a.ip().is_loopback());
+        if let (Some(addr), false, false) = (
+            exposed,
+            self.authentication.required(),
+            self.open_beyond_loopback,
+        ) {
+            return Err(StartError::Config(format!(
+                "{addr} is not a loopback address and the server has no tokens: anyone reaching it could use or spend the keys of every data owner whose key id they learn; give --tokens FILE, or --open if an authenticating proxy guards it"
+            )));
+        }
+        for (what, limit) in [
+            ("--max-body-mib", self.max_body_bytes),
+            ("--max-key-mib", self.max_key_bytes),
+        ] {
+            if limit > self.max_buffered_bytes {
+                return Err(StartError::Config(format!(
+                    "{what} ({} MiB) exceeds --max-buffered-mib ({} MiB): such a body could never be admitted",
+                    limit >> 20,
+                    self.max_buffered_bytes >> 20
+                )));
+            }
+        }
+        if self.requests_per_client == 0 || self.keys_per_client == 0 {
+            return Err(StartError::Config(
+                "--requests-per-client and --keys-per-client must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The state every handler shares.
@@ -149,6 +213,10 @@ pub struct AppState {
     pub repository: Repository,
     /// Registered evaluation keys.
     pub keystore: Arc<dyn KeyStore>,
+    /// Per-client quotas.
+    pub tenants: admission::Tenants,
+    /// The budget of request bodies held at once, in KiB.
+    pub body_budget: Arc<Semaphore>,
     /// Parsed keys kept in memory.
     pub keys: inference::KeyCache,
     /// Queries answered per key.
@@ -181,6 +249,7 @@ impl Server {
         config: Config,
         keystore: Arc<dyn KeyStore>,
     ) -> Result<Self, StartError> {
+        config.check()?;
         let (repo_dir, cache) = (config.model_repository.clone(), config.plan_cache_bytes);
         let repository = tokio::task::spawn_blocking(move || Repository::load(&repo_dir, cache))
             .await
@@ -196,10 +265,23 @@ impl Server {
             None => None,
         };
         tracing::info!(store = %keystore.describe(), "key store");
+        match &config.authentication {
+            Authentication::Open if config.open_beyond_loopback => {
+                tracing::warn!("no tokens, beyond loopback: every request is the anonymous client")
+            }
+            Authentication::Open => {
+                tracing::info!("no tokens, loopback only: every request is the anonymous client")
+            }
+            Authentication::Tokens(t) => {
+                tracing::info!(clients = t.len(), "bearer tokens required")
+            }
+        }
         let state = Arc::new(AppState {
             semaphore: Arc::new(Semaphore::new(config.max_concurrent_inferences.max(1))),
             keys: inference::KeyCache::new(config.key_cache_entries),
             ledger: ledger::QueryLedger::new(config.queries_per_key),
+            tenants: admission::Tenants::new(config.requests_per_client, config.keys_per_client),
+            body_budget: admission::body_budget(config.max_buffered_bytes),
             config,
             repository,
             keystore,
@@ -252,10 +334,8 @@ impl Server {
             None => http.await.map_err(StartError::Serve),
             Some(listener) => {
                 tracing::info!(addr = %listener.local_addr().map_err(StartError::Serve)?, "serving KServe v2 over gRPC");
-                let (inference, keys) = grpc::services(self.state.clone());
                 let grpc = tonic::transport::Server::builder()
-                    .add_service(inference)
-                    .add_service(keys)
+                    .add_routes(grpc::routes(self.state.clone()))
                     .serve_with_incoming_shutdown(
                         tonic::transport::server::TcpIncoming::from(listener),
                         stopped(stop_rx),

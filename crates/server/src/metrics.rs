@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::error::ServerError;
+
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -11,6 +13,9 @@ const BUCKETS: [f64; 12] = [
 
 /// The protocols requests are counted by.
 const PROTOCOLS: [&str; 2] = ["http", "grpc"];
+
+/// Why admission refused requests (a label of the refusals counter).
+const REFUSALS: [&str; 4] = ["unauthenticated", "too_large", "busy", "client_quota"];
 
 /// One protocol's counters.
 #[derive(Default)]
@@ -32,6 +37,8 @@ pub struct Metrics {
     pub running: AtomicU64,
     /// Successful key registrations.
     pub keys_registered: AtomicU64,
+    /// Requests refused at admission, by [`REFUSALS`].
+    refusals: [AtomicU64; REFUSALS.len()],
 }
 
 impl Metrics {
@@ -48,6 +55,18 @@ impl Metrics {
         }
         p.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a request refused at admission (before its body was read).
+    pub fn record_refusal(&self, error: &ServerError) {
+        let reason = match error {
+            ServerError::Unauthenticated(_) => "unauthenticated",
+            ServerError::TooLarge(_) => "too_large",
+            ServerError::ClientQuota(_) => "client_quota",
+            _ => "busy",
+        };
+        let i = REFUSALS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.refusals[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The metrics in Prometheus' text exposition format.
@@ -79,6 +98,15 @@ impl Metrics {
             "heman_keys_registered_total {}",
             load(&self.keys_registered)
         );
+        s += "# HELP heman_admission_refusals_total Requests refused before their body was read, by reason.\n";
+        s += "# TYPE heman_admission_refusals_total counter\n";
+        for (reason, n) in REFUSALS.iter().zip(&self.refusals) {
+            let _ = writeln!(
+                s,
+                "heman_admission_refusals_total{{reason=\"{reason}\"}} {}",
+                load(n)
+            );
+        }
         s += "# HELP heman_inference_duration_seconds Inference request latency, queueing included.\n";
         s += "# TYPE heman_inference_duration_seconds histogram\n";
         for (name, p) in PROTOCOLS.iter().zip(&self.protocols) {

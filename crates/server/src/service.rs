@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::auth::Tenant;
 use crate::error::{Result, ServerError};
 use crate::inference;
 use crate::keystore::key_id;
@@ -234,6 +235,21 @@ impl Drop for Slot {
     }
 }
 
+/// Refuses a request that would wait for an inference slot while the queue
+/// is full (admission asks before reading a body; the wait asks again).
+pub fn check_queue(state: &AppState) -> Result<()> {
+    check_queue_depth(state, state.metrics.queued.load(Ordering::Relaxed))
+}
+
+fn check_queue_depth(state: &AppState, queued: u64) -> Result<()> {
+    if queued as usize >= state.config.max_queue && state.semaphore.available_permits() == 0 {
+        return Err(ServerError::Busy(format!(
+            "{queued} requests already wait for an inference slot"
+        )));
+    }
+    Ok(())
+}
+
 /// Waits for one of the configured inference slots; refuses at once when
 /// the queue is full or the server is shutting down.
 pub async fn acquire_slot(state: &Arc<AppState>) -> Result<Slot> {
@@ -250,9 +266,7 @@ pub async fn acquire_slot(state: &Arc<AppState>) -> Result<Slot> {
         }
     }
     let _dequeue = Dequeue(&metrics.queued);
-    if queued as usize >= state.config.max_queue && state.semaphore.available_permits() == 0 {
-        return Err(ServerError::Busy(queued as usize));
-    }
+    check_queue_depth(state, queued)?;
     let permit = state
         .semaphore
         .clone()
@@ -270,21 +284,30 @@ pub async fn acquire_slot(state: &Arc<AppState>) -> Result<Slot> {
 /// model on a blocking thread; the whole within the configured timeout. The
 /// slot stays held until the computation really ends (a timed-out one
 /// cannot be stopped), so no more inferences run than configured.
-pub async fn infer(state: &Arc<AppState>, call: InferCall) -> Result<Vec<u8>> {
+pub async fn infer(state: &Arc<AppState>, tenant: &Tenant, call: InferCall) -> Result<Vec<u8>> {
     let timeout = state.config.request_timeout;
+    let stored_id = tenant.scoped_key_id(&call.key_id);
     let work = async {
         let slot = acquire_slot(state).await?;
         let keys = state
             .keys
-            .get(state.keystore.as_ref(), &call.model, &call.key_id)
+            .get(
+                state.keystore.as_ref(),
+                &call.model,
+                &stored_id,
+                &call.key_id,
+            )
             .await?;
-        // Counted only once the keys are known to exist for this model, so
-        // unknown ids cannot fill the ledger.
-        state.ledger.admit(&call.key_id, &call.ciphertext)?;
         let model = call.model.clone();
         let ciphertext = call.ciphertext;
+        let state = state.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            // Counted only once the keys are known to exist for this model,
+            // so unknown ids cannot fill the ledger; keyed on the input's
+            // masks, so other bodies on the same masks count as a repeat.
+            let masks = inference::masks_digest(&model, &ciphertext)?;
+            state.ledger.admit(&stored_id, &masks)?;
             inference::run(&model, &keys, &ciphertext)
         })
         .await
@@ -296,16 +319,19 @@ pub async fn infer(state: &Arc<AppState>, call: InferCall) -> Result<Vec<u8>> {
 }
 
 /// Registers evaluation keys for `model`: checks them (kind, parameters,
-/// every rotation the model needs, fully parsed), stores them, and answers
-/// their id. Parsing runs under an inference slot: it is CPU-heavy too.
+/// every rotation the model needs, fully parsed), stores them under
+/// `tenant`'s scope (counted against its quota), and answers their id. Parsing runs under an inference slot: it is CPU-heavy too.
 pub async fn register_keys(
     state: &Arc<AppState>,
+    tenant: &Tenant,
     model: Arc<LoadedModel>,
     bytes: Bytes,
 ) -> Result<String> {
     // Cheap checks first, so that garbage never waits for a slot.
     inference::check_key_header(&model, &bytes)?;
     let id = key_id(&bytes);
+    let stored_id = tenant.scoped_key_id(&id);
+    let place = state.tenants.reserve_key(tenant, &stored_id)?;
     let slot = acquire_slot(state).await?;
     let keys = {
         let (m, b) = (model.clone(), bytes.clone());
@@ -318,29 +344,33 @@ pub async fn register_keys(
     };
     state
         .keystore
-        .put(&id, bytes)
+        .put(&stored_id, bytes)
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))?;
-    state.keys.insert(&model, &id, Arc::new(keys));
+    place.keep();
+    state.keys.insert(&model, &stored_id, Arc::new(keys));
     state
         .metrics
         .keys_registered
         .fetch_add(1, Ordering::Relaxed);
-    tracing::info!(model = %model.name, key_id = %id, "evaluation keys registered");
+    tracing::info!(model = %model.name, key_id = %id, client = %tenant, "evaluation keys registered");
     Ok(id)
 }
 
 /// Whether `key_id` is registered and usable with `model` (loads the keys
 /// into memory, so that the next inference starts at once).
+/// Another client's keys are unknown here, as if never registered.
 pub async fn key_status(
     state: &Arc<AppState>,
+    tenant: &Tenant,
     model: Arc<LoadedModel>,
     key_id: &str,
 ) -> Result<()> {
     let _slot = acquire_slot(state).await?;
+    let stored_id = tenant.scoped_key_id(key_id);
     state
         .keys
-        .get(state.keystore.as_ref(), &model, key_id)
+        .get(state.keystore.as_ref(), &model, &stored_id, key_id)
         .await
         .map(|_| ())
 }

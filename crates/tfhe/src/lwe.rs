@@ -231,6 +231,12 @@ impl SeededLweVector {
         self.bodies.len()
     }
 
+    /// The seed every mask is expanded from: public (it travels with the
+    /// bodies), and what makes two encryptions distinct whatever their bodies.
+    pub fn seed(&self) -> u128 {
+        self.seed
+    }
+
     /// Whether the vector holds no ciphertext.
     pub fn is_empty(&self) -> bool {
         self.bodies.is_empty()

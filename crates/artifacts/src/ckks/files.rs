@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::keyparams::KeyParams;
 use super::{expected, kind, version};
-use crate::container::{hex, Container, Role};
+use crate::container::{hex, Container, ContainerView, Role};
 use crate::error::{invalid, ArtifactError, Result};
 
 fn ckks_error(path: &Path) -> impl Fn(heman_ckks::CkksError) -> ArtifactError + '_ {
@@ -101,9 +101,8 @@ impl CompiledModel {
 
     /// Parses a compiled model file read from `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let container =
-            Container::from_bytes_expecting(bytes, path, expected(Role::CompiledModel, None))?;
-        let model: Self = bincode::deserialize(&container.payload)
+        let container = ContainerView::expecting(bytes, path, expected(Role::CompiledModel, None))?;
+        let model: Self = bincode::deserialize(container.payload)
             .map_err(|e| invalid(path, format!("malformed compiled model: {e}")))?;
         model
             .plan
@@ -149,12 +148,12 @@ impl EvaluationKeys {
 
     /// Parses evaluation keys read from (or received as) `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
-        let container = Container::from_bytes_expecting(
+        let container = ContainerView::expecting(
             bytes,
             path,
             expected(Role::EvaluationKeys, Some(&params.fingerprint())),
         )?;
-        let parts = split_parts(&container.payload, path)?;
+        let parts = split_parts(container.payload, path)?;
         let [relin, galois, public] = parts[..] else {
             return Err(invalid(
                 path,
@@ -280,12 +279,12 @@ impl Ciphertexts {
 
     /// Parses a ciphertexts file read from (or received as) `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
-        let container = Container::from_bytes_expecting(
+        let container = ContainerView::expecting(
             bytes,
             path,
             expected(Role::Ciphertexts, Some(&params.fingerprint())),
         )?;
-        let ciphertexts = split_parts(&container.payload, path)?
+        let ciphertexts = split_parts(container.payload, path)?
             .into_iter()
             .map(|part| Ciphertext::from_bytes(params, part).map_err(ckks_error(path)))
             .collect::<Result<_>>()?;

@@ -10,7 +10,7 @@ use heman_tfhe::{ClientKey, CompressedServerKey, LweVector, Preset, SeededLweVec
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::container::{hex, write_file, Container, Expected, Kind, Role};
+use crate::container::{hex, write_file, Container, ContainerView, Expected, Kind, Role};
 use crate::error::{invalid, io, ArtifactError, Result};
 use crate::{KEYPARAMS_FORMAT as FORMAT, KEYPARAMS_VERSION as VERSION};
 
@@ -292,9 +292,8 @@ impl CompiledModel {
     /// Parses a compiled model file read from `path`: the plan must match
     /// its keyparams and its integer maps be well formed.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let container =
-            Container::from_bytes_expecting(bytes, path, expected(Role::CompiledModel, None))?;
-        let model: Self = bincode::deserialize(&container.payload)
+        let container = ContainerView::expecting(bytes, path, expected(Role::CompiledModel, None))?;
+        let model: Self = bincode::deserialize(container.payload)
             .map_err(|e| invalid(path, format!("malformed TFHE compiled model: {e}")))?;
         if plan_fingerprint(&model.plan) != model.keyparams.model_fingerprint
             || model.keyparams.fingerprint(path)? != container.fingerprint
@@ -388,12 +387,12 @@ pub fn evaluation_keys_from_bytes(
     preset: Preset,
     fingerprint: &[u8; 32],
 ) -> Result<CompressedServerKey> {
-    let container = Container::from_bytes_expecting(
+    let container = ContainerView::expecting(
         bytes,
         path,
         expected(Role::EvaluationKeys, Some(fingerprint)),
     )?;
-    CompressedServerKey::from_bytes(preset, &container.payload).map_err(tfhe_error(path))
+    CompressedServerKey::from_bytes(preset, container.payload).map_err(tfhe_error(path))
 }
 
 /// Encrypted values: fresh ones in seeded form, computed ones expanded.
@@ -453,11 +452,8 @@ impl Ciphertexts {
         preset: Preset,
         fingerprint: &[u8; 32],
     ) -> Result<Self> {
-        let container = Container::from_bytes_expecting(
-            bytes,
-            path,
-            expected(Role::Ciphertexts, Some(fingerprint)),
-        )?;
+        let container =
+            ContainerView::expecting(bytes, path, expected(Role::Ciphertexts, Some(fingerprint)))?;
         let payload = &container.payload;
         if heman_tfhe::lwe::is_seeded(payload) {
             SeededLweVector::from_bytes(preset, payload)

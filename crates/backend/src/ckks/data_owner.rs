@@ -10,12 +10,13 @@ use heman_artifacts::ckks::{
 };
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
 use heman_model::Tensor;
-use heman_runtime::ckks::{decrypt_tensor, encrypt_tensor, InputKey};
+use heman_runtime::ckks::{decrypt_tensor, decrypt_tensor_for_release, encrypt_tensor, InputKey};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};
 use crate::input::{fit_input, postprocess};
-use crate::interface::{DataOwner, KeyFiles, TensorInfo};
+use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 use crate::progress::Progress;
 
 fn ckks_error(e: heman_ckks::CkksError) -> BackendError {
@@ -60,6 +61,9 @@ pub struct CkksDataOwner {
     params: CkksParameters,
     decryptor: Decryptor,
     input: TensorInfo,
+    /// Derived from the secret key: seeds the decrypt-side noise of each
+    /// released output, so that one ciphertext always gets the same noise.
+    noise_key: Zeroizing<[u8; 32]>,
 }
 
 /// Opens the data owner's side from keyparams and secret key bytes.
@@ -68,11 +72,18 @@ pub fn open(keyparams: &[u8], secret_key: &[u8], origin: &Path) -> Result<CkksDa
     let params = keyparams.ckks_parameters(origin)?;
     let secret = secret_key_from_bytes(secret_key, origin, &params)?;
     let decryptor = Decryptor::new(&params, &secret).map_err(ckks_error)?;
+    let noise_key = {
+        let mut h = Sha256::new();
+        h.update(b"heman decryption noise key\0");
+        h.update(secret_key);
+        Zeroizing::new(h.finalize().into())
+    };
     Ok(CkksDataOwner {
         input: super::tensor_info(&keyparams.input),
         keyparams,
         params,
         decryptor,
+        noise_key,
     })
 }
 
@@ -98,10 +109,7 @@ impl DataOwner for CkksDataOwner {
     /// Decrypts an inference output; fresh (input) ciphertexts, recognised
     /// by their seed, are refused.
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
-        let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
-        if cts.iter().any(|ct| ct.is_seeded()) {
-            return Err(crate::error::not_an_output(origin));
-        }
+        let cts = self.output_ciphertexts(output, origin)?;
         let spec = &self.keyparams.output;
         let raw = decrypt_tensor(
             &self.params,
@@ -112,5 +120,52 @@ impl DataOwner for CkksDataOwner {
         )
         .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
         Ok(postprocess(raw, &self.keyparams.postprocess))
+    }
+
+    fn decrypt_for_release(
+        &self,
+        output: &[u8],
+        origin: &Path,
+        noise: DecryptionNoise,
+    ) -> Result<(Tensor, String)> {
+        let cts = self.output_ciphertexts(output, origin)?;
+        let seed = {
+            let mut h = Sha256::new();
+            h.update(b"heman decryption noise\0");
+            h.update(*self.noise_key);
+            h.update(output);
+            h.finalize().into()
+        };
+        let spec = &self.keyparams.output;
+        let (raw, added) = decrypt_tensor_for_release(
+            &self.params,
+            &self.decryptor,
+            (&spec.layout, &spec.shape),
+            &cts,
+            noise.factor_log2,
+            seed,
+        )
+        .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
+        let line = format!(
+            "decryption noise: estimated error {:.2e} per value, Gaussian of {:.2e} added (2^{} times)",
+            added.estimated_error, added.added, noise.factor_log2
+        );
+        Ok((postprocess(raw, &self.keyparams.postprocess), line))
+    }
+}
+
+impl CkksDataOwner {
+    /// The ciphertexts of an output file; fresh (input) ciphertexts,
+    /// recognised by their seed, are refused.
+    fn output_ciphertexts(
+        &self,
+        output: &[u8],
+        origin: &Path,
+    ) -> Result<Vec<heman_ckks::Ciphertext>> {
+        let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
+        if cts.iter().any(|ct| ct.is_seeded()) {
+            return Err(crate::error::not_an_output(origin));
+        }
+        Ok(cts)
     }
 }

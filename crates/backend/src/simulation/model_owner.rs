@@ -53,6 +53,19 @@ pub fn load(
     })
 }
 
+impl SimulatedModel {
+    /// The payload of an input file for this model (the cleartext tensor).
+    fn input_payload(&self, input: &[u8], origin: &Path) -> Result<Vec<u8>> {
+        files::payload(
+            &self.simulation,
+            Role::Ciphertexts,
+            input,
+            origin,
+            Some(&self.fingerprint),
+        )
+    }
+}
+
 impl ModelOwner for SimulatedModel {
     fn backend(&self) -> &'static dyn Backend {
         self.simulation.registered()
@@ -91,6 +104,13 @@ impl ModelOwner for SimulatedModel {
         keys.get::<()>().map(|_| ())
     }
 
+    fn input_masks_digest(&self, input: &[u8], origin: &Path) -> Result<[u8; 32]> {
+        // A simulated input is cleartext: nothing masks it, and answering
+        // one twice reveals nothing the first answer did not.
+        let payload = self.input_payload(input, origin)?;
+        crate::input::masks_digest(b"simulation", [Ok(payload)].into_iter())
+    }
+
     fn infer(
         &self,
         _: &EvaluationKeys,
@@ -98,14 +118,7 @@ impl ModelOwner for SimulatedModel {
         origin: &Path,
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
-        let payload = files::payload(
-            &self.simulation,
-            Role::Ciphertexts,
-            input,
-            origin,
-            Some(&self.fingerprint),
-        )?;
-        let x = files::tensor_from_bytes(&payload, origin)?;
+        let x = files::tensor_from_bytes(&self.input_payload(input, origin)?, origin)?;
         let start = Instant::now();
         // A fresh draw of the noise per inference, as encryption would give.
         let noise = self.keyparams.noise.then(rand::random::<u64>);

@@ -10,7 +10,7 @@ use super::files::{self, KeyParams};
 use super::Simulation;
 use crate::error::Result;
 use crate::input::fit_input;
-use crate::interface::{DataOwner, KeyFiles, TensorInfo};
+use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 
 /// Empty keys bound to the model's fingerprint: nothing is secret, but a
 /// simulation's files still refuse another model's.
@@ -86,5 +86,18 @@ impl DataOwner for SimulatedDataOwner {
             Some(&self.fingerprint),
         )?;
         files::tensor_from_bytes(&payload, origin)
+    }
+
+    /// A simulation encrypts nothing: nothing to hide, nothing added.
+    fn decrypt_for_release(
+        &self,
+        output: &[u8],
+        origin: &Path,
+        _: DecryptionNoise,
+    ) -> Result<(Tensor, String)> {
+        Ok(crate::interface::released_unchanged(
+            self.decrypt(output, origin)?,
+            "a simulation encrypts nothing",
+        ))
     }
 }

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};
 use crate::input::{fit_input, postprocess};
-use crate::interface::{DataOwner, KeyFiles, TensorInfo};
+use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 use crate::progress::Progress;
 
 /// Makes the client key (the secret) and the compressed server key with the
@@ -79,5 +79,19 @@ impl DataOwner for TfheDataOwner {
         let raw = decrypt_output(&self.keyparams.output.quantisation, &self.client, &cts)
             .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
         Ok(postprocess(raw, &self.keyparams.postprocess))
+    }
+
+    /// TFHE decryption rounds the error away: the result carries none, and
+    /// nothing is added.
+    fn decrypt_for_release(
+        &self,
+        output: &[u8],
+        origin: &Path,
+        _: DecryptionNoise,
+    ) -> Result<(Tensor, String)> {
+        Ok(crate::interface::released_unchanged(
+            self.decrypt(output, origin)?,
+            "TFHE decryption rounds its error away: the result carries no key-dependent error",
+        ))
     }
 }

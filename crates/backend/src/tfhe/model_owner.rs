@@ -9,7 +9,7 @@ use heman_artifacts::Role;
 use heman_compiler::tfhe::{Noise, NoiseProfile};
 use heman_model::Tensor;
 use heman_runtime::tfhe::Executor;
-use heman_tfhe::ServerKey;
+use heman_tfhe::{SeededLweVector, ServerKey};
 use rand::SeedableRng;
 
 use crate::error::{refused, runtime_error, BackendError, Result};
@@ -37,6 +37,29 @@ pub fn load(bytes: &[u8], origin: &Path) -> Result<TfheModel> {
         keyparams,
         origin: origin.to_path_buf(),
     })
+}
+
+impl TfheModel {
+    /// The input ciphertexts of a request: fresh encryptions only (the
+    /// seeded form `heman encrypt` writes), since the plan's noise budget
+    /// starts from a fresh encryption's noise.
+    fn fresh_input(&self, input: &[u8], origin: &Path) -> Result<SeededLweVector> {
+        crate::registry::check_kind(input, origin, &super::TFHE, Role::Ciphertexts)
+            .map_err(|e| e.context("input ciphertext refused"))?;
+        let cts = Ciphertexts::from_bytes(
+            input,
+            origin,
+            self.model.keyparams.preset,
+            &self.fingerprint,
+        )
+        .map_err(refused("input ciphertext"))?;
+        match cts {
+            Ciphertexts::Seeded(seeded) => Ok(seeded),
+            _ => Err(BackendError::Refused(
+                "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
+            )),
+        }
+    }
 }
 
 impl ModelOwner for TfheModel {
@@ -86,6 +109,11 @@ impl ModelOwner for TfheModel {
         keys.get::<ServerKey>().map(|_| ())
     }
 
+    fn input_masks_digest(&self, input: &[u8], origin: &Path) -> Result<[u8; 32]> {
+        let seed = self.fresh_input(input, origin)?.seed();
+        crate::input::masks_digest(b"tfhe", [Ok(seed.to_le_bytes())].into_iter())
+    }
+
     fn infer(
         &self,
         keys: &EvaluationKeys,
@@ -94,22 +122,7 @@ impl ModelOwner for TfheModel {
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let key: &ServerKey = keys.get()?;
-        crate::registry::check_kind(input, origin, &super::TFHE, Role::Ciphertexts)
-            .map_err(|e| e.context("input ciphertext refused"))?;
-        let cts = Ciphertexts::from_bytes(
-            input,
-            origin,
-            self.model.keyparams.preset,
-            &self.fingerprint,
-        )
-        .map_err(refused("input ciphertext"))?;
-        // Only fresh encryptions (the seeded form `heman encrypt` writes):
-        // the plan's noise budget starts from a fresh encryption's noise.
-        let Ciphertexts::Seeded(seeded) = cts else {
-            return Err(BackendError::Refused(
-                "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
-            ));
-        };
+        let seeded = self.fresh_input(input, origin)?;
         // The executor re-randomises and floods the outputs before they leave.
         let executor = Executor::new(key, &self.model.plan).map_err(runtime_error)?;
         let (out, timings) = executor

@@ -132,7 +132,7 @@ fn classify(
                 .map(|_| ())
         })?;
         timed(t_dec, &mut || {
-            workflow::decrypt(&files.keys, &out_enc, &out).map(|_| ())
+            workflow::decrypt(&files.keys, &out_enc, &out, None).map(|_| ())
         })?;
         sizes = (file_size(&enc), file_size(&out_enc));
         let decrypted = read_npy(&out)?;

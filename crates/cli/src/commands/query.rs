@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
-use heman_backend::{registry, DataOwner, KeysDir};
+use heman_backend::{registry, DataOwner, DecryptionNoise, KeysDir};
 use heman_model::Tensor;
 use heman_server::client::Client;
 use tokio::sync::Mutex;
@@ -48,6 +48,36 @@ pub struct QueryArgs {
     /// Requests in flight at once (with --repeat).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// A file holding this client's bearer token (a server started with
+    /// --tokens); else the HEMAN_TOKEN environment variable, if set. Not an
+    /// argument: command lines are visible to other users.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Decrypt-side noise before the result is released (see `heman
+    /// decrypt --decryption-noise`).
+    #[arg(long, value_parser = DecryptionNoise::parse)]
+    decryption_noise: Option<DecryptionNoise>,
+}
+
+/// The environment variable `heman query` reads a bearer token from.
+pub const TOKEN_VARIABLE: &str = "HEMAN_TOKEN";
+
+/// The bearer token from `--token-file` or [`TOKEN_VARIABLE`], if any.
+fn token(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<String>>> {
+    let token = match file {
+        Some(path) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?,
+        ),
+        None => match std::env::var(TOKEN_VARIABLE) {
+            Ok(t) => zeroize::Zeroizing::new(t),
+            Err(_) => return Ok(None),
+        },
+    };
+    if token.trim().is_empty() {
+        bail!("the bearer token is empty");
+    }
+    Ok(Some(token))
 }
 
 pub fn run(args: QueryArgs) -> Result<()> {
@@ -62,7 +92,10 @@ pub fn run(args: QueryArgs) -> Result<()> {
 }
 
 async fn query(args: QueryArgs) -> Result<()> {
-    let client = Client::new(&args.url)?;
+    let mut client = Client::new(&args.url)?;
+    if let Some(token) = token(args.token_file.as_deref())? {
+        client = client.with_token(&token);
+    }
     let keyparams_text = client.keyparams(&args.model).await?;
     let keys = args.keys.clone();
     let (owner, approximate) =
@@ -90,12 +123,24 @@ async fn query(args: QueryArgs) -> Result<()> {
     let (answers, latencies, wall) =
         send_all(&client, &args.model, &key_id, ciphertexts, args.concurrency).await?;
     let output_size = answers[0].len();
+    let noise = args.decryption_noise;
     let decrypted: Vec<Tensor> = {
         let owner = owner.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Tensor>> {
             answers
                 .iter()
-                .map(|bytes| Ok(owner.decrypt(bytes, Path::new(ANSWER))?))
+                .enumerate()
+                .map(|(i, bytes)| match noise {
+                    None => Ok(owner.decrypt(bytes, Path::new(ANSWER))?),
+                    Some(noise) => {
+                        let (tensor, line) =
+                            owner.decrypt_for_release(bytes, Path::new(ANSWER), noise)?;
+                        if i == 0 {
+                            println!("{line}");
+                        }
+                        Ok(tensor)
+                    }
+                })
                 .collect()
         })
         .await??

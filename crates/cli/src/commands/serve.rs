@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use heman_server::{Config, KeyStoreLocation, Server};
+use heman_server::{Authentication, Config, KeyStoreLocation, Server, Tokens};
 
 /// Model owner: serve the compiled models of a repository over the KServe v2
 /// protocol (Triton's HTTP and gRPC APIs).
@@ -63,6 +64,26 @@ pub struct ServeArgs {
     /// answered before is refused either way.
     #[arg(long, default_value_t = heman_server::DEFAULT_QUERIES_PER_KEY.to_string())]
     queries_per_key: String,
+    /// Bearer tokens, one `CLIENT TOKEN` pair per line (tokens of at least
+    /// 32 characters: `openssl rand -hex 32`). Every request but the health
+    /// probes must carry one; each client's keys are its own. Without it
+    /// the server is open and serves loopback addresses only.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Serve without tokens on addresses other than loopback (behind a
+    /// proxy that authenticates clients).
+    #[arg(long)]
+    open: bool,
+    /// Request bodies held at once (received or waiting), in MiB; more are
+    /// refused (503) before they are read.
+    #[arg(long, default_value_t = 4096)]
+    max_buffered_mib: usize,
+    /// Requests one client may have in flight; more get 429.
+    #[arg(long, default_value_t = 16)]
+    requests_per_client: usize,
+    /// Key sets one client may register while the server runs.
+    #[arg(long, default_value_t = 16)]
+    keys_per_client: usize,
 }
 
 impl ServeArgs {
@@ -96,6 +117,16 @@ impl ServeArgs {
         config.request_timeout = Duration::from_secs(self.timeout_s);
         config.key_cache_entries = self.key_cache;
         config.plan_cache_bytes = self.cache_mib << 20;
+        config.max_buffered_bytes = self.max_buffered_mib << 20;
+        config.requests_per_client = self.requests_per_client;
+        config.keys_per_client = self.keys_per_client;
+        config.open_beyond_loopback = self.open;
+        if let Some(path) = &self.tokens {
+            if self.open {
+                bail!("--tokens and --open contradict each other");
+            }
+            config.authentication = Authentication::Tokens(Arc::new(Tokens::load(path)?));
+        }
         config.queries_per_key =
             match self.queries_per_key.as_str() {
                 "unlimited" => None,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, PUBLIC_KEY, SECRET_KEY};
+use heman_backend::DecryptionNoise;
 
 use crate::workflow::{self, file_size, human, BackendArgs};
 
@@ -149,10 +150,15 @@ pub struct DecryptArgs {
     /// Decrypted .npy.
     #[arg(short, long)]
     output: PathBuf,
+    /// Before the result reaches anyone else (the model owner among them):
+    /// add noise of `matched` (the decryption's estimated error) or 2^K times
+    /// it, against key recovery from released CKKS results (docs/SECURITY.md).
+    #[arg(long, value_parser = DecryptionNoise::parse)]
+    decryption_noise: Option<DecryptionNoise>,
 }
 
 pub fn decrypt(args: DecryptArgs) -> Result<()> {
-    let tensor = workflow::decrypt(&args.keys, &args.input, &args.output)?;
+    let tensor = workflow::decrypt(&args.keys, &args.input, &args.output, args.decryption_noise)?;
     let argmax = tensor.argmax().unwrap_or(0);
     println!(
         "{} shape {:?}, argmax {argmax}",

@@ -30,8 +30,10 @@ use crate::error::{CompileError, Result};
 /// inputs, the bound must hold for all inputs.
 pub const NOISE_MARGIN_BITS: f64 = 2.0;
 
-/// `log2 a` of the statistical sizing: decryptions covered per key set
-/// (output ciphertexts summed over inferences; refresh keys after that).
+/// `log2 a` of the statistical sizing: decryptions covered (output
+/// ciphertexts summed over inferences). The server's per-key query budget
+/// (`--queries-per-key`) defaults to it; new keys do not reset what earlier
+/// answers taught, since the secret they protect is the weights.
 pub const DECRYPTIONS_LOG2: u32 = 10;
 
 /// Bits of precision, relative to the largest calibrated output, that the

@@ -334,7 +334,7 @@ async fn malformed_requests_are_refused_and_serving_goes_on() {
             infer_url.clone(),
             infer_header(&key_id, "BYTES", &[1], computed.len()),
             computed.clone(),
-            "not in seeded form",
+            "not a fresh encryption",
         ),
         (
             "wrong datatype",

@@ -5,6 +5,7 @@
 //! against `heman serve` in the CLI's tests). One test
 //! binary (one link) with shared fixtures.
 
+mod admission;
 mod common;
 mod grpc;
 mod http;

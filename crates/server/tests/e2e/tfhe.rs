@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use heman_artifacts::tfhe::KeyParams;
+use heman_artifacts::tfhe::{Ciphertexts, KeyParams};
 use heman_backend::{CompileOptions, DataOwner, ModelOwner, ServingOptions};
 use heman_model::Tensor;
 use heman_server::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use heman_tfhe::{KeyChoice, Preset};
+use heman_tfhe::{KeyChoice, Preset, SeededLweVector};
 
 use crate::common::{compile_into, config, digit, fixture, make_keys, Running};
 use crate::grpc::request;
@@ -152,8 +152,24 @@ async fn tfhe_model_served_beside_a_ckks_one() {
     owner.assert_matches_plan(&elements[0], &y, "gRPC");
 
     // Bad inputs: a CKKS ciphertext, a computed (expanded) ciphertext file,
-    // one for another model's parameters, a truncated one.
+    // one for another model's parameters, a truncated one, and the masks of
+    // the ciphertext answered above under another body (its answer would
+    // average the output flooding with the first).
     let computed = out.clone();
+    let same_masks = {
+        let (preset, fingerprint) = (owner.keyparams.preset, owner.model.key_fingerprint());
+        let parsed =
+            Ciphertexts::from_bytes(&ciphertext, Path::new("ct"), preset, &fingerprint).unwrap();
+        let Ciphertexts::Seeded(seeded) = parsed else {
+            panic!("a fresh encryption is seeded")
+        };
+        let mut bytes = seeded.to_bytes();
+        let last = bytes.len() - 8;
+        bytes[last] ^= 1;
+        let moved = SeededLweVector::from_bytes(preset, &bytes).unwrap();
+        assert_eq!(moved.seed(), seeded.seed());
+        Ciphertexts::Seeded(moved).to_bytes(fingerprint)
+    };
     let other_model = {
         let mut bad = ciphertext.clone();
         bad[10] ^= 1;
@@ -172,6 +188,7 @@ async fn tfhe_model_served_beside_a_ckks_one() {
             ciphertext[..ciphertext.len() / 2].to_vec(),
             "truncated",
         ),
+        ("the same masks", same_masks, "masks were answered"),
     ] {
         let e = client
             .infer("digits_tfhe", &key_id, &body)
