@@ -22,6 +22,9 @@ pub struct CompileOptions {
     /// security (Li-Micciancio-Schultz-Sorrell 2022) instead of at the
     /// measured output noise.
     pub flooding_security: Option<u32>,
+    /// CKKS: flood outputs at the tail bound drawn from the dry runs rather
+    /// than at the largest noise they showed (docs/SECURITY.md).
+    pub flooding_tail_bound: bool,
     /// Classical security level in bits (128, 192 or 256; `None`: 128).
     /// CKKS chooses its modulus under that level's table; TFHE's presets
     /// are 128-bit only.
@@ -47,13 +50,16 @@ impl CompileOptions {
             "flooding_security" => {
                 self.flooding_security = Some(value.parse().map_err(|_| bad("not a bit count"))?)
             }
+            "flooding_tail_bound" => {
+                self.flooding_tail_bound = value.parse().map_err(|_| bad("not true or false"))?
+            }
             "security" => self.security = Some(value.parse().map_err(|_| bad("not a bit count"))?),
             "preset" => self.preset = Some(value.to_string()),
             "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, security, preset, exact, noise)",
+                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, noise)",
                 ))
             }
         }

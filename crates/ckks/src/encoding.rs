@@ -252,13 +252,23 @@ impl Encoder {
     /// in units of the integer ring. This is the bound B that noise flooding must hide; the
     /// imaginary parts of the slots, pure noise, are included.
     pub fn coefficient_noise(&self, pt: &Plaintext, expected: &[f64]) -> f64 {
+        self.coefficient_errors(pt, expected)
+            .iter()
+            .fold(0.0f64, |m, c| m.max(c.abs()))
+    }
+
+    /// The coefficients of `pt - Encode(expected)`, unscaled: the noise
+    /// whose largest value [`Encoder::coefficient_noise`] gives.
+    pub fn coefficient_errors(&self, pt: &Plaintext, expected: &[f64]) -> Vec<f64> {
         let mut err = self.decode_complex(pt);
         for (z, &x) in err.iter_mut().zip(expected) {
             z.re -= x;
         }
-        self.slots_to_coeffs(&err)
-            .iter()
-            .fold(0.0f64, |m, c| m.max((c * pt.scale()).abs()))
+        let mut coefficients = self.slots_to_coeffs(&err);
+        for c in &mut coefficients {
+            *c *= pt.scale();
+        }
+        coefficients
     }
 }
 

@@ -52,6 +52,12 @@ pub struct BackendArgs {
     /// flooding at the measured output noise.
     #[arg(long, value_name = "BITS")]
     pub flooding_security: Option<u32>,
+    /// Flood outputs (CKKS) at a Gaussian tail bound drawn from the dry runs
+    /// instead of the largest noise they showed: covers inputs noisier than
+    /// the two measured, for about 1.5 bits of output precision, which may
+    /// take a larger ring (docs/SECURITY.md).
+    #[arg(long)]
+    pub flooding_tail_bound: bool,
     /// Classical security level, in bits: 128 (the default), 192 or 256.
     /// CKKS takes the modulus bound of that level's HomomorphicEncryption.org
     /// table (a larger ring for the same depth); TFHE's presets are 128-bit.
@@ -86,6 +92,7 @@ impl BackendArgs {
     pub fn options(&self) -> CompileOptions {
         CompileOptions {
             flooding_security: self.flooding_security,
+            flooding_tail_bound: self.flooding_tail_bound,
             security: self.security,
             preset: self.preset.clone(),
             exact: self.exact,

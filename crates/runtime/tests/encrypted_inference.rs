@@ -239,7 +239,7 @@ fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
 /// carry fresh randomness, and decrypt with the flooding's noise, not less.
 #[test]
 fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
-    use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding};
+    use heman_compiler::ckks::flooding::{FloodingTarget, MeasuredNoise, OutputFlooding};
     use heman_compiler::ckks::simulate::simulate_slots;
     use heman_compiler::ckks::{compile as compile_ckks, Options as CompileOptions};
     use heman_runtime::ckks::measure_output_noise;
@@ -254,11 +254,31 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
         "2^{}",
         noise.max_coefficient.log2()
     );
+    let measured = MeasuredNoise {
+        max: noise.max_coefficient,
+        spreads: noise.spreads.clone(),
+    };
+    // The bound lies above the largest coefficient seen, by the Gaussian
+    // tail over the coefficients a key may decrypt (1.6 bits measured).
+    let bound = measured.bound();
+    println!(
+        "output noise: largest 2^{:.1}, bound 2^{:.1}, spreads {:?}",
+        noise.max_coefficient.log2(),
+        bound.log2(),
+        noise.spreads
+    );
+    assert!(
+        bound > noise.max_coefficient && bound < 8.0 * noise.max_coefficient,
+        "bound 2^{:.1}, measured 2^{:.1}, spreads {:?}",
+        bound.log2(),
+        noise.max_coefficient.log2(),
+        noise.spreads
+    );
     let flooding = OutputFlooding::size(
         FloodingTarget::NoiseBound,
         params.log_n(),
         noise.scale.log2(),
-        noise.max_coefficient,
+        &measured,
         40.0,
     )
     .unwrap();

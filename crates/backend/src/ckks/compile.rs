@@ -7,7 +7,9 @@ use std::time::Instant;
 use heman_artifacts::ckks::{CompiledModel, KeyParams, TensorSpec};
 use heman_ckks::params::SecurityLevel;
 use heman_compiler::ckks as compiler;
-use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS};
+use heman_compiler::ckks::flooding::{
+    FloodingTarget, MeasuredNoise, OutputFlooding, KEPT_PRECISION_BITS,
+};
 use heman_compiler::ckks::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
 use heman_compiler::ckks::SlotLayout;
 use heman_model::Tensor;
@@ -62,9 +64,13 @@ fn flooding_target(options: &CompileOptions) -> Result<FloodingTarget> {
         ));
     }
     options.refuse_simulation_options()?;
-    Ok(options
-        .flooding_security
-        .map_or(FloodingTarget::NoiseBound, FloodingTarget::Statistical))
+    Ok(
+        match (options.flooding_security, options.flooding_tail_bound) {
+            (Some(s), _) => FloodingTarget::Statistical(s),
+            (None, true) => FloodingTarget::TailBound,
+            (None, false) => FloodingTarget::NoiseBound,
+        },
+    )
 }
 
 /// Compiles `source` for CKKS.
@@ -98,7 +104,7 @@ pub fn compile(
         target,
         compiled.params.log_n(),
         check.noise.scale.log2(),
-        check.noise.max_coefficient,
+        &measured(&check.noise),
         output_max,
     )
     .map_err(|e| {
@@ -254,7 +260,7 @@ fn choose_parameters(
             target,
             params.log_n(),
             noise.scale.log2(),
-            noise.max_coefficient,
+            measured(&noise).sizing_bound(target),
         ) + noise.max_slot_error;
         info!(
             log_scale = candidate.log_scale,
@@ -272,7 +278,7 @@ fn choose_parameters(
     let noise = noises
         .iter()
         .find(|(i, _)| *i == choice.chosen)
-        .map(|(_, n)| *n)
+        .map(|(_, n)| n.clone())
         .ok_or_else(|| BackendError::Internal("the chosen candidate was not measured".into()))?;
     compiled
         .use_parameters(candidates[choice.chosen].clone())
@@ -288,6 +294,14 @@ fn choose_parameters(
         allowed,
         noise,
     })
+}
+
+/// The dry runs' noise as the flooding's sizing reads it.
+fn measured(noise: &OutputNoise) -> MeasuredNoise {
+    MeasuredNoise {
+        max: noise.max_coefficient,
+        spreads: noise.spreads.clone(),
+    }
 }
 
 fn compile_error(e: heman_compiler::CompileError) -> BackendError {
@@ -317,9 +331,10 @@ pub fn report(compiled: &Compiled) -> Report {
     ));
     let f = &kp.output_flooding;
     lines.push(format!(
-        "output flooding: Gaussian sigma = 2^{:.1} over a measured output noise of 2^{:.1}, about {:.1e} added per output; LMSS22 statistical security {}",
+        "output flooding: Gaussian sigma = 2^{:.1} (largest output noise measured 2^{:.1}, its tail bound 2^{:.1}), about {:.1e} added per output; LMSS22 statistical security {}",
         f.sigma_log2,
         f.measured_noise_log2,
+        f.noise_bound_log2,
         f.slot_error,
         if f.statistical_security >= 0.0 {
             format!("{:.0} bits", f.statistical_security)
@@ -453,7 +468,11 @@ mod tests {
             &runs,
         )
         .unwrap();
-        assert!(check.choice.meets);
+        assert!(
+            check.choice.meets,
+            "{:?} allowed {}",
+            check.choice.measured, check.allowed
+        );
         assert_eq!(
             runs.0.load(Ordering::Relaxed) as usize,
             check.choice.measured.len()

@@ -37,9 +37,9 @@ fn keeps_classes(f: &compiler::Fidelity) -> bool {
 /// mode: the cheapest only, its guarantee does not depend on the preset);
 /// options of other backends are refused by name.
 fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Preset>)> {
-    if options.flooding_security.is_some() {
+    if options.flooding_security.is_some() || options.flooding_tail_bound {
         return Err(BackendError::Compile(
-            "--flooding-security applies to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
+            "--flooding-security and --flooding-tail-bound apply to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
         ));
     }
     if options.security.is_some_and(|bits| bits != 128) {

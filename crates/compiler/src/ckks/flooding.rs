@@ -17,18 +17,19 @@
 //! (see `heman keyparams`): s = 40 would need a flooding far above the scale,
 //! destroying the output. So heman offers two sizings: flooding at the noise
 //! bound (the default: the output's noise is drowned in fresh Gaussian noise
-//! of its own size, at a cost of a few bits of precision, without a provable
-//! `s`), or a requested `s`, refused with the precision it would need when the
-//! parameters cannot carry it.
+//! of its measured size, at a cost of a few bits of precision, without a
+//! provable `s`; or at a tail bound drawn from the dry runs,
+//! [`MeasuredNoise::bound`], on request), or a requested `s` over that bound,
+//! refused with the precision it would need when the parameters cannot carry
+//! it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CompileError, Result};
 
-/// Bits by which the measured output noise is raised to serve as the bound
-/// `B` of the statistical sizing: the measurement covers a few calibration
-/// inputs, the bound must hold for all inputs.
-pub const NOISE_MARGIN_BITS: f64 = 2.0;
+/// `-log2` of the probability that one coefficient of the outputs a key may
+/// decrypt exceeds the noise bound ([`MeasuredNoise::bound`]).
+pub const TAIL_BITS: f64 = 40.0;
 
 /// `log2 a` of the statistical sizing: decryptions covered (output
 /// ciphertexts summed over inferences). The server's per-key query budget
@@ -40,11 +41,103 @@ pub const DECRYPTIONS_LOG2: u32 = 10;
 /// flooded output must keep (the argmax of logits a few percent apart).
 pub const KEPT_PRECISION_BITS: f64 = 8.0;
 
+/// The spread of one dry run's output noise: its deviation on the
+/// coefficients that carry it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseSpread {
+    /// The standard deviation on the support.
+    pub deviation: f64,
+    /// How many coefficients carry the noise (estimated; at most all).
+    pub support: f64,
+}
+
+impl NoiseSpread {
+    /// The spread of `errors` (one input's output noise coefficients, all
+    /// output ciphertexts together). The noise need not cover every
+    /// coefficient: a plan that replicates values across slots makes it
+    /// periodic, which in the coefficient domain concentrates it on a few
+    /// coefficients (measured on the digits example: on about one in 32,
+    /// the largest 34 times the root mean square over all). The support is
+    /// estimated as `3 (sum e^2)^2 / sum e^4`, which is the support's size
+    /// for Gaussian noise on it (fourth moment `3 sigma^4`), and the
+    /// deviation is taken on it.
+    pub fn of(errors: &[f64]) -> Self {
+        let (s2, s4) = errors
+            .iter()
+            .fold((0.0, 0.0), |(s2, s4), e| (s2 + e * e, s4 + e.powi(4)));
+        if s2 == 0.0 {
+            return Self {
+                deviation: 0.0,
+                support: 1.0,
+            };
+        }
+        let support = (3.0 * s2 * s2 / s4).clamp(1.0, errors.len().max(1) as f64);
+        Self {
+            deviation: (s2 / support).sqrt(),
+            support,
+        }
+    }
+
+    /// A bound on every coefficient of the `a` = 2^[`DECRYPTIONS_LOG2`]
+    /// outputs a key may decrypt: CKKS output noise coefficients are sums
+    /// of many independent terms and behave as centred Gaussians (Costache,
+    /// Curtis, Hales, Murphy, Ogilchrist, Player, "On the precision loss in
+    /// approximate homomorphic encryption", SAC 2023), so
+    /// `P(|e| > t deviation) <= 2 exp(-t^2/2)`, and over the `support * a`
+    /// coefficients that carry noise `t^2 = 2 ln(2 support a 2^TAIL_BITS)`
+    /// fails with probability at most 2^-[`TAIL_BITS`].
+    pub fn bound(&self) -> f64 {
+        let events_log2 = 1.0 + self.support.max(1.0).log2() + DECRYPTIONS_LOG2 as f64 + TAIL_BITS;
+        (2.0 * std::f64::consts::LN_2 * events_log2).sqrt() * self.deviation
+    }
+}
+
+/// What encrypted dry runs measured of the output noise, in the
+/// coefficient domain (units of the integer ring).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredNoise {
+    /// The largest |coefficient| seen.
+    pub max: f64,
+    /// Each dry run's spread.
+    pub spreads: Vec<NoiseSpread>,
+}
+
+impl MeasuredNoise {
+    /// The bound `B` the flooding is sized on: the largest of the dry
+    /// runs' tail bounds ([`NoiseSpread::bound`]), never below the largest
+    /// coefficient seen. What it assumes is the Gaussian shape and that the
+    /// calibration inputs' spread is representative, not that they were the
+    /// worst inputs.
+    pub fn bound(&self) -> f64 {
+        self.spreads
+            .iter()
+            .map(NoiseSpread::bound)
+            .fold(self.max, f64::max)
+            .max(1.0)
+    }
+
+    /// The noise `target` floods: the largest seen for
+    /// [`FloodingTarget::NoiseBound`], else the tail bound.
+    pub fn sizing_bound(&self, target: FloodingTarget) -> f64 {
+        match target {
+            FloodingTarget::NoiseBound => self.max.max(1.0),
+            FloodingTarget::TailBound | FloodingTarget::Statistical(_) => self.bound(),
+        }
+    }
+}
+
 /// How large the flooding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FloodingTarget {
-    /// Gaussian of deviation the measured output noise bound.
+    /// Gaussian of deviation the largest output noise the dry runs showed
+    /// (the default: see [`FloodingTarget::TailBound`] for its cost).
     NoiseBound,
+    /// Gaussian of deviation the tail bound drawn from the dry runs
+    /// ([`MeasuredNoise::bound`]): covers inputs noisier than the two
+    /// measured, for about 1.5 bits of output precision (on the digits
+    /// example the parameters then sometimes grow from N = 2^13 to 2^14 to
+    /// keep 8 bits: docs/SECURITY.md).
+    TailBound,
     /// The LMSS22 sizing for `s` bits of statistical security.
     Statistical(u32),
 }
@@ -57,6 +150,11 @@ pub struct OutputFlooding {
     /// `log2` of the largest coefficient-domain output noise measured by an
     /// encrypted dry run on calibration inputs.
     pub measured_noise_log2: f64,
+    /// `log2` of the bound `B` drawn from the measurement
+    /// ([`MeasuredNoise::bound`]), which the flooding is sized on (0 in
+    /// keyparams written before it was recorded).
+    #[serde(default)]
+    pub noise_bound_log2: f64,
     /// `log2 sigma` of the Gaussian added to every output coefficient.
     pub sigma_log2: f64,
     /// The LMSS22 statistical security `sigma` gives for `B` = measured noise
@@ -73,27 +171,27 @@ fn lmss22_log2(log_n: u32) -> f64 {
 }
 
 impl OutputFlooding {
-    /// The flooding for `target`, for outputs of measured noise
-    /// `measured_noise` (largest |coefficient|) at scale 2^`log_scale` in a
-    /// ring of 2^`log_n`, whose values reach `output_max` in magnitude.
-    /// Refuses a statistical target whose flooding would leave fewer than
-    /// [`KEPT_PRECISION_BITS`] bits of the output.
+    /// The flooding for `target`, for outputs of `measured` noise at scale
+    /// 2^`log_scale` in a ring of 2^`log_n`, whose values reach `output_max`
+    /// in magnitude. Refuses a statistical target whose flooding would leave
+    /// fewer than [`KEPT_PRECISION_BITS`] bits of the output.
     pub fn size(
         target: FloodingTarget,
         log_n: u32,
         log_scale: f64,
-        measured_noise: f64,
+        measured: &MeasuredNoise,
         output_max: f64,
     ) -> Result<Self> {
-        let measured_noise_log2 = measured_noise.max(1.0).log2();
-        let bound_log2 = measured_noise_log2 + NOISE_MARGIN_BITS;
-        let sigma_log2 = Self::sigma_log2_for(target, log_n, measured_noise);
-        let slot_error = Self::slot_error_for(target, log_n, log_scale, measured_noise);
+        let measured_noise_log2 = measured.max.max(1.0).log2();
+        let bound_log2 = measured.bound().log2();
+        let flooded = measured.sizing_bound(target);
+        let sigma_log2 = Self::sigma_log2_for(target, log_n, flooded);
+        let slot_error = Self::slot_error_for(target, log_n, log_scale, flooded);
         let allowed = Self::allowed_slot_error(output_max);
         if let FloodingTarget::Statistical(s) = target {
             if slot_error > allowed {
                 return Err(CompileError::Parameters(format!(
-                    "flooding for {s} bits of statistical security (LMSS22) needs sigma = 2^{sigma_log2:.1} over an output noise of 2^{measured_noise_log2:.1} at scale 2^{log_scale:.0}: it would add an error of about {slot_error:.3e} per output (outputs reach {output_max:.3}), {:.1} bits more precision than these parameters have; choose a smaller --flooding-security or the default flooding at the noise bound",
+                    "flooding for {s} bits of statistical security (LMSS22) needs sigma = 2^{sigma_log2:.1} over an output noise bound of 2^{bound_log2:.1} at scale 2^{log_scale:.0}: it would add an error of about {slot_error:.3e} per output (outputs reach {output_max:.3}), {:.1} bits more precision than these parameters have; choose a smaller --flooding-security or the default flooding at the noise bound",
                     (slot_error / allowed).log2()
                 )));
             }
@@ -101,36 +199,29 @@ impl OutputFlooding {
         Ok(Self {
             target,
             measured_noise_log2,
+            noise_bound_log2: bound_log2,
             sigma_log2,
             statistical_security: 2.0 * (sigma_log2 - bound_log2 - lmss22_log2(log_n)),
             slot_error,
         })
     }
 
-    /// `log2 sigma` of the flooding for `target` over a measured output
-    /// noise (largest |coefficient|) in a ring of 2^`log_n`.
-    pub fn sigma_log2_for(target: FloodingTarget, log_n: u32, measured_noise: f64) -> f64 {
-        let measured_noise_log2 = measured_noise.max(1.0).log2();
+    /// `log2 sigma` of the flooding for `target` over the output noise
+    /// `bound` it floods ([`MeasuredNoise::sizing_bound`]) in a ring of
+    /// 2^`log_n`.
+    pub fn sigma_log2_for(target: FloodingTarget, log_n: u32, bound: f64) -> f64 {
+        let bound_log2 = bound.max(1.0).log2();
         match target {
-            FloodingTarget::NoiseBound => measured_noise_log2,
-            FloodingTarget::Statistical(s) => {
-                lmss22_log2(log_n) + s as f64 / 2.0 + measured_noise_log2 + NOISE_MARGIN_BITS
-            }
+            FloodingTarget::NoiseBound | FloodingTarget::TailBound => bound_log2,
+            FloodingTarget::Statistical(s) => lmss22_log2(log_n) + s as f64 / 2.0 + bound_log2,
         }
     }
 
     /// The error that flooding adds to each output slot at scale
     /// 2^`log_scale`: a coefficient Gaussian of deviation sigma reaches the
     /// real part of each slot with deviation sigma sqrt(N / 2).
-    pub fn slot_error_for(
-        target: FloodingTarget,
-        log_n: u32,
-        log_scale: f64,
-        measured_noise: f64,
-    ) -> f64 {
-        (Self::sigma_log2_for(target, log_n, measured_noise) + (log_n as f64 - 1.0) / 2.0
-            - log_scale)
-            .exp2()
+    pub fn slot_error_for(target: FloodingTarget, log_n: u32, log_scale: f64, bound: f64) -> f64 {
+        (Self::sigma_log2_for(target, log_n, bound) + (log_n as f64 - 1.0) / 2.0 - log_scale).exp2()
     }
 
     /// The largest error per slot that keeps [`KEPT_PRECISION_BITS`] of
@@ -149,12 +240,30 @@ impl OutputFlooding {
 mod tests {
     use super::*;
 
+    /// Measured noise whose bound is `bound`.
+    fn measured_with_bound(bound: f64) -> MeasuredNoise {
+        let unit = NoiseSpread {
+            deviation: 1.0,
+            support: 8192.0,
+        }
+        .bound();
+        MeasuredNoise {
+            max: bound / 4.0,
+            spreads: vec![NoiseSpread {
+                deviation: bound / unit,
+                support: 8192.0,
+            }],
+        }
+    }
+
     #[test]
     fn statistical_sizing_follows_lmss22() {
-        // N = 2^14, a = 2^10, s = 20, measured 2^8 (B = 2^10), scale 2^50:
+        // N = 2^14, a = 2^10, s = 20, B = 2^10, scale 2^50:
         // sqrt(24 * 2^24) = 2^14.29, so sigma = 2^(14.29 + 10 + 10).
-        let f =
-            OutputFlooding::size(FloodingTarget::Statistical(20), 14, 50.0, 256.0, 10.0).unwrap();
+        let measured = measured_with_bound(1024.0);
+        let f = OutputFlooding::size(FloodingTarget::Statistical(20), 14, 50.0, &measured, 10.0)
+            .unwrap();
+        assert!((f.noise_bound_log2 - 10.0).abs() < 1e-9);
         assert!((f.sigma_log2 - 34.29).abs() < 0.01, "{}", f.sigma_log2);
         assert!((f.statistical_security - 20.0).abs() < 1e-9);
         assert!((f.sigma() / 2f64.powf(34.29) - 1.0).abs() < 0.01);
@@ -167,26 +276,65 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_covers_every_coefficient_a_key_may_decrypt() {
+        // Gaussian noise on every one of 2^13 coefficients: the support is
+        // all of them, t^2 = 2 ln 2 (1 + 13 + 10 + 40).
+        let errors: Vec<f64> = {
+            let u = heman_testkit::pseudo_random(2 * 8192, 5, 0.0, 1.0);
+            u.chunks(2)
+                .map(|p| {
+                    let (a, b) = (1.0 - p[0], p[1]);
+                    3.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+                })
+                .collect()
+        };
+        let spread = NoiseSpread::of(&errors);
+        assert!((6500.0..10000.0).contains(&spread.support), "{spread:?}");
+        assert!((spread.deviation - 3.0).abs() < 0.2, "{spread:?}");
+        let t = (2.0 * std::f64::consts::LN_2 * (64.0 + (spread.support.log2() - 13.0))).sqrt();
+        assert!((spread.bound() / spread.deviation - t).abs() < 1e-9);
+        // The same noise replicated 32 times over 32 times the length, as a
+        // plan that copies values across slots makes it (and only a 32nd of
+        // the coefficients carry it): the support shrinks, the deviation on
+        // it is the noise's own, not its root mean square over everything.
+        let sparse: Vec<f64> = errors[..256]
+            .iter()
+            .flat_map(|&e| std::iter::once(e).chain(std::iter::repeat_n(0.0, 31)))
+            .collect();
+        let s = NoiseSpread::of(&sparse);
+        assert!((150.0..400.0).contains(&s.support), "{s:?}");
+        assert!((s.deviation - 3.0).abs() < 0.6, "{s:?}");
+        // Never below what was seen.
+        let measured = MeasuredNoise {
+            max: 1e6,
+            spreads: vec![spread],
+        };
+        assert_eq!(measured.bound(), 1e6);
+    }
+
+    #[test]
     fn unaffordable_security_is_refused_with_the_missing_precision() {
         // HE-MAN's cryptonets at scale 2^30: output noise about 2^20.
-        let e = OutputFlooding::size(
-            FloodingTarget::Statistical(40),
-            14,
-            30.0,
-            2f64.powi(20),
-            20.0,
-        )
-        .unwrap_err()
-        .to_string();
+        let measured = measured_with_bound(2f64.powi(20));
+        let e = OutputFlooding::size(FloodingTarget::Statistical(40), 14, 30.0, &measured, 20.0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bits more precision"), "{e}");
     }
 
     #[test]
     fn noise_bound_flooding_costs_a_few_bits_and_proves_nothing() {
-        let f = OutputFlooding::size(FloodingTarget::NoiseBound, 14, 30.0, 2f64.powi(20), 20.0)
-            .unwrap();
-        assert_eq!(f.sigma_log2, 20.0);
+        // The default floods the largest noise seen (2^18 here), the tail
+        // bound option the bound (2^20); both record the bound.
+        let measured = measured_with_bound(2f64.powi(20));
+        let f =
+            OutputFlooding::size(FloodingTarget::NoiseBound, 14, 30.0, &measured, 20.0).unwrap();
+        assert!((f.sigma_log2 - 18.0).abs() < 1e-9);
+        assert!((f.noise_bound_log2 - 20.0).abs() < 1e-9);
         assert!(f.statistical_security < 0.0);
-        assert!(f.slot_error < 0.1, "{}", f.slot_error);
+        let t = OutputFlooding::size(FloodingTarget::TailBound, 14, 30.0, &measured, 20.0).unwrap();
+        assert!((t.sigma_log2 - 20.0).abs() < 1e-9);
+        assert!((t.slot_error / f.slot_error - 4.0).abs() < 1e-9);
+        assert!(t.slot_error < 0.1, "{}", t.slot_error);
     }
 }

@@ -4,6 +4,7 @@
 //! that sizes it.
 
 use heman_ckks::{Ciphertext, CkksParameters, Encoder, Encryptor, KeyGenerator};
+use heman_compiler::ckks::flooding::NoiseSpread;
 use heman_compiler::ckks::simulate::simulate_slots;
 use heman_compiler::ckks::Plan;
 use heman_model::Tensor;
@@ -25,10 +26,14 @@ pub(crate) fn flood_outputs(
 }
 
 /// What an encrypted dry run saw of the output ciphertexts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OutputNoise {
     /// The largest |coefficient| of decrypted minus exact output, unscaled.
     pub max_coefficient: f64,
+    /// Each input's noise spread (its deviation on the coefficients that
+    /// carry it), from which the flooding's bound is drawn
+    /// ([`heman_compiler::ckks::flooding::MeasuredNoise::bound`]).
+    pub spreads: Vec<NoiseSpread>,
     /// The output ciphertexts' scale.
     pub scale: f64,
     /// The largest error of a decrypted output element (the slots the output
@@ -61,6 +66,7 @@ pub fn measure_output_noise(
     let encoder = Encoder::new(params);
     let mut worst = OutputNoise {
         max_coefficient: 0.0,
+        spreads: Vec::with_capacity(inputs.len()),
         scale: params.default_scale(),
         max_slot_error: 0.0,
     };
@@ -74,13 +80,16 @@ pub fn measure_output_noise(
         let out = executor.run_unchecked(&prepared, cts, |_| {})?;
         let expected = simulate_slots(plan, input);
         let mut decoded = Vec::with_capacity(out.len());
+        let mut errors = Vec::with_capacity(out.len() * params.n());
         for (ct, want) in out.iter().zip(&expected) {
             let pt = decryptor.decrypt(ct)?;
-            let noise = encoder.coefficient_noise(&pt, want);
-            worst.max_coefficient = worst.max_coefficient.max(noise);
+            errors.extend(encoder.coefficient_errors(&pt, want));
             worst.scale = ct.scale();
             decoded.push(encoder.decode(&pt));
         }
+        let largest = errors.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+        worst.max_coefficient = worst.max_coefficient.max(largest);
+        worst.spreads.push(NoiseSpread::of(&errors));
         let (got, want) = (
             plan.output_layout.unpack(&decoded),
             plan.output_layout.unpack(&expected),
