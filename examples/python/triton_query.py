@@ -17,6 +17,10 @@ evaluation keys (heman's extension: POST /v2/models/NAME/keys, or
 heman.KeyService/RegisterKeys), `heman encrypt`, infer with tritonclient
 (one BYTES input holding the ciphertext file, the key id as the request
 parameter "key_id"), `heman decrypt`.
+
+A server started with `heman serve --tokens FILE` wants this client's bearer
+token on every call: pass `--token-file FILE` (or set HEMAN_TOKEN); it goes
+in the `authorization` header (HTTP) or metadata (gRPC).
 """
 
 import argparse
@@ -85,9 +89,10 @@ def _string_field(message: bytes, number: int) -> str:
 class GrpcKeys:
     """heman.KeyService: keyparams and key registration over gRPC."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, headers: dict):
         import grpc
 
+        self.metadata = list(headers.items())
         # Keys are tens to hundreds of MiB: no message size cap.
         self.channel = grpc.insecure_channel(
             url, options=[("grpc.max_send_message_length", -1),
@@ -95,7 +100,8 @@ class GrpcKeys:
 
     def _call(self, method: str, request: bytes) -> bytes:
         # No (de)serialisers: grpcio passes bytes through.
-        return self.channel.unary_unary(f"/heman.KeyService/{method}")(request)
+        return self.channel.unary_unary(f"/heman.KeyService/{method}")(
+            request, metadata=self.metadata)
 
     def keyparams(self, model: str) -> str:
         return _string_field(self._call("GetKeyParams", _field(1, model.encode())), 1)
@@ -108,16 +114,18 @@ class GrpcKeys:
 class HttpKeys:
     """heman's HTTP extension endpoints (keyparams also in model metadata)."""
 
-    def __init__(self, url: str, client):
+    def __init__(self, url: str, client, headers: dict):
         self.base = url if "://" in url else f"http://{url}"
         self.client = client
+        self.headers = headers
 
     def keyparams(self, model: str) -> str:
-        return self.client.get_model_metadata(model)["parameters"]["keyparams"]
+        metadata = self.client.get_model_metadata(model, headers=self.headers)
+        return metadata["parameters"]["keyparams"]
 
     def register(self, model: str, eval_keys: bytes) -> str:
         req = urllib.request.Request(f"{self.base}/v2/models/{model}/keys",
-                                     data=eval_keys, method="POST")
+                                     data=eval_keys, method="POST", headers=self.headers)
         try:
             with urllib.request.urlopen(req) as r:
                 return json.load(r)["key_id"]
@@ -140,21 +148,30 @@ def main() -> int:
     ap.add_argument("--output", required=True, help="decrypted output .npy")
     ap.add_argument("--heman", default=os.environ.get("HEMAN", "heman"),
                     help="the heman binary (default: $HEMAN or heman on the PATH)")
+    ap.add_argument("--token-file",
+                    help="this client's bearer token (default: $HEMAN_TOKEN, if set)")
     args = ap.parse_args()
+
+    token = os.environ.get("HEMAN_TOKEN")
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.read()
+    # gRPC metadata keys are lower case; HTTP headers ignore case.
+    headers = {"authorization": f"Bearer {token.strip()}"} if token else {}
 
     if args.protocol == "http":
         import tritonclient.http as triton
         client = triton.InferenceServerClient(url=args.url)
-        keys = HttpKeys(args.url, client)
+        keys = HttpKeys(args.url, client, headers)
     else:
         import tritonclient.grpc as triton
         client = triton.InferenceServerClient(url=args.url)
-        keys = GrpcKeys(args.url)
+        keys = GrpcKeys(args.url, headers)
     if not (client.is_server_live() and client.is_server_ready()
-            and client.is_model_ready(args.model)):
+            and client.is_model_ready(args.model, headers=headers)):
         print(f"error: model {args.model} is not ready", file=sys.stderr)
         return 1
-    metadata = client.get_model_metadata(args.model)
+    metadata = client.get_model_metadata(args.model, headers=headers)
     if args.protocol == "grpc":
         metadata = {"inputs": [{"name": t.name} for t in metadata.inputs],
                     "outputs": [{"name": t.name} for t in metadata.outputs]}
@@ -189,7 +206,7 @@ def main() -> int:
             outputs = [triton.InferRequestedOutput(output_name)]
         try:
             result = client.infer(args.model, [tensor], outputs=outputs,
-                                  parameters={"key_id": key_id})
+                                  parameters={"key_id": key_id}, headers=headers)
         except InferenceServerException as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

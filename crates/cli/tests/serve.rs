@@ -424,7 +424,15 @@ fn tritonclient_over_http_and_grpc() {
         eprintln!("{note}");
         return;
     };
-    let d = Deployment::serve(&[DIGITS]);
+    // Served with tokens, as a server beyond loopback must be: the script
+    // sends its bearer token over both protocols.
+    let secrets = tempfile::tempdir().unwrap();
+    let token = "7217070000000000000000000000000000000000000000000000000000c11e47";
+    let tokens = secrets.path().join("tokens");
+    std::fs::write(&tokens, format!("python {token}\n")).unwrap();
+    let token_file = secrets.path().join("python.token");
+    std::fs::write(&token_file, token).unwrap();
+    let d = Deployment::serve_with(&[DIGITS], &["--tokens", &path_text(&tokens)]);
     let script = repo_root().join("examples/python/triton_query.py");
     let http = d.server.http.trim_start_matches("http://").to_string();
     for (protocol, url) in [("http", http.as_str()), ("grpc", d.server.grpc.as_str())] {
@@ -434,6 +442,8 @@ fn tritonclient_over_http_and_grpc() {
             .arg(&script)
             .args(["--url", url, "--protocol", protocol, "--model", "digits"])
             .args(["--heman", heman_bin()])
+            .arg("--token-file")
+            .arg(&token_file)
             .arg("--keys")
             .arg(&keys)
             .arg("--input")
