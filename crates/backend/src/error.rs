@@ -60,6 +60,15 @@ pub(crate) fn not_an_output(origin: &std::path::Path) -> BackendError {
     ))
 }
 
+/// The refusal of an input that is not a fresh encryption: the plans'
+/// noise budgets start from a fresh encryption's noise, and the query ledger
+/// tells inputs apart by their masks' seeds.
+pub(crate) fn not_a_fresh_input() -> BackendError {
+    BackendError::Refused(
+        "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
+    )
+}
+
 /// The seam's class of a runtime error: the input's fault, or ours.
 pub(crate) fn runtime_error(e: heman_runtime::RuntimeError) -> BackendError {
     match e {

@@ -183,16 +183,29 @@ pub fn decrypt(
     noise: Option<DecryptionNoise>,
 ) -> Result<Tensor> {
     let owner = KeysDir::at(keys).open()?;
-    let tensor = match noise {
-        None => owner.decrypt(&read(input)?, input)?,
-        Some(noise) => {
-            let (tensor, line) = owner.decrypt_for_release(&read(input)?, input, noise)?;
-            println!("{line}");
-            tensor
-        }
-    };
+    let (tensor, note) = decrypt_output(owner.as_ref(), &read(input)?, input, noise)?;
+    if let Some(note) = note {
+        println!("{note}");
+    }
     heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
     Ok(tensor)
+}
+
+/// An output file decrypted, for release with decrypt-side `noise` if
+/// asked, and the line saying what the noise added.
+pub fn decrypt_output(
+    owner: &dyn heman_backend::DataOwner,
+    bytes: &[u8],
+    origin: &Path,
+    noise: Option<DecryptionNoise>,
+) -> Result<(Tensor, Option<String>)> {
+    Ok(match noise {
+        None => (owner.decrypt(bytes, origin)?, None),
+        Some(noise) => {
+            let (tensor, note) = owner.decrypt_for_release(bytes, origin, noise)?;
+            (tensor, Some(note))
+        }
+    })
 }
 
 /// The example network `backend` runs by default: the ReLU CNN where

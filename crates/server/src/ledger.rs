@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use crate::error::{Result, ServerError};
 
-/// Queries answered per key, and the digests of the ciphertexts answered.
+/// Queries answered per key, and the digests of the masks answered.
 #[derive(Default)]
 pub struct QueryLedger {
     budget: Option<u64>,
@@ -48,7 +48,6 @@ impl QueryLedger {
     /// masks was answered under this key before (whatever its bodies). A
     /// refused query is not counted.
     pub fn admit(&self, key_id: &str, masks: &[u8; 32]) -> Result<()> {
-        let digest = *masks;
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let answered = keys.entry(key_id.to_string()).or_default();
         if let Some(budget) = self.budget {
@@ -58,7 +57,7 @@ impl QueryLedger {
                 )));
             }
         }
-        if !answered.digests.insert(digest) {
+        if !answered.digests.insert(*masks) {
             return Err(ServerError::BadRequest(
                 "this ciphertext's masks were answered under this key before: encrypt the input afresh (answers to inputs sharing masks would average the output flooding away)".into(),
             ));

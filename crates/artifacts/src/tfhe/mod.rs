@@ -454,7 +454,7 @@ impl Ciphertexts {
     ) -> Result<Self> {
         let container =
             ContainerView::expecting(bytes, path, expected(Role::Ciphertexts, Some(fingerprint)))?;
-        let payload = &container.payload;
+        let payload = container.payload;
         if heman_tfhe::lwe::is_seeded(payload) {
             SeededLweVector::from_bytes(preset, payload)
                 .map(Ciphertexts::Seeded)

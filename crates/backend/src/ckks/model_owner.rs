@@ -142,11 +142,9 @@ impl ModelOwner for CkksModel {
     fn input_masks_digest(&self, input: &[u8], origin: &Path) -> Result<[u8; 32]> {
         let cts = self.input_ciphertexts(input, origin)?;
         let seeds = cts.iter().map(|ct| {
-            ct.seed().copied().ok_or_else(|| {
-                BackendError::Refused(
-                    "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
-                )
-            })
+            ct.seed()
+                .copied()
+                .ok_or_else(crate::error::not_a_fresh_input)
         });
         crate::input::masks_digest(b"ckks", seeds)
     }

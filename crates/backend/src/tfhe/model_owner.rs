@@ -55,9 +55,7 @@ impl TfheModel {
         .map_err(refused("input ciphertext"))?;
         match cts {
             Ciphertexts::Seeded(seeded) => Ok(seeded),
-            _ => Err(BackendError::Refused(
-                "input ciphertext refused: not a fresh encryption (expected the seeded form `heman encrypt` writes)".into(),
-            )),
+            _ => Err(crate::error::not_a_fresh_input()),
         }
     }
 }

@@ -130,16 +130,13 @@ async fn query(args: QueryArgs) -> Result<()> {
             answers
                 .iter()
                 .enumerate()
-                .map(|(i, bytes)| match noise {
-                    None => Ok(owner.decrypt(bytes, Path::new(ANSWER))?),
-                    Some(noise) => {
-                        let (tensor, line) =
-                            owner.decrypt_for_release(bytes, Path::new(ANSWER), noise)?;
-                        if i == 0 {
-                            println!("{line}");
-                        }
-                        Ok(tensor)
+                .map(|(i, bytes)| {
+                    let (tensor, note) =
+                        workflow::decrypt_output(&**owner, bytes, Path::new(ANSWER), noise)?;
+                    if let (0, Some(note)) = (i, note) {
+                        println!("{note}");
                     }
+                    Ok(tensor)
                 })
                 .collect()
         })

@@ -54,6 +54,18 @@ pub fn encrypt_tensor(
         .collect()
 }
 
+/// Refuses a number of ciphertexts other than `layout`'s.
+pub(crate) fn check_count(layout: &SlotLayout, cts: &[Ciphertext]) -> Result<()> {
+    if cts.len() != layout.ciphertexts {
+        return Err(RuntimeError::Input(format!(
+            "{} ciphertexts for a layout of {}",
+            cts.len(),
+            layout.ciphertexts
+        )));
+    }
+    Ok(())
+}
+
 /// Decrypts ciphertexts laid out as `layout` into a tensor of `shape`.
 pub fn decrypt_tensor(
     params: &CkksParameters,
@@ -62,13 +74,7 @@ pub fn decrypt_tensor(
     shape: &[usize],
     cts: &[Ciphertext],
 ) -> Result<Tensor> {
-    if cts.len() != layout.ciphertexts {
-        return Err(RuntimeError::Input(format!(
-            "{} ciphertexts for a layout of {}",
-            cts.len(),
-            layout.ciphertexts
-        )));
-    }
+    check_count(layout, cts)?;
     let encoder = Encoder::new(params);
     let slots = cts
         .iter()

@@ -49,13 +49,7 @@ pub fn decrypt_tensor_for_release(
     factor_log2: f64,
     seed: [u8; 32],
 ) -> Result<(Tensor, ReleaseNoise)> {
-    if cts.len() != layout.ciphertexts {
-        return Err(RuntimeError::Input(format!(
-            "{} ciphertexts for a layout of {}",
-            cts.len(),
-            layout.ciphertexts
-        )));
-    }
+    super::client::check_count(layout, cts)?;
     if !factor_log2.is_finite() {
         return Err(RuntimeError::Input(format!(
             "decryption noise factor 2^{factor_log2} is not a number"
