@@ -11,7 +11,9 @@ tests/graphs/ as
     <name>.test/             100 other inputs, <i>.npy, with labels.npy: the
                              class onnxruntime's output picks for each (the
                              layout `heman eval -d` reads)
-    <name>.expected.npz      onnxruntime's outputs for the test inputs
+    <name>.expected.npz      onnxruntime's outputs for the test inputs (for
+                             a model with several outputs, <k>_<j> is output
+                             j of input k)
 
 plus manifest.json (name, description, shapes, op types). Everything is
 deterministic: each case draws from a generator seeded by a CRC32 of its
@@ -154,6 +156,16 @@ def _(c):
     return c.node("Add", [c.node("Add", [a, b]), s]), None
 
 
+@case("two_heads", [1, 4, 8, 8],
+      "two outputs of one trunk: class probabilities (Conv-BN-ReLU twice, GAP, Gemm, Softmax) and a 3-value auxiliary head read off the first block (1x1 Conv, GAP, Flatten)")
+def _(c):
+    y = c.node("Relu", [conv_bn(c, "input", 4, 6, 3)])
+    aux = c.node("GlobalAveragePool", [conv(c, y, 6, 3, 1, bias=True)])
+    c.extra_outputs = [(c.node("Flatten", [aux], axis=1), "aux")]
+    c.softmax = True
+    return c.node("Relu", [conv_bn(c, y, 6, 6, 3)]), 6
+
+
 def inputs(rng, shape, count):
     return (rng.standard_normal([count] + shape) * 0.7).astype(np.float32)
 
@@ -178,33 +190,43 @@ def write_case(out, name, in_shape, desc, fn):
     if channels is not None:
         stats = pooled_statistics(name, in_shape, desc, fn, calibration)
         features = classifier(c, features, channels, stats)
-    model = c.build(features)
+    if getattr(c, "softmax", False):
+        features = c.node("Softmax", [features], axis=1)
+    extra = getattr(c, "extra_outputs", [])
+    model = c.build(features, extra_outputs=extra)
     path = os.path.join(out, name + ".onnx")
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    expected = [session.run(None, {"input": x})[0] for x in test]
+    expected = [session.run(None, {"input": x}) for x in test]
     save = lambda suffix, arrays: np.savez(
-        os.path.join(out, f"{name}.{suffix}.npz"),
-        **{f"{k:03}": a for k, a in enumerate(arrays)},
+        os.path.join(out, f"{name}.{suffix}.npz"), **arrays
     )
-    save("calibration", calibration)
-    save("expected", expected)
+    save("calibration", {f"{k:03}": a for k, a in enumerate(calibration)})
+    if extra:
+        save("expected", {f"{k:03}_{j}": a for k, ys in enumerate(expected) for j, a in enumerate(ys)})
+    else:
+        save("expected", {f"{k:03}": ys[0] for k, ys in enumerate(expected)})
     folder = os.path.join(out, f"{name}.test")
     os.makedirs(folder, exist_ok=True)
     for k, x in enumerate(test):
         np.save(os.path.join(folder, f"{k}.npy"), x)
-    labels = np.array([int(np.argmax(y)) for y in expected], dtype=np.int64)
+    labels = np.array([int(np.argmax(ys[0])) for ys in expected], dtype=np.int64)
     np.save(os.path.join(folder, "labels.npy"), labels)
-    return {
+    entry = {
         "name": name,
         "description": desc,
         "input_shape": in_shape,
-        "output_shape": list(expected[0].shape),
+        "output_shape": list(expected[0][0].shape),
         "op_types": sorted({n.op_type for n in model.graph.node}),
         "calibration": CALIBRATION,
         "test": TEST,
     }
+    if extra:
+        entry["outputs"] = [
+            {"name": o.name, "shape": list(y.shape)} for o, y in zip(model.graph.output, expected[0])
+        ]
+    return entry
 
 
 def generate(out):

@@ -85,21 +85,24 @@ class Case:
         return outs[0] if n_out == 1 else outs
 
     # -- finishing ---------------------------------------------------------
-    def build(self, out_name, in_name="input"):
-        # rename final tensor to "output"
-        final = "output"
-        for n in self.nodes:
-            for i, o in enumerate(n.output):
-                if o == out_name:
-                    n.output[i] = final
-            for i, x in enumerate(n.input):
-                if x == out_name:
-                    n.input[i] = final
+    def build(self, out_name, in_name="input", extra_outputs=()):
+        """The model whose output is `out_name`, renamed "output"; each
+        (tensor, name) of `extra_outputs` becomes a further output."""
+        renames = [(out_name, "output")] + list(extra_outputs)
+        for tensor, final in renames:
+            for n in self.nodes:
+                for i, o in enumerate(n.output):
+                    if o == tensor:
+                        n.output[i] = final
+                for i, x in enumerate(n.input):
+                    if x == tensor:
+                        n.input[i] = final
+        finals = [final for _, final in renames]
         graph = helper.make_graph(
             self.nodes,
             self.name,
             [helper.make_tensor_value_info(in_name, F32, self.in_shape)],
-            [helper.make_tensor_value_info(final, F32, None)],
+            [helper.make_tensor_value_info(final, F32, None) for final in finals],
             initializer=self.inits,
         )
         model = helper.make_model(
@@ -109,14 +112,15 @@ class Case:
             producer_version="1",
         )
         model.ir_version = ir_version_for(self.opset)
-        # Infer the static output shape and write it into the graph output.
+        # Infer the static output shapes and write them into the graph outputs.
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-        out_vi = None
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-            if vi.name == final and vi.type.tensor_type.HasField("shape"):
-                out_vi = vi
-        if out_vi is not None:
-            model.graph.output[0].CopyFrom(out_vi)
+        for k, final in enumerate(finals):
+            out_vi = None
+            for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+                if vi.name == final and vi.type.tensor_type.HasField("shape"):
+                    out_vi = vi
+            if out_vi is not None:
+                model.graph.output[k].CopyFrom(out_vi)
         onnx.checker.check_model(model, full_check=True)
         return model
 

@@ -1,6 +1,7 @@
 //! The data owner's check of an input against the model's, shared by every
 //! backend.
 
+use heman_compiler::graph::OutputTensor;
 use heman_model::Tensor;
 use tracing::warn;
 
@@ -54,10 +55,39 @@ fn warn_outside_calibration(tensor: &Tensor, calibrated: Option<(f64, f64)>, ori
     }
 }
 
-/// Applies the post-processing (weightless operators such as Softmax) the
-/// model owner left to the data owner.
-pub fn postprocess(output: Tensor, operators: &[heman_model::ops::Op]) -> Tensor {
-    operators.iter().fold(output, |t, op| op.eval(&[&t]))
+/// The model's outputs as the seam describes them: the joined output's
+/// calibrated range goes to an only output (a part of several has none of
+/// its own on record).
+pub fn output_infos(outputs: &[OutputTensor], joined_range: Option<(f64, f64)>) -> Vec<TensorInfo> {
+    outputs
+        .iter()
+        .map(|output| TensorInfo {
+            name: output.name.clone(),
+            shape: output.shape.clone(),
+            calibrated_range: joined_range.filter(|_| outputs.len() == 1),
+        })
+        .collect()
+}
+
+/// One `inspect` line on the model's outputs: where each lies in the
+/// decrypted output, and what the data owner applies after decryption.
+pub fn outputs_line(outputs: &[OutputTensor]) -> String {
+    let mut start = 0;
+    let parts: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            let end = start + o.shape.iter().product::<usize>();
+            let ops: Vec<String> = o.postprocess.iter().map(|op| op.name()).collect();
+            let after = match ops.len() {
+                0 => String::new(),
+                _ => format!(", then {} after decryption", ops.join(", ")),
+            };
+            let line = format!("'{}' {:?} (values {start}..{end}{after})", o.name, o.shape);
+            start = end;
+            line
+        })
+        .collect();
+    format!("  outputs ({}): {}", outputs.len(), parts.join("; "))
 }
 
 /// The digest a model owner answers once per key

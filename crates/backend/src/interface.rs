@@ -127,6 +127,28 @@ impl ModelSource {
         })
     }
 
+    /// The compiled output's name and calibrated range: the only output's,
+    /// or for several (concatenated) their names joined and the hull of
+    /// their ranges.
+    pub fn joined_output(&self) -> (String, Option<(f64, f64)>) {
+        let ranges: Option<Vec<(f64, f64)>> = self
+            .graph
+            .outputs
+            .iter()
+            .map(|&id| self.range_of(id))
+            .collect();
+        let hull = ranges.map(|r| {
+            r.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(a, b)| {
+                    (lo.min(a), hi.max(b))
+                })
+        });
+        (
+            heman_compiler::graph::outputs::joined_name(&self.graph),
+            hull,
+        )
+    }
+
     /// The calibrated range of a graph value, by id.
     pub fn range_of(&self, id: heman_model::ValueId) -> Option<(f64, f64)> {
         self.calibration
@@ -302,6 +324,8 @@ pub trait ModelOwner: Send + Sync {
     fn key_fingerprint(&self) -> [u8; 32];
     /// The input the model takes.
     fn input(&self) -> &TensorInfo;
+    /// The tensors the model returns, in the model's order.
+    fn outputs(&self) -> &[TensorInfo];
     /// Checks the header of evaluation-key bytes (kind, format, parameters)
     /// without parsing them: cheap, so that bad bodies are refused early.
     /// `origin` names them in errors.
@@ -331,8 +355,8 @@ pub trait ModelOwner: Send + Sync {
     /// The compiled model's arithmetic in cleartext on `x` (the reference
     /// encrypted results are compared with): CKKS's polynomials and slot
     /// layouts, TFHE's quantisation and lookup tables. With `noise`, the
-    /// encryption noise is drawn as well (seeded).
-    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor>;
+    /// encryption noise is drawn as well (seeded). One tensor per output.
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Vec<Tensor>>;
     /// How many stages an inference runs (for progress).
     fn stage_count(&self) -> usize;
     /// What the compiled model holds, a line each (for `inspect`).
@@ -343,12 +367,16 @@ pub trait ModelOwner: Send + Sync {
 pub trait DataOwner: Send + Sync {
     /// The input the model takes.
     fn input(&self) -> &TensorInfo;
+    /// The tensors the model returns, in the model's order.
+    fn outputs(&self) -> &[TensorInfo];
     /// Encrypts an input (checked against the model's input: shape, finite
     /// values; `origin` names it), as a ciphertext file.
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>>;
-    /// Decrypts an output file (`origin` names it) and applies the
-    /// post-processing the model owner left to the data owner (Softmax).
-    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor>;
+    /// Decrypts an output file (`origin` names it) into the model's
+    /// outputs, one tensor each in [`DataOwner::outputs`]' order, and
+    /// applies the post-processing the model owner left to the data owner
+    /// (Softmax).
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>>;
     /// As [`DataOwner::decrypt`], for a result that will reach another
     /// party (the model owner among them): decrypt-side noise hides the
     /// key-dependent error an approximate decryption carries. Answers the
@@ -358,7 +386,7 @@ pub trait DataOwner: Send + Sync {
         output: &[u8],
         origin: &Path,
         noise: DecryptionNoise,
-    ) -> Result<(Tensor, String)>;
+    ) -> Result<(Vec<Tensor>, String)>;
 }
 
 /// Decrypt-side noise: a Gaussian of `2^factor_log2` times the decryption's
@@ -373,8 +401,8 @@ pub struct DecryptionNoise {
 
 /// The release of a decryption that carries no key-dependent error: the
 /// decryption itself, and the line saying why nothing was added.
-pub(crate) fn released_unchanged(tensor: Tensor, why: &str) -> (Tensor, String) {
-    (tensor, format!("decryption noise: none added ({why})"))
+pub(crate) fn released_unchanged(outputs: Vec<Tensor>, why: &str) -> (Vec<Tensor>, String) {
+    (outputs, format!("decryption noise: none added ({why})"))
 }
 
 impl DecryptionNoise {

@@ -1,6 +1,6 @@
 //! The branching models of `tests/graphs` (residual blocks, an inverted
 //! residual, a fire module, SiLU with squeeze-and-excitation, a value read
-//! three times) through the seam as the CLI runs them: compiled with the
+//! three times, two outputs) through the seam as the CLI runs them: compiled with the
 //! model owner's dry runs, keys made, inputs encrypted, inferred, decrypted,
 //! and compared with onnxruntime's outputs.
 //!
@@ -107,8 +107,10 @@ fn run(name: &str, setup: &Setup) -> Result<Measured, String> {
         .compile(&source, &setup.options, &Silent)
         .map_err(|e| format!("{name}: {e}"))?;
     let output_max = source
-        .range_of(source.graph.outputs[0])
+        .joined_output()
+        .1
         .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let outputs = source.graph.outputs.len();
     let origin = Path::new(name);
     let owner = backend
         .load_model(&compilation.model, origin, ServingOptions::default())
@@ -121,7 +123,12 @@ fn run(name: &str, setup: &Setup) -> Result<Measured, String> {
         .unwrap();
     let evaluation = owner.parse_keys(&keys.evaluation, origin).unwrap();
     let test = LabelledSet::load(&dir.join(format!("{name}.test")), Some(count)).unwrap();
-    let expected = load_arrays(&dir.join(format!("{name}.expected.npz"))).unwrap();
+    // Each input's outputs in order (`<k>` or `<k>_<j>`, in natural order).
+    let expected: Vec<Tensor> = load_arrays(&dir.join(format!("{name}.expected.npz")))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.tensor)
+        .collect();
     let mut measured = Measured {
         inputs: 0,
         same_class: 0,
@@ -144,23 +151,36 @@ fn run(name: &str, setup: &Setup) -> Result<Measured, String> {
             .unwrap();
         seconds.push(start.elapsed().as_secs_f64());
         let y = data_owner.decrypt(&inference.output, origin).unwrap();
-        let want: &Tensor = &expected[k].tensor;
+        let want = &expected[k * outputs..(k + 1) * outputs];
         let simulated = owner.simulate(&sample.tensor, None).unwrap();
-        let error = heman_testkit::relative_error(&y, want);
-        let encryption = heman_testkit::max_abs_error(&y, &simulated) / output_max;
+        assert_eq!(y.len(), outputs, "{name}: one tensor per output");
+        let error = y
+            .iter()
+            .zip(want)
+            .map(|(y, want)| heman_testkit::relative_error(y, want))
+            .fold(0.0, f64::max);
+        let encryption = heman_testkit::max_abs_error_all(&y, &simulated) / output_max;
         measured.inputs += 1;
-        measured.same_class += test.is_correct(k, &y) as usize;
-        let same = y.argmax() == simulated.argmax();
+        // The labels are the first output's classes; the decisions
+        // compared are every output's.
+        measured.same_class += test.is_correct(k, &y[0]) as usize;
+        let flips = y
+            .iter()
+            .zip(&simulated)
+            .filter(|(y, s)| y.argmax() != s.argmax());
+        let decisive = flips
+            .clone()
+            .any(|(_, s)| lead(s) > 2.0 * tolerance * output_max);
+        let same = flips.count() == 0;
         measured.same_as_plan += same as usize;
-        measured.decisive_flips +=
-            (!same && lead(&simulated) > 2.0 * tolerance * output_max) as usize;
+        measured.decisive_flips += decisive as usize;
         measured.max_relative_error = measured.max_relative_error.max(error);
         measured.max_encryption_error = measured.max_encryption_error.max(encryption);
         measured.mean_encryption_error += encryption;
         for seed in 0..setup.noise_draws {
             let noisy = owner.simulate(&sample.tensor, Some(seed)).unwrap();
             measured.mean_simulated_error +=
-                heman_testkit::max_abs_error(&noisy, &simulated) / output_max;
+                heman_testkit::max_abs_error_all(&noisy, &simulated) / output_max;
         }
     }
     let inputs = measured.inputs.max(1) as f64;
@@ -179,19 +199,13 @@ fn selection() -> (Vec<&'static str>, usize) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_INPUTS);
     let only = std::env::var("HEMAN_GRAPH_MODELS").ok();
-    let models = [
-        "resnet_basic_blocks",
-        "mobilenetv2_inverted_residual",
-        "squeezenet_fire",
-        "efficientnet_silu_se",
-        "three_consumers",
-    ]
-    .into_iter()
-    .filter(|name| {
-        only.as_ref()
-            .is_none_or(|o| o.split(',').any(|n| n == *name))
-    })
-    .collect();
+    let models = heman_testkit::GRAPH_MODELS
+        .into_iter()
+        .filter(|name| {
+            only.as_ref()
+                .is_none_or(|o| o.split(',').any(|n| n == *name))
+        })
+        .collect();
     (models, count)
 }
 

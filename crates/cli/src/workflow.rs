@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::{
     registry, Compilation, CompileOptions, DecryptionNoise, Inference, KeysDir, ModelSource,
@@ -175,37 +175,137 @@ pub fn inference(model: &Path, eval_keys: &Path, input: &Path, output: &Path) ->
     Ok(result)
 }
 
-/// `heman decrypt`: the output decrypted and post-processed, as `.npy`.
+/// The model's outputs, each with its name, in the model's order.
+pub type NamedOutputs = Vec<(String, Tensor)>;
+
+/// `heman decrypt`: the outputs decrypted and post-processed, written to
+/// `output` (see [`write_outputs`]).
 pub fn decrypt(
     keys: &Path,
     input: &Path,
     output: &Path,
     noise: Option<DecryptionNoise>,
-) -> Result<Tensor> {
+) -> Result<NamedOutputs> {
     let owner = KeysDir::at(keys).open()?;
-    let (tensor, note) = decrypt_output(owner.as_ref(), &read(input)?, input, noise)?;
+    check_output_path(output, owner.outputs())?;
+    let (outputs, note) = decrypt_output(owner.as_ref(), &read(input)?, input, noise)?;
     if let Some(note) = note {
         println!("{note}");
     }
-    heman_model::io::npy::write_npy(output, &tensor, heman_model::io::npy::NpyDtype::F32)?;
-    Ok(tensor)
+    write_outputs(output, &outputs)?;
+    Ok(outputs)
 }
 
-/// An output file decrypted, for release with decrypt-side `noise` if
-/// asked, and the line saying what the noise added.
+/// An output file decrypted into the model's named outputs, for release
+/// with decrypt-side `noise` if asked, and the line saying what the noise
+/// added.
 pub fn decrypt_output(
     owner: &dyn heman_backend::DataOwner,
     bytes: &[u8],
     origin: &Path,
     noise: Option<DecryptionNoise>,
-) -> Result<(Tensor, Option<String>)> {
-    Ok(match noise {
+) -> Result<(NamedOutputs, Option<String>)> {
+    let (tensors, note) = match noise {
         None => (owner.decrypt(bytes, origin)?, None),
         Some(noise) => {
-            let (tensor, note) = owner.decrypt_for_release(bytes, origin, noise)?;
-            (tensor, Some(note))
+            let (tensors, note) = owner.decrypt_for_release(bytes, origin, noise)?;
+            (tensors, Some(note))
         }
-    })
+    };
+    let names = owner.outputs().iter().map(|o| o.name.clone());
+    Ok((names.zip(tensors).collect(), note))
+}
+
+/// Whether `path` can hold the model's `outputs`: an `.npz` holds any
+/// number, an `.npy` one. Checked before decrypting.
+pub fn check_output_path(path: &Path, outputs: &[heman_backend::TensorInfo]) -> Result<()> {
+    let npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    if outputs.len() > 1 && !npz {
+        let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+        bail!(
+            "{}: the model has {} outputs ({}); give an .npz path to hold them all",
+            path.display(),
+            outputs.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Writes decrypted outputs: an `.npz` path gets every output under its
+/// name (characters other than letters, digits, `_`, `-` and `.` become
+/// `_`), any other path the only output as `.npy`.
+pub fn write_outputs(path: &Path, outputs: &[(String, Tensor)]) -> Result<()> {
+    use heman_model::io::npy::{write_npy, write_npz, NpyDtype};
+    let npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    match outputs {
+        [(_, only)] if !npz => write_npy(path, only, NpyDtype::F32)?,
+        _ if npz => {
+            let names = archive_names(outputs.iter().map(|(name, _)| name.as_str()));
+            let arrays: Vec<(&str, &Tensor)> = names
+                .iter()
+                .map(String::as_str)
+                .zip(outputs.iter().map(|(_, t)| t))
+                .collect();
+            write_npz(path, &arrays, NpyDtype::F32)?
+        }
+        _ => bail!(
+            "{}: {} outputs need an .npz path",
+            path.display(),
+            outputs.len()
+        ),
+    }
+    Ok(())
+}
+
+/// Output names as archive member names: no path separators or other
+/// characters an unpacker could misread, and distinct (a repeat gets `_k`).
+fn archive_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    names
+        .map(|name| {
+            let clean: String = name
+                .chars()
+                .map(|c| match c {
+                    'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+                    '.' if !name.starts_with('.') => c,
+                    _ => '_',
+                })
+                .collect();
+            let clean = if clean.is_empty() {
+                "output".into()
+            } else {
+                clean
+            };
+            let mut candidate = clean.clone();
+            let mut k = 1;
+            while !taken.insert(candidate.clone()) {
+                candidate = format!("{clean}_{k}");
+                k += 1;
+            }
+            candidate
+        })
+        .collect()
+}
+
+/// One line on decrypted outputs written to `path`: each output's shape and
+/// largest element (the class, for logits).
+pub fn describe_outputs(path: &Path, outputs: &[(String, Tensor)]) -> String {
+    let parts: Vec<String> = outputs
+        .iter()
+        .map(|(name, t)| {
+            let what = format!("shape {:?}, argmax {}", t.shape(), t.argmax().unwrap_or(0));
+            match outputs.len() {
+                1 => what,
+                _ => format!("{name}: {what}"),
+            }
+        })
+        .collect();
+    format!("{} {}", path.display(), parts.join("; "))
 }
 
 /// The example network `backend` runs by default: the ReLU CNN where

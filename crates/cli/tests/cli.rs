@@ -590,3 +590,80 @@ fn tfhe_wrong_kinds_and_damaged_files_are_refused() {
     );
     flow.encrypt_fails("tests/models/relu.input.npy", "relu.input.npy: shape");
 }
+
+/// A model with two outputs (class probabilities and an auxiliary head)
+/// through the five commands on TFHE: `decrypt` refuses an `.npy` path
+/// naming both outputs, writes an `.npz` holding each under its name (the
+/// Softmax applied to the first after decryption), and `inspect` lists where
+/// each lies.
+#[test]
+fn two_outputs_decrypt_into_an_npz() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    ok(&[
+        "keyparams",
+        "--backend",
+        "tfhe",
+        "--preset",
+        "2_2",
+        "-m",
+        "tests/graphs/two_heads.onnx",
+        "-c",
+        "tests/graphs/two_heads.calibration.npz",
+        "-o",
+        &p("kp.json"),
+    ]);
+    let listing = ok(&["inspect", &p("two_heads.heman")]);
+    assert!(
+        listing.contains("outputs (2): 'output' [1, 10] (values 0..10, then Softmax after decryption); 'aux' [1, 3] (values 10..13)"),
+        "{listing}"
+    );
+    ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
+    let input = "tests/graphs/two_heads.test/0.npy";
+    ok(&["encrypt", "-k", &p("keys"), "-i", input, "-o", &p("x.enc")]);
+    let (model, keys) = (p("two_heads.heman"), p("keys/eval.keys"));
+    ok(&[
+        "inference",
+        "-m",
+        &model,
+        "-k",
+        &keys,
+        "-i",
+        &p("x.enc"),
+        "-o",
+        &p("y.enc"),
+    ]);
+    let decrypt = |output: &str| {
+        vec![
+            "decrypt".to_string(),
+            "-k".into(),
+            p("keys"),
+            "-i".into(),
+            p("y.enc"),
+            "-o".into(),
+            p(output),
+        ]
+    };
+    let args = decrypt("y.npy");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(
+        &args,
+        "the model has 2 outputs (output, aux); give an .npz path",
+    );
+    assert!(!dir.path().join("y.npy").exists());
+    let args = decrypt("y.npz");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let printed = ok(&args);
+    assert!(
+        printed.contains("output: shape [1, 10], argmax") && printed.contains("aux: shape [1, 3]"),
+        "{printed}"
+    );
+    let arrays = heman_model::io::dataset::load_arrays(&dir.path().join("y.npz")).unwrap();
+    let named: Vec<(&str, &[usize])> = arrays
+        .iter()
+        .map(|s| (s.name.as_str(), s.tensor.shape()))
+        .collect();
+    assert_eq!(named, [("aux", &[1, 3][..]), ("output", &[1, 10][..])]);
+    let total: f64 = arrays[1].tensor.data().iter().sum();
+    assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
+}

@@ -404,8 +404,7 @@ fn one_server_serves_models_of_both_backends() {
         .unwrap()
         .reshaped(plan.input.shape.clone());
     let u = plan.run_exact(&plan.quantise_input(&x).unwrap()).unwrap();
-    let quantised = model
-        .keyparams
+    let quantised = model.keyparams.outputs[0]
         .postprocess
         .iter()
         .fold(plan.dequantise_output(&u), |t, op| op.eval(&[&t]));

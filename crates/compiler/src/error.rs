@@ -13,7 +13,7 @@ pub enum CompileError {
     UnsupportedNodes(Vec<String>),
     /// Nodes the TFHE backend cannot run, each named with its operator.
     #[error(
-        "{} node(s) the TFHE backend cannot run (it needs one chain of affine operators, x*x, x^k, elementwise activations and MaxPool): {}",
+        "{} node(s) the TFHE backend cannot run (it runs affine operators in any dataflow, elementwise functions as lookups, products of two computed values and MaxPool): {}",
         .0.len(),
         .0.join(", ")
     )]

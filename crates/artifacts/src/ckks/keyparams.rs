@@ -7,6 +7,7 @@ use heman_ckks::CkksParameters;
 use heman_compiler::ckks::flooding::OutputFlooding;
 use heman_compiler::ckks::parameters::ParameterChoice;
 use heman_compiler::ckks::{Plan, SlotLayout};
+use heman_compiler::graph::OutputTensor;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{hex, write_file};
@@ -67,8 +68,9 @@ pub struct KeyParams {
     pub input: TensorSpec,
     /// The model's output.
     pub output: TensorSpec,
-    /// Weightless operators the data owner applies after decryption.
-    pub postprocess: Vec<heman_model::ops::Op>,
+    /// The model's outputs, concatenated in `output`, each with the
+    /// weightless operators the data owner applies after decryption.
+    pub outputs: Vec<OutputTensor>,
     /// The noise flooding every output ciphertext gets before it leaves the
     /// model owner.
     pub output_flooding: OutputFlooding,
@@ -115,7 +117,7 @@ impl KeyParams {
             rotation_steps: plan.rotation_steps(),
             input,
             output,
-            postprocess: plan.postprocess.clone(),
+            outputs: plan.outputs.clone(),
             output_flooding,
             params_fingerprint: hex(&params.fingerprint()),
             model_fingerprint: super::files::plan_fingerprint(plan),
@@ -148,31 +150,8 @@ impl KeyParams {
 
     /// Parses keyparams text read from (or received as) `path`.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let backend = crate::keyparams_backend(bytes, path)?;
-        if backend != super::BACKEND {
-            return Err(invalid(
-                path,
-                format!("keyparams for the {backend} backend, expected ckks"),
-            ));
-        }
-        let value: Self = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(path, format!("not a heman keyparams file: {e}")))?;
+        let value: Self = crate::parse_keyparams(bytes, super::BACKEND, path)?;
         value.check_shapes(path)?;
-        if value.format != FORMAT {
-            return Err(invalid(
-                path,
-                format!("format '{}', expected '{FORMAT}'", value.format),
-            ));
-        }
-        if value.version != VERSION {
-            return Err(invalid(
-                path,
-                format!(
-                    "keyparams version {}; this heman reads version {VERSION}",
-                    value.version
-                ),
-            ));
-        }
         Ok(value)
     }
 
@@ -198,6 +177,9 @@ impl KeyParams {
             spec.layout
                 .check(self.slots, elements)
                 .map_err(|e| invalid(path, format!("{what} layout: {e}")))?;
+            if what == "output" {
+                crate::check_outputs(&self.outputs, elements, path)?;
+            }
         }
         let steps = &self.rotation_steps;
         if steps.len() > MAX_ROTATION_KEYS

@@ -132,8 +132,9 @@ pub struct KeyParams {
     pub input: TensorSpec<PlanInput>,
     /// The model's output and how it decodes.
     pub output: TensorSpec<PlanOutput>,
-    /// Weightless operators the data owner applies after decryption.
-    pub postprocess: Vec<heman_model::ops::Op>,
+    /// The model's outputs, concatenated in `output`, each with the
+    /// weightless operators the data owner applies after decryption.
+    pub outputs: Vec<heman_compiler::graph::OutputTensor>,
     /// What the compiler chose and guarantees.
     pub summary: Summary,
     /// SHA-256 of the preset and of the input and output encodings (hex):
@@ -192,7 +193,7 @@ impl KeyParams {
                 quantisation: plan.output.clone(),
                 calibrated_range: output_range,
             },
-            postprocess: plan.postprocess.clone(),
+            outputs: plan.outputs.clone(),
             summary: Summary {
                 bits,
                 bootstraps: plan.bootstraps(),
@@ -231,26 +232,30 @@ impl KeyParams {
 
     /// Parses keyparams text read from (or received as) `path`.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let value: Self = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(path, format!("not a heman TFHE keyparams file: {e}")))?;
-        if value.format != FORMAT || value.backend != BACKEND {
+        let value: Self = crate::parse_keyparams(bytes, BACKEND, path)?;
+        // Every length the data owner indexes by agrees, before decoding.
+        let output = &value.output.quantisation;
+        let values = &output.values;
+        let elements = output
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements != Some(values.len())
+            || values.scale.len() != values.len()
+            || values.offset.len() != values.len()
+        {
             return Err(invalid(
                 path,
                 format!(
-                    "format '{}' backend '{}', expected '{FORMAT}' backend '{BACKEND}'",
-                    value.format, value.backend
+                    "output shape {:?} for {} scales, {} offsets and {} windows",
+                    output.shape,
+                    values.scale.len(),
+                    values.offset.len(),
+                    values.len()
                 ),
             ));
         }
-        if value.version != VERSION {
-            return Err(invalid(
-                path,
-                format!(
-                    "keyparams version {}; this heman reads version {VERSION}",
-                    value.version
-                ),
-            ));
-        }
+        crate::check_outputs(&value.outputs, output.values.len(), path)?;
         Ok(value)
     }
 

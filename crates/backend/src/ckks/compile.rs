@@ -11,7 +11,6 @@ use heman_compiler::ckks::flooding::{
     FloodingTarget, MeasuredNoise, OutputFlooding, KEPT_PRECISION_BITS,
 };
 use heman_compiler::ckks::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
-use heman_compiler::ckks::SlotLayout;
 use heman_model::Tensor;
 use heman_runtime::ckks::{measure_output_noise, OutputNoise};
 use tracing::info;
@@ -83,23 +82,26 @@ pub fn compile(
     let security = SecurityLevel::from_bits(options.security.unwrap_or(128))
         .map_err(|e| BackendError::Compile(format!("--security: {e}")))?;
     let graph = &source.graph;
-    let output_max = source
-        .range_of(graph.outputs[0])
-        .map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let (output_name, output_range) = source.joined_output();
+    let output_max = output_range.map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
     let options = compiler::Options {
         security,
         ..compiler::Options::default()
     };
     let (compiled, check) = compile_in_ring(source, options, output_max, target, progress)?;
-    let spec = |id, shape: &[usize], layout: &SlotLayout| TensorSpec {
-        calibrated_range: source.range_of(id),
-        name: graph.value(id).name.clone(),
-        shape: shape.to_vec(),
-        layout: layout.clone(),
-    };
     let plan = &compiled.plan;
-    let input = spec(graph.inputs[0], &plan.input_shape, &plan.input_layout);
-    let output = spec(graph.outputs[0], &plan.output_shape, &plan.output_layout);
+    let input = TensorSpec {
+        calibrated_range: source.range_of(graph.inputs[0]),
+        name: graph.value(graph.inputs[0]).name.clone(),
+        shape: plan.input_shape.clone(),
+        layout: plan.input_layout.clone(),
+    };
+    let output = TensorSpec {
+        calibrated_range: output_range,
+        name: output_name,
+        shape: plan.output_shape.clone(),
+        layout: plan.output_layout.clone(),
+    };
     let flooding = OutputFlooding::size(
         target,
         compiled.params.log_n(),

@@ -9,13 +9,14 @@ use heman_artifacts::ckks::{
     KeyParams,
 };
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
 use heman_runtime::ckks::{decrypt_tensor, decrypt_tensor_for_release, encrypt_tensor, InputKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};
-use crate::input::{fit_input, postprocess};
+use crate::input::{fit_input, output_infos};
 use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 use crate::progress::Progress;
 
@@ -61,6 +62,7 @@ pub struct CkksDataOwner {
     params: CkksParameters,
     decryptor: Decryptor,
     input: TensorInfo,
+    outputs: Vec<TensorInfo>,
     /// Derived from the secret key: seeds the decrypt-side noise of each
     /// released output, so that one ciphertext always gets the same noise.
     noise_key: Zeroizing<[u8; 32]>,
@@ -80,6 +82,7 @@ pub fn open(keyparams: &[u8], secret_key: &[u8], origin: &Path) -> Result<CkksDa
     };
     Ok(CkksDataOwner {
         input: super::tensor_info(&keyparams.input),
+        outputs: output_infos(&keyparams.outputs, keyparams.output.calibrated_range),
         keyparams,
         params,
         decryptor,
@@ -90,6 +93,10 @@ pub fn open(keyparams: &[u8], secret_key: &[u8], origin: &Path) -> Result<CkksDa
 impl DataOwner for CkksDataOwner {
     fn input(&self) -> &TensorInfo {
         &self.input
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
     }
 
     /// Encrypts with the secret key: the noise of a fresh sample instead of
@@ -108,7 +115,7 @@ impl DataOwner for CkksDataOwner {
 
     /// Decrypts an inference output; fresh (input) ciphertexts, recognised
     /// by their seed, are refused.
-    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>> {
         let cts = self.output_ciphertexts(output, origin)?;
         let spec = &self.keyparams.output;
         let raw = decrypt_tensor(
@@ -119,7 +126,7 @@ impl DataOwner for CkksDataOwner {
             &cts,
         )
         .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
-        Ok(postprocess(raw, &self.keyparams.postprocess))
+        Ok(split_outputs(&raw, &self.keyparams.outputs))
     }
 
     fn decrypt_for_release(
@@ -127,7 +134,7 @@ impl DataOwner for CkksDataOwner {
         output: &[u8],
         origin: &Path,
         noise: DecryptionNoise,
-    ) -> Result<(Tensor, String)> {
+    ) -> Result<(Vec<Tensor>, String)> {
         let cts = self.output_ciphertexts(output, origin)?;
         let seed = {
             let mut h = Sha256::new();
@@ -150,7 +157,7 @@ impl DataOwner for CkksDataOwner {
             "decryption noise: estimated error {:.2e} per value, Gaussian of {:.2e} added (2^{} times)",
             added.estimated_error, added.added, noise.factor_log2
         );
-        Ok((postprocess(raw, &self.keyparams.postprocess), line))
+        Ok((split_outputs(&raw, &self.keyparams.outputs), line))
     }
 }
 

@@ -35,6 +35,7 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
                 ))
         ));
     }
+    lines.push(crate::input::outputs_line(&kp.outputs));
     lines.push(format!(
         "  parameter fingerprint {}",
         &kp.params_fingerprint[..16]

@@ -10,6 +10,7 @@ use heman_artifacts::ckks::{Ciphertexts, CompiledModel, EvaluationKeys as CkksKe
 use heman_artifacts::Role;
 use heman_ckks::keys::galois_element_for_step;
 use heman_ckks::CkksParameters;
+use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
 use heman_runtime::ckks::{Executor, PreparedPlan};
 use rand::SeedableRng;
@@ -35,6 +36,7 @@ pub struct CkksModel {
     params: CkksParameters,
     keyparams: String,
     input: TensorInfo,
+    outputs: Vec<TensorInfo>,
     origin: PathBuf,
 }
 
@@ -45,6 +47,10 @@ pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<Ckks
     let keyparams = serde_json::to_string(&compiled.keyparams)
         .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))?;
     let input = super::tensor_info(&compiled.keyparams.input);
+    let outputs = crate::input::output_infos(
+        &compiled.keyparams.outputs,
+        compiled.keyparams.output.calibrated_range,
+    );
     let prepared = Prepared::new(compiled, |c| {
         PreparedPlan::new(&c.plan, &params, options.cache_bytes)
     });
@@ -53,6 +59,7 @@ pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<Ckks
         params,
         keyparams,
         input,
+        outputs,
         origin: origin.to_path_buf(),
     })
 }
@@ -93,6 +100,10 @@ impl ModelOwner for CkksModel {
 
     fn input(&self) -> &TensorInfo {
         &self.input
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
     }
 
     fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()> {
@@ -184,7 +195,7 @@ impl ModelOwner for CkksModel {
         })
     }
 
-    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor> {
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Vec<Tensor>> {
         let model = self.model();
         let x = crate::input::fit_input(x, &self.input, "simulated input")?;
         let plan = &model.plan;
@@ -198,8 +209,8 @@ impl ModelOwner for CkksModel {
                 *v += sigma * heman_compiler::gaussian::standard_normal(&mut rng);
             }
         }
-        let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&slots));
-        Ok(crate::input::postprocess(output, &plan.postprocess))
+        let joined = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&slots));
+        Ok(split_outputs(&joined, &plan.outputs))
     }
 
     fn stage_count(&self) -> usize {

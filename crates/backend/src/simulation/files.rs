@@ -19,9 +19,9 @@ const VERSION: u16 = 1;
 /// The largest tensor rank a file may announce.
 const MAX_RANK: usize = 16;
 
-/// The model's input as keyparams record it.
+/// A tensor the model takes or returns, as keyparams record it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Input {
+pub struct ModelTensor {
     /// The graph value's name.
     pub name: String,
     /// Its shape.
@@ -46,7 +46,9 @@ pub struct KeyParams {
     /// Whether the encryption noise is drawn.
     pub noise: bool,
     /// The model's input.
-    pub input: Input,
+    pub input: ModelTensor,
+    /// The model's outputs, in order.
+    pub outputs: Vec<ModelTensor>,
     /// The simulated model's parameter fingerprint (hex): keys and tensors
     /// carry it.
     pub params_fingerprint: String,
@@ -71,6 +73,11 @@ impl KeyParams {
         let base: serde_json::Value = serde_json::from_str(base)
             .map_err(|e| BackendError::Internal(format!("the base keyparams: {e}")))?;
         let input = model.input();
+        let record = |t: &TensorInfo| ModelTensor {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            calibrated_range: t.calibrated_range,
+        };
         Ok(Self {
             format: heman_artifacts::KEYPARAMS_FORMAT.into(),
             version: heman_artifacts::KEYPARAMS_VERSION,
@@ -78,11 +85,8 @@ impl KeyParams {
             security: "none: a cleartext simulation, nothing is encrypted".into(),
             simulates: simulation.base.name().into(),
             noise,
-            input: Input {
-                name: input.name.clone(),
-                shape: input.shape.clone(),
-                calibrated_range: input.calibrated_range,
-            },
+            input: record(input),
+            outputs: model.outputs().iter().map(record).collect(),
             params_fingerprint: hex(&model.key_fingerprint()),
             model_fingerprint: base["model_fingerprint"]
                 .as_str()
@@ -127,10 +131,21 @@ impl KeyParams {
 
     /// The model's input for the data owner.
     pub fn input_info(&self) -> TensorInfo {
+        self.input.info()
+    }
+
+    /// The model's outputs for the data owner.
+    pub fn output_infos(&self) -> Vec<TensorInfo> {
+        self.outputs.iter().map(ModelTensor::info).collect()
+    }
+}
+
+impl ModelTensor {
+    fn info(&self) -> TensorInfo {
         TensorInfo {
-            name: self.input.name.clone(),
-            shape: self.input.shape.clone(),
-            calibrated_range: self.input.calibrated_range,
+            name: self.name.clone(),
+            shape: self.shape.clone(),
+            calibrated_range: self.calibrated_range,
         }
     }
 }
@@ -253,6 +268,54 @@ pub fn tensor_from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor> {
     Ok(Tensor::new(shape, data))
 }
 
+/// Several tensors as bytes: their count (u32), then each one's length in
+/// bytes (u64) and [`tensor_bytes`], little endian.
+pub fn tensors_bytes(tensors: &[Tensor]) -> Vec<u8> {
+    let mut out = (tensors.len() as u32).to_le_bytes().to_vec();
+    for tensor in tensors {
+        let bytes = tensor_bytes(tensor);
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// The tensors of [`tensors_bytes`]: exactly `count` of them, every length
+/// checked before anything is allocated.
+pub fn tensors_from_bytes(bytes: &[u8], count: usize, origin: &Path) -> Result<Vec<Tensor>> {
+    let bad = |what: &str| invalid(origin, format!("malformed tensors: {what}"));
+    let announced = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("no count"))?;
+    if announced != count {
+        return Err(bad(&format!(
+            "{announced} tensors, the model has {count} outputs"
+        )));
+    }
+    let mut rest = &bytes[4..];
+    let mut tensors = Vec::with_capacity(count);
+    for _ in 0..count {
+        let length = rest
+            .get(..8)
+            .and_then(|b| usize::try_from(u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok())
+            .ok_or_else(|| bad("a cut length"))?;
+        let body = rest
+            .get(
+                8..8usize
+                    .checked_add(length)
+                    .ok_or_else(|| bad("a length beyond the file"))?,
+            )
+            .ok_or_else(|| bad("a length beyond the file"))?;
+        tensors.push(tensor_from_bytes(body, origin)?);
+        rest = &rest[8 + length..];
+    }
+    if !rest.is_empty() {
+        return Err(bad("bytes after the last tensor"));
+    }
+    Ok(tensors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +336,22 @@ mod tests {
         rank[..4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(tensor_from_bytes(&rank, Path::new("t")).is_err());
         assert!(tensor_from_bytes(&bytes[..bytes.len() - 1], Path::new("t")).is_err());
+    }
+
+    #[test]
+    fn several_tensors_round_trip_and_bad_counts_are_refused() {
+        let a = Tensor::new(vec![1, 3], vec![1.0, 2.0, 3.0]);
+        let b = Tensor::new(vec![2], vec![-1.0, 0.5]);
+        let bytes = tensors_bytes(&[a.clone(), b.clone()]);
+        let origin = Path::new("t");
+        assert_eq!(tensors_from_bytes(&bytes, 2, origin).unwrap(), vec![a, b]);
+        assert!(tensors_from_bytes(&bytes, 1, origin).is_err());
+        assert!(tensors_from_bytes(&bytes[..bytes.len() - 1], 2, origin).is_err());
+        let mut long = bytes.clone();
+        long[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(tensors_from_bytes(&long, 2, origin).is_err());
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(tensors_from_bytes(&trailing, 2, origin).is_err());
     }
 }

@@ -83,6 +83,10 @@ impl ModelOwner for SimulatedModel {
         &self.input
     }
 
+    fn outputs(&self) -> &[TensorInfo] {
+        self.base.outputs()
+    }
+
     fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()> {
         files::payload(
             &self.simulation,
@@ -133,13 +137,13 @@ impl ModelOwner for SimulatedModel {
                 &self.simulation,
                 Role::Ciphertexts,
                 self.fingerprint,
-                files::tensor_bytes(&y),
+                files::tensors_bytes(&y),
             ),
             stages: vec![timing],
         })
     }
 
-    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor> {
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Vec<Tensor>> {
         self.base.simulate(x, noise)
     }
 

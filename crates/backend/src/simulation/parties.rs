@@ -34,6 +34,7 @@ pub struct SimulatedDataOwner {
     simulation: Simulation,
     fingerprint: [u8; 32],
     input: TensorInfo,
+    outputs: Vec<TensorInfo>,
 }
 
 /// Opens the data owner's side (its "secret key" checked for the model).
@@ -57,12 +58,17 @@ pub fn open(
         simulation,
         fingerprint,
         input: keyparams.input_info(),
+        outputs: keyparams.output_infos(),
     })
 }
 
 impl DataOwner for SimulatedDataOwner {
     fn input(&self) -> &TensorInfo {
         &self.input
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
     }
 
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>> {
@@ -77,7 +83,7 @@ impl DataOwner for SimulatedDataOwner {
 
     /// The simulated output, post-processed by the model owner's simulation
     /// already.
-    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>> {
         let payload = files::payload(
             &self.simulation,
             Role::Ciphertexts,
@@ -85,7 +91,19 @@ impl DataOwner for SimulatedDataOwner {
             origin,
             Some(&self.fingerprint),
         )?;
-        files::tensor_from_bytes(&payload, origin)
+        let tensors = files::tensors_from_bytes(&payload, self.outputs.len(), origin)?;
+        for (tensor, output) in tensors.iter().zip(&self.outputs) {
+            if tensor.shape() != output.shape.as_slice() {
+                return Err(crate::BackendError::Refused(format!(
+                    "{}: output '{}' of shape {:?}, the model's is {:?}",
+                    origin.display(),
+                    output.name,
+                    tensor.shape(),
+                    output.shape
+                )));
+            }
+        }
+        Ok(tensors)
     }
 
     /// A simulation encrypts nothing: nothing to hide, nothing added.
@@ -94,7 +112,7 @@ impl DataOwner for SimulatedDataOwner {
         output: &[u8],
         origin: &Path,
         _: DecryptionNoise,
-    ) -> Result<(Tensor, String)> {
+    ) -> Result<(Vec<Tensor>, String)> {
         Ok(crate::interface::released_unchanged(
             self.decrypt(output, origin)?,
             "a simulation encrypts nothing",

@@ -151,7 +151,8 @@ pub fn compile(
         preset = options.preset.name(),
         "compiled"
     );
-    let (input, output) = (graph.inputs[0], graph.outputs[0]);
+    let input = graph.inputs[0];
+    let (output_name, output_range) = source.joined_output();
     let keyparams = KeyParams::for_plan(
         &compiled.plan,
         compiled.bits,
@@ -159,8 +160,8 @@ pub fn compile(
         options.exact,
         graph.value(input).name.clone(),
         source.range_of(input),
-        graph.value(output).name.clone(),
-        source.range_of(output),
+        output_name,
+        output_range,
     );
     Ok(Compiled {
         model: CompiledModel {

@@ -7,13 +7,14 @@ use std::path::Path;
 use heman_artifacts::tfhe::{
     evaluation_keys_to_bytes, secret_key_from_bytes, secret_key_to_bytes, Ciphertexts, KeyParams,
 };
+use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
 use heman_runtime::tfhe::{decrypt_output, encrypt_input};
 use heman_tfhe::ClientKey;
 use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};
-use crate::input::{fit_input, postprocess};
+use crate::input::{fit_input, output_infos};
 use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 use crate::progress::Progress;
 
@@ -41,6 +42,7 @@ pub struct TfheDataOwner {
     fingerprint: [u8; 32],
     client: ClientKey,
     input: TensorInfo,
+    outputs: Vec<TensorInfo>,
 }
 
 /// Opens the data owner's side from keyparams and secret key bytes.
@@ -50,6 +52,7 @@ pub fn open(keyparams: &[u8], secret_key: &[u8], origin: &Path) -> Result<TfheDa
     let client = secret_key_from_bytes(secret_key, origin, keyparams.preset, &fingerprint)?;
     Ok(TfheDataOwner {
         input: super::tensor_info(&keyparams),
+        outputs: output_infos(&keyparams.outputs, keyparams.output.calibrated_range),
         keyparams,
         fingerprint,
         client,
@@ -61,6 +64,10 @@ impl DataOwner for TfheDataOwner {
         &self.input
     }
 
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
     /// Quantises and encrypts (seeded form).
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>> {
         let x = fit_input(x, &self.input, origin)?;
@@ -70,7 +77,7 @@ impl DataOwner for TfheDataOwner {
     }
 
     /// Decrypts an inference output; fresh (input) ciphertexts are refused.
-    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Tensor> {
+    fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>> {
         let cts =
             Ciphertexts::from_bytes(output, origin, self.keyparams.preset, &self.fingerprint)?;
         let Ciphertexts::Expanded(cts) = cts else {
@@ -78,7 +85,7 @@ impl DataOwner for TfheDataOwner {
         };
         let raw = decrypt_output(&self.keyparams.output.quantisation, &self.client, &cts)
             .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
-        Ok(postprocess(raw, &self.keyparams.postprocess))
+        Ok(split_outputs(&raw, &self.keyparams.outputs))
     }
 
     /// TFHE decryption rounds the error away: the result carries none, and
@@ -88,7 +95,7 @@ impl DataOwner for TfheDataOwner {
         output: &[u8],
         origin: &Path,
         _: DecryptionNoise,
-    ) -> Result<(Tensor, String)> {
+    ) -> Result<(Vec<Tensor>, String)> {
         Ok(crate::interface::released_unchanged(
             self.decrypt(output, origin)?,
             "TFHE decryption rounds its error away: the result carries no key-dependent error",

@@ -80,6 +80,7 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
             "  output '{}' {:?}",
             kp.output.name, kp.output.quantisation.shape
         ),
+        crate::input::outputs_line(&kp.outputs),
         format!("  parameter fingerprint {}", &kp.params_fingerprint[..16]),
         format!("  model fingerprint {}", &kp.model_fingerprint[..16]),
     ]

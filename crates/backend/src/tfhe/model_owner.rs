@@ -21,6 +21,7 @@ pub struct TfheModel {
     fingerprint: [u8; 32],
     keyparams: String,
     input: TensorInfo,
+    outputs: Vec<TensorInfo>,
     origin: PathBuf,
 }
 
@@ -32,6 +33,10 @@ pub fn load(bytes: &[u8], origin: &Path) -> Result<TfheModel> {
         .map_err(|e| BackendError::Internal(format!("keyparams as JSON: {e}")))?;
     Ok(TfheModel {
         input: super::tensor_info(&model.keyparams),
+        outputs: crate::input::output_infos(
+            &model.keyparams.outputs,
+            model.keyparams.output.calibrated_range,
+        ),
         model,
         fingerprint,
         keyparams,
@@ -75,6 +80,10 @@ impl ModelOwner for TfheModel {
 
     fn input(&self) -> &TensorInfo {
         &self.input
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
     }
 
     fn check_key_header(&self, bytes: &[u8], origin: &Path) -> Result<()> {
@@ -145,7 +154,7 @@ impl ModelOwner for TfheModel {
 
     /// The quantised model: the integers the encrypted run computes, noise
     /// aside (or drawn from the noise model, misreads included).
-    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Tensor> {
+    fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Vec<Tensor>> {
         let x = crate::input::fit_input(x, &self.input, "simulated input")?;
         let plan = &self.model.plan;
         let simulated = match noise {
@@ -165,7 +174,10 @@ impl ModelOwner for TfheModel {
         .map_err(|e| {
             BackendError::Internal(format!("simulating {}: {e}", self.origin.display()))
         })?;
-        Ok(crate::input::postprocess(simulated, &plan.postprocess))
+        Ok(heman_compiler::graph::split_outputs(
+            &simulated,
+            &plan.outputs,
+        ))
     }
 
     fn stage_count(&self) -> usize {

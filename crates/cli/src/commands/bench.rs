@@ -245,12 +245,13 @@ impl Session {
         })
     }
 
-    /// Item `index` of `set`: plaintext, simulated and encrypted.
+    /// Item `index` of `set`: plaintext, simulated and encrypted. The set's
+    /// labels score the model's first output; the outputs compared are all.
     pub fn measure(&self, set: &LabelledSet, index: usize) -> Result<ItemResult> {
         let sample = &set.inputs[index];
         let x =
             heman_backend::input::fit_input(&sample.tensor, self.data_owner.input(), &sample.name)?;
-        let plain = self.source.graph.run(std::slice::from_ref(&x))?.remove(0);
+        let plain = self.source.graph.run(std::slice::from_ref(&x))?;
         let simulated = self.owner.simulate(&x, None)?;
         let input = self.data_owner.encrypt(&x, &sample.name)?;
         let start = Instant::now();
@@ -263,11 +264,11 @@ impl Session {
             .decrypt(&inference.output, Path::new(&sample.name))?;
         Ok(ItemResult {
             item: sample.name.clone(),
-            plaintext: set.is_correct(index, &plain),
-            simulated: set.is_correct(index, &simulated),
-            encrypted: set.is_correct(index, &y),
-            same_as_plaintext: set.same_decision(index, &y, &plain),
-            same_as_simulated: set.same_decision(index, &y, &simulated),
+            plaintext: set.is_correct(index, &plain[0]),
+            simulated: set.is_correct(index, &simulated[0]),
+            encrypted: set.is_correct(index, &y[0]),
+            same_as_plaintext: set.same_decision(index, &y[0], &plain[0]),
+            same_as_simulated: set.same_decision(index, &y[0], &simulated[0]),
             same_output: y == simulated,
             deviation: deviation(&y, &simulated),
             seconds,
@@ -282,11 +283,11 @@ impl Session {
     }
 }
 
-/// The largest elementwise difference of two outputs.
-fn deviation(a: &Tensor, b: &Tensor) -> f64 {
-    a.data()
-        .iter()
-        .zip(b.data())
+/// The largest elementwise difference of two sets of outputs.
+fn deviation(a: &[Tensor], b: &[Tensor]) -> f64 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(a, b)| a.data().iter().zip(b.data()))
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }

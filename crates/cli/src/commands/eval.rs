@@ -116,11 +116,12 @@ fn simulate(
         .enumerate()
         .map(|(index, sample)| {
             let x = heman_backend::input::fit_input(&sample.tensor, owner.input(), &sample.name)?;
-            let plain = source.graph.run(std::slice::from_ref(&x))?.remove(0);
+            // The set's labels score the model's first output.
+            let plain = source.graph.run(std::slice::from_ref(&x))?;
             let exact = owner.simulate(&x, None)?;
             let noisy = owner.simulate(&x, Some(1_000_003 * index as u64 + 7))?;
             bar.inc(1);
-            Ok([plain, exact, noisy].map(|y| set.is_correct(index, &y)))
+            Ok([plain, exact, noisy].map(|y| set.is_correct(index, &y[0])))
         })
         .collect::<Result<_>>()?;
     bar.finish_and_clear();

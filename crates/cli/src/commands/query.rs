@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 use heman_backend::{registry, DataOwner, DecryptionNoise, KeysDir};
-use heman_model::Tensor;
 use heman_server::client::Client;
 use tokio::sync::Mutex;
 use tracing::info;
@@ -38,7 +37,8 @@ pub struct QueryArgs {
     /// Input .npy.
     #[arg(short, long)]
     input: PathBuf,
-    /// Decrypted output .npy.
+    /// Decrypted output: .npy, or .npz holding every output by name (needed
+    /// for a model with several outputs).
     #[arg(short, long)]
     output: PathBuf,
     /// Send the input this many times (fresh encryptions) and report
@@ -100,6 +100,7 @@ async fn query(args: QueryArgs) -> Result<()> {
     let keys = args.keys.clone();
     let (owner, approximate) =
         tokio::task::spawn_blocking(move || ensure_keys(&keys, &keyparams_text)).await??;
+    workflow::check_output_path(&args.output, owner.outputs())?;
     let key_id = ensure_registered(&client, &args.model, &args.keys).await?;
 
     let tensor = heman_model::io::npy::read_npy(&args.input)?;
@@ -124,19 +125,19 @@ async fn query(args: QueryArgs) -> Result<()> {
         send_all(&client, &args.model, &key_id, ciphertexts, args.concurrency).await?;
     let output_size = answers[0].len();
     let noise = args.decryption_noise;
-    let decrypted: Vec<Tensor> = {
+    let decrypted: Vec<workflow::NamedOutputs> = {
         let owner = owner.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<Tensor>> {
+        tokio::task::spawn_blocking(move || -> Result<Vec<workflow::NamedOutputs>> {
             answers
                 .iter()
                 .enumerate()
                 .map(|(i, bytes)| {
-                    let (tensor, note) =
+                    let (outputs, note) =
                         workflow::decrypt_output(&**owner, bytes, Path::new(ANSWER), noise)?;
                     if let (0, Some(note)) = (i, note) {
                         println!("{note}");
                     }
-                    Ok(tensor)
+                    Ok(outputs)
                 })
                 .collect()
         })
@@ -151,24 +152,24 @@ async fn query(args: QueryArgs) -> Result<()> {
     // activation can move an output by more.
     let first = &decrypted[0];
     let compare = approximate;
-    for (i, y) in decrypted.iter().enumerate().skip(1).filter(|_| compare) {
-        let scale = first.max_abs().max(1.0);
-        let diff = y
-            .data()
-            .iter()
-            .zip(first.data())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        if y.shape() != first.shape() || diff > 0.05 * scale {
-            bail!("answer {i} differs from answer 0 by {diff} (of {scale}): the server answered inconsistently");
+    for (i, answer) in decrypted.iter().enumerate().skip(1).filter(|_| compare) {
+        for ((name, y), (_, reference)) in answer.iter().zip(first) {
+            let scale = reference.max_abs().max(1.0);
+            let diff = y
+                .data()
+                .iter()
+                .zip(reference.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            if y.shape() != reference.shape() || diff > 0.05 * scale {
+                bail!("answer {i} differs from answer 0 by {diff} (of {scale}) on output '{name}': the server answered inconsistently");
+            }
         }
     }
-    heman_model::io::npy::write_npy(&args.output, first, heman_model::io::npy::NpyDtype::F32)?;
+    workflow::write_outputs(&args.output, first)?;
     println!(
-        "{} shape {:?}, argmax {} (answer {})",
-        args.output.display(),
-        first.shape(),
-        first.argmax().unwrap_or(0),
+        "{} (answer {})",
+        workflow::describe_outputs(&args.output, first),
         human(output_size as u64)
     );
     if args.repeat > 1 {

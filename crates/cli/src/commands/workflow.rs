@@ -147,7 +147,8 @@ pub struct DecryptArgs {
     /// Encrypted output from `heman inference`.
     #[arg(short, long)]
     input: PathBuf,
-    /// Decrypted .npy.
+    /// Decrypted output: .npy, or .npz holding every output by name (needed
+    /// for a model with several outputs).
     #[arg(short, long)]
     output: PathBuf,
     /// Before the result reaches anyone else (the model owner among them):
@@ -158,12 +159,7 @@ pub struct DecryptArgs {
 }
 
 pub fn decrypt(args: DecryptArgs) -> Result<()> {
-    let tensor = workflow::decrypt(&args.keys, &args.input, &args.output, args.decryption_noise)?;
-    let argmax = tensor.argmax().unwrap_or(0);
-    println!(
-        "{} shape {:?}, argmax {argmax}",
-        args.output.display(),
-        tensor.shape()
-    );
+    let outputs = workflow::decrypt(&args.keys, &args.input, &args.output, args.decryption_noise)?;
+    println!("{}", workflow::describe_outputs(&args.output, &outputs));
     Ok(())
 }

@@ -90,15 +90,21 @@ pub fn compile(
     ranges: &CalibrationRanges,
     options: Options,
 ) -> Result<Compiled> {
-    let (core, postprocess, stages) = front_end(graph)?;
+    let (core, outputs, stages) = front_end(graph)?;
     let stage_maps = StageMaps::probe(&core, stages);
     let exact = crate::graph::reference_outputs(&core, samples, options.agreement_samples)?;
     let has_activations = stage_maps
         .stages
         .iter()
         .any(|s| matches!(s.kind, StageKind::Activation(_)));
-    let (degrees, approx, agreement) =
-        choose_degrees(&core, &stage_maps, ranges, &exact, options.min_agreement)?;
+    let (degrees, approx, agreement) = choose_degrees(
+        &core,
+        &stage_maps,
+        ranges,
+        &exact,
+        &outputs,
+        options.min_agreement,
+    )?;
     if has_activations {
         info!(?degrees, ?agreement, "activation polynomials chosen");
     }
@@ -129,7 +135,7 @@ pub fn compile(
     let candidates = candidates(requirements)?;
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();
     let params = choice.build()?;
-    let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), postprocess)?;
+    let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), outputs)?;
     Ok(Compiled {
         choice,
         params,

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
@@ -11,7 +10,7 @@ use super::layout::SlotLayout;
 use super::linear::{lower_parts, Part};
 use super::plan::{Plan, PlanStage, StageOp};
 use crate::error::Result;
-use crate::graph::{front_end, AffineMap, Stage, StageKind};
+use crate::graph::{front_end, AffineMap, OutputTensor, Stage, StageKind};
 
 /// Degree of the activation polynomials [`compile_at_degree`] uses.
 pub const DEFAULT_DEGREE: usize = 31;
@@ -26,7 +25,7 @@ pub fn compile_at_degree(
     slots: usize,
     ranges: Option<&CalibrationRanges>,
 ) -> Result<Plan> {
-    let (core, postprocess, stages) = front_end(graph)?;
+    let (core, outputs, stages) = front_end(graph)?;
     let stage_maps = StageMaps::probe(&core, stages);
     let activations = stage_maps
         .stages
@@ -44,7 +43,7 @@ pub fn compile_at_degree(
         &vec![DEFAULT_DEGREE; activations],
         &ActivationInputs::default(),
     )?;
-    lower_stages(&core, &stage_maps, &approx, slots, postprocess)
+    lower_stages(&core, &stage_maps, &approx, slots, outputs)
 }
 
 /// Lowers probed, approximated stages to a plan.
@@ -53,7 +52,7 @@ pub fn lower_stages(
     stage_maps: &StageMaps,
     approx: &Approximated,
     slots: usize,
-    postprocess: Vec<Op>,
+    outputs: Vec<OutputTensor>,
 ) -> Result<Plan> {
     let input_shape = graph.shape(graph.inputs[0]).to_vec();
     let input_layout = SlotLayout::compact(input_shape.iter().product(), slots);
@@ -121,7 +120,7 @@ pub fn lower_stages(
         stages: lowered,
         output_shape: graph.shape(graph.outputs[0]).to_vec(),
         output_layout: layouts.pop().expect("the input at least"),
-        postprocess,
+        outputs,
     })
 }
 

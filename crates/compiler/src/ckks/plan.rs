@@ -95,10 +95,10 @@ pub struct Plan {
     pub output_shape: Vec<usize>,
     /// Where the output's elements lie in the last stage's ciphertexts.
     pub output_layout: SlotLayout,
-    /// Weightless operators at the end of the model (Softmax) that the data
-    /// owner applies after decryption, exactly, instead of approximating
-    /// them under encryption. `output_shape` is their input's shape.
-    pub postprocess: Vec<heman_model::ops::Op>,
+    /// The model's outputs, whose elements the output holds concatenated
+    /// in order, each with the operators (Softmax) the data owner applies
+    /// after decryption.
+    pub outputs: Vec<crate::graph::OutputTensor>,
 }
 
 impl Plan {
@@ -107,9 +107,10 @@ impl Plan {
     /// another heman is refused rather than misread. 2: linear transforms
     /// carry pool window sums. 3: a dataflow of stages (each names the
     /// values it reads), multi-input linear stages, products; the
-    /// operators and activations of the graph compiler. The schema
+    /// operators and activations of the graph compiler. 4: several
+    /// outputs, each with its own post-processing. The schema
     /// test (`tests/plan_format.rs`) fails when the types change without it.
-    pub const FORMAT_VERSION: u16 = 3;
+    pub const FORMAT_VERSION: u16 = 4;
 
     /// Levels consumed before each value is ready (0 the input, `k + 1`
     /// stage `k`'s output): a stage starts after the deepest of its inputs.

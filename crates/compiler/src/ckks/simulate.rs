@@ -99,11 +99,12 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
     apply_linear_parts(std::slice::from_ref(transform), &[input])
 }
 
-/// The plan's output for `input`, activations evaluated as their polynomials.
-pub fn simulate(plan: &Plan, input: &Tensor) -> Tensor {
+/// The plan's outputs for `input`, activations evaluated as their
+/// polynomials, post-processed as the data owner would.
+pub fn simulate(plan: &Plan, input: &Tensor) -> Vec<Tensor> {
     let cts = simulate_slots(plan, input);
-    let output = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
-    plan.postprocess.iter().fold(output, |t, op| op.eval(&[&t]))
+    let joined = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
+    crate::graph::split_outputs(&joined, &plan.outputs)
 }
 
 /// Every slot of every output ciphertext of the plan for `input` (before the

@@ -3,11 +3,11 @@
 //! one sparse map, and the operators left to the data owner.
 
 pub mod linear_map;
-pub mod postprocess;
+pub mod outputs;
 pub mod stages;
 
 pub use linear_map::AffineMap;
-pub use postprocess::split_postprocess;
+pub use outputs::{join_outputs, same_decisions, split_outputs, OutputTensor};
 pub use stages::{partition, Stage, StageKind};
 
 use heman_model::io::dataset::Sample;
@@ -18,13 +18,14 @@ use heman_model::{Graph, Node, Tensor, ValueId};
 use crate::error::Result;
 
 /// The front end both compile paths share: trailing operators split off for
-/// the data owner, products' operands broadcast explicitly, and the rest
-/// partitioned into stages.
-pub fn front_end(graph: &Graph) -> Result<(Graph, Vec<Op>, Vec<Stage>)> {
-    let (core, postprocess) = split_postprocess(graph)?;
+/// the data owner and several outputs joined into one ([`join_outputs`]),
+/// products' operands broadcast explicitly, and the rest partitioned into
+/// stages.
+pub fn front_end(graph: &Graph) -> Result<(Graph, Vec<OutputTensor>, Vec<Stage>)> {
+    let (core, outputs) = join_outputs(graph)?;
     let core = broadcast_products(&expand_prelu(&core));
     let stages = partition(&core)?;
-    Ok((core, postprocess, stages))
+    Ok((core, outputs, stages))
 }
 
 /// The graph with every `PRelu` of constant slopes `a` (one per channel,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::error::{CompileError, Result};
-use crate::graph::{broadcast_products, expand_prelu, split_postprocess};
+use crate::graph::{broadcast_products, expand_prelu, join_outputs, same_decisions, OutputTensor};
 use crate::tfhe::budget::{BudgetReport, NoiseProfile};
 use crate::tfhe::plan::{Plan, PlanStage};
 use crate::tfhe::quantise::{accumulator_ranges, build_plan, Bits};
@@ -127,7 +127,7 @@ fn measure(plan: &Plan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(usiz
                 rng: &mut rng,
             });
             let q = plan.evaluate(x, noise)?;
-            Ok((q.argmax() == y.argmax(), relative_error(&q, y)))
+            Ok((same_decisions(&q, y, &plan.outputs), relative_error(&q, y)))
         })
         .collect::<Result<_>>()?;
     let same = results.iter().filter(|r| r.0).count();
@@ -265,17 +265,18 @@ fn search(
 fn front_end(
     graph: &Graph,
     samples: &[Sample],
-) -> Result<(Graph, Vec<heman_model::ops::Op>, Option<CalibrationRanges>)> {
-    let (core, postprocess) = split_postprocess(graph)?;
+) -> Result<(Graph, Vec<OutputTensor>, Option<CalibrationRanges>)> {
+    let (core, outputs) = join_outputs(graph)?;
     let nodes = core.nodes.len();
     let core = broadcast_products(&expand_prelu(&core));
     let products = unfused_products(&core);
     let core = expand_products(&core, &products);
-    if core.nodes.len() == nodes {
-        return Ok((core, postprocess, None));
+    // Joined outputs are new values too: their lookups requantise to them.
+    if core.nodes.len() == nodes && outputs.len() == 1 {
+        return Ok((core, outputs, None));
     }
     let ranges = CalibrationRanges::measure(&core, samples)?;
-    Ok((core, postprocess, Some(ranges)))
+    Ok((core, outputs, Some(ranges)))
 }
 
 /// Calibration samples [`destroyed`] compares outputs on.
@@ -341,7 +342,7 @@ pub fn compile(
     ranges: &CalibrationRanges,
     options: Options,
 ) -> Result<Compiled> {
-    let (core, postprocess, measured) = front_end(graph, samples)?;
+    let (core, outputs, measured) = front_end(graph, samples)?;
     let ranges = measured.as_ref().unwrap_or(ranges);
     let segments = segments(&core)?;
     let exact = crate::graph::reference_outputs(
@@ -362,7 +363,7 @@ pub fn compile(
             options.preset,
             bits,
             accumulators.as_ref(),
-            postprocess.clone(),
+            outputs.clone(),
         )
     };
     // Linear segments read by others have weights of their own width.

@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-use heman_model::ops::Op;
 use heman_tfhe::{Encoding, InputWindow, IntegerRows, KeyChoice, Preset};
 use serde::{Deserialize, Serialize};
 
@@ -301,8 +300,10 @@ pub struct Plan {
     pub stages: Vec<PlanStage>,
     /// How the data owner decodes the outputs.
     pub output: PlanOutput,
-    /// Weightless trailing operators (Softmax) the data owner applies.
-    pub postprocess: Vec<Op>,
+    /// The model's outputs, whose values the output holds concatenated in
+    /// order, each with the operators (Softmax) the data owner applies
+    /// after decryption.
+    pub outputs: Vec<crate::graph::OutputTensor>,
 }
 
 impl Plan {
@@ -311,8 +312,9 @@ impl Plan {
     /// (`tests/plan_format.rs`) fails when they change without it. 2: the
     /// operators and activations of the graph compiler (`Select`,
     /// `Reduce`, `HardSigmoid`, `Gelu`, ...) in the post-processing ops. 3:
-    /// a dataflow, every stage naming the values it reads.
-    pub const FORMAT_VERSION: u16 = 3;
+    /// a dataflow, every stage naming the values it reads. 4: several
+    /// outputs, each with its own post-processing.
+    pub const FORMAT_VERSION: u16 = 4;
 
     /// The key inputs are best encrypted under for `stages`: the small key
     /// when every value computed from the input by linear stages alone is

@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 
 use heman_model::io::dataset::Sample;
-use heman_model::ops::Op;
 use heman_model::{CalibrationRanges, Graph, ValueId};
 use heman_tfhe::{Encoding, InputWindow, IntegerRows, Preset, HALF_TORUS};
 use rayon::prelude::*;
@@ -33,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CompileError, Result};
 use crate::graph::linear_map::AffineMap;
+use crate::graph::OutputTensor;
 use crate::tfhe::function::Expression;
 use crate::tfhe::plan::{
     Levels, LinearStage, LookupStage, MaxStage, Plan, PlanInput, PlanOutput, PlanStage,
@@ -441,7 +441,7 @@ pub fn build_plan(
     preset: Preset,
     bits: Bits,
     accumulators: Option<&AccumulatorRanges>,
-    postprocess: Vec<Op>,
+    outputs: Vec<OutputTensor>,
 ) -> Result<Plan> {
     let builder = Builder {
         graph,
@@ -489,7 +489,7 @@ pub fn build_plan(
             encoding: builder.encodings.of[segments.len()],
             values: last,
         },
-        postprocess,
+        outputs,
     })
 }
 

@@ -109,6 +109,31 @@ pub fn write_npy(path: &Path, tensor: &Tensor, dtype: NpyDtype) -> Result<()> {
     std::fs::write(path, encode_npy(tensor, dtype)).map_err(crate::error::io(path))
 }
 
+/// Writes named tensors as an `.npz` archive (what `numpy.savez` writes:
+/// one stored `.npy` per array, `numpy.load(path)[name]` reads each back).
+///
+/// # Errors
+/// [`ModelError::Io`] when the file cannot be written.
+pub fn write_npz(path: &Path, arrays: &[(&str, &Tensor)], dtype: NpyDtype) -> Result<()> {
+    use std::io::Write;
+    let to_io = |e: zip::result::ZipError| std::io::Error::other(e.to_string());
+    let file = std::fs::File::create(path).map_err(crate::error::io(path))?;
+    let mut archive = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    let written = arrays
+        .iter()
+        .try_for_each(|(name, tensor)| {
+            archive
+                .start_file(format!("{name}.npy"), options)
+                .map_err(to_io)?;
+            archive.write_all(&encode_npy(tensor, dtype))
+        })
+        .and_then(|()| archive.finish().map_err(to_io)?.flush());
+    written.map_err(crate::error::io(path))
+}
+
 /// The bytes of a version 1.0 `.npy` file holding `tensor` as `dtype`, with
 /// the data aligned to 64 bytes as NumPy requires.
 pub fn encode_npy(tensor: &Tensor, dtype: NpyDtype) -> Vec<u8> {
@@ -261,6 +286,23 @@ mod tests {
             error.to_string().contains("more elements than memory"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn npz_archives_hold_named_arrays_numpy_reads() {
+        let dir = std::env::temp_dir().join(format!("heman-npz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("outputs.npz");
+        let a = Tensor::new(vec![1, 3], vec![1.0, -2.5, 3.0]);
+        let b = Tensor::new(vec![2], vec![0.25, 8.0]);
+        write_npz(&path, &[("logits", &a), ("aux", &b)], NpyDtype::F64).unwrap();
+        let samples = crate::io::dataset::load_arrays(&path).unwrap();
+        let read: Vec<(&str, &Tensor)> = samples
+            .iter()
+            .map(|s| (s.name.as_str(), &s.tensor))
+            .collect();
+        assert_eq!(read, [("aux", &b), ("logits", &a)]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -134,11 +134,13 @@ impl Fixture {
         self.data_owner.encrypt(input, "digit").unwrap()
     }
 
-    /// An output ciphertext file decrypted and post-processed.
+    /// An output ciphertext file decrypted and post-processed (the digits
+    /// model's only output).
     pub fn decrypt(&self, bytes: &[u8]) -> Tensor {
         self.data_owner
             .decrypt(bytes, Path::new("response"))
             .expect("response holds ciphertexts")
+            .remove(0)
     }
 
     /// The plaintext model's output for `input`.
