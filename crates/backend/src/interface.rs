@@ -34,6 +34,10 @@ pub struct CompileOptions {
     /// TFHE: only bit widths whose every read is right with probability
     /// 1 - 2^-40 (the encrypted result is then the quantised model's).
     pub exact: bool,
+    /// TFHE: the calibrated accumulator windows' margin, a share of each
+    /// window's calibrated range added on both sides (`None`: chosen on
+    /// held-out calibration samples).
+    pub accumulator_margin: Option<f64>,
     /// Simulations: draw the encryption noise at every inference (CKKS:
     /// the output flooding's Gaussian; TFHE: every read's noise, misreads
     /// included).
@@ -56,10 +60,13 @@ impl CompileOptions {
             "security" => self.security = Some(value.parse().map_err(|_| bad("not a bit count"))?),
             "preset" => self.preset = Some(value.to_string()),
             "exact" => self.exact = value.parse().map_err(|_| bad("not true or false"))?,
+            "accumulator_margin" => {
+                self.accumulator_margin = Some(value.parse().map_err(|_| bad("not a number"))?)
+            }
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, noise)",
+                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise)",
                 ))
             }
         }

@@ -66,9 +66,9 @@ pub struct BackendArgs {
     /// tfhe-rs parameter preset (TFHE): 2_2 (N = 2048, fastest), 2_3
     /// (N = 4096, half the read noise, about 3.3x slower bootstraps) or 3_3
     /// (N = 8192, about 7x slower). Default: the cheapest whose quantised
-    /// model keeps the float model's class on 90% of the calibration
-    /// samples with simulated noise (else the one that keeps the most);
-    /// 2_2 with --exact.
+    /// model keeps the float model's class on 90% of the held-out
+    /// calibration samples with simulated noise (else the one that keeps
+    /// the most); 2_2 with --exact.
     #[arg(long)]
     pub preset: Option<String>,
     /// TFHE: only bit widths whose every bootstrap and output read is right
@@ -76,6 +76,13 @@ pub struct BackendArgs {
     /// quantised model's); small models only.
     #[arg(long)]
     pub exact: bool,
+    /// TFHE: widen each calibrated accumulator window by this share of its
+    /// calibrated range on both sides (a narrow margin keeps finer weights,
+    /// a wide one wraps fewer values of inputs beyond the calibration).
+    /// Default: the one of 0.125, 0.25 and 0.5 that keeps the most classes
+    /// on a quarter of the calibration samples held out.
+    #[arg(long, value_name = "SHARE")]
+    pub accumulator_margin: Option<f64>,
     /// Simulations (ckks-sim, tfhe-sim): draw the encryption noise at every
     /// inference.
     #[arg(long)]
@@ -96,6 +103,7 @@ impl BackendArgs {
             security: self.security,
             preset: self.preset.clone(),
             exact: self.exact,
+            accumulator_margin: self.accumulator_margin,
             noise: self.noise,
         }
     }

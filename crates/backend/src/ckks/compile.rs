@@ -57,9 +57,9 @@ pub struct Compiled {
 /// The flooding target the options ask for; options of other backends are
 /// refused by name.
 fn flooding_target(options: &CompileOptions) -> Result<FloodingTarget> {
-    if options.preset.is_some() || options.exact {
+    if options.preset.is_some() || options.exact || options.accumulator_margin.is_some() {
         return Err(BackendError::Compile(
-            "--preset and --exact apply to the tfhe backend only".into(),
+            "--preset, --exact and --accumulator-margin apply to the tfhe backend only".into(),
         ));
     }
     options.refuse_simulation_options()?;

@@ -25,11 +25,20 @@ pub struct Compiled {
 }
 
 /// Whether a quantised model keeps the float model's class, with simulated
-/// noise, on at least 90% of the calibration samples: below it `keyparams`
-/// tries the next preset when none was asked for, and warns when none is
-/// left.
+/// noise, on at least 90% of the held-out calibration samples (of all of
+/// them where none were held out): below it `keyparams` tries the next
+/// preset when none was asked for, and warns when none is left.
 fn keeps_classes(f: &compiler::Fidelity) -> bool {
-    f.noisy_same_argmax * 10 >= f.samples * 9
+    let (kept, of) = f.noisy_kept();
+    kept * 10 >= of * 9
+}
+
+/// The samples [`compiler::Fidelity::noisy_kept`] counts, in words.
+fn kept_samples(f: &compiler::Fidelity) -> &'static str {
+    match f.held_out {
+        Some(_) => "held-out calibration samples",
+        None => "calibration samples",
+    }
 }
 
 /// The compiler's options from the seam's, and the presets to try in
@@ -48,6 +57,12 @@ fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Pres
         ));
     }
     options.refuse_simulation_options()?;
+    let margin = options.accumulator_margin;
+    if margin.is_some_and(|m| !(0.0..=4.0).contains(&m)) || (margin.is_some() && options.exact) {
+        return Err(BackendError::Compile(
+            "--accumulator-margin: a share of each window's calibrated range from 0 to 4, without --exact (its windows are the worst case)".into(),
+        ));
+    }
     let presets = match &options.preset {
         Some(name) => {
             vec![Preset::from_name(name).map_err(|e| BackendError::Compile(e.to_string()))?]
@@ -58,6 +73,7 @@ fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Pres
     let compiler_options = compiler::Options {
         preset: presets[0],
         exact: options.exact,
+        accumulator_margin: margin,
         ..compiler::Options::default()
     };
     Ok((compiler_options, presets))
@@ -94,9 +110,15 @@ fn compile_escalating(
         };
         let f = compiled.fidelity;
         let kept = keeps_classes(&f);
+        // Compared as fractions: presets may hold out as many samples, or
+        // fall back to all of them alike, but need not.
+        let share = |f: &compiler::Fidelity| {
+            let (kept, of) = f.noisy_kept();
+            kept as f64 / of.max(1) as f64
+        };
         let better = best
             .as_ref()
-            .is_none_or(|(b, _)| f.noisy_same_argmax > b.fidelity.noisy_same_argmax);
+            .is_none_or(|(b, _)| share(&f) > share(&b.fidelity));
         if better {
             if let Some((b, o)) = best.take() {
                 passed_over.push(passed_over_line(&b, o.preset));
@@ -108,12 +130,8 @@ fn compile_escalating(
         if kept {
             break;
         }
-        info!(
-            preset = preset.name(),
-            kept = f.noisy_same_argmax,
-            of = f.samples,
-            "below 90% of the classes"
-        );
+        let (kept, of) = f.noisy_kept();
+        info!(preset = preset.name(), kept, of, "below 90% of the classes");
     }
     match best {
         Some((compiled, options)) => Ok((compiled, options, passed_over)),
@@ -128,11 +146,11 @@ fn compile_escalating(
 /// Why a compiled preset was not taken.
 fn passed_over_line(compiled: &compiler::Compiled, preset: Preset) -> String {
     let f = compiled.fidelity;
+    let (kept, of) = f.noisy_kept();
     format!(
-        "preset {}: keeps the float model's class on {} of {} calibration samples with noise (below 90%)",
+        "preset {}: keeps the float model's class on {kept} of {of} {} with noise (below 90%)",
         preset.name(),
-        f.noisy_same_argmax,
-        f.samples
+        kept_samples(&f)
     )
 }
 
@@ -185,6 +203,12 @@ pub fn report(compiled: &Compiled) -> Report {
         "quantised model vs float on {} calibration samples: same class on {} ({} with simulated encryption noise), mean relative output error {:.4} ({:.4})",
         f.samples, f.same_argmax, f.noisy_same_argmax, f.mean_relative_error, f.noisy_mean_relative_error
     ));
+    if let Some(h) = f.held_out {
+        lines.push(format!(
+            "held out ({} of the calibration samples, windows sized on the others): same class on {} ({} with noise) at accumulator margin {} of each window's calibrated range, the best of {:?}",
+            h.samples, h.same_argmax, h.noisy_same_argmax, h.margin, compiler::ACCUMULATOR_MARGINS
+        ));
+    }
     let mut warnings = Vec::new();
     // A small preset can leave too few bits for the network to keep its
     // decisions (a plan left constant is refused by the compiler; one that
@@ -207,9 +231,10 @@ pub fn report(compiled: &Compiled) -> Report {
             // bootstrap's precision (or the calibration too narrow).
             (false, true) => "no larger preset exists: narrower layers or more representative calibration data would help",
         };
+        let (kept, of) = f.noisy_kept();
         warnings.push(format!(
-            "the quantised model keeps the float model's class on only {} of {} calibration samples; {hint}",
-            f.noisy_same_argmax, f.samples
+            "the quantised model keeps the float model's class on only {kept} of {of} {}; {hint}",
+            kept_samples(f)
         ));
     }
     let s = &kp.summary;

@@ -99,6 +99,7 @@ pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Resu
         options.preset = overrides.preset.clone();
     }
     options.exact |= overrides.exact;
+    options.accumulator_margin = overrides.accumulator_margin.or(options.accumulator_margin);
     options.noise |= overrides.noise;
     options.flooding_tail_bound |= overrides.flooding_tail_bound;
     options.flooding_security = overrides.flooding_security.or(options.flooding_security);

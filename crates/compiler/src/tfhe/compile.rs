@@ -22,9 +22,12 @@ use crate::error::{CompileError, Result};
 use crate::graph::{broadcast_products, expand_prelu, join_outputs, same_decisions, OutputTensor};
 use crate::tfhe::budget::{BudgetReport, NoiseProfile};
 use crate::tfhe::plan::{Plan, PlanStage};
-use crate::tfhe::quantise::{accumulator_ranges, build_plan, Bits};
+use crate::tfhe::quantise::{
+    accumulator_ranges, build_plan, AccumulatorRanges, Bits, ACCUMULATOR_MARGINS,
+};
 use crate::tfhe::reference::Noise;
 use crate::tfhe::segments::{expand_products, segments, unfused_products};
+use crate::tfhe::validation::{choose_margin, HeldOut};
 
 /// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +46,10 @@ pub struct Options {
     pub report_samples: usize,
     /// How accumulator windows are sized.
     pub accumulators: Accumulators,
+    /// The calibrated windows' margin; `None`: the one of
+    /// [`ACCUMULATOR_MARGINS`] that keeps the most decisions on held-out
+    /// calibration samples ([`crate::tfhe::validation`]).
+    pub accumulator_margin: Option<f64>,
 }
 
 /// How the window of each linear row (the accumulator a bootstrap or the
@@ -50,7 +57,7 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Accumulators {
     /// From the range the row took on the calibration samples, with a
-    /// margin (`quantise::ACCUMULATOR_MARGIN`), where that is narrower than
+    /// margin ([`ACCUMULATOR_MARGINS`]), where that is narrower than
     /// the worst case: finer weights in wide sums; an input far outside the
     /// calibration can wrap a value around. The default (exact mode uses
     /// the worst case).
@@ -71,6 +78,7 @@ impl Default for Options {
             search_samples: 64,
             report_samples: 200,
             accumulators: Accumulators::Calibrated,
+            accumulator_margin: None,
         }
     }
 }
@@ -88,6 +96,22 @@ pub struct Fidelity {
     pub noisy_same_argmax: usize,
     /// Mean relative error with simulated encryption noise.
     pub noisy_mean_relative_error: f64,
+    /// What the windows' margin, chosen on held-out calibration samples,
+    /// kept on them (`None`: worst-case windows, a margin given, or too
+    /// few samples to hold any out).
+    pub held_out: Option<HeldOut>,
+}
+
+impl Fidelity {
+    /// The decisions kept with simulated noise and of how many samples,
+    /// held-out ones where there are (the calibration samples' overstate
+    /// it: the windows were sized on them).
+    pub fn noisy_kept(&self) -> (usize, usize) {
+        match self.held_out {
+            Some(h) => (h.noisy_same_argmax, h.samples),
+            None => (self.noisy_same_argmax, self.samples),
+        }
+    }
 }
 
 /// The outcome of [`compile`]: the plan, the bit widths it was built at,
@@ -113,7 +137,11 @@ fn relative_error(y: &Tensor, reference: &Tensor) -> f64 {
 }
 
 /// (same argmax count, mean relative error) of `plan` on `exact` pairs.
-fn measure(plan: &Plan, exact: &[(Tensor, Tensor)], noisy: bool) -> Result<(usize, f64)> {
+pub(crate) fn measure(
+    plan: &Plan,
+    exact: &[(Tensor, Tensor)],
+    noisy: bool,
+) -> Result<(usize, f64)> {
     let profile = NoiseProfile::of(plan);
     let results: Vec<(bool, f64)> = exact
         .par_iter()
@@ -351,21 +379,23 @@ pub fn compile(
         options.search_samples.max(options.report_samples),
     )?;
     // Exact mode promises no misread, whatever the input: worst-case windows.
-    let accumulators = match (options.accumulators, options.exact) {
-        (Accumulators::Calibrated, false) => Some(accumulator_ranges(&core, &segments, samples)?),
-        _ => None,
-    };
-    let build = |bits: Bits| {
+    let calibrated = options.accumulators == Accumulators::Calibrated && !options.exact;
+    let margin = options.accumulator_margin.unwrap_or(ACCUMULATOR_MARGINS[0]);
+    let accumulators = calibrated
+        .then(|| accumulator_ranges(&core, &segments, samples, margin))
+        .transpose()?;
+    let build_with = |bits: Bits, accumulators: Option<&AccumulatorRanges>| {
         build_plan(
             &core,
             &segments,
             ranges,
             options.preset,
             bits,
-            accumulators.as_ref(),
+            accumulators,
             outputs.clone(),
         )
     };
+    let build = |bits: Bits| build_with(bits, accumulators.as_ref());
     // Linear segments read by others have weights of their own width.
     let has_intermediate = segments.iter().any(|s| {
         s.is_linear()
@@ -382,7 +412,20 @@ pub fn compile(
             has_intermediate,
         )?,
     };
-    let plan = build(bits)?;
+    // The bit widths were searched at the first margin; the margin is then
+    // chosen on held-out samples and the windows sized on all of them.
+    let validate = calibrated && options.accumulator_margin.is_none();
+    let held_out = match validate {
+        true => choose_margin(&core, &segments, samples, &|r| build_with(bits, Some(r)))?,
+        false => None,
+    };
+    let plan = match held_out {
+        Some(h) if h.margin != margin => build_with(
+            bits,
+            Some(&accumulator_ranges(&core, &segments, samples, h.margin)?),
+        )?,
+        _ => build(bits)?,
+    };
     let budget = BudgetReport::of(&plan);
     check_exact_budget(&budget, &options)?;
     if destroyed(&plan, &exact)? {
@@ -397,6 +440,7 @@ pub fn compile(
         mean_relative_error,
         noisy_same_argmax,
         noisy_mean_relative_error,
+        held_out,
     };
     info!(
         ?bits,

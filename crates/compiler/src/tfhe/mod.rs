@@ -11,6 +11,7 @@ pub mod plan;
 pub mod quantise;
 pub mod reference;
 pub mod segments;
+pub mod validation;
 
 pub use budget::{BudgetReport, NoiseProfile, ReadBudget};
 pub use compile::{compile, Accumulators, Compiled, Fidelity, Options};
@@ -19,6 +20,9 @@ pub use plan::{
     Levels, LinearStage, LookupStage, MaxStage, Plan, PlanInput, PlanOutput, PlanStage,
     Quantisation, TableInput,
 };
-pub use quantise::{accumulator_ranges, build_plan, AccumulatorRanges, Bits, ElementRanges};
+pub use quantise::{
+    accumulator_ranges, build_plan, AccumulatorRanges, Bits, ElementRanges, ACCUMULATOR_MARGINS,
+};
 pub use reference::Noise;
 pub use segments::{segments, Segment, SegmentKind};
+pub use validation::HeldOut;

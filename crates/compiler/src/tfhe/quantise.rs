@@ -7,8 +7,9 @@
 //!   bootstrap (or decryption) that reads it. The accumulator's range is
 //!   either the worst case, by interval arithmetic over its inputs' windows
 //!   (no value can wrap around the torus, whatever the input), or the range
-//!   it took on the calibration samples widened by [`ACCUMULATOR_MARGIN`]
-//!   where that is narrower ([`AccumulatorRanges`]: finer weights in wide
+//!   it took on the calibration samples widened by a margin (one of
+//!   [`ACCUMULATOR_MARGINS`], chosen on held-out samples) where that is
+//!   narrower ([`AccumulatorRanges`]: finer weights in wide
 //!   sums, at the risk of a wrap for inputs far outside the calibration).
 //! - Each lookup requantises its function's output per tensor over the
 //!   calibrated output range (values beyond it saturate in the table).
@@ -151,12 +152,16 @@ fn quantise_row(
     ))
 }
 
-/// Share of an accumulator's observed range added on each side when its
-/// window is sized from calibration rather than the worst case.
-pub const ACCUMULATOR_MARGIN: f64 = 0.125;
+/// Shares of an accumulator's observed range added on each side when its
+/// window is sized from calibration rather than the worst case: the
+/// compilation takes the first by default and chooses among them by the
+/// decisions they keep on held-out calibration samples (a narrow margin
+/// gives finer weights, a wide one fewer wraps on inputs beyond the
+/// calibration: which matters more depends on the model).
+pub const ACCUMULATOR_MARGINS: [f64; 3] = [0.125, 0.25, 0.5];
 
 /// The row sized from the range its real value took on the calibration
-/// samples, widened by [`ACCUMULATOR_MARGIN`] on each side, where that is
+/// samples, widened by a margin ([`accumulator_ranges`]), where that is
 /// narrower than the worst case over every input (`spread`): the finer
 /// scale keeps weights that the worst-case bound rounds to zero in wide
 /// sums (Concrete ML sizes its accumulators the same way, from calibration).
@@ -173,8 +178,7 @@ fn calibrated_row(
     spread: f64,
     window: u64,
 ) -> Option<QuantisedRow> {
-    let margin = (max - min) * ACCUMULATOR_MARGIN;
-    let (lo, hi) = (min - margin, max + margin);
+    let (lo, hi) = (min, max);
     // Two integers of slack for the rounding of the weights and the bias.
     if window < 8 || hi.is_nan() || lo.is_nan() || hi <= lo || hi - lo >= spread {
         return None;
@@ -398,15 +402,17 @@ pub struct ElementRanges {
 }
 
 /// The per-element ranges of every linear segment's output on calibration
-/// samples: what sizes their accumulators' windows (see
-/// [`ACCUMULATOR_MARGIN`]).
+/// samples, widened by a margin: what sizes their accumulators' windows.
 pub type AccumulatorRanges = HashMap<ValueId, ElementRanges>;
 
-/// Measures [`AccumulatorRanges`] of `segments` on `samples`.
+/// Measures [`AccumulatorRanges`] of `segments` on `samples`, each range
+/// widened by `margin` times its width on each side (see
+/// [`ACCUMULATOR_MARGINS`]).
 pub fn accumulator_ranges(
     graph: &Graph,
     segments: &[Segment],
     samples: &[Sample],
+    margin: f64,
 ) -> Result<AccumulatorRanges> {
     let wanted: Vec<ValueId> = segments
         .iter()
@@ -429,6 +435,12 @@ pub fn accumulator_ranges(
                 *hi = hi.max(v);
             }
         })?;
+    }
+    for r in ranges.values_mut() {
+        for (lo, hi) in r.min.iter_mut().zip(r.max.iter_mut()) {
+            let widen = (*hi - *lo) * margin;
+            (*lo, *hi) = (*lo - widen, *hi + widen);
+        }
     }
     Ok(ranges)
 }
