@@ -103,6 +103,21 @@ pub struct Fidelity {
 }
 
 impl Fidelity {
+    /// `plan` against the float model on `report` pairs, without noise and
+    /// with, and what held-out validation measured.
+    fn of(plan: &Plan, report: &[(Tensor, Tensor)], held_out: Option<HeldOut>) -> Result<Self> {
+        let (same_argmax, mean_relative_error) = measure(plan, report, false)?;
+        let (noisy_same_argmax, noisy_mean_relative_error) = measure(plan, report, true)?;
+        Ok(Self {
+            samples: report.len(),
+            same_argmax,
+            mean_relative_error,
+            noisy_same_argmax,
+            noisy_mean_relative_error,
+            held_out,
+        })
+    }
+
     /// The decisions kept with simulated noise and of how many samples,
     /// held-out ones where there are (the calibration samples' overstate
     /// it: the windows were sized on them).
@@ -415,9 +430,10 @@ pub fn compile(
     // The bit widths were searched at the first margin; the margin is then
     // chosen on held-out samples and the windows sized on all of them.
     let validate = calibrated && options.accumulator_margin.is_none();
-    let held_out = match validate {
-        true => choose_margin(&core, &segments, samples, &|r| build_with(bits, Some(r)))?,
-        false => None,
+    let held_out = if validate {
+        choose_margin(&core, &segments, samples, &|r| build_with(bits, Some(r)))?
+    } else {
+        None
     };
     let plan = match held_out {
         Some(h) if h.margin != margin => build_with(
@@ -432,16 +448,7 @@ pub fn compile(
         return Err(destroyed_error(&plan));
     }
     let report = &exact[..options.report_samples.min(exact.len())];
-    let (same_argmax, mean_relative_error) = measure(&plan, report, false)?;
-    let (noisy_same_argmax, noisy_mean_relative_error) = measure(&plan, report, true)?;
-    let fidelity = Fidelity {
-        samples: report.len(),
-        same_argmax,
-        mean_relative_error,
-        noisy_same_argmax,
-        noisy_mean_relative_error,
-        held_out,
-    };
+    let fidelity = Fidelity::of(&plan, report, held_out)?;
     info!(
         ?bits,
         bootstraps = plan.bootstraps(),
