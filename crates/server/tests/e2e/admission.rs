@@ -15,10 +15,10 @@ use heman_server::grpc::heman::KeyStatusRequest;
 use heman_server::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use heman_server::grpc::inference::{ModelMetadataRequest, ServerLiveRequest};
 use heman_server::{Authentication, Config, Server, Tokens};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tonic::Code;
 
-use crate::common::{config, digit, fixture, Running};
+use crate::common::{config, digit, fixture, head_only, infer_head, Running};
 use crate::grpc::request;
 
 const ALICE: &str = "a1ce0000000000000000000000000000000000000000000000000000000000aa";
@@ -161,27 +161,6 @@ async fn tokens_keep_clients_apart_over_both_protocols() {
         heman_server::binary::decode_bytes_elements(&response.raw_output_contents[0], 1).unwrap();
     fx.assert_matches(&elements[0], &y, "alice over gRPC");
     server.stop().await;
-}
-
-/// Sends a request's head only (its body declared but never sent) and
-/// returns the status line and headers the server answers with: an answer
-/// at all proves the refusal came before the body was read.
-async fn head_only(addr: std::net::SocketAddr, head: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
-        .await
-        .expect("an answer without the body being sent")
-        .unwrap();
-    String::from_utf8_lossy(&answer[..n]).into_owned()
-}
-
-fn infer_head(content_length: usize, token: Option<&str>) -> String {
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    format!(
-        "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {content_length}\r\n\r\n"
-    )
 }
 
 /// A connection that declared a body and sends it slowly: it holds its

@@ -253,3 +253,35 @@ pub fn error_message(status: u16, body: &[u8], what: &str) -> String {
     assert!(!msg.is_empty(), "{what}: empty message");
     msg
 }
+
+/// Sends a request's head only (its body declared but never sent) and
+/// returns what the server answers (status line, headers and body, read
+/// until it closes the connection or falls silent for a second): an
+/// answer at all proves the refusal came before the body was read.
+pub async fn head_only(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+        .await
+        .expect("an answer without the body being sent")
+        .unwrap();
+    answer.extend_from_slice(&chunk[..n]);
+    while let Ok(Ok(n @ 1..)) =
+        tokio::time::timeout(Duration::from_secs(1), stream.read(&mut chunk)).await
+    {
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The head of a binary inference request to the digits model declaring
+/// `content_length` bytes of body, with a bearer `token` if given.
+pub fn infer_head(content_length: usize, token: Option<&str>) -> String {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {content_length}\r\n\r\n"
+    )
+}
