@@ -72,19 +72,16 @@ pub fn output_infos(outputs: &[OutputTensor], joined_range: Option<(f64, f64)>) 
 /// One `inspect` line on the model's outputs: where each lies in the
 /// decrypted output, and what the data owner applies after decryption.
 pub fn outputs_line(outputs: &[OutputTensor]) -> String {
-    let mut start = 0;
     let parts: Vec<String> = outputs
         .iter()
-        .map(|o| {
-            let end = start + o.shape.iter().product::<usize>();
+        .zip(heman_compiler::graph::output_spans(outputs))
+        .map(|(o, span)| {
             let ops: Vec<String> = o.postprocess.iter().map(|op| op.name()).collect();
             let after = match ops.len() {
                 0 => String::new(),
                 _ => format!(", then {} after decryption", ops.join(", ")),
             };
-            let line = format!("'{}' {:?} (values {start}..{end}{after})", o.name, o.shape);
-            start = end;
-            line
+            format!("'{}' {:?} (values {span:?}{after})", o.name, o.shape)
         })
         .collect();
     format!("  outputs ({}): {}", outputs.len(), parts.join("; "))

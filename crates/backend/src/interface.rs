@@ -216,8 +216,9 @@ pub struct Inference {
     pub stages: Vec<StageTiming>,
 }
 
-/// A tensor crossing the encryption boundary.
-#[derive(Debug, Clone, PartialEq)]
+/// A tensor crossing the encryption boundary (as a simulation's keyparams
+/// record it too).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TensorInfo {
     /// The graph value's name.
     pub name: String,

@@ -227,9 +227,7 @@ pub fn decrypt_output(
 /// Whether `path` can hold the model's `outputs`: an `.npz` holds any
 /// number, an `.npy` one. Checked before decrypting.
 pub fn check_output_path(path: &Path, outputs: &[heman_backend::TensorInfo]) -> Result<()> {
-    let npz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let npz = is_npz(path);
     if outputs.len() > 1 && !npz {
         let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
         bail!(
@@ -242,14 +240,18 @@ pub fn check_output_path(path: &Path, outputs: &[heman_backend::TensorInfo]) -> 
     Ok(())
 }
 
+/// Whether `path` names an `.npz` archive.
+fn is_npz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
 /// Writes decrypted outputs: an `.npz` path gets every output under its
 /// name (characters other than letters, digits, `_`, `-` and `.` become
 /// `_`), any other path the only output as `.npy`.
 pub fn write_outputs(path: &Path, outputs: &[(String, Tensor)]) -> Result<()> {
     use heman_model::io::npy::{write_npy, write_npz, NpyDtype};
-    let npz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let npz = is_npz(path);
     match outputs {
         [(_, only)] if !npz => write_npy(path, only, NpyDtype::F32)?,
         _ if npz => {

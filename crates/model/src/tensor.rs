@@ -179,14 +179,19 @@ impl Tensor {
     /// Index of the largest element (first one on ties); `None` for an empty
     /// tensor.
     pub fn argmax(&self) -> Option<usize> {
-        let mut best: Option<(usize, f64)> = None;
-        for (i, &x) in self.data.iter().enumerate() {
-            if best.is_none_or(|(_, b)| x > b) {
-                best = Some((i, x));
-            }
-        }
-        best.map(|(i, _)| i)
+        argmax(&self.data)
     }
+}
+
+/// Index of the largest of `values` (first one on ties); `None` when empty.
+pub fn argmax(values: &[f64]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &x) in values.iter().enumerate() {
+        if best.is_none_or(|(_, b)| x > b) {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// Maps a flat index of a broadcast output back to the flat index of one operand.

@@ -30,16 +30,7 @@ fn report(what: &str, count: usize, seconds: f64) {
 
 fn classic(count: usize) {
     let p = PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128;
-    let mut seeder = new_seeder();
-    let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-    let mut encryption =
-        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
-    let small = allocate_and_generate_new_binary_lwe_secret_key(p.lwe_dimension, &mut secret);
-    let glwe = allocate_and_generate_new_binary_glwe_secret_key(
-        p.glwe_dimension,
-        p.polynomial_size,
-        &mut secret,
-    );
+    let (small, glwe, mut encryption) = keys(p.lwe_dimension, p.glwe_dimension, p.polynomial_size);
     let bsk = par_allocate_and_generate_new_lwe_bootstrap_key(
         &small,
         &glwe,
@@ -96,16 +87,7 @@ fn classic(count: usize) {
 }
 
 fn multi_bit(p: MultiBitPBSParameters, count: usize, threads_each: usize) {
-    let mut seeder = new_seeder();
-    let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-    let mut encryption =
-        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
-    let small = allocate_and_generate_new_binary_lwe_secret_key(p.lwe_dimension, &mut secret);
-    let glwe = allocate_and_generate_new_binary_glwe_secret_key(
-        p.glwe_dimension,
-        p.polynomial_size,
-        &mut secret,
-    );
+    let (small, glwe, mut encryption) = keys(p.lwe_dimension, p.glwe_dimension, p.polynomial_size);
     let mut bsk = LweMultiBitBootstrapKey::new(
         0u64,
         p.glwe_dimension.to_glwe_size(),
@@ -156,6 +138,26 @@ fn multi_bit(p: MultiBitPBSParameters, count: usize, threads_each: usize) {
         count,
         start.elapsed().as_secs_f64(),
     );
+}
+
+/// A bootstrap's input and output keys, and the generator encrypting
+/// under them.
+fn keys(
+    lwe: LweDimension,
+    glwe: GlweDimension,
+    polynomial: PolynomialSize,
+) -> (
+    LweSecretKeyOwned<u64>,
+    GlweSecretKeyOwned<u64>,
+    EncryptionRandomGenerator<DefaultRandomGenerator>,
+) {
+    let mut seeder = new_seeder();
+    let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+    let encryption =
+        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder.as_mut());
+    let small = allocate_and_generate_new_binary_lwe_secret_key(lwe, &mut secret);
+    let glwe = allocate_and_generate_new_binary_glwe_secret_key(glwe, polynomial, &mut secret);
+    (small, glwe, encryption)
 }
 
 fn inputs(

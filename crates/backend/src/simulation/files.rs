@@ -19,17 +19,6 @@ const VERSION: u16 = 1;
 /// The largest tensor rank a file may announce.
 const MAX_RANK: usize = 16;
 
-/// A tensor the model takes or returns, as keyparams record it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelTensor {
-    /// The graph value's name.
-    pub name: String,
-    /// Its shape.
-    pub shape: Vec<usize>,
-    /// The [min, max] calibration saw.
-    pub calibrated_range: Option<(f64, f64)>,
-}
-
 /// A simulation's keyparams.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyParams {
@@ -46,9 +35,9 @@ pub struct KeyParams {
     /// Whether the encryption noise is drawn.
     pub noise: bool,
     /// The model's input.
-    pub input: ModelTensor,
+    pub input: TensorInfo,
     /// The model's outputs, in order.
-    pub outputs: Vec<ModelTensor>,
+    pub outputs: Vec<TensorInfo>,
     /// The simulated model's parameter fingerprint (hex): keys and tensors
     /// carry it.
     pub params_fingerprint: String,
@@ -73,11 +62,6 @@ impl KeyParams {
         let base: serde_json::Value = serde_json::from_str(base)
             .map_err(|e| BackendError::Internal(format!("the base keyparams: {e}")))?;
         let input = model.input();
-        let record = |t: &TensorInfo| ModelTensor {
-            name: t.name.clone(),
-            shape: t.shape.clone(),
-            calibrated_range: t.calibrated_range,
-        };
         Ok(Self {
             format: heman_artifacts::KEYPARAMS_FORMAT.into(),
             version: heman_artifacts::KEYPARAMS_VERSION,
@@ -85,8 +69,8 @@ impl KeyParams {
             security: "none: a cleartext simulation, nothing is encrypted".into(),
             simulates: simulation.base.name().into(),
             noise,
-            input: record(input),
-            outputs: model.outputs().iter().map(record).collect(),
+            input: input.clone(),
+            outputs: model.outputs().to_vec(),
             params_fingerprint: hex(&model.key_fingerprint()),
             model_fingerprint: base["model_fingerprint"]
                 .as_str()
@@ -127,26 +111,6 @@ impl KeyParams {
         bytes
             .try_into()
             .map_err(|_| invalid(origin, "params_fingerprint is not 32 bytes of hex"))
-    }
-
-    /// The model's input for the data owner.
-    pub fn input_info(&self) -> TensorInfo {
-        self.input.info()
-    }
-
-    /// The model's outputs for the data owner.
-    pub fn output_infos(&self) -> Vec<TensorInfo> {
-        self.outputs.iter().map(ModelTensor::info).collect()
-    }
-}
-
-impl ModelTensor {
-    fn info(&self) -> TensorInfo {
-        TensorInfo {
-            name: self.name.clone(),
-            shape: self.shape.clone(),
-            calibrated_range: self.calibrated_range,
-        }
     }
 }
 

@@ -44,7 +44,7 @@ pub fn load(
     }
     Ok(SimulatedModel {
         simulation,
-        input: keyparams.input_info(),
+        input: keyparams.input.clone(),
         keyparams_json: keyparams.to_json()?,
         keyparams,
         base,

@@ -57,8 +57,8 @@ pub fn open(
     Ok(SimulatedDataOwner {
         simulation,
         fingerprint,
-        input: keyparams.input_info(),
-        outputs: keyparams.output_infos(),
+        input: keyparams.input.clone(),
+        outputs: keyparams.outputs.clone(),
     })
 }
 

@@ -7,7 +7,7 @@ pub mod outputs;
 pub mod stages;
 
 pub use linear_map::AffineMap;
-pub use outputs::{join_outputs, same_decisions, split_outputs, OutputTensor};
+pub use outputs::{join_outputs, output_spans, same_decisions, split_outputs, OutputTensor};
 pub use stages::{partition, Stage, StageKind};
 
 use heman_model::io::dataset::Sample;

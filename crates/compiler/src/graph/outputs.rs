@@ -10,8 +10,10 @@
 //! nothing (on CKKS a level where an output is an activation's; on TFHE the
 //! outputs keep their own quantisations, one per value).
 
+use std::ops::Range;
+
 use heman_model::ops::{Concat, Op};
-use heman_model::tensor::checked_volume;
+use heman_model::tensor::{argmax, checked_volume};
 use heman_model::{Graph, Node, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -79,13 +81,11 @@ impl OutputTensor {
 /// When `outputs` do not pass [`OutputTensor::check_all`] for `joined`'s
 /// length (checked when their file is read).
 pub fn split_outputs(joined: &Tensor, outputs: &[OutputTensor]) -> Vec<Tensor> {
-    let mut start = 0;
     outputs
         .iter()
-        .map(|output| {
-            let end = start + output.shape.iter().product::<usize>();
-            let tensor = Tensor::new(output.shape.clone(), joined.data()[start..end].to_vec());
-            start = end;
+        .zip(output_spans(outputs))
+        .map(|(output, span)| {
+            let tensor = Tensor::new(output.shape.clone(), joined.data()[span].to_vec());
             output
                 .postprocess
                 .iter()
@@ -94,17 +94,22 @@ pub fn split_outputs(joined: &Tensor, outputs: &[OutputTensor]) -> Vec<Tensor> {
         .collect()
 }
 
+/// Where each output's elements lie in the compiled output, in order.
+pub fn output_spans(outputs: &[OutputTensor]) -> impl Iterator<Item = Range<usize>> + '_ {
+    outputs.iter().scan(0, |start, output| {
+        let span = *start..*start + output.shape.iter().product::<usize>();
+        *start = span.end;
+        Some(span)
+    })
+}
+
 /// Whether `a` and `b`, two compiled outputs, make the same decision on
 /// every model output: the same largest element (the class, for logits).
 pub fn same_decisions(a: &Tensor, b: &Tensor, outputs: &[OutputTensor]) -> bool {
     let (a, b) = (a.data(), b.data());
-    let mut start = 0;
-    outputs.iter().all(|output| {
-        let end = start + output.shape.iter().product::<usize>();
-        let argmax = |x: &[f64]| Tensor::new(vec![x.len()], x.to_vec()).argmax();
-        let same = argmax(&a[start..end.min(a.len())]) == argmax(&b[start..end.min(b.len())]);
-        start = end;
-        same
+    output_spans(outputs).all(|span| {
+        let part = |x: &[f64]| argmax(&x[span.start.min(x.len())..span.end.min(x.len())]);
+        part(a) == part(b)
     })
 }
 
