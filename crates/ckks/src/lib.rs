@@ -26,26 +26,32 @@
 
 #![warn(missing_docs)]
 
+pub mod bootstrapping;
 pub mod encoding;
 pub mod encryption;
 pub mod error;
 pub mod evaluator;
 pub mod keys;
+pub mod linear_transform;
 mod parallel;
 pub mod params;
 pub mod plaintext;
 pub mod polynomial;
+pub mod precision;
 pub mod ring;
 pub mod sampling;
 pub mod serialization;
 
+pub use bootstrapping::{Bootstrapper, BootstrappingParameters};
 pub use encoding::Encoder;
 pub use encryption::{Decryptor, Encryptor};
 pub use error::{CkksError, Result};
 pub use evaluator::{Decomposed, Evaluator};
 pub use keys::{GaloisKeys, KeyGenerator, PublicKey, RelinearizationKey, SecretKey, SwitchingKey};
+pub use linear_transform::{EncodedLinearTransform, LinearTransform};
 pub use num_complex::Complex64;
 pub use params::{CkksParameters, SecretDistribution};
 pub use plaintext::{Ciphertext, Plaintext};
 pub use polynomial::{ChebyshevApproximation, PolynomialEvaluator};
+pub use precision::PrecisionStats;
 pub use serialization::{inspect, ObjectInfo, ObjectKind};

@@ -217,6 +217,39 @@ impl CkksParameters {
         log_scale: u32,
         secret: SecretDistribution,
     ) -> Result<Self> {
+        Self::build(log_n, q, p, log_scale, secret, true)
+    }
+
+    /// Parameters outside the security tables (a small ring with a long chain, a sparse
+    /// secret anywhere), for unit tests of algorithms whose correctness does not depend on
+    /// the ring size, such as bootstrapping at N = 2^11. Compiled into tests only: no
+    /// shipped code path can make an insecure parameter set.
+    #[cfg(test)]
+    pub(crate) fn insecure_for_tests(
+        log_n: u32,
+        q_bits: &[u32],
+        p_bits: &[u32],
+        log_scale: u32,
+        secret: SecretDistribution,
+    ) -> Result<Self> {
+        let n = 1usize << log_n;
+        let mut used: Vec<u64> = Vec::new();
+        for &b in q_bits.iter().chain(p_bits) {
+            let x = generate_primes(b, 1, n, &used)?[0];
+            used.push(x);
+        }
+        let (q, p) = used.split_at(q_bits.len());
+        Self::build(log_n, q, p, log_scale, secret, false)
+    }
+
+    fn build(
+        log_n: u32,
+        q: &[u64],
+        p: &[u64],
+        log_scale: u32,
+        secret: SecretDistribution,
+        check_secure: bool,
+    ) -> Result<Self> {
         check_degree(log_n)?;
         let n = 1usize << log_n;
         if q.is_empty() {
@@ -245,7 +278,9 @@ impl CkksParameters {
             }
         }
         let log_qp: f64 = all.iter().map(|&x| (x as f64).log2()).sum();
-        check_security(log_n, log_qp)?;
+        if check_secure {
+            check_security(log_n, log_qp)?;
+        }
         if !(10..=60).contains(&log_scale) {
             return Err(CkksError::InvalidParameters(format!(
                 "log_scale {log_scale} outside 10..=60"
@@ -253,7 +288,13 @@ impl CkksParameters {
         }
         if let SecretDistribution::HammingWeight(h) = secret {
             let (sparse_log_n, min_weight, max_bits) = SPARSE_SECRET_128;
-            if log_n != sparse_log_n || h < min_weight || h > n || log_qp > max_bits as f64 {
+            if h == 0 || h > n {
+                return Err(CkksError::InvalidParameters(format!(
+                    "Hamming weight {h} outside 1..={n}"
+                )));
+            }
+            if check_secure && (log_n != sparse_log_n || h < min_weight || log_qp > max_bits as f64)
+            {
                 return Err(CkksError::InvalidParameters(format!(
                     "a sparse secret of Hamming weight {h} at N = 2^{log_n}, log2(QP) = {log_qp:.1} has no published 128-bit estimate; heman accepts weight >= {min_weight} at N = 2^{sparse_log_n} with log2(QP) <= {max_bits}, or the uniform ternary secret"
                 )));

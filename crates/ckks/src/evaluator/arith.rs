@@ -84,6 +84,24 @@ impl Evaluator {
         out
     }
 
+    /// i * a in every slot, exactly and without a level: multiplication by the monomial
+    /// X^(N/2), whose value at every slot's root zeta^(5^j) is i^(5^j) = i.
+    pub fn mul_by_i(&self, a: &Ciphertext) -> Ciphertext {
+        let ring = self.params.ring();
+        let basis = self.params.q_basis(a.level);
+        let mut monomial = vec![0i64; ring.n()];
+        monomial[ring.n() / 2] = 1;
+        let mut x = ring.poly_from_i64(&monomial, &basis);
+        ring.ntt_forward(&mut x, &basis);
+        let parts = a.parts.iter().map(|p| ring.mul(p, &x, &basis)).collect();
+        Ciphertext {
+            parts,
+            level: a.level,
+            scale: a.scale,
+            seed: None,
+        }
+    }
+
     /// The plaintext's polynomial for use at the ciphertext's level: a plaintext at a higher
     /// level is valid at every lower level, and limb-wise operations only read the first
     /// level+1 limbs, so no copy is needed.

@@ -9,7 +9,7 @@
 
 pub mod chebyshev;
 mod evaluation;
-mod plan;
+pub(crate) mod plan;
 
 pub use chebyshev::{functions, ChebyshevApproximation};
 pub use evaluation::PolynomialEvaluator;

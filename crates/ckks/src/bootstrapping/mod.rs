@@ -1,0 +1,238 @@
+//! CKKS bootstrapping (Cheon-Han-Kim-Kim-Song, EUROCRYPT 2018): a ciphertext at the bottom
+//! of the chain is brought back to a high level with the same message, so a network of any
+//! depth runs in one ring.
+//!
+//! The circuit, in order:
+//! 1. ModRaise: the ciphertext modulo q_0 read modulo Q_L decrypts
+//!    to t = m + q_0 I.
+//! 2. SubSum (sparse packing only, Chen-Chillotti-Song 2019 Sec. 5): the trace onto the
+//!    subring the message lives in, by log2(N / 2n) rotations.
+//! 3. CoeffToSlot: the inverse of the encoding map, as a few grouped butterfly stages
+//!    (`dft`); the coefficients of t / q_0 land in the slots (bit-reversed), the real and
+//!    imaginary halves separated by one conjugation.
+//! 4. EvalMod: sin(2 pi t / q_0) / 2 pi ~ m / q_0 removes I.
+//! 5. SlotToCoeff: the encoding map, putting the refreshed coefficients back.
+//!
+//! Every constant (1 / k, the factor the trace adds, 1 / 2 pi) is folded into the DFT
+//! matrices, and the output keeps the input's scale.
+
+mod dft;
+mod eval_mod;
+mod mod_raise;
+mod parameters;
+#[cfg(test)]
+mod tests;
+
+pub use parameters::BootstrappingParameters;
+
+use crate::encoding::Encoder;
+use crate::error::{CkksError, Result};
+use crate::evaluator::Evaluator;
+use crate::keys::{GaloisKeys, RelinearizationKey};
+use crate::linear_transform::{EncodedLinearTransform, LinearTransform};
+use crate::params::CkksParameters;
+use crate::plaintext::Ciphertext;
+use crate::polynomial::PolynomialEvaluator;
+use eval_mod::EvalMod;
+use num_complex::Complex64;
+use std::f64::consts::PI;
+
+/// A bootstrapping circuit for one parameter set, its DFT matrices encoded once.
+pub struct Bootstrapper {
+    params: CkksParameters,
+    shape: BootstrappingParameters,
+    eval: Evaluator,
+    poly: PolynomialEvaluator,
+    coeffs_to_slots: Vec<EncodedLinearTransform>,
+    eval_mod: EvalMod,
+    slots_to_coeffs: Vec<EncodedLinearTransform>,
+}
+
+/// `groups` scaled so that their product is scaled by `c > 0` (each by the same
+/// c^(1/len): spreading the constant keeps every encoded diagonal near 1 in magnitude).
+fn spread_constant(groups: Vec<LinearTransform>, c: f64) -> Vec<LinearTransform> {
+    let each = c.powf(1.0 / groups.len() as f64);
+    groups
+        .iter()
+        .map(|g| g.scaled(Complex64::new(each, 0.0)))
+        .collect()
+}
+
+impl Bootstrapper {
+    /// Builds the circuit: checks `shape` against `params` and encodes the DFT matrices at
+    /// the levels they will run at.
+    pub fn new(params: &CkksParameters, shape: BootstrappingParameters) -> Result<Self> {
+        shape.check(params)?;
+        let enc = Encoder::new(params);
+        let n = shape.slots();
+        let sparse = 2 * n <= params.slots();
+        let trace_factor = (params.slots() / n) as f64;
+        let top = params.max_level();
+        let q = |l: usize| params.q()[l] as f64;
+
+        // CoeffToSlot: t / q_0 -> (t / q_0) / (k * trace factor), halved for the
+        // conjugation that separates real and imaginary parts.
+        let mut groups = dft::group(
+            &dft::coeffs_to_slots_factors(n)?,
+            shape.coeffs_to_slots_levels,
+        )?;
+        let half = Complex64::new(0.5, 0.0);
+        if sparse {
+            // Real parts in the first n slots, imaginary parts in the next n.
+            let mut d = vec![half; 2 * n];
+            for x in &mut d[n..] {
+                *x = Complex64::new(0.0, -0.5);
+            }
+            let last = groups.pop().expect("at least one group");
+            groups.push(last.then(&LinearTransform::diagonal(d)?)?);
+        } else {
+            let last = groups.pop().expect("at least one group");
+            groups.push(last.scaled(half));
+        }
+        let groups = spread_constant(groups, 1.0 / (shape.k as f64 * trace_factor));
+        // The first level takes the scale from q_0 (after ModRaise) to the EvalMod scale,
+        // the prime EvalMod starts on; the others keep it.
+        let eval_mod_level = top - shape.coeffs_to_slots_levels;
+        let eval_mod_scale = q(eval_mod_level);
+        let mut scale = q(0);
+        let mut coeffs_to_slots = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let level = top - i;
+            let pt_scale = q(level) * eval_mod_scale / scale;
+            coeffs_to_slots.push(EncodedLinearTransform::new(&enc, g, level, pt_scale)?);
+            scale = eval_mod_scale;
+        }
+
+        // EvalMod's output scale, as its double-angle steps leave it.
+        let eval_mod = EvalMod::new(&shape)?;
+        let mut level = eval_mod_level - shape.cosine_depth();
+        for _ in 0..shape.double_angle {
+            scale = scale * scale / q(level);
+            level -= 1;
+        }
+
+        // SlotToCoeff: sin(2 pi t / q_0) -> m / q_0 at scale q_0, so that the integer content
+        // is m itself (the output is then read at the input's scale).
+        let mut factors = dft::slots_to_coeffs_factors(n)?;
+        if sparse {
+            // Real parts in the first n slots, imaginary in the next: re + i im in both.
+            let one = Complex64::new(1.0, 0.0);
+            let i = Complex64::new(0.0, 1.0);
+            let mut merge = LinearTransform::zero(2 * n)?;
+            for p in 0..n {
+                merge.add_entry(0, p, one);
+                merge.add_entry(n as i64, p, i);
+                merge.add_entry(n as i64, p + n, one);
+                merge.add_entry(0, p + n, i);
+            }
+            factors[0] = merge.then(&factors[0])?;
+        }
+        let groups = dft::group(&factors, shape.slots_to_coeffs_levels)?;
+        let groups = spread_constant(groups, 1.0 / (2.0 * PI));
+        let mut slots_to_coeffs = Vec::new();
+        let last = groups.len() - 1;
+        for (i, g) in groups.iter().enumerate() {
+            let pt_scale = if i == last {
+                q(level) * q(0) / scale
+            } else {
+                q(level)
+            };
+            slots_to_coeffs.push(EncodedLinearTransform::new(&enc, g, level, pt_scale)?);
+            scale = scale * pt_scale / q(level);
+            level -= 1;
+        }
+        Ok(Self {
+            params: params.clone(),
+            shape,
+            eval: Evaluator::new(params),
+            poly: PolynomialEvaluator::new(params),
+            coeffs_to_slots,
+            eval_mod,
+            slots_to_coeffs,
+        })
+    }
+
+    /// The circuit's shape.
+    pub fn shape(&self) -> &BootstrappingParameters {
+        &self.shape
+    }
+
+    /// The level a bootstrapped ciphertext comes out at.
+    pub fn output_level(&self) -> usize {
+        self.params.max_level() - self.shape.depth()
+    }
+
+    /// Whether the slots refreshed are fewer than N/2 (the message in a subring).
+    fn sparse(&self) -> bool {
+        2 * self.shape.slots() <= self.params.slots()
+    }
+
+    /// Rotation steps of the SubSum trace.
+    fn trace_steps(&self) -> Vec<i64> {
+        let n = self.shape.slots();
+        let mut steps = Vec::new();
+        let mut s = n;
+        while s < self.params.slots() {
+            steps.push(s as i64);
+            s *= 2;
+        }
+        steps
+    }
+
+    /// The rotation steps whose Galois keys bootstrapping needs (conjugation too).
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut steps = self.trace_steps();
+        for t in self.coeffs_to_slots.iter().chain(&self.slots_to_coeffs) {
+            steps.extend(t.rotation_steps());
+        }
+        let half = self.params.slots() as i64;
+        let mut steps: Vec<i64> = steps.into_iter().map(|s| s.rem_euclid(half)).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        steps.retain(|&s| s != 0);
+        steps
+    }
+
+    /// Refreshes `ct` (at any level; it is first dropped to level 0): the same message at
+    /// level [`Bootstrapper::output_level`] and the input's scale. The message's slots should
+    /// be at most about 1 in magnitude times q_0 / (scale * 2^8): the sine is close to linear
+    /// only near 0, and its curvature is the error's main term.
+    pub fn bootstrap(
+        &self,
+        ct: &Ciphertext,
+        rlk: &RelinearizationKey,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext> {
+        let e = &self.eval;
+        if ct.degree() != 1 {
+            return Err(CkksError::InvalidDegree(ct.degree()));
+        }
+        let input_scale = ct.scale();
+        let bottom = e.drop_to_level(ct, 0)?;
+        let mut x = mod_raise::mod_raise(&self.params, &bottom);
+        for step in self.trace_steps() {
+            x = e.add(&x, &e.rotate(&x, step, gk)?)?;
+        }
+        for t in &self.coeffs_to_slots {
+            x = e.rescale(&e.apply_linear_transform(&x, t, gk)?)?;
+        }
+        let conj = e.conjugate(&x, gk)?;
+        let mut y = if self.sparse() {
+            let real_and_imaginary = e.add(&x, &conj)?;
+            self.eval_mod
+                .evaluate(e, &self.poly, &real_and_imaginary, rlk)?
+        } else {
+            let re = e.add(&x, &conj)?;
+            let im = e.mul_by_i(&e.sub(&conj, &x)?);
+            let re = self.eval_mod.evaluate(e, &self.poly, &re, rlk)?;
+            let im = self.eval_mod.evaluate(e, &self.poly, &im, rlk)?;
+            e.add(&re, &e.mul_by_i(&im))?
+        };
+        for t in &self.slots_to_coeffs {
+            y = e.rescale(&e.apply_linear_transform(&y, t, gk)?)?;
+        }
+        // The integer content is now m itself: read it at the input's scale.
+        y.set_scale(input_scale);
+        Ok(y)
+    }
+}

@@ -1,0 +1,99 @@
+//! What a bootstrapping circuit is made of: slot count, the EvalMod approximation and how
+//! many levels each homomorphic DFT takes.
+
+use crate::error::{CkksError, Result};
+use crate::params::CkksParameters;
+use crate::polynomial::plan::chebyshev_depth;
+
+/// The shape of a bootstrapping circuit. The defaults follow the published parameter sets
+/// of Bossuat, Mouchet, Troncoso-Pastoriza and Hubaux (EUROCRYPT 2021, Table 3): K = 16,
+/// a cosine of degree 30 with three double-angle steps (Han-Ki 2020), three levels per DFT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootstrappingParameters {
+    /// log2 of the slots refreshed (at most log2(N/2); fewer is "sparse" packing, whose
+    /// message lives in a subring and costs log2(N/2) - log_slots extra rotations).
+    pub log_slots: u32,
+    /// EvalMod's interval: ModRaise adds q_0 I with |I| < k (Sec. 2.2 of Cheon-Han-Kim-Kim-Song
+    /// 2018); k must exceed the largest |I| the secret's weight allows.
+    pub k: usize,
+    /// Double-angle steps r: the cosine is interpolated on a range 2^r times narrower.
+    pub double_angle: u32,
+    /// Degree of the cosine's Chebyshev interpolant.
+    pub cosine_degree: usize,
+    /// Levels of CoeffToSlot (stages are merged into this many linear transforms).
+    pub coeffs_to_slots_levels: usize,
+    /// Levels of SlotToCoeff.
+    pub slots_to_coeffs_levels: usize,
+}
+
+impl BootstrappingParameters {
+    /// The defaults for `log_slots` slots.
+    pub fn new(log_slots: u32) -> Self {
+        Self {
+            log_slots,
+            k: 16,
+            double_angle: 3,
+            cosine_degree: 30,
+            coeffs_to_slots_levels: 3,
+            slots_to_coeffs_levels: 3,
+        }
+    }
+
+    /// Number of slots refreshed.
+    pub fn slots(&self) -> usize {
+        1 << self.log_slots
+    }
+
+    /// Levels of the cosine's series.
+    pub fn cosine_depth(&self) -> usize {
+        chebyshev_depth(self.cosine_degree)
+    }
+
+    /// Levels EvalMod consumes: the cosine's series and the double-angle steps.
+    pub fn eval_mod_depth(&self) -> usize {
+        self.cosine_depth() + self.double_angle as usize
+    }
+
+    /// Levels the whole circuit consumes: a ciphertext comes out at level L - depth.
+    pub fn depth(&self) -> usize {
+        self.coeffs_to_slots_levels + self.eval_mod_depth() + self.slots_to_coeffs_levels
+    }
+
+    /// Checks the circuit against `params`.
+    pub fn check(&self, params: &CkksParameters) -> Result<()> {
+        let bad = |m: String| Err(CkksError::InvalidParameters(m));
+        if self.log_slots == 0 || self.log_slots + 1 > params.log_n() {
+            return bad(format!(
+                "bootstrapping {} slots: between 2 and N/2 = {}",
+                self.slots(),
+                params.slots()
+            ));
+        }
+        if self.k == 0 || self.cosine_degree == 0 {
+            return bad("EvalMod needs k >= 1 and a cosine of degree >= 1".into());
+        }
+        let stages = self.log_slots as usize;
+        for (name, levels) in [
+            ("CoeffToSlot", self.coeffs_to_slots_levels),
+            ("SlotToCoeff", self.slots_to_coeffs_levels),
+        ] {
+            if levels == 0 || levels > stages {
+                return bad(format!(
+                    "{name} in {levels} levels: between 1 and {stages} for {} slots",
+                    self.slots()
+                ));
+            }
+        }
+        if self.depth() > params.max_level() {
+            return bad(format!(
+                "bootstrapping consumes {} levels ({} CoeffToSlot, {} EvalMod, {} SlotToCoeff) but the chain has {}",
+                self.depth(),
+                self.coeffs_to_slots_levels,
+                self.eval_mod_depth(),
+                self.slots_to_coeffs_levels,
+                params.max_level()
+            ));
+        }
+        Ok(())
+    }
+}
