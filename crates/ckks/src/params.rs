@@ -123,6 +123,14 @@ pub enum SecretDistribution {
 /// attacks, Son and Cheon 2019), so any other weight or ring would be a claim nobody made.
 pub const SPARSE_SECRET_128: (u32, usize, u32) = (16, 192, 1546);
 
+/// The ephemeral sparse secret of sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza,
+/// Hubaux, "Bootstrapping for approximate homomorphic encryption with negligible
+/// failure-probability by using sparse-secret encapsulation", ACNS 2022): `(log_n, smallest
+/// Hamming weight, largest log2(q_0 p_0))`. Only the key switching a ciphertext at level 0
+/// to that secret is encrypted under it, modulo q_0 p_0 alone; the weight and modulus are
+/// those of Lattigo's published `N16QP1546H192H32` set (h = 32 with q_0 p_0 of 60 + 61 bits).
+pub const EPHEMERAL_SECRET_128: (u32, usize, u32) = (16, 32, 121);
+
 struct Inner {
     log_n: u32,
     q: Vec<u64>,
@@ -326,6 +334,32 @@ impl CkksParameters {
                 level_scales,
             }),
         })
+    }
+
+    /// The ring of sparse-secret encapsulation: the same N, q_0 and the first special prime
+    /// only, and a secret of Hamming weight `weight`. Refused outside
+    /// [`EPHEMERAL_SECRET_128`] (unit tests of the crate excepted, which use small rings).
+    pub fn encapsulation(&self, weight: usize) -> Result<Self> {
+        let (log_n, min_weight, max_bits) = EPHEMERAL_SECRET_128;
+        let q0 = self.inner.q[0];
+        let p0 = self.inner.p[0];
+        let log_qp = (q0 as f64).log2() + (p0 as f64).log2();
+        let covered =
+            self.inner.log_n == log_n && weight >= min_weight && log_qp <= max_bits as f64;
+        if !covered && !cfg!(test) {
+            return Err(CkksError::InvalidParameters(format!(
+                "an ephemeral secret of weight {weight} at N = 2^{}, log2(q_0 p_0) = {log_qp:.1} has no published 128-bit estimate; heman accepts weight >= {min_weight} at N = 2^{log_n} with log2(q_0 p_0) <= {max_bits}",
+                self.inner.log_n
+            )));
+        }
+        Self::build(
+            self.inner.log_n,
+            &[q0],
+            &[p0],
+            self.inner.log_scale,
+            SecretDistribution::HammingWeight(weight),
+            false,
+        )
     }
 
     /// log2(N).

@@ -4,7 +4,9 @@
 //!
 //! The circuit, in order:
 //! 1. ModRaise: the ciphertext modulo q_0 read modulo Q_L decrypts
-//!    to t = m + q_0 I.
+//!    to t = m + q_0 I. With encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux, ACNS 2022)
+//!    the ciphertext is first switched to an ephemeral secret of low weight, which keeps |I|
+//!    small whatever the secret key's distribution, and switched back after the raise.
 //! 2. SubSum (sparse packing only, Chen-Chillotti-Song 2019 Sec. 5): the trace onto the
 //!    subring the message lives in, by log2(N / 2n) rotations.
 //! 3. CoeffToSlot: the inverse of the encoding map, as a few grouped butterfly stages
@@ -18,17 +20,19 @@
 
 mod dft;
 mod eval_mod;
+mod keys;
 mod mod_raise;
 mod parameters;
 #[cfg(test)]
 mod tests;
 
+pub use keys::{BootstrappingKeys, EncapsulationKeys};
 pub use parameters::BootstrappingParameters;
 
 use crate::encoding::Encoder;
 use crate::error::{CkksError, Result};
 use crate::evaluator::Evaluator;
-use crate::keys::{GaloisKeys, RelinearizationKey};
+use crate::keys::SwitchingKey;
 use crate::linear_transform::{EncodedLinearTransform, LinearTransform};
 use crate::params::CkksParameters;
 use crate::plaintext::Ciphertext;
@@ -46,6 +50,8 @@ pub struct Bootstrapper {
     coeffs_to_slots: Vec<EncodedLinearTransform>,
     eval_mod: EvalMod,
     slots_to_coeffs: Vec<EncodedLinearTransform>,
+    /// The evaluator of the encapsulation ring (q_0 and the first special prime).
+    encapsulation: Option<Evaluator>,
 }
 
 /// `groups` scaled so that their product is scaled by `c > 0` (each by the same
@@ -149,6 +155,10 @@ impl Bootstrapper {
             coeffs_to_slots,
             eval_mod,
             slots_to_coeffs,
+            encapsulation: match shape.ephemeral_weight {
+                Some(w) => Some(Evaluator::new(&params.encapsulation(w)?)),
+                None => None,
+            },
         })
     }
 
@@ -197,19 +207,28 @@ impl Bootstrapper {
     /// level [`Bootstrapper::output_level`] and the input's scale. The message's slots should
     /// be at most about 1 in magnitude times q_0 / (scale * 2^8): the sine is close to linear
     /// only near 0, and its curvature is the error's main term.
-    pub fn bootstrap(
-        &self,
-        ct: &Ciphertext,
-        rlk: &RelinearizationKey,
-        gk: &GaloisKeys,
-    ) -> Result<Ciphertext> {
+    pub fn bootstrap(&self, ct: &Ciphertext, keys: &BootstrappingKeys) -> Result<Ciphertext> {
         let e = &self.eval;
         if ct.degree() != 1 {
             return Err(CkksError::InvalidDegree(ct.degree()));
         }
+        let (rlk, gk) = (&keys.relinearization, &keys.galois);
         let input_scale = ct.scale();
         let bottom = e.drop_to_level(ct, 0)?;
-        let mut x = mod_raise::mod_raise(&self.params, &bottom);
+        let mut x =
+            match (&self.encapsulation, &keys.encapsulation) {
+                (None, _) => mod_raise::mod_raise(&self.params, &bottom),
+                (Some(small), Some(k)) => {
+                    e.check_fingerprint(&k.fingerprint)?;
+                    let sparse = switch_key(small, &bottom, &k.dense_to_sparse);
+                    let raised = mod_raise::mod_raise(&self.params, &sparse);
+                    switch_key(e, &raised, &k.sparse_to_dense)
+                }
+                (Some(_), None) => return Err(CkksError::InvalidParameters(
+                    "the bootstrapping circuit encapsulates but no encapsulation keys were given"
+                        .into(),
+                )),
+            };
         for step in self.trace_steps() {
             x = e.add(&x, &e.rotate(&x, step, gk)?)?;
         }
@@ -234,5 +253,20 @@ impl Bootstrapper {
         // The integer content is now m itself: read it at the input's scale.
         y.set_scale(input_scale);
         Ok(y)
+    }
+}
+
+/// (c_0, c_1) under s' to (c_0 + u_0, u_1) under s, with `key` from s' to s.
+fn switch_key(eval: &Evaluator, ct: &Ciphertext, key: &SwitchingKey) -> Ciphertext {
+    let ring = eval.params().ring();
+    let basis = eval.params().q_basis(ct.level);
+    let (u0, u1) = eval.key_switch(&ct.parts[1], ct.level, key);
+    let mut c0 = ct.parts[0].prefix(ct.level + 1);
+    ring.add_assign(&mut c0, &u0, &basis);
+    Ciphertext {
+        parts: vec![c0, u1],
+        level: ct.level,
+        scale: ct.scale,
+        seed: None,
     }
 }

@@ -2,12 +2,13 @@
 //! many levels each homomorphic DFT takes.
 
 use crate::error::{CkksError, Result};
-use crate::params::CkksParameters;
+use crate::params::{CkksParameters, EPHEMERAL_SECRET_128};
 use crate::polynomial::plan::chebyshev_depth;
 
 /// The shape of a bootstrapping circuit. The defaults follow the published parameter sets
 /// of Bossuat, Mouchet, Troncoso-Pastoriza and Hubaux (EUROCRYPT 2021, Table 3): K = 16,
-/// a cosine of degree 30 with three double-angle steps (Han-Ki 2020), three levels per DFT.
+/// a cosine of degree 30 with three double-angle steps (Han-Ki 2020), three levels per DFT,
+/// encapsulation with an ephemeral secret of weight 32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootstrappingParameters {
     /// log2 of the slots refreshed (at most log2(N/2); fewer is "sparse" packing, whose
@@ -24,6 +25,10 @@ pub struct BootstrappingParameters {
     pub coeffs_to_slots_levels: usize,
     /// Levels of SlotToCoeff.
     pub slots_to_coeffs_levels: usize,
+    /// Hamming weight of the ephemeral secret of sparse-secret encapsulation, or `None` to
+    /// raise under the secret key itself (only sensible when that secret is sparse: a
+    /// uniform ternary secret makes |I| grow like sqrt(N)).
+    pub ephemeral_weight: Option<usize>,
 }
 
 impl BootstrappingParameters {
@@ -36,6 +41,7 @@ impl BootstrappingParameters {
             cosine_degree: 30,
             coeffs_to_slots_levels: 3,
             slots_to_coeffs_levels: 3,
+            ephemeral_weight: Some(EPHEMERAL_SECRET_128.1),
         }
     }
 

@@ -14,8 +14,8 @@ use zeroize::Zeroize;
 
 /// Generates secret, public and evaluation keys from an OS-seeded ChaCha20 CSPRNG.
 pub struct KeyGenerator {
-    params: CkksParameters,
-    sampler: Sampler,
+    pub(crate) params: CkksParameters,
+    pub(crate) sampler: Sampler,
 }
 
 impl KeyGenerator {
@@ -37,7 +37,7 @@ impl KeyGenerator {
         SecretKey::from_coeffs(&self.params, coeffs)
     }
 
-    fn check(&self, sk: &SecretKey) -> Result<()> {
+    pub(crate) fn check(&self, sk: &SecretKey) -> Result<()> {
         if sk.fingerprint != self.params.fingerprint() {
             Err(CkksError::FingerprintMismatch)
         } else {
