@@ -141,6 +141,7 @@ struct Inner {
     fingerprint: [u8; 32],
     crt: Vec<CrtReconstructor>,
     level_scales: Vec<f64>,
+    digit_size: usize,
 }
 
 /// A validated, 128-bit-secure CKKS parameter set. Cheap to clone (shared).
@@ -320,7 +321,7 @@ impl CkksParameters {
             level_scales[l] = s;
             s = s * s / q[l] as f64;
         }
-        let fingerprint = fingerprint(log_n, q, p, log_scale, secret);
+        let fingerprint = fingerprint(log_n, q, p, log_scale, secret, None);
         Ok(Self {
             inner: Arc::new(Inner {
                 log_n,
@@ -332,6 +333,7 @@ impl CkksParameters {
                 fingerprint,
                 crt,
                 level_scales,
+                digit_size: p.len(),
             }),
         })
     }
@@ -360,6 +362,31 @@ impl CkksParameters {
             SecretDistribution::HammingWeight(weight),
             false,
         )
+    }
+
+    /// The same parameters with key-switching digits of `digit_size` ciphertext primes
+    /// instead of one digit per special prime. Fewer primes per digit than special primes
+    /// (P > Q_j) make key switching's noise the rounding of ModDown alone, about 2^(log N)
+    /// smaller than with P ~ Q_j (Han-Ki 2020, Sec. 3.2; Kim-Polyakov-Zucca 2021, "Revisiting
+    /// homomorphic encryption schemes for finite fields", Sec. 4, for the noise terms):
+    /// bootstrapping, whose messages sit 2^-14 below the scale, needs it. More digits mean
+    /// larger keys: dnum = ceil((L + 1) / digit_size).
+    pub fn with_digit_size(&self, digit_size: usize) -> Result<Self> {
+        if digit_size == 0 || digit_size > self.inner.q.len() {
+            return Err(CkksError::InvalidParameters(format!(
+                "key-switching digits of {digit_size} primes: between 1 and {}",
+                self.inner.q.len()
+            )));
+        }
+        let i = &self.inner;
+        let mut out = Self::build(i.log_n, &i.q, &i.p, i.log_scale, i.secret, false)?;
+        let inner = Arc::get_mut(&mut out.inner).expect("freshly built");
+        inner.digit_size = digit_size;
+        if digit_size != i.p.len() {
+            inner.fingerprint =
+                fingerprint(i.log_n, &i.q, &i.p, i.log_scale, i.secret, Some(digit_size));
+        }
+        Ok(out)
     }
 
     /// log2(N).
@@ -414,9 +441,10 @@ impl CkksParameters {
         self.inner.secret
     }
 
-    /// Number of special primes (alpha), i.e. the size of one key-switching digit group.
+    /// Ciphertext primes per key-switching digit (alpha): the number of special primes
+    /// unless [`CkksParameters::with_digit_size`] chose otherwise.
     pub fn alpha(&self) -> usize {
-        self.inner.p.len()
+        self.inner.digit_size
     }
 
     /// Number of key-switching digits, dnum = ceil((L+1) / alpha) (Han-Ki 2020).
@@ -510,6 +538,7 @@ fn fingerprint(
     p: &[u64],
     log_scale: u32,
     secret: SecretDistribution,
+    digit_size: Option<usize>,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"heman-ckks-parameters-v1");
@@ -531,5 +560,11 @@ fn fingerprint(
         }
     }
     h.update(ERROR_STD_DEV.to_le_bytes());
+    // Only a digit size other than the default (one digit per special prime) is hashed, so
+    // parameter sets made before it was a choice keep their fingerprints.
+    if let Some(d) = digit_size {
+        h.update(b"digit-size");
+        h.update((d as u64).to_le_bytes());
+    }
     h.finalize().into()
 }

@@ -366,6 +366,10 @@ impl CkksParameters {
                 b.extend_from_slice(&x.to_le_bytes());
             }
         }
+        // A digit size other than the default follows; older files end here.
+        if self.alpha() != self.p().len() {
+            b.extend_from_slice(&(self.alpha() as u32).to_le_bytes());
+        }
         seal(ObjectKind::Parameters, false, &self.fingerprint(), &b)
     }
 
@@ -394,6 +398,11 @@ impl CkksParameters {
             }
             lists.push(v);
         }
+        let digit_size = if r.pos < r.buf.len() {
+            Some(r.u32()? as usize)
+        } else {
+            None
+        };
         r.finish()?;
         let secret = if h == 0 {
             SecretDistribution::UniformTernary
@@ -402,7 +411,10 @@ impl CkksParameters {
                 usize::try_from(h).map_err(|_| CkksError::Corrupt("weight".into()))?,
             )
         };
-        let params = Self::from_primes(log_n, &lists[0], &lists[1], log_scale, secret)?;
+        let mut params = Self::from_primes(log_n, &lists[0], &lists[1], log_scale, secret)?;
+        if let Some(d) = digit_size {
+            params = params.with_digit_size(d)?;
+        }
         if params.fingerprint() != info.fingerprint {
             return Err(CkksError::FingerprintMismatch);
         }

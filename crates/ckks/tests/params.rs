@@ -118,3 +118,34 @@ fn prime_generation_is_deterministic_and_fingerprints_differ() {
     assert_eq!(s2, 2f64.powi(40));
     assert!((a.scale_at_level(1) - s2 * s2 / a.q()[2] as f64).abs() < 1e-3);
 }
+
+#[test]
+fn digit_size_is_a_choice_recorded_in_fingerprint_and_bytes() {
+    let a = CkksParameters::new(14, &[50, 40, 40, 40, 40], &[50, 50, 50], 40).unwrap();
+    assert_eq!((a.alpha(), a.dnum()), (3, 2));
+    let same = a.with_digit_size(3).unwrap();
+    assert_eq!(same.fingerprint(), a.fingerprint());
+    let b = a.with_digit_size(2).unwrap();
+    assert_eq!((b.alpha(), b.dnum()), (2, 3));
+    assert_ne!(b.fingerprint(), a.fingerprint());
+    let back = CkksParameters::from_bytes(&b.to_bytes()).unwrap();
+    assert_eq!((back.alpha(), back.fingerprint()), (2, b.fingerprint()));
+    // The default's bytes are those of before the choice existed: no trailing field.
+    assert_eq!(a.to_bytes().len() + 4, b.to_bytes().len());
+    assert!(a.with_digit_size(0).is_err() && a.with_digit_size(6).is_err());
+    // Keys and key switching follow the digits.
+    let mut kg = KeyGenerator::new(&b).unwrap();
+    let sk = kg.gen_secret_key();
+    let rlk = kg.gen_relin_key(&sk).unwrap();
+    let enc = Encoder::new(&b);
+    let ct = Encryptor::new(&b, &kg.gen_public_key(&sk).unwrap())
+        .unwrap()
+        .encrypt(&enc.encode(&[1.5, -0.5], 4, b.default_scale()).unwrap())
+        .unwrap();
+    let eval = Evaluator::new(&b);
+    let sq = eval
+        .rescale(&eval.mul_relin(&ct, &ct, &rlk).unwrap())
+        .unwrap();
+    let out = enc.decode(&Decryptor::new(&b, &sk).unwrap().decrypt(&sq).unwrap());
+    assert!((out[0] - 2.25).abs() < 1e-6 && (out[1] - 0.25).abs() < 1e-6);
+}

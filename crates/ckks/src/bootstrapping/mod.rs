@@ -116,6 +116,7 @@ impl Bootstrapper {
             scale = scale * scale / q(level);
             level -= 1;
         }
+        level -= shape.arcsine_depth();
 
         // SlotToCoeff: sin(2 pi t / q_0) -> m / q_0 at scale q_0, so that the integer content
         // is m itself (the output is then read at the input's scale).
@@ -134,7 +135,7 @@ impl Bootstrapper {
             factors[0] = merge.then(&factors[0])?;
         }
         let groups = dft::group(&factors, shape.slots_to_coeffs_levels)?;
-        let groups = spread_constant(groups, 1.0 / (2.0 * PI));
+        let groups = spread_constant(groups, 1.0 / (2.0 * PI * eval_mod.gain()));
         let mut slots_to_coeffs = Vec::new();
         let last = groups.len() - 1;
         for (i, g) in groups.iter().enumerate() {
