@@ -90,8 +90,10 @@ impl SecurityLevel {
     }
 }
 
-/// Largest prime size accepted: tfhe-ntt's AVX-512 IFMA kernels need p < 2^50.
-pub const MAX_PRIME_BITS: u32 = 50;
+/// Largest prime size accepted. Primes below 2^50 run tfhe-ntt's AVX-512 IFMA kernels (and
+/// heman's own, `ring::ifma`); larger ones, which bootstrapping's q_0 and EvalMod want for
+/// precision (Bossuat et al. 2021 use 60 bits), take the 64-bit paths.
+pub const MAX_PRIME_BITS: u32 = 61;
 /// Smallest prime size accepted (keeps Barrett preconditions and noise budget sensible).
 pub const MIN_PRIME_BITS: u32 = 20;
 
@@ -218,7 +220,8 @@ impl CkksParameters {
         Self::from_primes(log_n, &q, &p, log_scale, secret)
     }
 
-    /// Parameters from explicit primes (all distinct, NTT-friendly, <= 50 bits).
+    /// Parameters from explicit primes (all distinct, NTT-friendly, at most
+    /// [`MAX_PRIME_BITS`] bits).
     pub fn from_primes(
         log_n: u32,
         q: &[u64],

@@ -79,9 +79,11 @@ fn unsupported_degrees_and_prime_sizes_refused() {
         CkksError::UnsupportedDegree { log_n: 17 }
     );
     assert!(matches!(
-        CkksParameters::new(13, &[60, 40], &[40], 40),
+        CkksParameters::new(13, &[62, 40], &[40], 40),
         Err(CkksError::InvalidParameters(_))
     ));
+    // Up to 61 bits are accepted (the 64-bit paths).
+    assert!(CkksParameters::new(13, &[60, 40], &[61], 40).is_ok());
     assert!(matches!(
         CkksParameters::new(13, &[40], &[], 30),
         Err(CkksError::InvalidParameters(_))
