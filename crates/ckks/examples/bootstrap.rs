@@ -2,14 +2,18 @@
 //! precision and peak memory.
 //!
 //! `cargo run --release -p heman-ckks --example bootstrap -- [--log-n 16] [--log-slots 14]
-//! [--compute-levels 6] [--compute-bits 50] [--circuit-bits 60] [--digit 4]
-//! [--secret ternary|h192] [--runs 3]`
+//! [--compute-levels 6] [--compute-bits 50] [--circuit-bits 60] [--dft-bits 60]
+//! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--runs 3]`
 //!
-//! q_0 and the circuit's primes have `--circuit-bits`, the message scale is 2^-10 of q_0,
-//! P has one prime of 61 bits more than a key-switching digit.
+//! q_0 and EvalMod's primes have `--circuit-bits`, CoeffToSlot's and SlotToCoeff's
+//! `--dft-bits`; the message scale is 2^-10 of q_0; P exceeds a key-switching digit by one
+//! prime.
 
 use heman_ckks::*;
 use std::time::Instant;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Options {
     log_n: u32,
@@ -17,6 +21,8 @@ struct Options {
     compute_levels: usize,
     compute_bits: u32,
     circuit_bits: u32,
+    dft_bits: u32,
+    p_bits: u32,
     digit: usize,
     sparse_secret: bool,
     runs: usize,
@@ -29,6 +35,8 @@ fn options() -> Options {
         compute_levels: 6,
         compute_bits: 50,
         circuit_bits: 60,
+        dft_bits: 60,
+        p_bits: 61,
         digit: 4,
         sparse_secret: false,
         runs: 3,
@@ -43,6 +51,8 @@ fn options() -> Options {
             "--compute-levels" => o.compute_levels = number(),
             "--compute-bits" => o.compute_bits = number() as u32,
             "--circuit-bits" => o.circuit_bits = number() as u32,
+            "--dft-bits" => o.dft_bits = number() as u32,
+            "--p-bits" => o.p_bits = number() as u32,
             "--digit" => o.digit = number(),
             "--secret" => o.sparse_secret = value == "h192",
             "--runs" => o.runs = number(),
@@ -70,8 +80,19 @@ fn main() {
     let shape = BootstrappingParameters::new(o.log_slots);
     let mut q = vec![o.circuit_bits];
     q.extend(std::iter::repeat_n(o.compute_bits, o.compute_levels));
-    q.extend(std::iter::repeat_n(o.circuit_bits, shape.depth()));
-    let p = vec![61u32; o.digit + 1];
+    q.extend(std::iter::repeat_n(
+        o.dft_bits,
+        shape.slots_to_coeffs_levels,
+    ));
+    q.extend(std::iter::repeat_n(o.circuit_bits, shape.eval_mod_depth()));
+    q.extend(std::iter::repeat_n(
+        o.dft_bits,
+        shape.coeffs_to_slots_levels,
+    ));
+    // P exceeds a digit by one prime's worth (digit primes of the largest size).
+    let largest = o.circuit_bits.max(o.dft_bits).max(o.compute_bits);
+    let p_count = (o.digit as u32 * largest).div_ceil(o.p_bits) as usize + 1;
+    let p = vec![o.p_bits; p_count];
     let input_scale = 2f64.powi((o.circuit_bits - shape.log_message_ratio) as i32);
     let secret = if o.sparse_secret {
         SecretDistribution::HammingWeight(192)

@@ -143,11 +143,21 @@ impl LinearTransform {
     }
 }
 
-/// The baby-step giant-step split of a set of rotation indices: index k = g + b with g a
-/// multiple of `baby_span` and b < `baby_span`.
-fn split(indices: &[usize], baby_span: usize) -> (Vec<usize>, Vec<usize>) {
-    let mut babies: Vec<usize> = indices.iter().map(|k| k % baby_span).collect();
-    let mut giants: Vec<usize> = indices.iter().map(|k| k - k % baby_span).collect();
+/// Diagonal index k of period `dim` as a signed rotation in (-dim/2, dim/2]: the shorter
+/// way round, so that the giant steps of a band around 0 are consecutive.
+fn signed(k: usize, dim: usize) -> i64 {
+    if k > dim / 2 {
+        k as i64 - dim as i64
+    } else {
+        k as i64
+    }
+}
+
+/// The baby-step giant-step split of signed indices: k = g + b with g a multiple of
+/// `span` and 0 <= b < span.
+fn split(indices: &[i64], span: i64) -> (Vec<i64>, Vec<i64>) {
+    let mut babies: Vec<i64> = indices.iter().map(|k| k.rem_euclid(span)).collect();
+    let mut giants: Vec<i64> = indices.iter().map(|k| k - k.rem_euclid(span)).collect();
     babies.sort_unstable();
     babies.dedup();
     giants.sort_unstable();
@@ -155,29 +165,53 @@ fn split(indices: &[usize], baby_span: usize) -> (Vec<usize>, Vec<usize>) {
     (babies, giants)
 }
 
-/// The baby-step span (a power of two) that needs the fewest rotations, babies and giants
-/// together.
-fn best_baby_span(indices: &[usize], dim: usize) -> usize {
-    let mut best = (usize::MAX, 1);
-    let mut span = 1;
-    while span <= dim {
-        let (b, g) = split(indices, span);
-        // Rotation 0 is free on either side.
-        let cost = b.iter().filter(|&&x| x != 0).count() + g.iter().filter(|&&x| x != 0).count();
-        if cost < best.0 {
-            best = (cost, span);
+/// Sorted giant steps cut into runs of consecutive multiples of `span`.
+fn runs(giants: &[i64], span: i64) -> Vec<Vec<i64>> {
+    let mut out: Vec<Vec<i64>> = Vec::new();
+    for &g in giants {
+        match out.last_mut() {
+            Some(run) if run.last() == Some(&(g - span)) => run.push(g),
+            _ => out.push(vec![g]),
+        }
+    }
+    out
+}
+
+/// What a split costs: (key switches, weighing a hoisted baby step as half a giant step
+/// since it shares the decomposition; Galois keys).
+fn cost(indices: &[i64], span: i64) -> (f64, usize) {
+    let (babies, giants) = split(indices, span);
+    let runs = runs(&giants, span);
+    let baby_keys = babies.iter().filter(|&&b| b != 0).count();
+    let horner: usize = runs.iter().map(|r| r.len() - 1).sum();
+    let starts = runs.iter().filter(|r| r[0] != 0).count();
+    let keys = baby_keys + starts + usize::from(horner > 0);
+    (0.5 * baby_keys as f64 + (horner + starts) as f64, keys)
+}
+
+/// The baby-step span (a power of two) of the cheapest evaluation, fewer keys breaking ties.
+fn best_baby_span(indices: &[i64], dim: usize) -> i64 {
+    let mut best: Option<((f64, usize), i64)> = None;
+    let mut span = 1i64;
+    while span <= dim as i64 {
+        let c = cost(indices, span);
+        if best.is_none_or(|(b, _)| c.0 < b.0 || (c.0 == b.0 && c.1 < b.1)) {
+            best = Some((c, span));
         }
         span *= 2;
     }
-    best.1
+    best.map_or(1, |(_, s)| s)
 }
 
-/// One giant step: its rotation and, for each baby step, the diagonal pre-rotated by minus
-/// the giant step.
+/// Consecutive giant steps evaluated by Horner's rule: with `inner_j` the inner product of
+/// giant step start + j span, sum_j rot_(start + j span)(inner_j) =
+/// rot_start(inner_0 + rot_span(inner_1 + rot_span(...))), so the whole run needs the key
+/// of `span` and that of its start only (Halevi-Shoup 2018 Sec. 4.3 count the same way).
 #[derive(Debug, Clone)]
-struct GiantStep {
-    rotation: usize,
-    terms: Vec<(usize, Plaintext)>,
+struct GiantRun {
+    start: i64,
+    /// For each step, (baby step, diagonal pre-rotated by minus the giant step).
+    steps: Vec<Vec<(i64, Plaintext)>>,
 }
 
 /// A [`LinearTransform`] encoded for ciphertexts at one level, ready to evaluate with
@@ -186,40 +220,54 @@ struct GiantStep {
 pub struct EncodedLinearTransform {
     level: usize,
     scale: f64,
-    babies: Vec<usize>,
-    giants: Vec<GiantStep>,
+    span: i64,
+    babies: Vec<i64>,
+    runs: Vec<GiantRun>,
 }
 
 impl EncodedLinearTransform {
     /// Encodes `t`'s diagonals at `level` with `scale`, split into baby and giant steps.
     pub fn new(enc: &Encoder, t: &LinearTransform, level: usize, scale: f64) -> Result<Self> {
         let slots = enc.slots();
-        if t.dim > slots {
+        let dim = t.dim;
+        if dim > slots {
             return Err(CkksError::InvalidParameters(format!(
-                "a transform of period {} does not fit {slots} slots",
-                t.dim
+                "a transform of period {dim} does not fit {slots} slots"
             )));
         }
-        let indices: Vec<usize> = t.diagonals.keys().copied().collect();
-        let span = best_baby_span(&indices, t.dim);
-        let (babies, giant_rotations) = split(&indices, span);
-        let mut giants = Vec::with_capacity(giant_rotations.len());
-        for g in giant_rotations {
-            let mut terms = Vec::new();
-            for (&k, d) in t.diagonals.range(g..g + span) {
-                // rot_g(rot_-g(d) * rot_b(x)) = d * rot_(g+b)(x).
-                let rotated: Vec<Complex64> = (0..slots)
-                    .map(|p| d[(p + t.dim - g % t.dim) % t.dim])
-                    .collect();
-                terms.push((k - g, enc.encode_complex(&rotated, level, scale)?));
+        let indexed: Vec<(i64, &Vec<Complex64>)> = t
+            .diagonals
+            .iter()
+            .map(|(&k, d)| (signed(k, dim), d))
+            .collect();
+        let indices: Vec<i64> = indexed.iter().map(|(k, _)| *k).collect();
+        let span = best_baby_span(&indices, dim);
+        let (babies, giants) = split(&indices, span);
+        let mut encoded_runs = Vec::new();
+        for run in runs(&giants, span) {
+            let mut steps = Vec::with_capacity(run.len());
+            for &g in &run {
+                let mut terms = Vec::new();
+                for (k, d) in indexed.iter().filter(|(k, _)| k - k.rem_euclid(span) == g) {
+                    // rot_g(rot_-g(d) * rot_b(x)) = d * rot_(g+b)(x).
+                    let shift = g.rem_euclid(dim as i64) as usize;
+                    let rotated: Vec<Complex64> =
+                        (0..slots).map(|p| d[(p + dim - shift) % dim]).collect();
+                    terms.push((k - g, enc.encode_complex(&rotated, level, scale)?));
+                }
+                steps.push(terms);
             }
-            giants.push(GiantStep { rotation: g, terms });
+            encoded_runs.push(GiantRun {
+                start: run[0],
+                steps,
+            });
         }
         Ok(Self {
             level,
             scale,
+            span,
             babies,
-            giants,
+            runs: encoded_runs,
         })
     }
 
@@ -235,13 +283,12 @@ impl EncodedLinearTransform {
 
     /// The rotation steps whose Galois keys the evaluation needs.
     pub fn rotation_steps(&self) -> Vec<i64> {
-        let mut steps: Vec<i64> = self
-            .babies
-            .iter()
-            .chain(self.giants.iter().map(|g| &g.rotation))
-            .filter(|&&s| s != 0)
-            .map(|&s| s as i64)
-            .collect();
+        let mut steps: Vec<i64> = self.babies.clone();
+        steps.extend(self.runs.iter().map(|r| r.start));
+        if self.runs.iter().any(|r| r.steps.len() > 1) {
+            steps.push(self.span);
+        }
+        steps.retain(|&s| s != 0);
         steps.sort_unstable();
         steps.dedup();
         steps
@@ -249,14 +296,20 @@ impl EncodedLinearTransform {
 
     /// Number of key switches one evaluation costs (hoisted baby steps included).
     pub fn rotations(&self) -> usize {
-        self.rotation_steps().len()
+        let babies = self.babies.iter().filter(|&&b| b != 0).count();
+        let giants: usize = self
+            .runs
+            .iter()
+            .map(|r| r.steps.len() - 1 + usize::from(r.start != 0))
+            .sum();
+        babies + giants
     }
 }
 
 impl Evaluator {
-    /// A x for the encoded map A: baby-step rotations of `ct` share one decomposition,
-    /// each giant step's inner product is rotated once. The output has the input's level
-    /// and the product of the scales (rescale afterwards).
+    /// A x for the encoded map A: baby-step rotations of `ct` share one decomposition; each
+    /// run of giant steps is summed by Horner's rule. The output has the input's level and
+    /// the product of the scales (rescale afterwards).
     pub fn apply_linear_transform(
         &self,
         ct: &Ciphertext,
@@ -266,28 +319,26 @@ impl Evaluator {
         if ct.level() != t.level {
             return Err(CkksError::LevelMismatch(ct.level(), t.level));
         }
-        let steps: Vec<i64> = t.babies.iter().map(|&b| b as i64).collect();
-        let rotated = self.rotate_hoisted(ct, &steps, gk)?;
-        let baby = |b: usize| -> &Ciphertext {
+        let rotated = self.rotate_hoisted(ct, &t.babies, gk)?;
+        let baby = |b: i64| -> &Ciphertext {
             let i = t
                 .babies
                 .binary_search(&b)
                 .expect("baby steps cover every term");
             &rotated[i]
         };
-        let partial = crate::parallel::map(&t.giants, |giant| -> Result<Ciphertext> {
+        let partial = crate::parallel::map(&t.runs, |run| -> Result<Ciphertext> {
             let mut acc: Option<Ciphertext> = None;
-            for (b, pt) in &giant.terms {
-                let term = self.mul_plain(baby(*b), pt)?;
+            for terms in run.steps.iter().rev() {
+                let inner = self.inner_product(ct, terms, baby, t.scale)?;
                 acc = Some(match acc {
-                    None => term,
-                    Some(a) => self.add(&a, &term)?,
+                    None => inner,
+                    Some(a) => self.add(&self.rotate(&a, t.span, gk)?, &inner)?,
                 });
             }
-            let inner = acc.ok_or_else(|| {
-                CkksError::InvalidParameters("a giant step without diagonals".into())
-            })?;
-            self.rotate(&inner, giant.rotation as i64, gk)
+            let acc =
+                acc.ok_or_else(|| CkksError::InvalidParameters("an empty giant run".into()))?;
+            self.rotate(&acc, run.start, gk)
         });
         let mut out: Option<Ciphertext> = None;
         for p in partial {
@@ -299,6 +350,49 @@ impl Evaluator {
         }
         out.ok_or_else(|| {
             CkksError::InvalidParameters("a linear transform without diagonals".into())
+        })
+    }
+}
+
+impl Evaluator {
+    /// sum_b pt_b * rot_b(x), accumulated in place (one pair of polynomials for the sum,
+    /// none per term: a term's product would otherwise be a fresh ciphertext of the whole
+    /// level).
+    fn inner_product<'a>(
+        &self,
+        ct: &Ciphertext,
+        terms: &[(i64, Plaintext)],
+        baby: impl Fn(i64) -> &'a Ciphertext,
+        pt_scale: f64,
+    ) -> Result<Ciphertext> {
+        let ring = self.params().ring();
+        let basis = self.params().q_basis(ct.level());
+        let limbs = basis.len();
+        let n = ring.n();
+        let mut parts = vec![
+            crate::ring::Poly::zero(n, limbs),
+            crate::ring::Poly::zero(n, limbs),
+        ];
+        if terms.is_empty() {
+            return Err(CkksError::InvalidParameters(
+                "a giant step without diagonals".into(),
+            ));
+        }
+        for (b, pt) in terms {
+            let x = baby(*b);
+            if pt.level() < ct.level() {
+                return Err(CkksError::LevelMismatch(ct.level(), pt.level()));
+            }
+            let m = &pt.poly().data()[..limbs * n];
+            for (acc, part) in parts.iter_mut().zip(x.parts()) {
+                ring.mul_acc_data(acc, part.data(), m, &basis);
+            }
+        }
+        Ok(Ciphertext {
+            parts,
+            level: ct.level(),
+            scale: ct.scale() * pt_scale,
+            seed: None,
         })
     }
 }
@@ -351,13 +445,70 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_evaluation_matches_the_plain_map() {
+        use crate::{Decryptor, KeyGenerator, SecretDistribution};
+        let params = crate::CkksParameters::insecure_for_tests(
+            11,
+            &[60, 50, 50],
+            &[61, 61],
+            50,
+            SecretDistribution::UniformTernary,
+        )
+        .unwrap();
+        let enc = Encoder::new(&params);
+        let mut kg = KeyGenerator::new(&params).unwrap();
+        let sk = kg.gen_secret_key();
+        let dec = Decryptor::new(&params, &sk).unwrap();
+        let eval = Evaluator::new(&params);
+        // A band around 0, a far band (two giant runs) and a period shorter than the slots.
+        for (dim, indices) in [
+            (1024usize, vec![0i64, 1, 2, -1, -2, -3, 5, 300, 301, 303]),
+            (64, vec![0, 1, -1, 7, 32, -17]),
+        ] {
+            let t = random_transform(dim, &indices, dim as u64);
+            let level = 2;
+            let lt =
+                EncodedLinearTransform::new(&enc, &t, level, params.q()[level] as f64).unwrap();
+            let gk = kg
+                .gen_galois_keys(&sk, &lt.rotation_steps(), false)
+                .unwrap();
+            let x: Vec<Complex64> = (0..dim)
+                .map(|i| c((i as f64).sin(), (i as f64 * 0.3).cos()))
+                .collect();
+            let full: Vec<Complex64> = x.iter().cycle().take(params.slots()).copied().collect();
+            let ct = dec
+                .encrypt_symmetric(&enc.encode_complex(&full, level, 2f64.powi(50)).unwrap())
+                .unwrap();
+            let out = eval
+                .rescale(&eval.apply_linear_transform(&ct, &lt, &gk).unwrap())
+                .unwrap();
+            let got = enc.decode_complex(&dec.decrypt(&out).unwrap());
+            let want = t.apply(&x).unwrap();
+            for (p, g) in got.iter().enumerate() {
+                assert!(
+                    (g - want[p % dim]).norm() < 1e-9,
+                    "dim {dim} slot {p}: {g} vs {}",
+                    want[p % dim]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn baby_giant_split_covers_every_index() {
-        let idx = [0, 1, 2, 3, 60, 61, 62, 63];
+        // A band around 0 (as a DFT stage group has): -4..=3 seen the short way round.
+        let idx: Vec<i64> = [0, 1, 2, 3, 60, 61, 62, 63]
+            .iter()
+            .map(|&k| signed(k, 64))
+            .collect();
         let span = best_baby_span(&idx, 64);
         let (b, g) = split(&idx, span);
-        for k in idx {
-            assert!(b.contains(&(k % span)) && g.contains(&(k - k % span)));
+        for k in &idx {
+            assert!(b.contains(&k.rem_euclid(span)) && g.contains(&(k - k.rem_euclid(span))));
         }
-        assert!(b.len() + g.len() <= 6, "{span}: {b:?} {g:?}");
+        // One run of consecutive giant steps: Horner needs the span's key and the start's.
+        assert_eq!(runs(&g, span).len(), 1, "{span}: {g:?}");
+        let (_, keys) = cost(&idx, span);
+        assert!(keys <= 5, "{span}: {b:?} {g:?}");
     }
 }

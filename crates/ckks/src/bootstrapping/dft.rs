@@ -96,13 +96,24 @@ pub(crate) fn coeffs_to_slots_factors(n: usize) -> Result<Vec<LinearTransform>> 
 }
 
 /// Splits `factors` (in application order) into `groups` consecutive runs as even as
-/// possible, the earlier runs taking the extra factor, and multiplies each run out.
-pub(crate) fn group(factors: &[LinearTransform], groups: usize) -> Result<Vec<LinearTransform>> {
+/// possible and multiplies each run out. The longer runs come first, or last with
+/// `longer_last`: SlotToCoeff's factors are CoeffToSlot's in reverse order, so grouping
+/// them the other way round gives both transforms the same stage strides per group, the
+/// same diagonals and so the same rotations, whose keys they then share.
+pub(crate) fn group(
+    factors: &[LinearTransform],
+    groups: usize,
+    longer_last: bool,
+) -> Result<Vec<LinearTransform>> {
     let groups = groups.clamp(1, factors.len().max(1));
+    let (base, extra) = (factors.len() / groups, factors.len() % groups);
+    let mut lengths: Vec<usize> = (0..groups).map(|g| base + usize::from(g < extra)).collect();
+    if longer_last {
+        lengths.reverse();
+    }
     let mut out = Vec::with_capacity(groups);
     let mut rest = factors;
-    for g in 0..groups {
-        let take = rest.len().div_ceil(groups - g);
+    for take in lengths {
         let (run, tail) = rest.split_at(take);
         rest = tail;
         let mut product = run[0].clone();
@@ -185,7 +196,7 @@ mod tests {
     fn grouped_factors_are_the_same_map_with_few_diagonals() {
         let n = 256;
         let w = sample(n);
-        let grouped = group(&slots_to_coeffs_factors(n).unwrap(), 3).unwrap();
+        let grouped = group(&slots_to_coeffs_factors(n).unwrap(), 3, false).unwrap();
         assert_eq!(grouped.len(), 3);
         let got = apply_all(&grouped, bit_reversed(&w));
         for (a, b) in got.iter().zip(&encode_directly(&w)) {

@@ -81,6 +81,7 @@ impl Bootstrapper {
         let mut groups = dft::group(
             &dft::coeffs_to_slots_factors(n)?,
             shape.coeffs_to_slots_levels,
+            false,
         )?;
         let half = Complex64::new(0.5, 0.0);
         if sparse {
@@ -134,7 +135,7 @@ impl Bootstrapper {
             }
             factors[0] = merge.then(&factors[0])?;
         }
-        let groups = dft::group(&factors, shape.slots_to_coeffs_levels)?;
+        let groups = dft::group(&factors, shape.slots_to_coeffs_levels, true)?;
         let groups = spread_constant(groups, 1.0 / (2.0 * PI * eval_mod.gain()));
         let mut slots_to_coeffs = Vec::new();
         let last = groups.len() - 1;

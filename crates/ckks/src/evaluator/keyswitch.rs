@@ -9,6 +9,12 @@ use crate::keys::SwitchingKey;
 use crate::ring::context::for_each_limb;
 use crate::ring::{BasisConverter, Poly};
 
+thread_local! {
+    /// One limb of scratch per thread for ModDown (a fresh vector per limb and call would
+    /// be megabytes of zeroed pages per key switch at N = 2^16).
+    static LIMB: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A polynomial decomposed and raised to Q_l ∪ P once (ModUp), ready to be switched with
 /// any number of keys: the hoisting of Halevi-Shoup 2018 ("Faster homomorphic linear
 /// transformations in HElib", Sec. 5) as used in Lattigo (Bossuat et al. 2021).
@@ -94,10 +100,13 @@ impl Evaluator {
                 .iter()
                 .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
             let p_inv = m.inv(p_mod).unwrap_or(0);
-            let mut t = vec![0u64; n];
-            conv.convert_limb(ring, &y, i, &mut t);
-            ring.ntt_forward_limb(&mut t, i);
-            crate::ring::kernels::sub_mod(limb, &t, m.value());
+            LIMB.with(|t| {
+                let mut t = t.borrow_mut();
+                t.resize(n, 0);
+                conv.convert_limb(ring, &y, i, &mut t);
+                ring.ntt_forward_limb(&mut t, i);
+                crate::ring::kernels::sub_mod(limb, &t, m.value());
+            });
             ring.mul_const_limb(i, limb, p_inv);
         });
         c

@@ -6,6 +6,11 @@ use super::context::{for_each_limb, RingContext};
 use super::modular::Modulus;
 use super::poly::Poly;
 
+thread_local! {
+    /// A source limb reduced modulo the target, per thread (reused across conversions).
+    static REDUCED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Precomputed constants to convert residues from a source basis {q_i} to target primes:
 /// x ~ sum_i [x_i * (Q/q_i)^-1]_{q_i} * (Q/q_i)  (mod p), exact up to a small multiple of Q.
 pub struct BasisConverter {
@@ -96,13 +101,16 @@ impl BasisConverter {
             }
             return;
         }
-        let mut t = vec![0u64; n];
-        for (i, &c) in self.qhat_mod_dst[k].iter().enumerate() {
-            let yi = &y[i * n..(i + 1) * n];
-            let q = ctx.modulus(self.src[i]).value();
-            reduce_into(ctx, &mut t, yi, q, self.dst[k]);
-            ctx.mul_const_acc_limb(self.dst[k], out, &t, c);
-        }
+        REDUCED.with(|t| {
+            let mut t = t.borrow_mut();
+            t.resize(n, 0);
+            for (i, &c) in self.qhat_mod_dst[k].iter().enumerate() {
+                let yi = &y[i * n..(i + 1) * n];
+                let q = ctx.modulus(self.src[i]).value();
+                reduce_into(ctx, &mut t, yi, q, self.dst[k]);
+                ctx.mul_const_acc_limb(self.dst[k], out, &t, c);
+            }
+        });
     }
 
     /// Converts the coefficient-domain limbs `input` (modulo `src`) into a new poly with one
