@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p heman-ckks --example bootstrap -- [--log-n 16] [--log-slots 14]
 //! [--compute-levels 6] [--compute-bits 50] [--circuit-bits 60] [--dft-bits 60]
-//! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--runs 3]`
+//! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--lean yes|no] [--runs 3]`
 //!
 //! q_0 and EvalMod's primes have `--circuit-bits`, CoeffToSlot's and SlotToCoeff's
 //! `--dft-bits`; the message scale is 2^-10 of q_0; P exceeds a key-switching digit by one
@@ -25,6 +25,7 @@ struct Options {
     p_bits: u32,
     digit: usize,
     sparse_secret: bool,
+    lean: bool,
     runs: usize,
 }
 
@@ -39,6 +40,7 @@ fn options() -> Options {
         p_bits: 61,
         digit: 4,
         sparse_secret: false,
+        lean: false,
         runs: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,6 +58,7 @@ fn options() -> Options {
             "--digit" => o.digit = number(),
             "--secret" => o.sparse_secret = value == "h192",
             "--runs" => o.runs = number(),
+            "--lean" => o.lean = value == "yes",
             other => panic!("unknown option {other}"),
         }
     }
@@ -77,7 +80,10 @@ fn peak_mib() -> f64 {
 
 fn main() {
     let o = options();
-    let shape = BootstrappingParameters::new(o.log_slots);
+    let shape = BootstrappingParameters {
+        encode_diagonals_when_used: o.lean,
+        ..BootstrappingParameters::new(o.log_slots)
+    };
     let mut q = vec![o.circuit_bits];
     q.extend(std::iter::repeat_n(o.compute_bits, o.compute_levels));
     q.extend(std::iter::repeat_n(

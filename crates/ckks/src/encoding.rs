@@ -67,6 +67,11 @@ impl Encoder {
         }
     }
 
+    /// The parameters it encodes for.
+    pub fn params(&self) -> &CkksParameters {
+        &self.params
+    }
+
     /// Number of slots (N/2).
     pub fn slots(&self) -> usize {
         self.params.slots()

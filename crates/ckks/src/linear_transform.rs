@@ -203,6 +203,17 @@ fn best_baby_span(indices: &[i64], dim: usize) -> i64 {
     best.map_or(1, |(_, s)| s)
 }
 
+/// Encodes one period of values repeated over every slot.
+fn encode_periodic(
+    enc: &Encoder,
+    period: &[Complex64],
+    level: usize,
+    scale: f64,
+) -> Result<Plaintext> {
+    let full: Vec<Complex64> = period.iter().cycle().take(enc.slots()).copied().collect();
+    enc.encode_complex(&full, level, scale)
+}
+
 /// Consecutive giant steps evaluated by Horner's rule: with `inner_j` the inner product of
 /// giant step start + j span, sum_j rot_(start + j span)(inner_j) =
 /// rot_start(inner_0 + rot_span(inner_1 + rot_span(...))), so the whole run needs the key
@@ -211,23 +222,72 @@ fn best_baby_span(indices: &[i64], dim: usize) -> i64 {
 struct GiantRun {
     start: i64,
     /// For each step, (baby step, diagonal pre-rotated by minus the giant step).
-    steps: Vec<Vec<(i64, Plaintext)>>,
+    steps: Vec<Vec<(i64, Diagonal)>>,
 }
 
-/// A [`LinearTransform`] encoded for ciphertexts at one level, ready to evaluate with
-/// [`Evaluator::apply_linear_transform`].
+/// A diagonal ready for its product: encoded once (a polynomial of the whole level, the
+/// fast choice), or one period of slot values encoded each time it is used (a period of
+/// complex numbers instead of level + 1 limbs: at N = 2^16 and 23 limbs, 20 to 500 times
+/// less memory, for an FFT and level + 1 NTTs per use).
 #[derive(Debug, Clone)]
+enum Diagonal {
+    Encoded(Plaintext),
+    Slots(Vec<Complex64>),
+}
+
+/// A [`LinearTransform`] prepared for ciphertexts at one level, ready to evaluate with
+/// [`Evaluator::apply_linear_transform`].
+#[derive(Clone)]
 pub struct EncodedLinearTransform {
     level: usize,
     scale: f64,
     span: i64,
     babies: Vec<i64>,
     runs: Vec<GiantRun>,
+    /// The encoder of diagonals kept as slots.
+    encoder: Option<std::sync::Arc<Encoder>>,
+}
+
+impl std::fmt::Debug for EncodedLinearTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedLinearTransform")
+            .field("level", &self.level)
+            .field("scale", &self.scale)
+            .field("span", &self.span)
+            .field("babies", &self.babies)
+            .field("runs", &self.runs)
+            .field("encoded_when_used", &self.encoder.is_some())
+            .finish()
+    }
 }
 
 impl EncodedLinearTransform {
     /// Encodes `t`'s diagonals at `level` with `scale`, split into baby and giant steps.
     pub fn new(enc: &Encoder, t: &LinearTransform, level: usize, scale: f64) -> Result<Self> {
+        Self::build(enc, t, level, scale, false)
+    }
+
+    /// As [`EncodedLinearTransform::new`], keeping the diagonals as slot values and
+    /// encoding each when it is used: far less memory, some time per evaluation.
+    pub fn encoded_when_used(
+        enc: std::sync::Arc<Encoder>,
+        t: &LinearTransform,
+        level: usize,
+        scale: f64,
+    ) -> Result<Self> {
+        let mut out = Self::build(&enc, t, level, scale, true)?;
+        out.encoder = Some(enc);
+        Ok(out)
+    }
+
+    fn build(
+        enc: &Encoder,
+        t: &LinearTransform,
+        level: usize,
+        scale: f64,
+        lazy: bool,
+    ) -> Result<Self> {
+        enc.params().check_level(level)?;
         let slots = enc.slots();
         let dim = t.dim;
         if dim > slots {
@@ -252,8 +312,13 @@ impl EncodedLinearTransform {
                     // rot_g(rot_-g(d) * rot_b(x)) = d * rot_(g+b)(x).
                     let shift = g.rem_euclid(dim as i64) as usize;
                     let rotated: Vec<Complex64> =
-                        (0..slots).map(|p| d[(p + dim - shift) % dim]).collect();
-                    terms.push((k - g, enc.encode_complex(&rotated, level, scale)?));
+                        (0..dim).map(|p| d[(p + dim - shift) % dim]).collect();
+                    let diagonal = if lazy {
+                        Diagonal::Slots(rotated)
+                    } else {
+                        Diagonal::Encoded(encode_periodic(enc, &rotated, level, scale)?)
+                    };
+                    terms.push((k - g, diagonal));
                 }
                 steps.push(terms);
             }
@@ -268,7 +333,21 @@ impl EncodedLinearTransform {
             span,
             babies,
             runs: encoded_runs,
+            encoder: None,
         })
+    }
+
+    /// The plaintext of a diagonal.
+    fn plaintext<'a>(&self, d: &'a Diagonal) -> Result<std::borrow::Cow<'a, Plaintext>> {
+        match (d, &self.encoder) {
+            (Diagonal::Encoded(pt), _) => Ok(std::borrow::Cow::Borrowed(pt)),
+            (Diagonal::Slots(v), Some(enc)) => Ok(std::borrow::Cow::Owned(encode_periodic(
+                enc, v, self.level, self.scale,
+            )?)),
+            (Diagonal::Slots(_), None) => Err(CkksError::InvalidParameters(
+                "a diagonal kept as slots without its encoder".into(),
+            )),
+        }
     }
 
     /// The level the input ciphertext must have.
@@ -319,10 +398,14 @@ impl Evaluator {
         if ct.level() != t.level {
             return Err(CkksError::LevelMismatch(ct.level(), t.level));
         }
-        let rotated = self.rotate_hoisted(ct, &t.babies, gk)?;
+        // Baby step 0 is the input itself (no copy).
+        let steps: Vec<i64> = t.babies.iter().copied().filter(|&b| b != 0).collect();
+        let rotated = self.rotate_hoisted(ct, &steps, gk)?;
         let baby = |b: i64| -> &Ciphertext {
-            let i = t
-                .babies
+            if b == 0 {
+                return ct;
+            }
+            let i = steps
                 .binary_search(&b)
                 .expect("baby steps cover every term");
             &rotated[i]
@@ -330,27 +413,32 @@ impl Evaluator {
         let partial = crate::parallel::map(&t.runs, |run| -> Result<Ciphertext> {
             let mut acc: Option<Ciphertext> = None;
             for terms in run.steps.iter().rev() {
-                let inner = self.inner_product(ct, terms, baby, t.scale)?;
+                let inner = self.inner_product(ct, t, terms, baby)?;
                 acc = Some(match acc {
                     None => inner,
-                    Some(a) => self.add(&self.rotate(&a, t.span, gk)?, &inner)?,
+                    Some(a) => {
+                        let mut rotated = self.rotate(&a, t.span, gk)?;
+                        self.add_assign(&mut rotated, &inner)?;
+                        rotated
+                    }
                 });
             }
             let acc =
                 acc.ok_or_else(|| CkksError::InvalidParameters("an empty giant run".into()))?;
-            self.rotate(&acc, run.start, gk)
+            if run.start == 0 {
+                Ok(acc)
+            } else {
+                self.rotate(&acc, run.start, gk)
+            }
         });
-        let mut out: Option<Ciphertext> = None;
-        for p in partial {
-            let p = p?;
-            out = Some(match out {
-                None => p,
-                Some(a) => self.add(&a, &p)?,
-            });
-        }
-        out.ok_or_else(|| {
+        let mut partial = partial.into_iter();
+        let mut out = partial.next().ok_or_else(|| {
             CkksError::InvalidParameters("a linear transform without diagonals".into())
-        })
+        })??;
+        for p in partial {
+            self.add_assign(&mut out, &p?)?;
+        }
+        Ok(out)
     }
 }
 
@@ -361,10 +449,11 @@ impl Evaluator {
     fn inner_product<'a>(
         &self,
         ct: &Ciphertext,
-        terms: &[(i64, Plaintext)],
+        t: &EncodedLinearTransform,
+        terms: &[(i64, Diagonal)],
         baby: impl Fn(i64) -> &'a Ciphertext,
-        pt_scale: f64,
     ) -> Result<Ciphertext> {
+        let pt_scale = t.scale;
         let ring = self.params().ring();
         let basis = self.params().q_basis(ct.level());
         let limbs = basis.len();
@@ -378,7 +467,8 @@ impl Evaluator {
                 "a giant step without diagonals".into(),
             ));
         }
-        for (b, pt) in terms {
+        for (b, d) in terms {
+            let pt = t.plaintext(d)?;
             let x = baby(*b);
             if pt.level() < ct.level() {
                 return Err(CkksError::LevelMismatch(ct.level(), pt.level()));

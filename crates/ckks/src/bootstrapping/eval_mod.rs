@@ -81,7 +81,7 @@ impl EvalMod {
     ) -> Result<Ciphertext> {
         let mut c = poly.evaluate(ct, &self.cosine, rlk, ct.scale())?;
         for _ in 0..self.double_angle {
-            let sq = eval.rescale(&eval.square_relin(&c, rlk)?)?;
+            let sq = eval.rescale_owned(eval.square_relin(&c, rlk)?)?;
             c = eval.add_const(&eval.mul_integer(&sq, 2), -1.0)?;
         }
         match &self.arcsine {

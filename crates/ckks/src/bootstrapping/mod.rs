@@ -69,7 +69,14 @@ impl Bootstrapper {
     /// the levels they will run at.
     pub fn new(params: &CkksParameters, shape: BootstrappingParameters) -> Result<Self> {
         shape.check(params)?;
-        let enc = Encoder::new(params);
+        let enc = std::sync::Arc::new(Encoder::new(params));
+        let prepare = |t: &LinearTransform, level: usize, scale: f64| {
+            if shape.encode_diagonals_when_used {
+                EncodedLinearTransform::encoded_when_used(enc.clone(), t, level, scale)
+            } else {
+                EncodedLinearTransform::new(&enc, t, level, scale)
+            }
+        };
         let n = shape.slots();
         let sparse = 2 * n <= params.slots();
         let trace_factor = (params.slots() / n) as f64;
@@ -106,7 +113,7 @@ impl Bootstrapper {
         for (i, g) in groups.iter().enumerate() {
             let level = top - i;
             let pt_scale = q(level) * eval_mod_scale / scale;
-            coeffs_to_slots.push(EncodedLinearTransform::new(&enc, g, level, pt_scale)?);
+            coeffs_to_slots.push(prepare(g, level, pt_scale)?);
             scale = eval_mod_scale;
         }
 
@@ -145,7 +152,7 @@ impl Bootstrapper {
             } else {
                 q(level)
             };
-            slots_to_coeffs.push(EncodedLinearTransform::new(&enc, g, level, pt_scale)?);
+            slots_to_coeffs.push(prepare(g, level, pt_scale)?);
             scale = scale * pt_scale / q(level);
             level -= 1;
         }
@@ -235,7 +242,7 @@ impl Bootstrapper {
             x = e.add(&x, &e.rotate(&x, step, gk)?)?;
         }
         for t in &self.coeffs_to_slots {
-            x = e.rescale(&e.apply_linear_transform(&x, t, gk)?)?;
+            x = e.rescale_owned(e.apply_linear_transform(&x, t, gk)?)?;
         }
         let conj = e.conjugate(&x, gk)?;
         let mut y = if self.sparse() {
@@ -250,7 +257,7 @@ impl Bootstrapper {
             e.add(&re, &e.mul_by_i(&im))?
         };
         for t in &self.slots_to_coeffs {
-            y = e.rescale(&e.apply_linear_transform(&y, t, gk)?)?;
+            y = e.rescale_owned(e.apply_linear_transform(&y, t, gk)?)?;
         }
         // The integer content is now m itself: read it at the input's scale.
         y.set_scale(input_scale);

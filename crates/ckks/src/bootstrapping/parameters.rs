@@ -40,6 +40,10 @@ pub struct BootstrappingParameters {
     /// raise under the secret key itself (only sensible when that secret is sparse: a
     /// uniform ternary secret makes |I| grow like sqrt(N)).
     pub ephemeral_weight: Option<usize>,
+    /// Keep the DFT matrices' diagonals as slot values and encode each when it is used,
+    /// instead of encoding them all once: at N = 2^16 a few hundred MiB instead of gigabytes,
+    /// for some time per bootstrap (measured in the README).
+    pub encode_diagonals_when_used: bool,
 }
 
 impl BootstrappingParameters {
@@ -55,6 +59,7 @@ impl BootstrappingParameters {
             coeffs_to_slots_levels: 3,
             slots_to_coeffs_levels: 3,
             ephemeral_weight: Some(EPHEMERAL_SECRET_128.1),
+            encode_diagonals_when_used: false,
         }
     }
 

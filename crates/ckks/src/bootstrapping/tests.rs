@@ -136,6 +136,16 @@ fn encapsulation_bootstraps_under_a_ternary_secret() {
 }
 
 #[test]
+fn diagonals_encoded_when_used_give_the_same_result() {
+    let shape = BootstrappingParameters {
+        encode_diagonals_when_used: true,
+        ..BootstrappingParameters::new(9)
+    };
+    let (stats, _) = run(shape, SecretDistribution::UniformTernary);
+    assert!(stats.l2.min > 24.5, "{stats}");
+}
+
+#[test]
 fn a_ternary_secret_without_encapsulation_fails() {
     // With h ~ 2N/3, |I| has a deviation of sqrt(h / 12) ~ 10.7 and reaches 33 to 42 over
     // the 2048 coefficients, beyond k = 16 (the cosine's interpolant diverges past 1.2 k):

@@ -62,6 +62,25 @@ impl Evaluator {
         })
     }
 
+    /// a += b in place, for ciphertexts at the same level and scale (b's degree at most
+    /// a's): no new ciphertext, where [`Evaluator::add`] allocates one.
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        Self::check_scales(a.scale, b.scale)?;
+        if a.level != b.level {
+            return Err(CkksError::LevelMismatch(a.level, b.level));
+        }
+        if b.parts.len() > a.parts.len() {
+            return Err(CkksError::InvalidDegree(b.degree()));
+        }
+        let ring = self.params.ring();
+        let basis = self.params.q_basis(a.level);
+        for (p, q) in a.parts.iter_mut().zip(&b.parts) {
+            ring.add_assign(p, q, &basis);
+        }
+        a.seed = None;
+        Ok(())
+    }
+
     /// a + b (levels aligned down to the lower one; scales must match).
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.add_sub(a, b, false)
