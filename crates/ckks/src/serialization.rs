@@ -11,6 +11,7 @@
 //! uniform half, so whoever made a key cannot have chosen it. Loading checks every field and returns a typed error
 //! on foreign, truncated or damaged bytes, or on a parameter mismatch; it never panics.
 
+use crate::bootstrapping::EncapsulationKeys;
 use crate::error::{CkksError, Result};
 use crate::keys::{GaloisKeys, PublicKey, RelinearizationKey, SecretKey, SwitchingKey};
 use crate::params::{CkksParameters, SecretDistribution};
@@ -45,6 +46,8 @@ pub enum ObjectKind {
     Ciphertext,
     /// [`Plaintext`].
     Plaintext,
+    /// [`EncapsulationKeys`].
+    EncapsulationKeys,
 }
 
 impl ObjectKind {
@@ -57,6 +60,7 @@ impl ObjectKind {
             Self::GaloisKeys => 5,
             Self::Ciphertext => 6,
             Self::Plaintext => 7,
+            Self::EncapsulationKeys => 8,
         }
     }
 
@@ -69,6 +73,7 @@ impl ObjectKind {
             5 => Self::GaloisKeys,
             6 => Self::Ciphertext,
             7 => Self::Plaintext,
+            8 => Self::EncapsulationKeys,
             _ => return None,
         })
     }
@@ -83,6 +88,7 @@ impl ObjectKind {
             Self::GaloisKeys => "Galois keys",
             Self::Ciphertext => "ciphertext",
             Self::Plaintext => "plaintext",
+            Self::EncapsulationKeys => "encapsulation keys",
         }
     }
 }
@@ -656,6 +662,47 @@ impl GaloisKeys {
         Ok(GaloisKeys {
             fingerprint: params.fingerprint(),
             keys,
+        })
+    }
+}
+
+impl EncapsulationKeys {
+    /// Seeded serialisation: the ephemeral secret's weight, the key to it (over q_0 p_0)
+    /// and the key back (over the whole chain).
+    pub fn to_bytes(&self, params: &CkksParameters) -> Result<Vec<u8>> {
+        let small = params.encapsulation(self.weight)?;
+        let mut b = Vec::new();
+        b.extend_from_slice(&(self.weight as u32).to_le_bytes());
+        write_switching_key(&mut b, &small, &self.dense_to_sparse);
+        write_switching_key(&mut b, params, &self.sparse_to_dense);
+        Ok(seal(
+            ObjectKind::EncapsulationKeys,
+            true,
+            &params.fingerprint(),
+            &b,
+        ))
+    }
+
+    /// Loads seeded encapsulation keys made for `params`; the weight must be a published
+    /// point ([`CkksParameters::encapsulation`]).
+    pub fn from_bytes(params: &CkksParameters, bytes: &[u8]) -> Result<Self> {
+        let mut r = open_key(bytes, ObjectKind::EncapsulationKeys, params)?;
+        let weight = r.u32()? as usize;
+        if weight == 0 || weight > params.n() {
+            return Err(CkksError::Corrupt(format!(
+                "ephemeral secret weight {weight} outside 1..={}",
+                params.n()
+            )));
+        }
+        let small = params.encapsulation(weight)?;
+        let dense_to_sparse = read_switching_key(&mut r, &small)?;
+        let sparse_to_dense = read_switching_key(&mut r, params)?;
+        r.finish()?;
+        Ok(EncapsulationKeys {
+            fingerprint: params.fingerprint(),
+            weight,
+            dense_to_sparse,
+            sparse_to_dense,
         })
     }
 }

@@ -157,6 +157,44 @@ fn a_ternary_secret_without_encapsulation_fails() {
 }
 
 #[test]
+fn encapsulation_keys_round_trip_and_damage_is_refused() {
+    let ps = params(SecretDistribution::UniformTernary);
+    let params = &ps;
+    let bt = Bootstrapper::new(params, BootstrappingParameters::new(4)).unwrap();
+    let mut kg = KeyGenerator::new(params).unwrap();
+    let sk = kg.gen_secret_key();
+    let mut keys = kg.gen_bootstrapping_keys(&sk, &bt).unwrap();
+    let enc_keys = keys.encapsulation.take().unwrap();
+    let bytes = enc_keys.to_bytes(params).unwrap();
+    let back = EncapsulationKeys::from_bytes(params, &bytes).unwrap();
+    assert_eq!(back, enc_keys);
+    keys.encapsulation = Some(back);
+    // The keys read back bootstrap as well as the originals.
+    let enc = Encoder::new(params);
+    let dec = Decryptor::new(params, &sk).unwrap();
+    let values = sample(16, 5);
+    let full: Vec<Complex64> = values
+        .iter()
+        .cycle()
+        .take(params.slots())
+        .copied()
+        .collect();
+    let ct = dec
+        .encrypt_symmetric(&enc.encode_complex(&full, 0, INPUT_SCALE).unwrap())
+        .unwrap();
+    let out = bt.bootstrap(&ct, &keys).unwrap();
+    let got = enc.decode_complex(&dec.decrypt(&out).unwrap());
+    assert!(PrecisionStats::new(&full, &got).l2.min > 24.5);
+    // Truncated, or made for other parameters: refused, no panic.
+    assert!(EncapsulationKeys::from_bytes(params, &bytes[..bytes.len() - 9]).is_err());
+    let other = self::params(SecretDistribution::HammingWeight(32));
+    assert!(EncapsulationKeys::from_bytes(&other, &bytes).is_err());
+    // A Galois key file is not encapsulation keys.
+    let galois = keys.galois.to_bytes(params);
+    assert!(EncapsulationKeys::from_bytes(params, &galois).is_err());
+}
+
+#[test]
 fn missing_encapsulation_keys_are_an_error() {
     let params = params(SecretDistribution::UniformTernary);
     let bt = Bootstrapper::new(&params, BootstrappingParameters::new(4)).unwrap();
