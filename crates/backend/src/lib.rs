@@ -24,8 +24,9 @@ pub mod tfhe;
 
 pub use error::{BackendError, Result};
 pub use interface::{
-    Backend, Calibration, Compilation, CompileOptions, DataOwner, DecryptionNoise, EvaluationKeys,
-    Inference, KeyFiles, ModelOwner, ModelSource, Report, ServingOptions, StageTiming, TensorInfo,
+    default_cache_bytes, Backend, Calibration, Compilation, CompileOptions, DataOwner,
+    DecryptionNoise, EvaluationKeys, Inference, KeyFiles, ModelOwner, ModelSource, Report,
+    ServingOptions, StageTiming, TensorInfo,
 };
 pub use keys_dir::KeysDir;
 pub use progress::{Progress, Silent};

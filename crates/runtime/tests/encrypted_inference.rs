@@ -105,6 +105,54 @@ fn digits_square_encrypted_matches_plaintext() {
     assert!(worst < 1e-3, "relative error {worst}");
 }
 
+#[test]
+fn a_cache_budget_keeps_as_many_diagonals_as_fit() {
+    let d = DigitsSquare::new();
+    let (params, plan) = (&d.params, &d.plan);
+    let all = PreparedPlan::new(plan, params, usize::MAX).cached_diagonals();
+    let first = all.iter().position(|&k| k > 0).unwrap();
+    assert!(all[first] > 1, "{all:?}");
+    // The first linear stage's diagonals less one: it keeps all but one and nothing is
+    // left for later stages; with room for one more diagonal of the top level, a later
+    // stage (lower, so smaller diagonals) keeps some too.
+    let each = (params.max_level() + 1) * params.n() * 8;
+    let part = PreparedPlan::new(plan, params, (all[first] - 1) * each);
+    let kept = part.cached_diagonals();
+    assert_eq!(kept[first], all[first] - 1, "{kept:?}");
+    assert!(kept[first + 1..].iter().all(|&k| k == 0), "{kept:?}");
+    let more = PreparedPlan::new(plan, params, all[first] * each + each).cached_diagonals();
+    assert_eq!(more[first], all[first], "{more:?}");
+    assert!(more[first + 1..].iter().any(|&k| k > 0), "{more:?}");
+    // A partly cached plan computes what an uncached one does.
+    let samples = load_arrays(&d.root.join("test")).unwrap();
+    let x = d.graph.check_input(0, &samples[0].tensor).unwrap();
+    let executor = d.executor();
+    let run = |prepared: &PreparedPlan| {
+        let cts = encrypt_tensor(
+            params,
+            InputKey::Secret(&d.decryptor),
+            &plan.input_layout,
+            &x,
+        )
+        .unwrap();
+        let out = executor.run_fresh(prepared, cts, 0.0, |_| {}).unwrap();
+        decrypt_tensor(
+            params,
+            &d.decryptor,
+            &plan.output_layout,
+            &plan.output_shape,
+            &out,
+        )
+        .unwrap()
+    };
+    let expected = d.graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
+    for prepared in [&part, &PreparedPlan::new(plan, params, 0)] {
+        let y = run(prepared);
+        assert!(relative_error(&y, &expected) < 1e-3);
+        assert_eq!(y.argmax(), expected.argmax());
+    }
+}
+
 /// Compiles `graph` through the whole pipeline (parameter derivation
 /// included) on `calibration`, then runs `inputs` encrypted: each prediction
 /// must equal the exact model's, the logits within `tolerance` relative.

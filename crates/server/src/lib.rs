@@ -134,7 +134,7 @@ impl Config {
             max_key_bytes: 2 << 30,
             request_timeout: Duration::from_secs(300),
             key_cache_entries: 4,
-            plan_cache_bytes: 1 << 30,
+            plan_cache_bytes: heman_backend::default_cache_bytes(),
             queries_per_key: Some(DEFAULT_QUERIES_PER_KEY),
             authentication: Authentication::Open,
             open_beyond_loopback: false,

@@ -43,9 +43,10 @@ pub struct BenchArgs {
     /// `--suite`) as it is measured; a rerun resumes after the items there.
     #[arg(long, value_name = "PATH")]
     results: Option<PathBuf>,
-    /// Memory for encoded weights kept across inferences, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    cache_mib: usize,
+    /// Memory for encoded weights kept across inferences, in MiB (default: a quarter of
+    /// this machine's memory, at least 1024).
+    #[arg(long)]
+    cache_mib: Option<usize>,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -54,7 +55,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let backend = args.backend.backend()?;
     let overrides = args.backend.options();
     let serving = ServingOptions {
-        cache_bytes: args.cache_mib << 20,
+        cache_bytes: args
+            .cache_mib
+            .map_or_else(heman_backend::default_cache_bytes, |m| m << 20),
     };
     if let Some(root) = &args.suite {
         let root = suite::root(root)?;

@@ -56,9 +56,10 @@ pub struct ServeArgs {
     /// Parsed evaluation-key sets kept in memory.
     #[arg(long, default_value_t = 4)]
     key_cache: usize,
-    /// Memory per model for encoded weight diagonals kept across requests, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    cache_mib: usize,
+    /// Memory per model for encoded weight diagonals kept across requests, in MiB
+    /// (default: a quarter of this machine's memory, at least 1024).
+    #[arg(long)]
+    cache_mib: Option<usize>,
     /// Inferences answered per registered key, or `unlimited`: the output
     /// flooding is sized for this many (docs/SECURITY.md). A ciphertext
     /// answered before is refused either way.
@@ -116,7 +117,9 @@ impl ServeArgs {
         config.max_key_bytes = self.max_key_mib << 20;
         config.request_timeout = Duration::from_secs(self.timeout_s);
         config.key_cache_entries = self.key_cache;
-        config.plan_cache_bytes = self.cache_mib << 20;
+        config.plan_cache_bytes = self
+            .cache_mib
+            .map_or_else(heman_backend::default_cache_bytes, |m| m << 20);
         config.max_buffered_bytes = self.max_buffered_mib << 20;
         config.requests_per_client = self.requests_per_client;
         config.keys_per_client = self.keys_per_client;

@@ -39,8 +39,8 @@ pub struct CachedPlaintext {
 }
 
 /// A plan with room to keep its encoded diagonals across runs, up to a byte
-/// budget (whole stages, in order): a serving model owner encodes each
-/// weight diagonal once instead of at every request.
+/// budget (stages in order, the last that fits in part): a serving model owner
+/// encodes each weight diagonal once instead of at every request.
 pub struct PreparedPlan<'p> {
     plan: &'p Plan,
     /// Per stage, one slot per diagonal (empty for uncached stages).
@@ -49,7 +49,7 @@ pub struct PreparedPlan<'p> {
 
 impl<'p> PreparedPlan<'p> {
     /// `plan` under `params`, keeping up to `budget_bytes` of encoded
-    /// diagonals (whole stages, in order).
+    /// diagonals (stages in order, each as far as the budget goes).
     pub fn new(plan: &'p Plan, params: &CkksParameters, budget_bytes: usize) -> Self {
         let depths = plan.value_depths();
         let mut left = budget_bytes;
@@ -67,14 +67,12 @@ impl<'p> PreparedPlan<'p> {
                     .flat_map(|t| &t.blocks)
                     .map(|b| b.diagonal_count())
                     .sum();
-                let bytes = diagonals * (level + 1) * params.n() * 8;
-                if bytes <= left {
-                    left -= bytes;
-                    (0..diagonals).map(|_| OnceLock::new()).collect()
-                } else {
-                    left = 0;
-                    Vec::new()
-                }
+                // As many of the stage's diagonals as the budget left holds: a stage too
+                // large for it still keeps some, and later stages still get theirs.
+                let each = (level + 1) * params.n() * 8;
+                let kept = diagonals.min(left / each.max(1));
+                left -= kept * each;
+                (0..kept).map(|_| OnceLock::new()).collect()
             })
             .collect();
         Self { plan, cache }
@@ -83,6 +81,11 @@ impl<'p> PreparedPlan<'p> {
     /// The plan it prepares.
     pub fn plan(&self) -> &Plan {
         self.plan
+    }
+
+    /// Per stage, how many of its diagonals are kept once encoded.
+    pub fn cached_diagonals(&self) -> Vec<usize> {
+        self.cache.iter().map(Vec::len).collect()
     }
 }
 
