@@ -274,14 +274,7 @@ impl Default for ServingOptions {
 /// LeNet: 4.3 GiB) runs twice as fast as one re-encoding most of them.
 pub fn default_cache_bytes() -> usize {
     const FLOOR: usize = 1 << 30;
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<usize>().ok())
-            .map(|kib| kib.saturating_mul(1024))
-    });
-    total.map_or(FLOOR, |t| (t / 4).max(FLOOR))
+    crate::memory::total_bytes().map_or(FLOOR, |t| (t / 4).max(FLOOR))
 }
 
 /// A scheme heman runs models under: one entry of the registry.

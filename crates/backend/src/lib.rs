@@ -16,6 +16,7 @@ pub mod error;
 pub mod input;
 mod interface;
 pub mod keys_dir;
+pub mod memory;
 pub mod progress;
 pub mod registry;
 pub mod simulation;

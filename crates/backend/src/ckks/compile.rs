@@ -254,6 +254,7 @@ fn choose_parameters(
         let candidate = &candidates[index];
         progress.advance(1);
         let params = candidate.build().map_err(compile_error)?;
+        check_key_memory(&params, compiled.plan.rotation_steps().len(), candidate)?;
         let noise = measure_output_noise(&params, &compiled.plan, inputs)
             .map_err(|e| BackendError::Internal(e.to_string()))?;
         // The flooding's error per slot on top of the largest error the
@@ -296,6 +297,33 @@ fn choose_parameters(
         allowed,
         noise,
     })
+}
+
+/// Refuses, before a dry run makes them, evaluation keys that would not fit this machine
+/// (a deep network in one modulus chain at N = 2^16 asks for tens of GiB: the process was
+/// killed for memory instead of answering).
+fn check_key_memory(
+    params: &heman_ckks::CkksParameters,
+    rotations: usize,
+    candidate: &ParameterChoice,
+) -> Result<()> {
+    // The Galois keys, the relinearisation key and the public key (two polynomials).
+    let polys = (rotations + 1) * candidate.switching_key_limbs() + 2 * params.q().len();
+    let bytes = polys * params.n() * 8;
+    let Some(available) = crate::memory::available_bytes() else {
+        return Ok(());
+    };
+    // Keys, and as much again for the dry run's ciphertexts, encodings and copies.
+    if 2 * bytes > available {
+        return Err(BackendError::Compile(format!(
+            "the evaluation keys at N = 2^{} with {} primes and {rotations} rotations would take {:.1} GiB; this machine has {:.1} GiB available. A network this deep does not fit one modulus chain here: it needs bootstrapping (issue 17)",
+            params.log_n(),
+            params.q().len(),
+            crate::memory::gib(bytes),
+            crate::memory::gib(available)
+        )));
+    }
+    Ok(())
 }
 
 /// The dry runs' noise as the flooding's sizing reads it.
