@@ -7,10 +7,12 @@ Four classifiers of Fashion-MNIST, each written to tests/deep/<name>/ as
                        output "output" of shape [1, 10] (the class scores)
     calibration.npy    64 training images, float32, N x (input shape less
                        the batch dimension): what the model owner calibrates on
-    test_inputs.npy    100 test images, float32, same layout
-    test_labels.npy    their true Fashion-MNIST classes, int64 [100]
+    test/inputs.npy    100 test images, float32, same layout
+    test/labels.npy    their true Fashion-MNIST classes, int64 [100]
+                       (test/ is an evaluation set for `heman eval -d` and
+                       `heman bench -d`; calibration.npy is read by `-c`)
     expected.npy       onnxruntime's output for each test input, float32
-                       [100, 10]: row i is the output for test_inputs[i]
+                       [100, 10]: row i is the output for test/inputs[i]
                        given as the model's input (shape [1, ...])
 
 plus manifest.json (description, shapes, op types, parameter counts, the
@@ -479,8 +481,9 @@ def write_model(out, data, name, kind, in_shape, desc, fn):
     max_diff = float(np.max(np.abs(outputs - ref_logits)))
 
     np.save(os.path.join(folder, "calibration.npy"), calibration)
-    np.save(os.path.join(folder, "test_inputs.npy"), test_x[:TEST])
-    np.save(os.path.join(folder, "test_labels.npy"), test_y[:TEST])
+    os.makedirs(os.path.join(folder, "test"), exist_ok=True)
+    np.save(os.path.join(folder, "test", "inputs.npy"), test_x[:TEST])
+    np.save(os.path.join(folder, "test", "labels.npy"), test_y[:TEST])
     np.save(os.path.join(folder, "expected.npy"), outputs[:TEST].astype(np.float32))
     n_params = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
     log(f"{name}: {os.path.getsize(path)} bytes, {n_params} parameters; accuracy "

@@ -15,7 +15,8 @@ pub struct CalibrateArgs {
     /// The ONNX model.
     #[arg(short, long)]
     model: PathBuf,
-    /// Calibration inputs: a .zip or .npz of .npy arrays, or a directory of .npy.
+    /// Calibration inputs: a .zip or .npz of .npy arrays, a directory of .npy, or one .npy
+    /// of samples stacked along its first axis.
     #[arg(short, long)]
     calibration: PathBuf,
     /// Write the ranges as JSON here.

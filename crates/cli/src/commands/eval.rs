@@ -24,8 +24,8 @@ pub struct EvalArgs {
     /// The ONNX model.
     #[arg(short, long, required_unless_present = "suite")]
     model: Option<PathBuf>,
-    /// Evaluation set: `<label>-<k>.npy` files, `<i>.npy` + `labels.npy`, or
-    /// `data/` + `verification/` (LFW pairs).
+    /// Evaluation set: `<label>-<k>.npy` files, `<i>.npy` + `labels.npy`, a stacked
+    /// `inputs.npy` + `labels.npy`, or `data/` + `verification/` (LFW pairs).
     #[arg(short, long, required_unless_present = "suite")]
     data: Option<PathBuf>,
     /// Calibration set: compile the model for the backend and report its

@@ -15,7 +15,8 @@ pub struct KeyparamsArgs {
     /// The ONNX model.
     #[arg(short, long)]
     model: PathBuf,
-    /// Calibration inputs: a .zip or .npz of .npy arrays, or a directory.
+    /// Calibration inputs: a .zip or .npz of .npy arrays, a directory of them, or one .npy
+    /// of samples stacked along its first axis.
     #[arg(short, long)]
     calibration: PathBuf,
     /// Where to write the key parameters (JSON, for the data owner).

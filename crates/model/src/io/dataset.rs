@@ -1,5 +1,5 @@
-//! Sets of input arrays: calibration sets (`.zip` / `.npz` archives of `.npy`, or
-//! a directory of `.npy`) and labelled evaluation sets.
+//! Sets of input arrays: calibration sets (`.zip` / `.npz` archives of `.npy`, a
+//! directory of `.npy`, or one `.npy` of stacked samples) and labelled evaluation sets.
 
 use std::cmp::Ordering;
 use std::io::Read;
@@ -19,15 +19,20 @@ pub struct Sample {
 }
 
 /// Loads every `.npy` of an archive (`.zip`, `.npz`) or directory, in natural
-/// name order (`2.npy` before `10.npy`).
+/// name order (`2.npy` before `10.npy`); or, for one `.npy` file, its samples
+/// stacked along the first axis (`[N, ...]` gives N samples `[1, ...]`, named
+/// `0` .. `N-1`: the batch axis of a model's input is kept).
 ///
 /// # Errors
 /// [`ModelError::Io`] when the directory or archive cannot be read,
-/// [`ModelError::Dataset`] for a damaged archive or one without `.npy`
-/// arrays, and the errors of [`parse_npy`] for a malformed array.
+/// [`ModelError::Dataset`] for a damaged archive, one without `.npy` arrays or
+/// an array without a first axis, and the errors of [`parse_npy`] for a
+/// malformed array.
 pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
     let mut samples = if path.is_dir() {
         load_directory(path)?
+    } else if path.extension().is_some_and(|e| e == "npy") {
+        split_stacked(path, read_npy(path)?)?
     } else {
         load_archive(path)?
     };
@@ -36,6 +41,29 @@ pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
     }
     samples.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     Ok(samples)
+}
+
+/// The samples of an array stacked along its first axis, each keeping that axis (of 1).
+fn split_stacked(path: &Path, stacked: Tensor) -> Result<Vec<Sample>> {
+    let Some((&count, rest)) = stacked.shape().split_first() else {
+        return Err(dataset_error(
+            path,
+            "is a scalar, not samples stacked along a first axis",
+        ));
+    };
+    let each = crate::tensor::volume(rest);
+    let mut shape = vec![1];
+    shape.extend_from_slice(rest);
+    Ok(stacked
+        .data()
+        .chunks_exact(each.max(1))
+        .take(count)
+        .enumerate()
+        .map(|(i, chunk)| Sample {
+            name: i.to_string(),
+            tensor: Tensor::new(shape.clone(), chunk.to_vec()),
+        })
+        .collect())
 }
 
 fn load_directory(dir: &Path) -> Result<Vec<Sample>> {
@@ -164,6 +192,7 @@ impl LabelledSet {
     /// `limit` items:
     /// - `<label>-<k>.npy` files (the demo's test data);
     /// - `<i>.npy` files with `labels.npy` (MNIST);
+    /// - `inputs.npy`, the samples stacked along its first axis, with `labels.npy`;
     /// - `data/<i>.npy` with `verification/<i>.npy` (LFW pairs; pair `i` is the
     ///   same person when `i` is even).
     ///
@@ -186,8 +215,13 @@ impl LabelledSet {
         if lfw_data.is_dir() && root.join("verification").is_dir() {
             return Self::load_pairs(root, take(load_arrays(&lfw_data)?));
         }
-        let mut all = load_arrays(root)?;
         let labels_path = root.join("labels.npy");
+        let stacked = root.join("inputs.npy");
+        if stacked.is_file() && labels_path.is_file() {
+            let inputs = split_stacked(&stacked, read_npy(&stacked)?)?;
+            return Self::load_numbered(root, take(inputs), &labels_path);
+        }
+        let mut all = load_arrays(root)?;
         if labels_path.is_file() {
             all.retain(|s| s.name != "labels");
             return Self::load_numbered(root, take(all), &labels_path);
@@ -344,6 +378,48 @@ pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_npy_of_stacked_samples_is_a_set() {
+        let dir = std::env::temp_dir().join(format!("heman-stacked-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("calibration.npy");
+        let data: Vec<f64> = (0..24).map(f64::from).collect();
+        crate::io::npy::write_npy(
+            &path,
+            &Tensor::new(vec![3, 2, 4], data),
+            crate::io::npy::NpyDtype::F32,
+        )
+        .unwrap();
+        let samples = load_arrays(&path).unwrap();
+        assert_eq!(samples.len(), 3);
+        assert_eq!(samples[2].name, "2");
+        assert_eq!(samples[2].tensor.shape(), &[1, 2, 4]);
+        assert_eq!(samples[2].tensor.data()[0], 16.0);
+        // Beside labels.npy, as inputs.npy, it is an evaluation set.
+        crate::io::npy::write_npy(
+            &dir.join("inputs.npy"),
+            &Tensor::new(vec![3, 2, 4], (0..24).map(f64::from).collect()),
+            crate::io::npy::NpyDtype::F32,
+        )
+        .unwrap();
+        crate::io::npy::write_npy(
+            &dir.join("labels.npy"),
+            &Tensor::new(vec![3], vec![0.0, 1.0, 1.0]),
+            crate::io::npy::NpyDtype::F32,
+        )
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let set = LabelledSet::load(&dir, Some(2)).unwrap();
+        assert_eq!(set.inputs.len(), 2);
+        assert!(set.is_correct(1, &Tensor::new(vec![2], vec![0.0, 1.0])));
+        // A scalar has no samples to split.
+        let scalar = dir.join("scalar.npy");
+        crate::io::npy::write_npy(&scalar, &Tensor::scalar(1.0), crate::io::npy::NpyDtype::F32)
+            .unwrap();
+        assert!(load_arrays(&scalar).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn natural_order() {
