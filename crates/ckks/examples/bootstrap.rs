@@ -150,12 +150,7 @@ fn main() {
     let values: Vec<Complex64> = (0..n)
         .map(|i| Complex64::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos() * 0.5))
         .collect();
-    let full: Vec<Complex64> = values
-        .iter()
-        .cycle()
-        .take(params.slots())
-        .copied()
-        .collect();
+    let full = enc.replicated(&values);
     let ct = dec
         .encrypt_symmetric(&enc.encode_complex(&full, 0, input_scale).expect("encode"))
         .expect("encrypt");

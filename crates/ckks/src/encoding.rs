@@ -167,6 +167,23 @@ impl Encoder {
         self.encode_coeffs(&coeffs, level, scale)
     }
 
+    /// Encodes `period` repeated over all N/2 slots (its length should divide N/2): the
+    /// message of a sparse packing, which lives in a subring and which bootstrapping with
+    /// that many slots refreshes.
+    pub fn encode_periodic(
+        &self,
+        period: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext> {
+        self.encode_complex(&self.replicated(period), level, scale)
+    }
+
+    /// `period` repeated over all N/2 slots.
+    pub fn replicated(&self, period: &[Complex64]) -> Vec<Complex64> {
+        period.iter().cycle().take(self.slots()).copied().collect()
+    }
+
     /// Encodes up to N/2 real values at `level` with `scale`.
     pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
         let z: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();

@@ -203,17 +203,6 @@ fn best_baby_span(indices: &[i64], dim: usize) -> i64 {
     best.map_or(1, |(_, s)| s)
 }
 
-/// Encodes one period of values repeated over every slot.
-fn encode_periodic(
-    enc: &Encoder,
-    period: &[Complex64],
-    level: usize,
-    scale: f64,
-) -> Result<Plaintext> {
-    let full: Vec<Complex64> = period.iter().cycle().take(enc.slots()).copied().collect();
-    enc.encode_complex(&full, level, scale)
-}
-
 /// Consecutive giant steps evaluated by Horner's rule: with `inner_j` the inner product of
 /// giant step start + j span, sum_j rot_(start + j span)(inner_j) =
 /// rot_start(inner_0 + rot_span(inner_1 + rot_span(...))), so the whole run needs the key
@@ -316,7 +305,7 @@ impl EncodedLinearTransform {
                     let diagonal = if lazy {
                         Diagonal::Slots(rotated)
                     } else {
-                        Diagonal::Encoded(encode_periodic(enc, &rotated, level, scale)?)
+                        Diagonal::Encoded(enc.encode_periodic(&rotated, level, scale)?)
                     };
                     terms.push((k - g, diagonal));
                 }
@@ -341,9 +330,9 @@ impl EncodedLinearTransform {
     fn plaintext<'a>(&self, d: &'a Diagonal) -> Result<std::borrow::Cow<'a, Plaintext>> {
         match (d, &self.encoder) {
             (Diagonal::Encoded(pt), _) => Ok(std::borrow::Cow::Borrowed(pt)),
-            (Diagonal::Slots(v), Some(enc)) => Ok(std::borrow::Cow::Owned(encode_periodic(
-                enc, v, self.level, self.scale,
-            )?)),
+            (Diagonal::Slots(v), Some(enc)) => Ok(std::borrow::Cow::Owned(
+                enc.encode_periodic(v, self.level, self.scale)?,
+            )),
             (Diagonal::Slots(_), None) => Err(CkksError::InvalidParameters(
                 "a diagonal kept as slots without its encoder".into(),
             )),
@@ -565,9 +554,8 @@ mod tests {
             let x: Vec<Complex64> = (0..dim)
                 .map(|i| c((i as f64).sin(), (i as f64 * 0.3).cos()))
                 .collect();
-            let full: Vec<Complex64> = x.iter().cycle().take(params.slots()).copied().collect();
             let ct = dec
-                .encrypt_symmetric(&enc.encode_complex(&full, level, 2f64.powi(50)).unwrap())
+                .encrypt_symmetric(&enc.encode_periodic(&x, level, 2f64.powi(50)).unwrap())
                 .unwrap();
             let out = eval
                 .rescale(&eval.apply_linear_transform(&ct, &lt, &gk).unwrap())

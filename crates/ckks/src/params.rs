@@ -204,19 +204,7 @@ impl CkksParameters {
         // Check security on the bit sizes first so that an insecure request fails fast.
         let approx: f64 = q_bits.iter().chain(p_bits).map(|&b| b as f64).sum();
         check_security(log_n, approx - 1.0)?;
-        let mut used = Vec::new();
-        let mut q = Vec::new();
-        for &b in q_bits {
-            let p = generate_primes(b, 1, n, &used)?[0];
-            used.push(p);
-            q.push(p);
-        }
-        let mut p = Vec::new();
-        for &b in p_bits {
-            let x = generate_primes(b, 1, n, &used)?[0];
-            used.push(x);
-            p.push(x);
-        }
+        let (q, p) = prime_chain(n, q_bits, p_bits)?;
         Self::from_primes(log_n, &q, &p, log_scale, secret)
     }
 
@@ -244,14 +232,8 @@ impl CkksParameters {
         log_scale: u32,
         secret: SecretDistribution,
     ) -> Result<Self> {
-        let n = 1usize << log_n;
-        let mut used: Vec<u64> = Vec::new();
-        for &b in q_bits.iter().chain(p_bits) {
-            let x = generate_primes(b, 1, n, &used)?[0];
-            used.push(x);
-        }
-        let (q, p) = used.split_at(q_bits.len());
-        Self::build(log_n, q, p, log_scale, secret, false)
+        let (q, p) = prime_chain(1 << log_n, q_bits, p_bits)?;
+        Self::build(log_n, &q, &p, log_scale, secret, false)
     }
 
     fn build(
@@ -512,6 +494,18 @@ impl CkksParameters {
             Ok(())
         }
     }
+}
+
+/// Distinct NTT-friendly primes of the given sizes for degree `n`, each searched downward
+/// from 2^bits, the ciphertext primes first.
+fn prime_chain(n: usize, q_bits: &[u32], p_bits: &[u32]) -> Result<(Vec<u64>, Vec<u64>)> {
+    let mut used: Vec<u64> = Vec::new();
+    for &b in q_bits.iter().chain(p_bits) {
+        let x = generate_primes(b, 1, n, &used)?[0];
+        used.push(x);
+    }
+    let p = used.split_off(q_bits.len());
+    Ok((used, p))
 }
 
 fn check_degree(log_n: u32) -> Result<()> {

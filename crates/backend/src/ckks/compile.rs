@@ -307,16 +307,18 @@ fn check_key_memory(
     rotations: usize,
     candidate: &ParameterChoice,
 ) -> Result<()> {
-    // The Galois keys, the relinearisation key and the public key (two polynomials).
-    let polys = (rotations + 1) * candidate.switching_key_limbs() + 2 * params.q().len();
-    let bytes = polys * params.n() * 8;
+    let bytes = super::evaluation_key_bytes(
+        params.n(),
+        candidate.switching_key_limbs(),
+        params.q().len(),
+        rotations,
+    ) as usize;
     let Some(available) = crate::memory::available_bytes() else {
         return Ok(());
     };
-    // Keys, and as much again for the dry run's ciphertexts, encodings and copies.
-    if 2 * bytes > available {
+    if bytes > available {
         return Err(BackendError::Compile(format!(
-            "the evaluation keys at N = 2^{} with {} primes and {rotations} rotations would take {:.1} GiB; this machine has {:.1} GiB available. A network this deep does not fit one modulus chain here: it needs bootstrapping (issue 17)",
+            "the evaluation keys at N = 2^{} with {} primes and {rotations} rotations would take {:.1} GiB in memory; this machine has {:.1} GiB available. A network this deep does not fit one modulus chain here: it needs bootstrapping (issue 17)",
             params.log_n(),
             params.q().len(),
             crate::memory::gib(bytes),

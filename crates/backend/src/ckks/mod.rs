@@ -27,6 +27,21 @@ pub struct Ckks;
 pub static CKKS: Ckks = Ckks;
 
 /// What the data owner sees of a tensor crossing the boundary.
+/// Bytes a set of evaluation keys takes in memory: every switching key (relinearisation
+/// and `galois_keys` Galois keys) expanded to (b, a) per residue polynomial, and the
+/// public key, two polynomials over the `q_primes` ciphertext primes.
+fn evaluation_key_bytes(
+    n: usize,
+    switching_key_limbs: usize,
+    q_primes: usize,
+    galois_keys: usize,
+) -> u64 {
+    let polynomial = (n * 8) as u64;
+    let switching = 2 * switching_key_limbs as u64 * polynomial;
+    let public = 2 * q_primes as u64 * polynomial;
+    (1 + galois_keys as u64) * switching + public
+}
+
 fn tensor_info(spec: &TensorSpec) -> TensorInfo {
     TensorInfo {
         name: spec.name.clone(),

@@ -119,13 +119,13 @@ impl ModelOwner for CkksModel {
         self.check_key_header(bytes, origin)?;
         let keys = CkksKeys::from_bytes(bytes, origin, &self.params)
             .map_err(refused("evaluation keys"))?;
-        // In memory, every switching key is expanded: (b, a) per residue
-        // polynomial; the public key is two polynomials over Q.
         let kp = &self.model().keyparams;
-        let polynomial = (self.params.n() * 8) as u64;
-        let switching = 2 * kp.parameters.switching_key_limbs() as u64 * polynomial;
-        let public = 2 * kp.q.len() as u64 * polynomial;
-        let memory = (1 + keys.galois.len() as u64) * switching + public;
+        let memory = super::evaluation_key_bytes(
+            self.params.n(),
+            kp.parameters.switching_key_limbs(),
+            kp.q.len(),
+            keys.galois.len(),
+        );
         Ok(EvaluationKeys::new(keys, memory))
     }
 

@@ -42,42 +42,44 @@ fn twiddles(len: usize) -> Vec<Complex64> {
         .collect()
 }
 
-/// The butterfly stage S_len on vectors of length n:
-/// (u, v) -> (u + w v, u - w v) on entries (i + j, i + j + len/2) of every block i.
-pub(crate) fn stage(n: usize, len: usize) -> Result<LinearTransform> {
+/// A stage of butterflies on pairs (i + j, i + j + len/2) of every block i of `len`:
+/// `entries(w_j)` gives the top output's weights on (top, bottom) and the bottom output's
+/// weights on (top, bottom).
+fn butterflies(
+    n: usize,
+    len: usize,
+    entries: impl Fn(Complex64) -> [Complex64; 4],
+) -> Result<LinearTransform> {
     let half = len / 2;
     let w = twiddles(len);
-    let one = Complex64::new(1.0, 0.0);
     let mut t = LinearTransform::zero(n)?;
     for block in (0..n).step_by(len) {
         for (j, &wj) in w.iter().enumerate() {
             let (top, bottom) = (block + j, block + j + half);
-            t.add_entry(0, top, one);
-            t.add_entry(half as i64, top, wj);
-            t.add_entry(-(half as i64), bottom, one);
-            t.add_entry(0, bottom, -wj);
+            let [top_top, top_bottom, bottom_top, bottom_bottom] = entries(wj);
+            t.add_entry(0, top, top_top);
+            t.add_entry(half as i64, top, top_bottom);
+            t.add_entry(-(half as i64), bottom, bottom_top);
+            t.add_entry(0, bottom, bottom_bottom);
         }
     }
     Ok(t)
 }
 
+/// The butterfly stage S_len on vectors of length n:
+/// (u, v) -> (u + w v, u - w v) on entries (i + j, i + j + len/2) of every block i.
+pub(crate) fn stage(n: usize, len: usize) -> Result<LinearTransform> {
+    let one = Complex64::new(1.0, 0.0);
+    butterflies(n, len, |w| [one, w, one, -w])
+}
+
 /// S_len^-1: (a, b) -> ((a + b) / 2, (a - b) / (2 w)).
 pub(crate) fn inverse_stage(n: usize, len: usize) -> Result<LinearTransform> {
-    let half = len / 2;
-    let w = twiddles(len);
     let h = Complex64::new(0.5, 0.0);
-    let mut t = LinearTransform::zero(n)?;
-    for block in (0..n).step_by(len) {
-        for (j, &wj) in w.iter().enumerate() {
-            let (top, bottom) = (block + j, block + j + half);
-            let inv = 1.0 / (2.0 * wj);
-            t.add_entry(0, top, h);
-            t.add_entry(half as i64, top, h);
-            t.add_entry(-(half as i64), bottom, inv);
-            t.add_entry(0, bottom, -inv);
-        }
-    }
-    Ok(t)
+    butterflies(n, len, |w| {
+        let inv = 1.0 / (2.0 * w);
+        [h, h, inv, -inv]
+    })
 }
 
 /// Stage lengths 2, 4, ..., n.

@@ -42,25 +42,16 @@ fn run(shape: BootstrappingParameters, secret: SecretDistribution) -> (Precision
     let dec = Decryptor::new(&params, &sk).unwrap();
     let n = shape.slots();
     let values = sample(n, 3);
-    let full: Vec<Complex64> = values
-        .iter()
-        .cycle()
-        .take(params.slots())
-        .copied()
-        .collect();
-    let pt = enc.encode_complex(&full, 0, INPUT_SCALE).unwrap();
+    let pt = enc.encode_periodic(&values, 0, INPUT_SCALE).unwrap();
     let ct = dec.encrypt_symmetric(&pt).unwrap();
     let out = bt.bootstrap(&ct, &keys).unwrap();
     assert_eq!(out.level(), bt.output_level());
     assert_eq!(out.scale(), ct.scale());
     let got = enc.decode_complex(&dec.decrypt(&out).unwrap());
-    let want: Vec<Complex64> = values
-        .iter()
-        .cycle()
-        .take(params.slots())
-        .copied()
-        .collect();
-    (PrecisionStats::new(&want, &got), out.level())
+    (
+        PrecisionStats::new(&enc.replicated(&values), &got),
+        out.level(),
+    )
 }
 
 #[test]
@@ -173,12 +164,7 @@ fn encapsulation_keys_round_trip_and_damage_is_refused() {
     let enc = Encoder::new(params);
     let dec = Decryptor::new(params, &sk).unwrap();
     let values = sample(16, 5);
-    let full: Vec<Complex64> = values
-        .iter()
-        .cycle()
-        .take(params.slots())
-        .copied()
-        .collect();
+    let full = enc.replicated(&values);
     let ct = dec
         .encrypt_symmetric(&enc.encode_complex(&full, 0, INPUT_SCALE).unwrap())
         .unwrap();
