@@ -64,6 +64,63 @@ fn spread_constant(groups: Vec<LinearTransform>, c: f64) -> Vec<LinearTransform>
         .collect()
 }
 
+/// CoeffToSlot's maps, one per level: t / q_0 -> (t / q_0) / (k * trace factor), halved for
+/// the conjugation that separates real and imaginary parts (sparse: real parts in the
+/// first n slots, imaginary parts in the next n).
+fn coeffs_to_slots_maps(
+    params: &CkksParameters,
+    shape: &BootstrappingParameters,
+) -> Result<Vec<LinearTransform>> {
+    let n = shape.slots();
+    let mut groups = dft::group(
+        &dft::coeffs_to_slots_factors(n)?,
+        shape.coeffs_to_slots_levels,
+        false,
+    )?;
+    let half = Complex64::new(0.5, 0.0);
+    let last = groups.pop().expect("at least one group");
+    groups.push(if shape.is_sparse(params) {
+        let mut d = vec![half; 2 * n];
+        for x in &mut d[n..] {
+            *x = Complex64::new(0.0, -0.5);
+        }
+        last.then(&LinearTransform::diagonal(d)?)?
+    } else {
+        last.scaled(half)
+    });
+    let trace_factor = (params.slots() / n) as f64;
+    Ok(spread_constant(
+        groups,
+        1.0 / (shape.k as f64 * trace_factor),
+    ))
+}
+
+/// SlotToCoeff's maps, one per level: sin(2 pi t / q_0), times EvalMod's `gain`, -> m / q_0
+/// (sparse: real parts in the first n slots and imaginary in the next merged first into
+/// re + i im in both).
+fn slots_to_coeffs_maps(
+    params: &CkksParameters,
+    shape: &BootstrappingParameters,
+    gain: f64,
+) -> Result<Vec<LinearTransform>> {
+    let n = shape.slots();
+    let mut factors = dft::slots_to_coeffs_factors(n)?;
+    if shape.is_sparse(params) {
+        let one = Complex64::new(1.0, 0.0);
+        let i = Complex64::new(0.0, 1.0);
+        let mut merge = LinearTransform::zero(2 * n)?;
+        for p in 0..n {
+            merge.add_entry(0, p, one);
+            merge.add_entry(n as i64, p, i);
+            merge.add_entry(n as i64, p + n, one);
+            merge.add_entry(0, p + n, i);
+        }
+        factors[0] = merge.then(&factors[0])?;
+    }
+    let groups = dft::group(&factors, shape.slots_to_coeffs_levels, true)?;
+    Ok(spread_constant(groups, 1.0 / (2.0 * PI * gain)))
+}
+
 impl Bootstrapper {
     /// Builds the circuit: checks `shape` against `params` and encodes the DFT matrices at
     /// the levels they will run at.
@@ -77,40 +134,16 @@ impl Bootstrapper {
                 EncodedLinearTransform::new(&enc, t, level, scale)
             }
         };
-        let n = shape.slots();
-        let sparse = 2 * n <= params.slots();
-        let trace_factor = (params.slots() / n) as f64;
         let top = params.max_level();
         let q = |l: usize| params.q()[l] as f64;
 
-        // CoeffToSlot: t / q_0 -> (t / q_0) / (k * trace factor), halved for the
-        // conjugation that separates real and imaginary parts.
-        let mut groups = dft::group(
-            &dft::coeffs_to_slots_factors(n)?,
-            shape.coeffs_to_slots_levels,
-            false,
-        )?;
-        let half = Complex64::new(0.5, 0.0);
-        if sparse {
-            // Real parts in the first n slots, imaginary parts in the next n.
-            let mut d = vec![half; 2 * n];
-            for x in &mut d[n..] {
-                *x = Complex64::new(0.0, -0.5);
-            }
-            let last = groups.pop().expect("at least one group");
-            groups.push(last.then(&LinearTransform::diagonal(d)?)?);
-        } else {
-            let last = groups.pop().expect("at least one group");
-            groups.push(last.scaled(half));
-        }
-        let groups = spread_constant(groups, 1.0 / (shape.k as f64 * trace_factor));
         // The first level takes the scale from q_0 (after ModRaise) to the EvalMod scale,
         // the prime EvalMod starts on; the others keep it.
         let eval_mod_level = top - shape.coeffs_to_slots_levels;
         let eval_mod_scale = q(eval_mod_level);
         let mut scale = q(0);
         let mut coeffs_to_slots = Vec::new();
-        for (i, g) in groups.iter().enumerate() {
+        for (i, g) in coeffs_to_slots_maps(params, &shape)?.iter().enumerate() {
             let level = top - i;
             let pt_scale = q(level) * eval_mod_scale / scale;
             coeffs_to_slots.push(prepare(g, level, pt_scale)?);
@@ -126,24 +159,9 @@ impl Bootstrapper {
         }
         level -= shape.arcsine_depth();
 
-        // SlotToCoeff: sin(2 pi t / q_0) -> m / q_0 at scale q_0, so that the integer content
-        // is m itself (the output is then read at the input's scale).
-        let mut factors = dft::slots_to_coeffs_factors(n)?;
-        if sparse {
-            // Real parts in the first n slots, imaginary in the next: re + i im in both.
-            let one = Complex64::new(1.0, 0.0);
-            let i = Complex64::new(0.0, 1.0);
-            let mut merge = LinearTransform::zero(2 * n)?;
-            for p in 0..n {
-                merge.add_entry(0, p, one);
-                merge.add_entry(n as i64, p, i);
-                merge.add_entry(n as i64, p + n, one);
-                merge.add_entry(0, p + n, i);
-            }
-            factors[0] = merge.then(&factors[0])?;
-        }
-        let groups = dft::group(&factors, shape.slots_to_coeffs_levels, true)?;
-        let groups = spread_constant(groups, 1.0 / (2.0 * PI * eval_mod.gain()));
+        // SlotToCoeff's last level brings the scale to q_0: the integer content is then m
+        // itself (the output is read at the input's scale).
+        let groups = slots_to_coeffs_maps(params, &shape, eval_mod.gain())?;
         let mut slots_to_coeffs = Vec::new();
         let last = groups.len() - 1;
         for (i, g) in groups.iter().enumerate() {
@@ -179,11 +197,6 @@ impl Bootstrapper {
     /// The level a bootstrapped ciphertext comes out at.
     pub fn output_level(&self) -> usize {
         self.params.max_level() - self.shape.depth()
-    }
-
-    /// Whether the slots refreshed are fewer than N/2 (the message in a subring).
-    fn sparse(&self) -> bool {
-        2 * self.shape.slots() <= self.params.slots()
     }
 
     /// Rotation steps of the SubSum trace.
@@ -245,7 +258,7 @@ impl Bootstrapper {
             x = e.rescale_owned(e.apply_linear_transform(&x, t, gk)?)?;
         }
         let conj = e.conjugate(&x, gk)?;
-        let mut y = if self.sparse() {
+        let mut y = if self.shape.is_sparse(&self.params) {
             let real_and_imaginary = e.add(&x, &conj)?;
             self.eval_mod
                 .evaluate(e, &self.poly, &real_and_imaginary, rlk)?

@@ -68,6 +68,12 @@ impl BootstrappingParameters {
         1 << self.log_slots
     }
 
+    /// Whether the slots refreshed are at most a quarter of N (sparse packing: the message
+    /// lives in a subring, and real and imaginary parts share one ciphertext of 2n slots).
+    pub fn is_sparse(&self, params: &CkksParameters) -> bool {
+        2 * self.slots() <= params.slots()
+    }
+
     /// Levels of the cosine's series.
     pub fn cosine_depth(&self) -> usize {
         chebyshev_depth(self.cosine_degree)
