@@ -38,6 +38,9 @@ pub struct CompileOptions {
     /// window's calibrated range added on both sides (`None`: chosen on
     /// held-out calibration samples).
     pub accumulator_margin: Option<f64>,
+    /// CKKS: when the plan bootstraps: `auto` (only when no modulus chain
+    /// holds its depth; `None` means this), `always` or `never`.
+    pub bootstrapping: Option<String>,
     /// Simulations: draw the encryption noise at every inference (CKKS:
     /// the output flooding's Gaussian; TFHE: every read's noise, misreads
     /// included).
@@ -64,9 +67,10 @@ impl CompileOptions {
                 self.accumulator_margin = Some(value.parse().map_err(|_| bad("not a number"))?)
             }
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
+            "bootstrapping" => self.bootstrapping = Some(value.to_string()),
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise)",
+                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise, bootstrapping)",
                 ))
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p heman-ckks --example bootstrap -- [--log-n 16] [--log-slots 14]
 //! [--compute-levels 6] [--compute-bits 50] [--circuit-bits 60] [--dft-bits 60]
-//! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--lean yes|no] [--runs 3]`
+//! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--lean yes|no] [--runs 3]
+//! [--arcsine 3] [--ratio 10]`
 //!
 //! q_0 and EvalMod's primes have `--circuit-bits`, CoeffToSlot's and SlotToCoeff's
 //! `--dft-bits`; the message scale is 2^-10 of q_0; P exceeds a key-switching digit by one
@@ -27,6 +28,8 @@ struct Options {
     sparse_secret: bool,
     lean: bool,
     runs: usize,
+    arcsine_degree: usize,
+    log_message_ratio: u32,
 }
 
 fn options() -> Options {
@@ -42,6 +45,8 @@ fn options() -> Options {
         sparse_secret: false,
         lean: false,
         runs: 3,
+        arcsine_degree: 3,
+        log_message_ratio: 10,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -59,6 +64,8 @@ fn options() -> Options {
             "--secret" => o.sparse_secret = value == "h192",
             "--runs" => o.runs = number(),
             "--lean" => o.lean = value == "yes",
+            "--arcsine" => o.arcsine_degree = number(),
+            "--ratio" => o.log_message_ratio = number() as u32,
             other => panic!("unknown option {other}"),
         }
     }
@@ -82,6 +89,8 @@ fn main() {
     let o = options();
     let shape = BootstrappingParameters {
         encode_diagonals_when_used: o.lean,
+        arcsine_degree: o.arcsine_degree,
+        log_message_ratio: o.log_message_ratio,
         ..BootstrappingParameters::new(o.log_slots)
     };
     let mut q = vec![o.circuit_bits];

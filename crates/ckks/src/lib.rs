@@ -42,7 +42,10 @@ pub mod ring;
 pub mod sampling;
 pub mod serialization;
 
-pub use bootstrapping::{Bootstrapper, BootstrappingParameters};
+pub use bootstrapping::{
+    Bootstrapper, BootstrappingKeys, BootstrappingKeysRef, BootstrappingParameters,
+    EncapsulationKeys,
+};
 pub use encoding::Encoder;
 pub use encryption::{Decryptor, Encryptor};
 pub use error::{CkksError, Result};

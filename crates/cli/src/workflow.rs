@@ -87,6 +87,10 @@ pub struct BackendArgs {
     /// inference.
     #[arg(long)]
     pub noise: bool,
+    /// CKKS: bootstrap only when no modulus chain holds the network's depth
+    /// (auto, the default), always (at N = 2^16), or never.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["auto", "always", "never"]))]
+    pub bootstrapping: Option<String>,
 }
 
 impl BackendArgs {
@@ -105,6 +109,7 @@ impl BackendArgs {
             exact: self.exact,
             accumulator_margin: self.accumulator_margin,
             noise: self.noise,
+            bootstrapping: self.bootstrapping.clone(),
         }
     }
 }

@@ -468,7 +468,7 @@ fn ckks_hostile_keyparams_are_refused_before_keygen() {
         serde_json::from_slice(&std::fs::read(flow.p("kp.json")).unwrap()).unwrap();
     let slots = original["slots"].as_u64().unwrap();
     type Damage<'a> = &'a dyn Fn(&mut serde_json::Value);
-    let cases: [(&str, Damage, &str); 4] = [
+    let cases: [(&str, Damage, &str); 5] = [
         (
             "period-0",
             &|kp| kp["input"]["layout"]["period"] = 0.into(),
@@ -488,6 +488,11 @@ fn ckks_hostile_keyparams_are_refused_before_keygen() {
             "rotation-past-the-slots",
             &|kp| kp["rotation_steps"] = vec![1, slots + 5].into(),
             "rotation steps",
+        ),
+        (
+            "bootstrapping-past-the-ring",
+            &|kp| kp["bootstrapping"] = serde_json::json!({ "log_slots": 40 }),
+            "bootstrapping",
         ),
     ];
     for (name, damage, expected) in cases {

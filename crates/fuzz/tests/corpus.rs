@@ -76,6 +76,7 @@ fn ckks_seeds() -> Vec<u8> {
         relin,
         galois,
         public: pk,
+        encapsulation: None,
     }
     .to_bytes(params);
     seed("container", "container", Some(0), &cts);

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use heman_ckks::{
-    Ciphertext, CkksParameters, GaloisKeys, PublicKey, RelinearizationKey, SecretKey,
+    Ciphertext, CkksParameters, EncapsulationKeys, GaloisKeys, PublicKey, RelinearizationKey,
+    SecretKey,
 };
 use heman_compiler::ckks::Plan;
 use serde::{Deserialize, Serialize};
@@ -127,16 +128,26 @@ pub struct EvaluationKeys {
     /// The data owner's public key: the model owner re-randomises every
     /// output ciphertext with a fresh encryption of zero under it.
     pub public: PublicKey,
+    /// The bootstrapping circuit's encapsulation keys, when the plan
+    /// bootstraps (a fourth part of the file).
+    pub encapsulation: Option<EncapsulationKeys>,
 }
 
 impl EvaluationKeys {
     /// Seeded form: the uniform half of every key is a 32-byte seed.
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
-        let payload = join_parts(&[
+        let mut parts = vec![
             self.relin.to_bytes(params),
             self.galois.to_bytes(params),
             self.public.to_bytes(params),
-        ]);
+        ];
+        if let Some(e) = &self.encapsulation {
+            parts.push(
+                e.to_bytes(params)
+                    .expect("encapsulation keys made for these parameters"),
+            );
+        }
+        let payload = join_parts(&parts);
         Container::new(
             kind(Role::EvaluationKeys),
             version(Role::EvaluationKeys),
@@ -154,19 +165,27 @@ impl EvaluationKeys {
             expected(Role::EvaluationKeys, Some(&params.fingerprint())),
         )?;
         let parts = split_parts(container.payload, path)?;
-        let [relin, galois, public] = parts[..] else {
-            return Err(invalid(
-                path,
-                format!(
-                    "evaluation keys hold {} parts, expected 3 (relinearisation, Galois and public key); make them again with heman keygen",
-                    parts.len()
-                ),
-            ));
+        let encapsulation = match parts.len() {
+            3 => None,
+            4 => Some(parts[3]),
+            n => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "evaluation keys hold {n} parts, expected 3 (relinearisation, Galois and public key) or 4 (and bootstrapping's encapsulation keys); make them again with heman keygen"
+                    ),
+                ))
+            }
         };
+        let (relin, galois, public) = (parts[0], parts[1], parts[2]);
         Ok(Self {
             relin: RelinearizationKey::from_bytes(params, relin).map_err(ckks_error(path))?,
             galois: GaloisKeys::from_bytes(params, galois).map_err(ckks_error(path))?,
             public: PublicKey::from_bytes(params, public).map_err(ckks_error(path))?,
+            encapsulation: encapsulation
+                .map(|e| EncapsulationKeys::from_bytes(params, e))
+                .transpose()
+                .map_err(ckks_error(path))?,
         })
     }
 

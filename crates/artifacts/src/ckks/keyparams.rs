@@ -6,7 +6,8 @@ use std::path::Path;
 use heman_ckks::CkksParameters;
 use heman_compiler::ckks::flooding::OutputFlooding;
 use heman_compiler::ckks::parameters::ParameterChoice;
-use heman_compiler::ckks::{Plan, SlotLayout};
+use heman_compiler::ckks::plan::input_level;
+use heman_compiler::ckks::{Bootstrapping, Plan, SlotLayout};
 use heman_compiler::graph::OutputTensor;
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +63,15 @@ pub struct KeyParams {
     pub parameters: ParameterChoice,
     /// Levels the plan consumes.
     pub depth: usize,
-    /// The only rotations the plan performs: the Galois keys to generate.
+    /// The only rotations the plan performs (its bootstrapping circuit's
+    /// included): the Galois keys to generate.
     pub rotation_steps: Vec<usize>,
+    /// The bootstrapping circuit, when the plan bootstraps: the data owner
+    /// then also makes the conjugation key and the circuit's encapsulation
+    /// keys, encrypts at the top of the compute levels, and packs the input
+    /// replicated every 2^log_slots slots.
+    #[serde(default)]
+    pub bootstrapping: Option<Bootstrapping>,
     /// The model's input.
     pub input: TensorSpec,
     /// The model's output.
@@ -83,12 +91,12 @@ pub struct KeyParams {
 impl KeyParams {
     /// The keyparams of `plan`, compiled for `params` (described by
     /// `parameters`), consuming `depth` levels, its outputs flooded as
-    /// `output_flooding`.
+    /// `output_flooding`; `rotation_steps` are the plan's and its
+    /// bootstrapping circuit's.
     pub fn for_plan(
-        params: &CkksParameters,
-        parameters: ParameterChoice,
+        (params, parameters): (&CkksParameters, ParameterChoice),
         depth: usize,
-        plan: &Plan,
+        (plan, rotation_steps): (&Plan, Vec<usize>),
         input: TensorSpec,
         output: TensorSpec,
         output_flooding: OutputFlooding,
@@ -114,7 +122,8 @@ impl KeyParams {
                 .unwrap_or(0),
             parameters,
             depth,
-            rotation_steps: plan.rotation_steps(),
+            rotation_steps,
+            bootstrapping: plan.bootstrapping,
             input,
             output,
             outputs: plan.outputs.clone(),
@@ -140,6 +149,19 @@ impl KeyParams {
             ));
         }
         Ok(params)
+    }
+
+    /// The level fresh inputs are encrypted at under `params` (these
+    /// keyparams' parameters).
+    pub fn input_level(&self, params: &CkksParameters) -> usize {
+        input_level(self.bootstrapping.as_ref(), params.max_level())
+    }
+
+    /// Slots the layouts use: N/2, or the bootstrapping circuit's (each
+    /// vector replicated).
+    pub fn layout_slots(&self) -> usize {
+        self.bootstrapping
+            .map_or(self.slots, |b| 1usize << b.log_slots.min(30))
     }
 
     /// Reads a keyparams file.
@@ -168,6 +190,18 @@ impl KeyParams {
                 format!("log_n {} with {} slots", self.log_n, self.slots),
             ));
         }
+        if let Some(b) = self.bootstrapping {
+            if b.log_slots == 0 || b.log_slots + 1 >= self.log_n {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "bootstrapping {} slots: between 2 and N/4 = {}",
+                        self.layout_slots(),
+                        self.slots / 2
+                    ),
+                ));
+            }
+        }
         for (what, spec) in [("input", &self.input), ("output", &self.output)] {
             let elements = spec
                 .shape
@@ -175,7 +209,7 @@ impl KeyParams {
                 .try_fold(1usize, |n, &d| n.checked_mul(d))
                 .ok_or_else(|| invalid(path, format!("{what} shape {:?} overflows", spec.shape)))?;
             spec.layout
-                .check(self.slots, elements)
+                .check(self.layout_slots(), elements)
                 .map_err(|e| invalid(path, format!("{what} layout: {e}")))?;
             if what == "output" {
                 crate::check_outputs(&self.outputs, elements, path)?;

@@ -84,8 +84,19 @@ pub fn compile(
     let graph = &source.graph;
     let (output_name, output_range) = source.joined_output();
     let output_max = output_range.map_or(1.0, |(lo, hi)| lo.abs().max(hi.abs()));
+    let bootstrapping = match options.bootstrapping.as_deref() {
+        None | Some("auto") => compiler::BootstrappingMode::Auto,
+        Some("always") => compiler::BootstrappingMode::Always,
+        Some("never") => compiler::BootstrappingMode::Never,
+        Some(other) => {
+            return Err(BackendError::Compile(format!(
+                "--bootstrapping {other}: auto, always or never"
+            )))
+        }
+    };
     let options = compiler::Options {
         security,
+        bootstrapping,
         ..compiler::Options::default()
     };
     let (compiled, check) = compile_in_ring(source, options, output_max, target, progress)?;
@@ -116,10 +127,12 @@ pub fn compile(
         ))
     })?;
     let keyparams = KeyParams::for_plan(
-        &compiled.params,
-        compiled.choice.clone(),
+        (&compiled.params, compiled.choice.clone()),
         compiled.depth,
-        &compiled.plan,
+        (
+            &compiled.plan,
+            key_rotation_steps(&compiled.params, &compiled.plan)?,
+        ),
         input,
         output,
         flooding,
@@ -132,6 +145,20 @@ pub fn compile(
         compiled,
         check,
     })
+}
+
+/// Every rotation the data owner's keys must hold: the plan's and its
+/// bootstrapping circuit's.
+fn key_rotation_steps(
+    params: &heman_ckks::CkksParameters,
+    plan: &heman_compiler::ckks::Plan,
+) -> Result<Vec<usize>> {
+    let circuit = heman_runtime::ckks::bootstrapping::circuit(params, plan, true)
+        .map_err(|e| BackendError::Compile(format!("bootstrapping circuit: {e}")))?;
+    Ok(heman_runtime::ckks::bootstrapping::rotation_steps(
+        plan,
+        circuit.as_ref(),
+    ))
 }
 
 /// The graph compiled in the smallest ring that holds its depth, its
@@ -165,6 +192,16 @@ fn compile_in_ring(
             .map_err(|e| e.context(format!("measuring the output noise of {}", source.name)))
     };
     let mut compiled = lower(options)?;
+    if options.bootstrapping == compiler::BootstrappingMode::Auto
+        && compiled.plan.bootstrapping.is_none()
+        && !keep_fitting_candidates(&mut compiled)?
+    {
+        info!("one modulus chain's keys would not fit this machine: bootstrapping instead");
+        compiled = lower(compiler::Options {
+            bootstrapping: compiler::BootstrappingMode::Always,
+            ..options
+        })?;
+    }
     let mut check = measure(&mut compiled)?;
     while !check.choice.meets && compiled.choice.log_n < 16 {
         let larger = compiler::Options {
@@ -254,7 +291,8 @@ fn choose_parameters(
         let candidate = &candidates[index];
         progress.advance(1);
         let params = candidate.build().map_err(compile_error)?;
-        check_key_memory(&params, compiled.plan.rotation_steps().len(), candidate)?;
+        let rotations = key_rotation_steps(&params, &compiled.plan)?.len();
+        check_key_memory(&params, rotations, candidate)?;
         let noise = measure_output_noise(&params, &compiled.plan, inputs)
             .map_err(|e| BackendError::Internal(e.to_string()))?;
         // The flooding's error per slot on top of the largest error the
@@ -297,6 +335,32 @@ fn choose_parameters(
         allowed,
         noise,
     })
+}
+
+/// Drops the compiled model's parameter candidates whose evaluation keys would take more
+/// than half this machine's available memory (the dry runs' ciphertexts and encoded
+/// weights need the rest: the six-ReLU CNN's 22 GiB of keys peaked at 24 GiB); false,
+/// leaving them all, when none fits.
+fn keep_fitting_candidates(compiled: &mut compiler::Compiled) -> Result<bool> {
+    let Some(available) = crate::memory::available_bytes() else {
+        return Ok(true);
+    };
+    let params = &compiled.params;
+    let rotations = key_rotation_steps(params, &compiled.plan)?.len();
+    let fits = |c: &ParameterChoice| {
+        super::evaluation_key_bytes(
+            params.n(),
+            c.switching_key_limbs(),
+            c.q_bits.len(),
+            rotations,
+        ) as usize
+            <= available / 2
+    };
+    if !compiled.candidates.iter().any(fits) {
+        return Ok(false);
+    }
+    compiled.candidates.retain(fits);
+    Ok(true)
 }
 
 /// Refuses, before a dry run makes them, evaluation keys that would not fit this machine

@@ -11,7 +11,9 @@ use heman_artifacts::ckks::{
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
 use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
-use heman_runtime::ckks::{decrypt_tensor, decrypt_tensor_for_release, encrypt_tensor, InputKey};
+use heman_runtime::ckks::{
+    decrypt_tensor, decrypt_tensor_for_release, encrypt_tensor_at, InputKey,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -36,14 +38,24 @@ pub fn keygen(keyparams: &[u8], origin: &Path, progress: &dyn Progress) -> Resul
     let relin = generator.gen_relin_key(&secret).map_err(ckks_error)?;
     progress.advance(1);
     let steps: Vec<i64> = keyparams.rotation_steps.iter().map(|&s| s as i64).collect();
+    let circuit = keyparams.bootstrapping.map(|b| b.circuit());
     let galois = generator
-        .gen_galois_keys(&secret, &steps, false)
+        .gen_galois_keys(&secret, &steps, circuit.is_some())
         .map_err(ckks_error)?;
+    let encapsulation = match circuit.and_then(|c| c.ephemeral_weight) {
+        Some(weight) => Some(
+            generator
+                .gen_encapsulation_keys(&secret, weight)
+                .map_err(ckks_error)?,
+        ),
+        None => None,
+    };
     progress.advance(1);
     let evaluation = EvaluationKeys {
         relin,
         galois,
         public: public.clone(),
+        encapsulation,
     }
     .to_bytes(&params);
     let files = KeyFiles {
@@ -103,11 +115,12 @@ impl DataOwner for CkksDataOwner {
     /// public-key encryption's, and a seeded ciphertext half the size.
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>> {
         let x = fit_input(x, &self.input, origin)?;
-        let cts = encrypt_tensor(
+        let cts = encrypt_tensor_at(
             &self.params,
             InputKey::Secret(&self.decryptor),
             &self.keyparams.input.layout,
             &x,
+            self.keyparams.input_level(&self.params),
         )
         .map_err(crate::error::runtime_error)?;
         Ok(Ciphertexts { ciphertexts: cts }.to_bytes(&self.params))

@@ -71,6 +71,9 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join(" + "),
             StageOp::Square => "square".to_string(),
+            StageOp::Bootstrap { max_abs } => {
+                format!("bootstrap (amplified for |x| <= {max_abs:.3})")
+            }
             StageOp::Product => "product of its two inputs".to_string(),
             StageOp::Activation {
                 function,

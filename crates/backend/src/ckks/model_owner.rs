@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use heman_artifacts::ckks::{Ciphertexts, CompiledModel, EvaluationKeys as CkksKeys};
 use heman_artifacts::Role;
-use heman_ckks::keys::galois_element_for_step;
-use heman_ckks::CkksParameters;
+use heman_ckks::keys::{galois_element_conjugate, galois_element_for_step};
+use heman_ckks::{Bootstrapper, CkksParameters};
 use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
 use heman_runtime::ckks::{Executor, PreparedPlan};
@@ -34,11 +34,17 @@ self_cell::self_cell!(
 pub struct CkksModel {
     prepared: Prepared,
     params: CkksParameters,
+    /// The bootstrapping circuit, when the plan bootstraps.
+    bootstrapper: Option<Bootstrapper>,
     keyparams: String,
     input: TensorInfo,
     outputs: Vec<TensorInfo>,
     origin: PathBuf,
 }
+
+/// The cache budget below which the bootstrapping circuit's DFT matrices
+/// are encoded when used rather than kept encoded.
+const LEAN_BELOW_CACHE_BYTES: usize = 8 << 30;
 
 /// Loads a compiled model file.
 pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<CkksModel> {
@@ -51,12 +57,20 @@ pub fn load(bytes: &[u8], origin: &Path, options: ServingOptions) -> Result<Ckks
         &compiled.keyparams.outputs,
         compiled.keyparams.output.calibrated_range,
     );
+    // The circuit's DFT matrices encoded once take about 2 GiB at N = 2^16:
+    // kept only where the cache may hold that much beside the weights.
+    let lean = options.cache_bytes < LEAN_BELOW_CACHE_BYTES;
+    let bootstrapper = heman_runtime::ckks::bootstrapping::circuit(&params, &compiled.plan, lean)
+        .map_err(|e| {
+        BackendError::Compile(format!("{}: bootstrapping circuit: {e}", origin.display()))
+    })?;
     let prepared = Prepared::new(compiled, |c| {
         PreparedPlan::new(&c.plan, &params, options.cache_bytes)
     });
     Ok(CkksModel {
         prepared,
         params,
+        bootstrapper,
         keyparams,
         input,
         outputs,
@@ -132,6 +146,16 @@ impl ModelOwner for CkksModel {
     fn check_keys(&self, keys: &EvaluationKeys) -> Result<()> {
         let keys: &CkksKeys = keys.get()?;
         let n = self.params.n();
+        if self.bootstrapper.is_some() {
+            let conjugation = keys.galois.contains(galois_element_conjugate(n));
+            if !conjugation || keys.encapsulation.is_none() {
+                return Err(BackendError::Refused(format!(
+                    "{} bootstraps and these evaluation keys lack the {}; make keys from its keyparams",
+                    self.origin.display(),
+                    if conjugation { "encapsulation keys" } else { "conjugation key" }
+                )));
+            }
+        }
         let missing: Vec<usize> = self
             .model()
             .keyparams
@@ -169,8 +193,11 @@ impl ModelOwner for CkksModel {
     ) -> Result<Inference> {
         let keys: &CkksKeys = keys.get()?;
         let cts = self.input_ciphertexts(input, origin)?;
-        let executor = Executor::new(&self.params, &keys.relin, &keys.galois, &keys.public)
+        let mut executor = Executor::new(&self.params, &keys.relin, &keys.galois, &keys.public)
             .map_err(|e| BackendError::Refused(format!("evaluation keys refused: {e}")))?;
+        if let Some(b) = &self.bootstrapper {
+            executor = executor.with_bootstrapping(b, keys.encapsulation.as_ref());
+        }
         let plan = &self.model().plan;
         let mut stages = Vec::with_capacity(plan.stages.len());
         let mut last = Instant::now();

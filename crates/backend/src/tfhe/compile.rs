@@ -46,9 +46,12 @@ fn kept_samples(f: &compiler::Fidelity) -> &'static str {
 /// mode: the cheapest only, its guarantee does not depend on the preset);
 /// options of other backends are refused by name.
 fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Preset>)> {
-    if options.flooding_security.is_some() || options.flooding_tail_bound {
+    if options.flooding_security.is_some()
+        || options.flooding_tail_bound
+        || options.bootstrapping.is_some()
+    {
         return Err(BackendError::Compile(
-            "--flooding-security and --flooding-tail-bound apply to the ckks backend only (TFHE outputs are flooded at their noise)".into(),
+            "--flooding-security, --flooding-tail-bound and --bootstrapping apply to the ckks backend only (TFHE outputs are flooded at their noise, and every TFHE lookup bootstraps)".into(),
         ));
     }
     if options.security.is_some_and(|bits| bits != 128) {

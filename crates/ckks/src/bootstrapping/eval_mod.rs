@@ -71,15 +71,25 @@ impl EvalMod {
         }
     }
 
-    /// sin(2 pi k y) slot-wise; the input's scale should be close to its level's prime.
+    /// sin(2 pi k y) slot-wise; the input's scale should be close to its level's prime. The
+    /// output's scale is the circuit's own divided by `shrink` (>= 1), which divides the
+    /// message the following SlotToCoeff reads out by `shrink` at no level: how an
+    /// amplified bootstrap gives its amplification back.
     pub(crate) fn evaluate(
         &self,
         eval: &Evaluator,
         poly: &PolynomialEvaluator,
         ct: &Ciphertext,
         rlk: &RelinearizationKey,
+        shrink: f64,
     ) -> Result<Ciphertext> {
-        let mut c = poly.evaluate(ct, &self.cosine, rlk, ct.scale())?;
+        // Without the arcsine, the cosine's scale is squared by every double angle: it
+        // takes the 2^r-th root of the shrink.
+        let cosine_shrink = match self.arcsine {
+            Some(_) => 1.0,
+            None => shrink.powf(0.5f64.powi(self.double_angle as i32)),
+        };
+        let mut c = poly.evaluate(ct, &self.cosine, rlk, ct.scale() / cosine_shrink)?;
         for _ in 0..self.double_angle {
             let sq = eval.rescale_owned(eval.square_relin(&c, rlk)?)?;
             c = eval.add_const(&eval.mul_integer(&sq, 2), -1.0)?;
@@ -88,7 +98,7 @@ impl EvalMod {
             None => Ok(c),
             Some((g, p)) => {
                 let v = eval.mul_integer(&c, *g);
-                poly.evaluate(&v, p, rlk, v.scale())
+                poly.evaluate(&v, p, rlk, v.scale() / shrink)
             }
         }
     }

@@ -36,6 +36,29 @@ pub struct BootstrappingKeys {
     pub encapsulation: Option<EncapsulationKeys>,
 }
 
+/// The keys [`Bootstrapper::bootstrap_amplified`] reads, borrowed: they may be a larger
+/// set's (a network's relinearisation key, and Galois keys that include the circuit's).
+#[derive(Debug, Clone, Copy)]
+pub struct BootstrappingKeysRef<'a> {
+    /// Relinearisation (EvalMod's products).
+    pub relinearization: &'a RelinearizationKey,
+    /// Galois keys holding the circuit's rotations and conjugation.
+    pub galois: &'a GaloisKeys,
+    /// Present when the circuit encapsulates.
+    pub encapsulation: Option<&'a EncapsulationKeys>,
+}
+
+impl BootstrappingKeys {
+    /// The keys, borrowed.
+    pub fn as_ref(&self) -> BootstrappingKeysRef<'_> {
+        BootstrappingKeysRef {
+            relinearization: &self.relinearization,
+            galois: &self.galois,
+            encapsulation: self.encapsulation.as_ref(),
+        }
+    }
+}
+
 impl KeyGenerator {
     /// The encapsulation keys for an ephemeral secret of Hamming weight `weight`.
     pub fn gen_encapsulation_keys(

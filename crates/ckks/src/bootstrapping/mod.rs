@@ -26,7 +26,7 @@ mod parameters;
 #[cfg(test)]
 mod tests;
 
-pub use keys::{BootstrappingKeys, EncapsulationKeys};
+pub use keys::{BootstrappingKeys, BootstrappingKeysRef, EncapsulationKeys};
 pub use parameters::BootstrappingParameters;
 
 use crate::encoding::Encoder;
@@ -199,6 +199,19 @@ impl Bootstrapper {
         self.params.max_level() - self.shape.depth()
     }
 
+    /// The largest amplification (see [`Bootstrapper::bootstrap_amplified`]) for messages
+    /// of magnitude at most `max_abs` at `scale`: q_0 / (2^log_message_ratio * max_abs *
+    /// scale), rounded down, at least 1.
+    pub fn amplification_for(&self, max_abs: f64, scale: f64) -> u64 {
+        let range = self.params.q()[0] as f64 / 2f64.powi(self.shape.log_message_ratio as i32);
+        let a = (range / (max_abs * scale)).floor();
+        if a.is_finite() && a >= 1.0 {
+            a.min(u32::MAX as f64) as u64
+        } else {
+            1
+        }
+    }
+
     /// Rotation steps of the SubSum trace.
     fn trace_steps(&self) -> Vec<i64> {
         let n = self.shape.slots();
@@ -230,15 +243,41 @@ impl Bootstrapper {
     /// be at most about 1 in magnitude times q_0 / (scale * 2^8): the sine is close to linear
     /// only near 0, and its curvature is the error's main term.
     pub fn bootstrap(&self, ct: &Ciphertext, keys: &BootstrappingKeys) -> Result<Ciphertext> {
+        self.bootstrap_amplified(ct, keys.as_ref(), 1)
+    }
+
+    /// As [`Bootstrapper::bootstrap`] for a message `amplification` times smaller than the
+    /// circuit's range: it is multiplied by `amplification` (an integer: no level) before
+    /// ModRaise and divided by it again in EvalMod's last polynomial (its output scale: no
+    /// level), so that EvalMod's error, fixed relative to q_0, is `amplification` times
+    /// smaller relative to the message. The amplified message, `amplification * |m| *
+    /// scale`, should stay below q_0 / 2^log_message_ratio.
+    pub fn bootstrap_amplified(
+        &self,
+        ct: &Ciphertext,
+        keys: BootstrappingKeysRef<'_>,
+        amplification: u64,
+    ) -> Result<Ciphertext> {
         let e = &self.eval;
         if ct.degree() != 1 {
             return Err(CkksError::InvalidDegree(ct.degree()));
         }
-        let (rlk, gk) = (&keys.relinearization, &keys.galois);
+        let gain = i64::try_from(amplification)
+            .ok()
+            .filter(|&a| a >= 1)
+            .ok_or_else(|| {
+                CkksError::InvalidParameters(format!(
+                    "amplification {amplification}: between 1 and 2^63"
+                ))
+            })?;
+        let (rlk, gk) = (keys.relinearization, keys.galois);
         let input_scale = ct.scale();
-        let bottom = e.drop_to_level(ct, 0)?;
+        let mut bottom = e.drop_to_level(ct, 0)?;
+        if gain > 1 {
+            bottom = e.mul_integer(&bottom, gain);
+        }
         let mut x =
-            match (&self.encapsulation, &keys.encapsulation) {
+            match (&self.encapsulation, keys.encapsulation) {
                 (None, _) => mod_raise::mod_raise(&self.params, &bottom),
                 (Some(small), Some(k)) => {
                     e.check_fingerprint(&k.fingerprint)?;
@@ -258,15 +297,16 @@ impl Bootstrapper {
             x = e.rescale_owned(e.apply_linear_transform(&x, t, gk)?)?;
         }
         let conj = e.conjugate(&x, gk)?;
+        let shrink = amplification as f64;
         let mut y = if self.shape.is_sparse(&self.params) {
             let real_and_imaginary = e.add(&x, &conj)?;
             self.eval_mod
-                .evaluate(e, &self.poly, &real_and_imaginary, rlk)?
+                .evaluate(e, &self.poly, &real_and_imaginary, rlk, shrink)?
         } else {
             let re = e.add(&x, &conj)?;
             let im = e.mul_by_i(&e.sub(&conj, &x)?);
-            let re = self.eval_mod.evaluate(e, &self.poly, &re, rlk)?;
-            let im = self.eval_mod.evaluate(e, &self.poly, &im, rlk)?;
+            let re = self.eval_mod.evaluate(e, &self.poly, &re, rlk, shrink)?;
+            let im = self.eval_mod.evaluate(e, &self.poly, &im, rlk, shrink)?;
             e.add(&re, &e.mul_by_i(&im))?
         };
         for t in &self.slots_to_coeffs {

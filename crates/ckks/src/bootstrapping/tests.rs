@@ -195,3 +195,39 @@ fn missing_encapsulation_keys_are_an_error() {
         .unwrap();
     assert!(bt.bootstrap(&ct, &keys).is_err());
 }
+
+#[test]
+fn amplification_restores_the_precision_of_small_messages() {
+    // A message 2^-12 of the circuit's range loses 12 bits bootstrapped as it is; amplified
+    // by 2^12 before ModRaise and shrunk back in EvalMod, it keeps the full-range precision.
+    let params = params(SecretDistribution::UniformTernary);
+    let shape = BootstrappingParameters::new(9);
+    let bt = Bootstrapper::new(&params, shape).unwrap();
+    let mut kg = KeyGenerator::new(&params).unwrap();
+    let sk = kg.gen_secret_key();
+    let keys = kg.gen_bootstrapping_keys(&sk, &bt).unwrap();
+    let enc = Encoder::new(&params);
+    let dec = Decryptor::new(&params, &sk).unwrap();
+    let scale = INPUT_SCALE / 4096.0;
+    let values = sample(shape.slots(), 5);
+    let ct = dec
+        .encrypt_symmetric(&enc.encode_periodic(&values, 0, scale).unwrap())
+        .unwrap();
+    let amplification = bt.amplification_for(1.0, scale);
+    // q_0 is a prime just below 2^60.
+    assert!((4000..=4096).contains(&amplification), "{amplification}");
+    let precision = |a: u64| {
+        let out = bt.bootstrap_amplified(&ct, keys.as_ref(), a).unwrap();
+        assert_eq!((out.level(), out.scale()), (bt.output_level(), scale));
+        let got = enc.decode_complex(&dec.decrypt(&out).unwrap());
+        PrecisionStats::new(&enc.replicated(&values), &got)
+    };
+    let (plain, amplified) = (precision(1), precision(amplification));
+    eprintln!("as it is:\n{plain}\namplified:\n{amplified}");
+    assert!(
+        amplified.l2.min > plain.l2.min + 8.0,
+        "{plain}\n{amplified}"
+    );
+    assert!(amplified.l2.min > 24.0, "{amplified}");
+    assert!(bt.bootstrap_amplified(&ct, keys.as_ref(), 0).is_err());
+}

@@ -106,6 +106,7 @@ pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Resu
     options.flooding_tail_bound |= overrides.flooding_tail_bound;
     options.flooding_security = overrides.flooding_security.or(options.flooding_security);
     options.security = overrides.security.or(options.security);
+    options.bootstrapping = overrides.bootstrapping.clone().or(options.bootstrapping);
     Ok(options)
 }
 

@@ -7,12 +7,16 @@ use heman_model::{CalibrationRanges, Graph};
 use tracing::info;
 
 use crate::ckks::approximation::{choose_degrees, Agreement, StageMaps};
+use crate::ckks::bootstrap_placement::{place_bootstraps, value_magnitudes};
 use crate::ckks::lower::lower_stages;
-use crate::ckks::parameters::{candidates, unmeasured_choice, ParameterChoice, Requirements};
-use crate::ckks::plan::Plan;
+use crate::ckks::parameters::{
+    bootstrapping_choice, candidates, compute_levels, unmeasured_choice, ParameterChoice,
+    Requirements,
+};
+use crate::ckks::plan::{Bootstrapping, Plan};
 use crate::error::Result;
 use crate::graph::front_end;
-use crate::graph::stages::{value_depths, StageKind};
+use crate::graph::stages::{value_depths, Levels, StageKind};
 
 /// Knobs of [`compile`].
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +37,21 @@ pub struct Options {
     pub security: heman_ckks::params::SecurityLevel,
     /// log2 of the smallest ring tried.
     pub min_log_n: u32,
+    /// Whether the plan bootstraps.
+    pub bootstrapping: BootstrappingMode,
+}
+
+/// When a plan bootstraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BootstrappingMode {
+    /// Only when no ring of the security table holds its depth in one
+    /// modulus chain: HE-MAN's models keep their plans.
+    #[default]
+    Auto,
+    /// Always, at N = 2^16 (to measure it against one chain).
+    Always,
+    /// Never: a depth no ring holds is refused.
+    Never,
 }
 
 impl Default for Options {
@@ -45,6 +64,7 @@ impl Default for Options {
             agreement_samples: 200,
             security: heman_ckks::params::SecurityLevel::Bits128,
             min_log_n: 12,
+            bootstrapping: BootstrappingMode::Auto,
         }
     }
 }
@@ -114,7 +134,7 @@ pub fn compile(
                 (StageKind::Activation(_), Some(p)) => p.depth(),
                 _ => 1,
             };
-            (stage.sources.as_slice(), depth)
+            (stage.sources.as_slice(), Levels::Spend(depth))
         },
     ));
     let depth = depths.last().copied().unwrap_or(0);
@@ -132,7 +152,23 @@ pub fn compile(
         security: options.security,
         min_log_n: options.min_log_n,
     };
-    let candidates = candidates(requirements)?;
+    let one_chain = candidates(requirements);
+    let bootstrap = match options.bootstrapping {
+        BootstrappingMode::Never => false,
+        BootstrappingMode::Always => true,
+        BootstrappingMode::Auto => one_chain.is_err(),
+    };
+    let agreement = has_activations.then_some(agreement);
+    if bootstrap {
+        let lowered = Lowered {
+            core: &core,
+            stage_maps: &stage_maps,
+            approx: &approx,
+            outputs,
+        };
+        return compile_bootstrapped(lowered, samples, options, agreement);
+    }
+    let candidates = one_chain?;
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();
     let params = choice.build()?;
     let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), outputs)?;
@@ -142,6 +178,74 @@ pub fn compile(
         candidates,
         plan,
         depth,
-        agreement: has_activations.then_some(agreement),
+        agreement,
+    })
+}
+
+/// What the front end and the approximation made of the graph, ready to
+/// lower.
+struct Lowered<'a> {
+    core: &'a Graph,
+    stage_maps: &'a StageMaps,
+    approx: &'a crate::ckks::approximation::Approximated,
+    outputs: Vec<crate::graph::OutputTensor>,
+}
+
+/// Calibration samples whose slot values bound each bootstrap's input.
+const MAGNITUDE_SAMPLES: usize = 32;
+
+/// The plan lowered for sparse bootstrapping (N/4 slots, each ciphertext's
+/// vector replicated), bootstraps placed where its values run out of compute
+/// levels ([`place_bootstraps`]), in the bootstrapping chain
+/// ([`bootstrapping_choice`]).
+fn compile_bootstrapped(
+    lowered: Lowered<'_>,
+    samples: &[Sample],
+    options: Options,
+    agreement: Option<Agreement>,
+) -> Result<Compiled> {
+    let log_slots = 14;
+    let shape = heman_ckks::BootstrappingParameters::new(log_slots);
+    let deepest = lowered
+        .stage_maps
+        .stages
+        .iter()
+        .zip(&lowered.approx.polynomials)
+        .map(|(stage, polynomial)| match (&stage.kind, polynomial) {
+            (StageKind::Activation(_), Some(p)) => p.depth(),
+            _ => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    let choice = bootstrapping_choice(&shape, deepest, options.max_scale_bits, options.security)?;
+    let params = choice.build()?;
+    let levels = compute_levels(&choice, &shape);
+    let plan = lower_stages(
+        lowered.core,
+        lowered.stage_maps,
+        lowered.approx,
+        shape.slots(),
+        lowered.outputs,
+    )?;
+    let inputs: Vec<_> = samples
+        .iter()
+        .take(MAGNITUDE_SAMPLES)
+        .map(|s| s.tensor.clone())
+        .collect();
+    let magnitudes = value_magnitudes(&plan, &inputs);
+    let plan = place_bootstraps(&plan, levels, &magnitudes, Bootstrapping { log_slots })?;
+    info!(
+        bootstraps = plan.bootstraps(),
+        compute_levels = levels,
+        log_scale = choice.log_scale,
+        "bootstraps placed"
+    );
+    Ok(Compiled {
+        candidates: vec![choice.clone()],
+        depth: plan.depth(),
+        choice,
+        params,
+        plan,
+        agreement,
     })
 }

@@ -121,6 +121,7 @@ pub fn lower_stages(
         output_shape: graph.shape(graph.outputs[0]).to_vec(),
         output_layout: layouts.pop().expect("the input at least"),
         outputs,
+        bootstrapping: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! chosen by measured precision, and a cleartext simulator of the result.
 
 pub mod approximation;
+pub mod bootstrap_placement;
 pub mod compile;
 pub mod fit;
 pub mod flooding;
@@ -15,7 +16,7 @@ pub mod plan;
 pub mod simulate;
 pub mod window_sum;
 
-pub use compile::{compile, Compiled, Options};
+pub use compile::{compile, BootstrappingMode, Compiled, Options};
 pub use layout::SlotLayout;
 pub use lower::{compile_at_degree, lower_stages, DEFAULT_DEGREE};
-pub use plan::{Plan, PlanStage, StageOp};
+pub use plan::{Bootstrapping, Plan, PlanStage, StageOp};

@@ -27,6 +27,12 @@ pub struct ParameterChoice {
     /// or 256 (files written before levels existed are 128).
     #[serde(default = "default_security_bits")]
     pub security_bits: u32,
+    /// q primes per key-switching digit when fewer than the special primes
+    /// (`None`: as many, the usual hybrid key switching). Bootstrapping's
+    /// chains keep P one prime above a digit: its message sits far below the
+    /// scale, where key switching's noise would otherwise reach.
+    #[serde(default)]
+    pub digit_size: Option<usize>,
 }
 
 fn default_security_bits() -> u32 {
@@ -58,8 +64,12 @@ impl ParameterChoice {
                 self.log_n
             )));
         }
-        CkksParameters::new(self.log_n, &self.q_bits, &self.p_bits, self.log_scale)
-            .map_err(|e| CompileError::Parameters(format!("{self:?}: {e}")))
+        let params = CkksParameters::new(self.log_n, &self.q_bits, &self.p_bits, self.log_scale);
+        match self.digit_size {
+            None => params,
+            Some(d) => params.and_then(|p| p.with_digit_size(d)),
+        }
+        .map_err(|e| CompileError::Parameters(format!("{self:?}: {e}")))
     }
 }
 
@@ -99,7 +109,9 @@ const MAX_ALPHA: usize = 8;
 impl ParameterChoice {
     /// Number of key-switching digits, ceil(q primes / special primes).
     pub fn digits(&self) -> usize {
-        self.q_bits.len().div_ceil(self.p_bits.len())
+        self.q_bits
+            .len()
+            .div_ceil(self.digit_size.unwrap_or(self.p_bits.len()))
     }
 
     /// Residue polynomials in one switching key (digits times primes of
@@ -130,6 +142,7 @@ fn fit(log_n: u32, budget: u32, alpha: usize, req: &Requirements) -> Option<Para
                 p_bits: vec![p; alpha],
                 log_scale: s,
                 security_bits: req.security.bits(),
+                digit_size: None,
             };
             (p <= MAX_PRIME_BITS && choice.log_qp() <= budget && q0 > s).then_some(choice)
         })
@@ -260,6 +273,89 @@ pub fn choose_by_precision<E>(
         meets: true,
         measured,
     })
+}
+
+/// Bits of q_0 and of EvalMod's primes in a bootstrapping chain: EvalMod runs
+/// at the scale of q_0, 2^10 above the message, and its error is relative to
+/// it.
+const CIRCUIT_PRIME_BITS: u32 = 60;
+/// Bits of the primes CoeffToSlot and SlotToCoeff spend (their diagonals'
+/// scale: precision enough for 20-bit bootstraps, 10 bits less each than
+/// EvalMod's).
+const DFT_PRIME_BITS: u32 = 50;
+/// Bits of the special primes of a bootstrapping chain.
+const SPECIAL_PRIME_BITS: u32 = 61;
+/// q primes per key-switching digit in a bootstrapping chain: 8 as in the
+/// benchmarked bootstrap (README), which keeps the keys to a few GiB.
+const BOOTSTRAPPING_DIGIT: usize = 8;
+/// The smallest compute scale of a bootstrapping chain, in bits: about the
+/// precision a bootstrap keeps, so the compute levels do not lose more.
+const MIN_BOOTSTRAPPED_SCALE_BITS: u32 = 32;
+
+/// The modulus chain of a plan that bootstraps, at N = 2^16 (the only ring
+/// whose 128-bit modulus holds the circuit): q_0, the compute levels,
+/// SlotToCoeff's, EvalMod's and CoeffToSlot's primes from the bottom up
+/// (the circuit runs top down), and special primes one prime above a
+/// digit of [`BOOTSTRAPPING_DIGIT`]. The compute scale is the largest that
+/// keeps the most compute levels at no less than
+/// [`MIN_BOOTSTRAPPED_SCALE_BITS`]; refused when fewer than `min_levels`
+/// remain.
+pub fn bootstrapping_choice(
+    shape: &heman_ckks::BootstrappingParameters,
+    min_levels: usize,
+    max_scale_bits: u32,
+    security: SecurityLevel,
+) -> Result<ParameterChoice> {
+    let log_n = 16;
+    let bound = security.max_log_qp(log_n).unwrap_or(0);
+    let p_count =
+        (BOOTSTRAPPING_DIGIT as u32 * CIRCUIT_PRIME_BITS).div_ceil(SPECIAL_PRIME_BITS) + 1;
+    let dft = shape.coeffs_to_slots_levels + shape.slots_to_coeffs_levels;
+    let fixed = CIRCUIT_PRIME_BITS * (1 + shape.eval_mod_depth() as u32)
+        + DFT_PRIME_BITS * dft as u32
+        + SPECIAL_PRIME_BITS * p_count;
+    let budget = bound.saturating_sub(fixed);
+    let levels = (budget / MIN_BOOTSTRAPPED_SCALE_BITS) as usize;
+    if levels < min_levels.max(1) {
+        return Err(CompileError::Parameters(format!(
+            "a bootstrapping chain at N = 2^16 leaves {levels} compute levels of at least {MIN_BOOTSTRAPPED_SCALE_BITS} bits within the {}-bit bound of {bound}; the plan's deepest stage needs {min_levels}",
+            security.bits()
+        )));
+    }
+    let scale = (budget / levels as u32)
+        .min(max_scale_bits)
+        .min(MAX_PRIME_BITS);
+    let mut q_bits = vec![CIRCUIT_PRIME_BITS];
+    q_bits.extend(std::iter::repeat_n(scale, levels));
+    q_bits.extend(std::iter::repeat_n(
+        DFT_PRIME_BITS,
+        shape.slots_to_coeffs_levels,
+    ));
+    q_bits.extend(std::iter::repeat_n(
+        CIRCUIT_PRIME_BITS,
+        shape.eval_mod_depth(),
+    ));
+    q_bits.extend(std::iter::repeat_n(
+        DFT_PRIME_BITS,
+        shape.coeffs_to_slots_levels,
+    ));
+    Ok(ParameterChoice {
+        log_n,
+        q_bits,
+        p_bits: vec![SPECIAL_PRIME_BITS; p_count as usize],
+        log_scale: scale,
+        security_bits: security.bits(),
+        digit_size: Some(BOOTSTRAPPING_DIGIT),
+    })
+}
+
+/// The compute levels of a bootstrapping chain for `shape`: those below the
+/// circuit's, above q_0.
+pub fn compute_levels(
+    choice: &ParameterChoice,
+    shape: &heman_ckks::BootstrappingParameters,
+) -> usize {
+    (choice.q_bits.len() - 1).saturating_sub(shape.depth())
 }
 
 #[cfg(test)]
@@ -414,5 +510,40 @@ mod tests {
         assert_eq!(derive(req(3)).unwrap().log_n, 13);
         assert_eq!(derive(req(10)).unwrap().log_n, 14);
         assert!(derive(req(100)).is_err());
+    }
+
+    #[test]
+    fn a_bootstrapping_chain_fills_the_128_bit_bound_at_n_2_16() {
+        let shape = heman_ckks::BootstrappingParameters::new(14);
+        let choice = bootstrapping_choice(&shape, 6, 40, SecurityLevel::Bits128).unwrap();
+        let bound = SecurityLevel::Bits128.max_log_qp(16).unwrap();
+        assert_eq!(choice.log_n, 16);
+        assert!(
+            choice.log_qp() <= bound && choice.log_qp() + 34 > bound,
+            "{choice:?}"
+        );
+        let levels = compute_levels(&choice, &shape);
+        assert!(levels >= 6 && choice.log_scale >= 32, "{levels} {choice:?}");
+        assert_eq!(choice.q_bits[0], 60);
+        assert_eq!(
+            choice.q_bits[1..=levels],
+            vec![choice.log_scale; levels][..]
+        );
+        // P is a digit of the largest primes and one prime more.
+        let p: u32 = choice.p_bits.iter().sum();
+        assert!(p >= 9 * 60, "{p}");
+        let params = choice.build().unwrap();
+        assert_eq!(params.max_level() - shape.depth(), levels);
+        assert!(heman_ckks::Bootstrapper::new(
+            &params,
+            heman_ckks::BootstrappingParameters {
+                encode_diagonals_when_used: true,
+                ..shape
+            }
+        )
+        .is_ok());
+        // A stage deeper than the compute levels has no chain.
+        let error = bootstrapping_choice(&shape, 40, 40, SecurityLevel::Bits128).unwrap_err();
+        assert!(error.to_string().contains("needs 40"), "{error}");
     }
 }

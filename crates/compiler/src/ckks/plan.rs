@@ -9,6 +9,7 @@ use heman_model::ops::Activation;
 use crate::ckks::approximation::Polynomial;
 use crate::ckks::layout::SlotLayout;
 use crate::ckks::linear::LinearTransform;
+pub use crate::graph::stages::Levels;
 
 /// What one step of a CKKS [`Plan`] computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,14 +36,33 @@ pub enum StageOp {
         /// The Chebyshev polynomial evaluated in its place.
         polynomial: Polynomial,
     },
+    /// Every ciphertext refreshed by the plan's bootstrapping circuit
+    /// ([`Plan::bootstrapping`]): the same values at the top of the compute
+    /// levels, whatever level they arrived at.
+    Bootstrap {
+        /// The largest magnitude calibration saw in any slot of the input
+        /// (layout or not), with margin: the runtime amplifies the message to
+        /// the circuit's range by it.
+        max_abs: f64,
+    },
 }
 
 impl StageOp {
-    /// Multiplicative levels the operation consumes.
+    /// Multiplicative levels the operation consumes (a bootstrap: none of
+    /// the compute levels; it restores them, see [`StageOp::consumes`]).
     pub fn depth(&self) -> usize {
         match self {
             StageOp::Linear(_) | StageOp::Square | StageOp::Product => 1,
             StageOp::Activation { polynomial, .. } => polynomial.depth(),
+            StageOp::Bootstrap { .. } => 0,
+        }
+    }
+
+    /// What the operation does to the compute levels.
+    pub fn consumes(&self) -> Levels {
+        match self {
+            StageOp::Bootstrap { .. } => Levels::Refresh,
+            op => Levels::Spend(op.depth()),
         }
     }
 
@@ -53,8 +73,39 @@ impl StageOp {
             StageOp::Square => "square",
             StageOp::Product => "product",
             StageOp::Activation { function, .. } => function.name(),
+            StageOp::Bootstrap { .. } => "bootstrap",
         }
     }
+}
+
+/// The bootstrapping circuit a plan's [`StageOp::Bootstrap`] stages run:
+/// the default circuit (`heman_ckks::BootstrappingParameters::new`) for
+/// this many slots, which the parameters' modulus chain is built around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrapping {
+    /// log2 of the slots the circuit refreshes: the plan's slot count.
+    pub log_slots: u32,
+}
+
+impl Bootstrapping {
+    /// The circuit's shape.
+    pub fn circuit(&self) -> heman_ckks::BootstrappingParameters {
+        heman_ckks::BootstrappingParameters::new(self.log_slots)
+    }
+
+    /// The level inputs are encrypted at and bootstraps come out at under
+    /// parameters whose top level is `max_level`: the top of the compute
+    /// levels, below the circuit's.
+    pub fn compute_top(&self, max_level: usize) -> usize {
+        max_level.saturating_sub(self.circuit().depth())
+    }
+}
+
+/// The level fresh inputs are encrypted at under parameters whose top level
+/// is `max_level`: the top, or the top of the compute levels when the plan
+/// bootstraps (the circuit's levels are only the bootstraps').
+pub fn input_level(bootstrapping: Option<&Bootstrapping>, max_level: usize) -> usize {
+    bootstrapping.map_or(max_level, |b| b.compute_top(max_level))
 }
 
 /// One step of a CKKS [`Plan`]: an operation on the values it reads.
@@ -82,7 +133,9 @@ impl PlanStage {
 /// the plan's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// Slots per ciphertext (N/2).
+    /// Slots per ciphertext the layouts use: N/2, or fewer (a power of two)
+    /// when every ciphertext holds its slot vector replicated, as sparse
+    /// bootstrapping refreshes it.
     pub slots: usize,
     /// Shape of the model's input tensor.
     pub input_shape: Vec<usize>,
@@ -99,6 +152,10 @@ pub struct Plan {
     /// in order, each with the operators (Softmax) the data owner applies
     /// after decryption.
     pub outputs: Vec<crate::graph::OutputTensor>,
+    /// The bootstrapping circuit of its [`StageOp::Bootstrap`] stages, when
+    /// it has some: the compute levels run between bootstraps.
+    #[serde(default)]
+    pub bootstrapping: Option<Bootstrapping>,
 }
 
 impl Plan {
@@ -108,15 +165,19 @@ impl Plan {
     /// carry pool window sums. 3: a dataflow of stages (each names the
     /// values it reads), multi-input linear stages, products; the
     /// operators and activations of the graph compiler. 4: several
-    /// outputs, each with its own post-processing. The schema
+    /// outputs, each with its own post-processing. 5: bootstrap stages, the
+    /// bootstrapping circuit, replicated slot vectors. The schema
     /// test (`tests/plan_format.rs`) fails when the types change without it.
-    pub const FORMAT_VERSION: u16 = 4;
+    pub const FORMAT_VERSION: u16 = 5;
 
-    /// Levels consumed before each value is ready (0 the input, `k + 1`
-    /// stage `k`'s output): a stage starts after the deepest of its inputs.
+    /// Compute levels consumed before each value is ready (0 the input,
+    /// `k + 1` stage `k`'s output) since the input or the last bootstrap: a
+    /// stage starts after the deepest of its inputs.
     pub fn value_depths(&self) -> Vec<usize> {
         crate::graph::stages::value_depths(
-            self.stages.iter().map(|s| (s.inputs.as_slice(), s.depth())),
+            self.stages
+                .iter()
+                .map(|s| (s.inputs.as_slice(), s.op.consumes())),
         )
     }
 
@@ -160,7 +221,7 @@ impl Plan {
             let expected = match &stage.op {
                 StageOp::Linear(parts) => parts.len(),
                 StageOp::Product => 2,
-                StageOp::Square | StageOp::Activation { .. } => 1,
+                StageOp::Square | StageOp::Activation { .. } | StageOp::Bootstrap { .. } => 1,
             };
             if stage.inputs.len() != expected || expected == 0 {
                 return Err(format!(
@@ -176,6 +237,14 @@ impl Plan {
                 }) {
                     return Err(format!(
                         "stage {s} ('{}'): its parts write different layouts",
+                        stage.name
+                    ));
+                }
+            }
+            if let StageOp::Bootstrap { max_abs } = &stage.op {
+                if self.bootstrapping.is_none() || !(max_abs.is_finite() && *max_abs > 0.0) {
+                    return Err(format!(
+                        "stage {s} ('{}') bootstraps without a circuit or a finite positive bound",
                         stage.name
                     ));
                 }
@@ -198,7 +267,16 @@ impl Plan {
         })
     }
 
-    /// Every rotation step some stage uses: the Galois keys to generate.
+    /// Number of bootstrap stages.
+    pub fn bootstraps(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| matches!(s.op, StageOp::Bootstrap { .. }))
+            .count()
+    }
+
+    /// Every rotation step some stage uses: the Galois keys to generate
+    /// (the bootstrapping circuit's are the parameters', not the plan's).
     pub fn rotation_steps(&self) -> Vec<usize> {
         let mut steps: Vec<usize> = self
             .transforms()

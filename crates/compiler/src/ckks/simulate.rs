@@ -110,6 +110,14 @@ pub fn simulate(plan: &Plan, input: &Tensor) -> Vec<Tensor> {
 /// Every slot of every output ciphertext of the plan for `input` (before the
 /// data owner's postprocessing), slots outside the output layout included.
 pub fn simulate_slots(plan: &Plan, input: &Tensor) -> Vec<Vec<f64>> {
+    let mut values = simulate_values(plan, input);
+    values.pop().expect("the input at least")
+}
+
+/// Every value of the plan for `input` (0 the input, `k + 1` stage `k`'s
+/// output), every slot of every ciphertext, as the runtime computes them
+/// without noise (a bootstrap is the identity).
+pub fn simulate_values(plan: &Plan, input: &Tensor) -> Vec<Vec<Vec<f64>>> {
     let mut values: Vec<Vec<Vec<f64>>> = vec![plan.input_layout.pack(input.data())];
     for stage in &plan.stages {
         let x = |k: usize| &values[stage.inputs[k]];
@@ -133,8 +141,9 @@ pub fn simulate_slots(plan: &Plan, input: &Tensor) -> Vec<Vec<f64>> {
                 let p = polynomial.approximation().expect("a fitted polynomial");
                 elementwise(&|a| p.evaluate(a))
             }
+            StageOp::Bootstrap { .. } => x(0).clone(),
         };
         values.push(y);
     }
-    values.pop().expect("the input at least")
+    values
 }

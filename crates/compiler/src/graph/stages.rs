@@ -278,15 +278,27 @@ fn wire(graph: &Graph, stages: Vec<Stage>) -> Result<Vec<Stage>> {
     Ok(kept)
 }
 
+/// What a stage does to the compute levels of the values it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Levels {
+    /// It starts after the deepest of its inputs and spends this many.
+    Spend(usize),
+    /// Its output starts afresh: no level spent.
+    Refresh,
+}
+
 /// Levels consumed before each value is ready (0 the input, `k + 1` the
-/// output of stage `k`), for stages given as (the values each reads, its own
-/// depth) in evaluation order: a stage starts after the deepest of its
-/// inputs.
-pub fn value_depths<'a>(stages: impl IntoIterator<Item = (&'a [usize], usize)>) -> Vec<usize> {
+/// output of stage `k`), for stages given as (the values each reads, the
+/// levels it spends) in evaluation order: a stage starts after the deepest
+/// of its inputs; a refresh (bootstrap) starts its output afresh.
+pub fn value_depths<'a>(stages: impl IntoIterator<Item = (&'a [usize], Levels)>) -> Vec<usize> {
     let mut depths = vec![0];
-    for (sources, depth) in stages {
+    for (sources, levels) in stages {
         let start = sources.iter().map(|&v| depths[v]).max().unwrap_or(0);
-        depths.push(start + depth);
+        depths.push(match levels {
+            Levels::Spend(depth) => start + depth,
+            Levels::Refresh => 0,
+        });
     }
     depths
 }

@@ -26,6 +26,19 @@ pub fn encrypt_tensor(
     layout: &SlotLayout,
     tensor: &Tensor,
 ) -> Result<Vec<Ciphertext>> {
+    encrypt_tensor_at(params, key, layout, tensor, params.max_level())
+}
+
+/// As [`encrypt_tensor`] at `level` (a plan that bootstraps takes its
+/// inputs at the top of the compute levels). A layout of fewer slots than
+/// the parameters' (a power of two dividing them) is replicated over all.
+pub fn encrypt_tensor_at(
+    params: &CkksParameters,
+    key: InputKey<'_>,
+    layout: &SlotLayout,
+    tensor: &Tensor,
+    level: usize,
+) -> Result<Vec<Ciphertext>> {
     if tensor.len() != layout.len() {
         return Err(RuntimeError::Input(format!(
             "{} values for a layout of {}",
@@ -33,7 +46,7 @@ pub fn encrypt_tensor(
             layout.len()
         )));
     }
-    if layout.slots != params.slots() {
+    if !layout.slots.is_power_of_two() || layout.slots > params.slots() {
         return Err(RuntimeError::Input(format!(
             "layout of {} slots for parameters with {}",
             layout.slots,
@@ -45,7 +58,8 @@ pub fn encrypt_tensor(
         .pack(tensor.data())
         .iter()
         .map(|slots| {
-            let pt = encoder.encode(slots, params.max_level(), params.default_scale())?;
+            let slots = super::executor::replicated(slots, params.slots());
+            let pt = encoder.encode(&slots, level, params.default_scale())?;
             Ok(match key {
                 InputKey::Secret(k) => k.encrypt_symmetric(&pt)?,
                 InputKey::Public(k) => k.encrypt(&pt)?,

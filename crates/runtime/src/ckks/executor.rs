@@ -21,10 +21,12 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use heman_ckks::{
-    Ciphertext, CkksParameters, Encoder, Encryptor, Evaluator, GaloisKeys, Plaintext,
-    PolynomialEvaluator, PublicKey, RelinearizationKey,
+    Bootstrapper, BootstrappingKeysRef, Ciphertext, CkksParameters, EncapsulationKeys, Encoder,
+    Encryptor, Evaluator, GaloisKeys, Plaintext, PolynomialEvaluator, PublicKey,
+    RelinearizationKey,
 };
 use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
+use heman_compiler::ckks::plan::input_level;
 use heman_compiler::ckks::{Plan, StageOp};
 use rayon::prelude::*;
 use tracing::info;
@@ -61,7 +63,8 @@ impl<'p> PreparedPlan<'p> {
                     return Vec::new();
                 };
                 let start = stage.inputs.iter().map(|&v| depths[v]).max().unwrap_or(0);
-                let level = params.max_level().saturating_sub(start);
+                let top = input_level(plan.bootstrapping.as_ref(), params.max_level());
+                let level = top.saturating_sub(start);
                 let diagonals: usize = parts
                     .iter()
                     .flat_map(|t| &t.blocks)
@@ -115,6 +118,22 @@ pub struct Executor<'a> {
     galois: &'a GaloisKeys,
     /// Encrypts the zeros that re-randomise outputs.
     outputs: Encryptor,
+    /// The level fresh inputs come at.
+    input_level: usize,
+    /// The circuit that runs the plan's bootstraps, and the encapsulation
+    /// keys it needs.
+    bootstrapping: Option<(&'a Bootstrapper, Option<&'a EncapsulationKeys>)>,
+}
+
+/// `values`, a period of the slots (a power of two dividing `slots`),
+/// replicated over all `slots`: how a plan of fewer slots than the
+/// parameters' lays out every vector it encodes.
+pub(crate) fn replicated(values: &[f64], slots: usize) -> Cow<'_, [f64]> {
+    if values.len() >= slots || values.is_empty() {
+        Cow::Borrowed(values)
+    } else {
+        Cow::Owned(values.iter().cycle().take(slots).copied().collect())
+    }
 }
 
 impl<'a> Executor<'a> {
@@ -135,7 +154,56 @@ impl<'a> Executor<'a> {
             relin,
             galois,
             outputs: Encryptor::new(params, public)?,
+            input_level: params.max_level(),
+            bootstrapping: None,
         })
+    }
+
+    /// The executor, running bootstrap stages with `bootstrapper` (its Galois
+    /// keys among those given to [`Executor::new`]) and `encapsulation`; fresh
+    /// inputs then come at the top of the compute levels.
+    pub fn with_bootstrapping(
+        mut self,
+        bootstrapper: &'a Bootstrapper,
+        encapsulation: Option<&'a EncapsulationKeys>,
+    ) -> Self {
+        self.input_level = bootstrapper.output_level();
+        self.bootstrapping = Some((bootstrapper, encapsulation));
+        self
+    }
+
+    /// Refuses a plan this executor cannot run: slots that are not a power
+    /// of two dividing the parameters', bootstraps without the plan's
+    /// circuit.
+    fn check_plan(&self, plan: &Plan) -> Result<()> {
+        let slots = self.params.slots();
+        if !plan.slots.is_power_of_two() || plan.slots > slots {
+            return Err(RuntimeError::Input(format!(
+                "a plan of {} slots under parameters of {slots}",
+                plan.slots
+            )));
+        }
+        let wanted = plan.bootstrapping.map(|b| b.circuit());
+        let given = self.bootstrapping.map(|(b, _)| *b.shape());
+        // The executor's circuit may keep its diagonals encoded or not: the
+        // rest of its shape is the plan's.
+        let same = match (wanted, given) {
+            (None, None) => true,
+            (Some(w), Some(g)) => {
+                w == heman_ckks::BootstrappingParameters {
+                    encode_diagonals_when_used: w.encode_diagonals_when_used,
+                    ..g
+                }
+            }
+            _ => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(RuntimeError::Input(
+                "the plan's bootstrapping circuit and the executor's differ".into(),
+            ))
+        }
     }
 
     /// Runs the plan on a data owner's fresh encryptions and returns outputs
@@ -161,7 +229,7 @@ impl<'a> Executor<'a> {
     /// cannot have chosen it).
     pub fn check_fresh(&self, plan: &Plan, cts: &[Ciphertext]) -> Result<()> {
         check_count(plan, cts.len())?;
-        let (level, scale) = (self.params.max_level(), self.params.default_scale());
+        let (level, scale) = (self.input_level, self.params.default_scale());
         for (i, ct) in cts.iter().enumerate() {
             if !ct.is_seeded() {
                 return Err(RuntimeError::Input(format!(
@@ -192,6 +260,7 @@ impl<'a> Executor<'a> {
         let plan = prepared.plan;
         check_count(plan, cts.len())?;
         plan.check_wiring().map_err(RuntimeError::Input)?;
+        self.check_plan(plan)?;
         let last_readers = plan.last_readers();
         let mut values: Vec<Option<Vec<Ciphertext>>> = vec![Some(cts)];
         for (index, stage) in plan.stages.iter().enumerate() {
@@ -210,7 +279,7 @@ impl<'a> Executor<'a> {
             }
             let start = std::time::Instant::now();
             let inputs = self.at_level(&inputs, level)?;
-            let output = self.stage(index, &stage.op, &inputs, &prepared.cache[index])?;
+            let output = self.stage(index, stage, &inputs, &prepared.cache[index])?;
             info!(
                 stage = index,
                 kind = stage.op.name(),
@@ -256,12 +325,13 @@ impl<'a> Executor<'a> {
     fn stage(
         &self,
         index: usize,
-        op: &StageOp,
+        stage: &heman_compiler::ckks::PlanStage,
         inputs: &[Cow<'_, [Ciphertext]>],
         cache: &[OnceLock<CachedPlaintext>],
     ) -> Result<Vec<Ciphertext>> {
-        match op {
+        match &stage.op {
             StageOp::Linear(parts) => self.linear(parts, inputs, cache),
+            StageOp::Bootstrap { max_abs } => self.bootstrap(index, *max_abs, &inputs[0]),
             StageOp::Square => inputs[0]
                 .par_iter()
                 .map(|ct| {
@@ -296,6 +366,29 @@ impl<'a> Executor<'a> {
                     .collect()
             }
         }
+    }
+
+    /// Every ciphertext refreshed, amplified to the circuit's range by the
+    /// stage's calibrated bound (one at a time: the circuit parallelises
+    /// inside, and its temporaries are large).
+    fn bootstrap(&self, index: usize, max_abs: f64, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+        let Some((bootstrapper, encapsulation)) = self.bootstrapping else {
+            return Err(RuntimeError::Unsupported {
+                stage: index,
+                message: "a bootstrap stage, and no bootstrapping circuit".into(),
+            });
+        };
+        let keys = BootstrappingKeysRef {
+            relinearization: self.relin,
+            galois: self.galois,
+            encapsulation,
+        };
+        cts.iter()
+            .map(|ct| {
+                let amplification = bootstrapper.amplification_for(max_abs, ct.scale());
+                Ok(bootstrapper.bootstrap_amplified(ct, keys, amplification)?)
+            })
+            .collect()
     }
 
     /// `x + sum_s rot(x, s)` for each round in turn (a pool's window sums;
@@ -435,7 +528,12 @@ impl<'a> Executor<'a> {
             .map(|(&((out, &g, terms), inp), &first)| {
                 let mut acc: Option<Ciphertext> = None;
                 for (k, (b, diagonal)) in terms.iter().enumerate() {
-                    let pt = self.diagonal(diagonal, cache.get(first + k), level, pt_scale)?;
+                    let pt = self.diagonal(
+                        (diagonal, t.output_layout.slots),
+                        cache.get(first + k),
+                        level,
+                        pt_scale,
+                    )?;
                     let product = self.evaluator.mul_plain(&rotated[&inp][b], &pt)?;
                     acc = Some(match acc {
                         None => product,
@@ -451,14 +549,15 @@ impl<'a> Executor<'a> {
     /// it holds that encoding (filled on first use), else encoded now.
     fn diagonal<'c>(
         &self,
-        diagonal: &Diagonal,
+        (diagonal, plan_slots): (&Diagonal, usize),
         slot: Option<&'c OnceLock<CachedPlaintext>>,
         level: usize,
         scale: f64,
     ) -> Result<Cow<'c, Plaintext>> {
         let encode = || {
-            self.encoder
-                .encode(&diagonal.to_dense(self.params.slots()), level, scale)
+            let dense = diagonal.to_dense(plan_slots);
+            let slots = replicated(&dense, self.params.slots());
+            self.encoder.encode(&slots, level, scale)
         };
         let Some(slot) = slot else {
             return Ok(Cow::Owned(encode()?));
@@ -534,10 +633,11 @@ impl<'a> Executor<'a> {
             ct = self.evaluator.add(&ct, &rotated)?;
         }
         if !bias.is_empty() {
-            let mut dense = vec![0.0; self.params.slots()];
+            let mut dense = vec![0.0; t.output_layout.slots];
             for &(s, b) in bias {
                 dense[s as usize] = b;
             }
+            let dense = replicated(&dense, self.params.slots());
             let pt = self.encoder.encode(&dense, ct.level(), ct.scale())?;
             ct = self.evaluator.add_plain(&ct, &pt)?;
         }

@@ -10,8 +10,10 @@ use heman_compiler::ckks::Plan;
 use heman_model::Tensor;
 use rayon::prelude::*;
 
-use super::client::{encrypt_tensor, InputKey};
-use super::executor::{Executor, PreparedPlan};
+use heman_compiler::ckks::plan::input_level;
+
+use super::client::{encrypt_tensor_at, InputKey};
+use super::executor::{replicated, Executor, PreparedPlan};
 use crate::error::Result;
 
 /// Re-randomises and floods every output ciphertext (in parallel).
@@ -57,11 +59,23 @@ pub fn measure_output_noise(
     let sk = keygen.gen_secret_key();
     let pk = keygen.gen_public_key(&sk)?;
     let relin = keygen.gen_relin_key(&sk)?;
-    let steps: Vec<i64> = plan.rotation_steps().iter().map(|&s| s as i64).collect();
-    let galois = keygen.gen_galois_keys(&sk, &steps, false)?;
+    let circuit = super::bootstrapping::circuit(params, plan, true)?;
+    let steps: Vec<i64> = super::bootstrapping::rotation_steps(plan, circuit.as_ref())
+        .iter()
+        .map(|&s| s as i64)
+        .collect();
+    let galois = keygen.gen_galois_keys(&sk, &steps, circuit.is_some())?;
+    let encapsulation = match circuit.as_ref().and_then(|c| c.shape().ephemeral_weight) {
+        Some(w) => Some(keygen.gen_encapsulation_keys(&sk, w)?),
+        None => None,
+    };
     let encryptor = Encryptor::new(params, &pk)?;
     let decryptor = heman_ckks::Decryptor::new(params, &sk)?;
-    let executor = Executor::new(params, &relin, &galois, &pk)?;
+    let mut executor = Executor::new(params, &relin, &galois, &pk)?;
+    if let Some(c) = &circuit {
+        executor = executor.with_bootstrapping(c, encapsulation.as_ref());
+    }
+    let level = input_level(plan.bootstrapping.as_ref(), params.max_level());
     let prepared = PreparedPlan::new(plan, params, 1 << 28);
     let encoder = Encoder::new(params);
     let mut worst = OutputNoise {
@@ -71,11 +85,12 @@ pub fn measure_output_noise(
         max_slot_error: 0.0,
     };
     for input in inputs {
-        let cts = encrypt_tensor(
+        let cts = encrypt_tensor_at(
             params,
             InputKey::Public(&encryptor),
             &plan.input_layout,
             input,
+            level,
         )?;
         let out = executor.run_unchecked(&prepared, cts, |_| {})?;
         let expected = simulate_slots(plan, input);
@@ -83,7 +98,7 @@ pub fn measure_output_noise(
         let mut errors = Vec::with_capacity(out.len() * params.n());
         for (ct, want) in out.iter().zip(&expected) {
             let pt = decryptor.decrypt(ct)?;
-            errors.extend(encoder.coefficient_errors(&pt, want));
+            errors.extend(encoder.coefficient_errors(&pt, &replicated(want, params.slots())));
             worst.scale = ct.scale();
             decoded.push(encoder.decode(&pt));
         }

@@ -114,6 +114,7 @@ pub fn ckks_keys_with_steps(params: &CkksParameters, rotation_steps: &[usize]) -
         relin,
         galois,
         public,
+        encapsulation: None,
     }
     .to_bytes(params)
 }
