@@ -42,9 +42,11 @@ fn a_network_no_chain_holds_bootstraps_and_keeps_the_compiled_models_answer() {
         .iter()
         .filter(|line| line.contains("bootstrap (amplified"))
         .count();
+    // Six ReLU polynomials of depth 6 or 7 and seven linear layers: about 45
+    // levels, in segments of at most 9 compute levels.
     assert!(
-        bootstraps >= 6,
-        "six ReLUs of depth 6-7 in 7 compute levels need a bootstrap each, got {bootstraps}"
+        bootstraps >= 5,
+        "about 45 levels in segments of at most 9 need 5 bootstraps or more, got {bootstraps}"
     );
     let keyparams: serde_json::Value = serde_json::from_str(&compilation.keyparams).unwrap();
     assert_eq!(keyparams["log_n"], 16);
@@ -76,8 +78,20 @@ fn a_network_no_chain_holds_bootstraps_and_keeps_the_compiled_models_answer() {
     let ran = inference
         .stages
         .iter()
-        .filter(|s| s.name.contains("(bootstrap)"))
+        .filter(|s| s.name == "bootstrap")
         .count();
+    let in_bootstraps: f64 = inference
+        .stages
+        .iter()
+        .filter(|s| s.name == "bootstrap")
+        .map(|s| s.seconds)
+        .sum();
+    let total: f64 = inference.stages.iter().map(|s| s.seconds).sum();
+    eprintln!(
+        "{}: {bootstraps} bootstraps, {total:.1} s ({in_bootstraps:.1} s bootstrapping), evaluation keys {:.0} MiB",
+        compilation.report.summary,
+        keys.evaluation.len() as f64 / (1 << 20) as f64
+    );
     assert_eq!(ran, bootstraps, "every placed bootstrap runs");
     let y = data_owner.decrypt(&inference.output, origin).unwrap();
     let plan = owner.simulate(&sample.tensor, None).unwrap();

@@ -4,11 +4,11 @@
 //! `cargo run --release -p heman-ckks --example bootstrap -- [--log-n 16] [--log-slots 14]
 //! [--compute-levels 6] [--compute-bits 50] [--circuit-bits 60] [--dft-bits 60]
 //! [--p-bits 61] [--digit 4] [--secret ternary|h192] [--lean yes|no] [--runs 3]
-//! [--arcsine 3] [--ratio 10]`
+//! [--arcsine 3] [--ratio 10] [--p-margin 1]`
 //!
 //! q_0 and EvalMod's primes have `--circuit-bits`, CoeffToSlot's and SlotToCoeff's
-//! `--dft-bits`; the message scale is 2^-10 of q_0; P exceeds a key-switching digit by one
-//! prime.
+//! `--dft-bits`; the message scale is 2^-10 of q_0; P exceeds a key-switching digit by
+//! `--p-margin` primes.
 
 use heman_ckks::*;
 use std::time::Instant;
@@ -30,6 +30,8 @@ struct Options {
     runs: usize,
     arcsine_degree: usize,
     log_message_ratio: u32,
+    /// Special primes beyond those a key-switching digit needs.
+    p_margin: usize,
 }
 
 fn options() -> Options {
@@ -47,6 +49,7 @@ fn options() -> Options {
         runs: 3,
         arcsine_degree: 3,
         log_message_ratio: 10,
+        p_margin: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -66,6 +69,7 @@ fn options() -> Options {
             "--lean" => o.lean = value == "yes",
             "--arcsine" => o.arcsine_degree = number(),
             "--ratio" => o.log_message_ratio = number() as u32,
+            "--p-margin" => o.p_margin = number(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -106,7 +110,7 @@ fn main() {
     ));
     // P exceeds a digit by one prime's worth (digit primes of the largest size).
     let largest = o.circuit_bits.max(o.dft_bits).max(o.compute_bits);
-    let p_count = (o.digit as u32 * largest).div_ceil(o.p_bits) as usize + 1;
+    let p_count = (o.digit as u32 * largest).div_ceil(o.p_bits) as usize + o.p_margin;
     let p = vec![o.p_bits; p_count];
     let input_scale = 2f64.powi((o.circuit_bits - shape.log_message_ratio) as i32);
     let secret = if o.sparse_secret {

@@ -201,6 +201,8 @@ impl KeyParams {
                     ),
                 ));
             }
+            b.check()
+                .map_err(|e| invalid(path, format!("bootstrapping: {e}")))?;
         }
         for (what, spec) in [("input", &self.input), ("output", &self.output)] {
             let elements = spec

@@ -452,9 +452,16 @@ pub fn report(compiled: &Compiled) -> Report {
     }
     Report {
         summary: format!(
-            "N = 2^{}, depth {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}",
+            "N = 2^{}, {}, scale 2^{}, log2(QP) {:.0}/{}, {} rotation keys, output flooding sigma 2^{:.1}",
             kp.log_n,
-            kp.depth,
+            match kp.bootstrapping {
+                Some(b) => format!(
+                    "{} bootstraps of 2^{} slots",
+                    compiled.compiled.plan.bootstraps(),
+                    b.log_slots
+                ),
+                None => format!("depth {}", kp.depth),
+            },
             kp.log_scale,
             kp.log_qp,
             kp.max_log_qp,

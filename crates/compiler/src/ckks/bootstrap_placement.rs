@@ -132,7 +132,7 @@ mod tests {
         }
     }
 
-    const CIRCUIT: Bootstrapping = Bootstrapping { log_slots: 3 };
+    const CIRCUIT: Bootstrapping = Bootstrapping::for_networks(3);
 
     #[test]
     fn a_chain_bootstraps_once_per_segment_of_levels() {

@@ -204,8 +204,8 @@ fn compile_bootstrapped(
     options: Options,
     agreement: Option<Agreement>,
 ) -> Result<Compiled> {
-    let log_slots = 14;
-    let shape = heman_ckks::BootstrappingParameters::new(log_slots);
+    let bootstrapping = Bootstrapping::for_networks(14);
+    let shape = bootstrapping.circuit();
     let deepest = lowered
         .stage_maps
         .stages
@@ -233,7 +233,7 @@ fn compile_bootstrapped(
         .map(|s| s.tensor.clone())
         .collect();
     let magnitudes = value_magnitudes(&plan, &inputs);
-    let plan = place_bootstraps(&plan, levels, &magnitudes, Bootstrapping { log_slots })?;
+    let plan = place_bootstraps(&plan, levels, &magnitudes, bootstrapping)?;
     info!(
         bootstraps = plan.bootstraps(),
         compute_levels = levels,

@@ -288,6 +288,11 @@ const SPECIAL_PRIME_BITS: u32 = 61;
 /// q primes per key-switching digit in a bootstrapping chain: 8 as in the
 /// benchmarked bootstrap (README), which keeps the keys to a few GiB.
 const BOOTSTRAPPING_DIGIT: usize = 8;
+/// Key-switching digits of a bootstrapping chain: three, as in the
+/// benchmarked bootstrap; a fourth would make every key and key switch a
+/// third larger for levels a network of ReLU layers rarely uses (one Conv
+/// and one ReLU polynomial fill 7 or 8 levels, two need 13 or more).
+const BOOTSTRAPPING_DIGITS: usize = 3;
 /// The smallest compute scale of a bootstrapping chain, in bits: about the
 /// precision a bootstrap keeps, so the compute levels do not lose more.
 const MIN_BOOTSTRAPPED_SCALE_BITS: u32 = 32;
@@ -296,9 +301,10 @@ const MIN_BOOTSTRAPPED_SCALE_BITS: u32 = 32;
 /// whose 128-bit modulus holds the circuit): q_0, the compute levels,
 /// SlotToCoeff's, EvalMod's and CoeffToSlot's primes from the bottom up
 /// (the circuit runs top down), and special primes one prime above a
-/// digit of [`BOOTSTRAPPING_DIGIT`]. The compute scale is the largest that
-/// keeps the most compute levels at no less than
-/// [`MIN_BOOTSTRAPPED_SCALE_BITS`]; refused when fewer than `min_levels`
+/// digit of [`BOOTSTRAPPING_DIGIT`]. The compute levels are the most that
+/// fit [`BOOTSTRAPPING_DIGITS`] digits and the bound at no less than
+/// [`MIN_BOOTSTRAPPED_SCALE_BITS`], at the largest scale the bound then
+/// leaves (at most `max_scale_bits`); refused when fewer than `min_levels`
 /// remain.
 pub fn bootstrapping_choice(
     shape: &heman_ckks::BootstrappingParameters,
@@ -315,7 +321,9 @@ pub fn bootstrapping_choice(
         + DFT_PRIME_BITS * dft as u32
         + SPECIAL_PRIME_BITS * p_count;
     let budget = bound.saturating_sub(fixed);
-    let levels = (budget / MIN_BOOTSTRAPPED_SCALE_BITS) as usize;
+    let within_digits =
+        (BOOTSTRAPPING_DIGIT * BOOTSTRAPPING_DIGITS).saturating_sub(1 + shape.depth());
+    let levels = ((budget / MIN_BOOTSTRAPPED_SCALE_BITS) as usize).min(within_digits);
     if levels < min_levels.max(1) {
         return Err(CompileError::Parameters(format!(
             "a bootstrapping chain at N = 2^16 leaves {levels} compute levels of at least {MIN_BOOTSTRAPPED_SCALE_BITS} bits within the {}-bit bound of {bound}; the plan's deepest stage needs {min_levels}",
@@ -542,6 +550,16 @@ mod tests {
             }
         )
         .is_ok());
+        // The networks' circuit (no arcsine) leaves two more levels, at a
+        // larger scale, in the same three digits.
+        let networks = crate::ckks::plan::Bootstrapping::for_networks(14).circuit();
+        let wide = bootstrapping_choice(&networks, 6, 40, SecurityLevel::Bits128).unwrap();
+        assert_eq!(compute_levels(&wide, &networks), levels + 2);
+        assert_eq!(wide.digits(), choice.digits());
+        assert!(
+            wide.log_qp() <= bound && wide.log_scale >= choice.log_scale,
+            "{wide:?}"
+        );
         // A stage deeper than the compute levels has no chain.
         let error = bootstrapping_choice(&shape, 40, 40, SecurityLevel::Bits128).unwrap_err();
         assert!(error.to_string().contains("needs 40"), "{error}");
