@@ -30,16 +30,29 @@ fn sample(n: usize, seed: u64) -> Vec<Complex64> {
         .collect()
 }
 
+/// The circuit `shape` under `params`, a fresh secret key's bootstrapping keys, an encoder
+/// and the secret key's decryptor.
+fn keyed(
+    params: &CkksParameters,
+    shape: BootstrappingParameters,
+) -> (Bootstrapper, BootstrappingKeys, Encoder, Decryptor) {
+    let bt = Bootstrapper::new(params, shape).unwrap();
+    let mut kg = KeyGenerator::new(params).unwrap();
+    let sk = kg.gen_secret_key();
+    let keys = kg.gen_bootstrapping_keys(&sk, &bt).unwrap();
+    (
+        bt,
+        keys,
+        Encoder::new(params),
+        Decryptor::new(params, &sk).unwrap(),
+    )
+}
+
 /// Encrypts `values` (replicated over the slots when fewer) at level 0, bootstraps and
 /// returns the precision of the decrypted slots.
 fn run(shape: BootstrappingParameters, secret: SecretDistribution) -> (PrecisionStats, usize) {
     let params = params(secret);
-    let bt = Bootstrapper::new(&params, shape).unwrap();
-    let mut kg = KeyGenerator::new(&params).unwrap();
-    let sk = kg.gen_secret_key();
-    let keys = kg.gen_bootstrapping_keys(&sk, &bt).unwrap();
-    let enc = Encoder::new(&params);
-    let dec = Decryptor::new(&params, &sk).unwrap();
+    let (bt, keys, enc, dec) = keyed(&params, shape);
     let n = shape.slots();
     let values = sample(n, 3);
     let pt = enc.encode_periodic(&values, 0, INPUT_SCALE).unwrap();
@@ -202,12 +215,7 @@ fn amplification_restores_the_precision_of_small_messages() {
     // by 2^12 before ModRaise and shrunk back in EvalMod, it keeps the full-range precision.
     let params = params(SecretDistribution::UniformTernary);
     let shape = BootstrappingParameters::new(9);
-    let bt = Bootstrapper::new(&params, shape).unwrap();
-    let mut kg = KeyGenerator::new(&params).unwrap();
-    let sk = kg.gen_secret_key();
-    let keys = kg.gen_bootstrapping_keys(&sk, &bt).unwrap();
-    let enc = Encoder::new(&params);
-    let dec = Decryptor::new(&params, &sk).unwrap();
+    let (bt, keys, enc, dec) = keyed(&params, shape);
     let scale = INPUT_SCALE / 4096.0;
     let values = sample(shape.slots(), 5);
     let ct = dec

@@ -128,15 +128,13 @@ pub fn compile(
     if has_activations {
         info!(?degrees, ?agreement, "activation polynomials chosen");
     }
-    let depths = value_depths(stage_maps.stages.iter().zip(&approx.polynomials).map(
-        |(stage, polynomial)| {
-            let depth = match (&stage.kind, polynomial) {
-                (StageKind::Activation(_), Some(p)) => p.depth(),
-                _ => 1,
-            };
-            (stage.sources.as_slice(), Levels::Spend(depth))
-        },
-    ));
+    let depths = value_depths(
+        stage_maps
+            .stages
+            .iter()
+            .zip(stage_depths(&stage_maps, &approx))
+            .map(|(stage, depth)| (stage.sources.as_slice(), Levels::Spend(depth))),
+    );
     let depth = depths.last().copied().unwrap_or(0);
     let max_abs = ranges
         .ranges
@@ -182,6 +180,22 @@ pub fn compile(
     })
 }
 
+/// The levels each stage consumes: its polynomial's depth for an
+/// activation, one for the others.
+fn stage_depths<'a>(
+    stage_maps: &'a StageMaps,
+    approx: &'a crate::ckks::approximation::Approximated,
+) -> impl Iterator<Item = usize> + 'a {
+    stage_maps
+        .stages
+        .iter()
+        .zip(&approx.polynomials)
+        .map(|(stage, polynomial)| match (&stage.kind, polynomial) {
+            (StageKind::Activation(_), Some(p)) => p.depth(),
+            _ => 1,
+        })
+}
+
 /// What the front end and the approximation made of the graph, ready to
 /// lower.
 struct Lowered<'a> {
@@ -206,15 +220,7 @@ fn compile_bootstrapped(
 ) -> Result<Compiled> {
     let bootstrapping = Bootstrapping::for_networks(14);
     let shape = bootstrapping.circuit();
-    let deepest = lowered
-        .stage_maps
-        .stages
-        .iter()
-        .zip(&lowered.approx.polynomials)
-        .map(|(stage, polynomial)| match (&stage.kind, polynomial) {
-            (StageKind::Activation(_), Some(p)) => p.depth(),
-            _ => 1,
-        })
+    let deepest = stage_depths(lowered.stage_maps, lowered.approx)
         .max()
         .unwrap_or(1);
     let choice = bootstrapping_choice(&shape, deepest, options.max_scale_bits, options.security)?;

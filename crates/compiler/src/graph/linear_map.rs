@@ -359,6 +359,38 @@ impl AffineMap {
 mod tests {
     use super::*;
 
+    /// The region of one node of a graph, on its first input.
+    struct OneNode {
+        nodes: [usize; 1],
+        input: [ValueId; 1],
+        zeros: Vec<Tensor>,
+        bias: Vec<f64>,
+    }
+
+    impl OneNode {
+        fn new(graph: &Graph, index: usize) -> Self {
+            let input = [graph.nodes[index].inputs[0]];
+            let zeros = vec![Tensor::zeros(graph.shape(input[0]).to_vec())];
+            let bias = run_region(graph, &[index], &input, zeros.clone()).into_data();
+            Self {
+                nodes: [index],
+                input,
+                zeros,
+                bias,
+            }
+        }
+
+        fn region<'a>(&'a self, graph: &'a Graph) -> Region<'a> {
+            Region {
+                graph,
+                nodes: &self.nodes,
+                inputs: &self.input,
+                zeros: &self.zeros,
+                bias: &self.bias,
+            }
+        }
+    }
+
     /// Every Conv of a residual network and of the strided ResNet-20 probed
     /// both ways: the spaced probes give the unit probes' columns exactly.
     #[test]
@@ -379,17 +411,9 @@ mod tests {
             });
             let picked = [Some(0), strided, Some(convs.len() - 1)];
             for index in picked.into_iter().flatten().map(|p| convs[p]) {
-                let input = graph.nodes[index].inputs[0];
-                let nodes = [index];
-                let zeros = vec![Tensor::zeros(graph.shape(input).to_vec())];
-                let bias = run_region(&graph, &nodes, &[input], zeros.clone()).into_data();
-                let region = Region {
-                    graph: &graph,
-                    nodes: &nodes,
-                    inputs: &[input],
-                    zeros: &zeros,
-                    bias: &bias,
-                };
+                let node = OneNode::new(&graph, index);
+                let region = node.region(&graph);
+                let input = node.input[0];
                 let cols = graph.shape(input).iter().product();
                 let each = region.probe_each(0, cols);
                 let (_, h, w) = image(graph.shape(input)).unwrap();
@@ -412,18 +436,9 @@ mod tests {
         let index = (0..graph.nodes.len())
             .find(|&i| graph.nodes[i].op.name() == "Conv")
             .unwrap();
-        let input = graph.nodes[index].inputs[0];
-        let nodes = [index];
-        let zeros = vec![Tensor::zeros(graph.shape(input).to_vec())];
-        let bias = run_region(&graph, &nodes, &[input], zeros.clone()).into_data();
-        let region = Region {
-            graph: &graph,
-            nodes: &nodes,
-            inputs: &[input],
-            zeros: &zeros,
-            bias: &bias,
-        };
-        let mut columns = region.probe_each(0, zeros[0].data().len());
+        let node = OneNode::new(&graph, index);
+        let region = node.region(&graph);
+        let mut columns = region.probe_each(0, node.zeros[0].data().len());
         assert!(region.reproduces(0, &columns, 0));
         columns.swap(0, 1);
         assert!(!region.reproduces(0, &columns, 0));
