@@ -54,6 +54,7 @@ impl<'p> PreparedPlan<'p> {
     /// diagonals (stages in order, each as far as the budget goes).
     pub fn new(plan: &'p Plan, params: &CkksParameters, budget_bytes: usize) -> Self {
         let depths = plan.value_depths();
+        let top = input_level(plan.bootstrapping.as_ref(), params.max_level());
         let mut left = budget_bytes;
         let cache = plan
             .stages
@@ -63,7 +64,6 @@ impl<'p> PreparedPlan<'p> {
                     return Vec::new();
                 };
                 let start = stage.inputs.iter().map(|&v| depths[v]).max().unwrap_or(0);
-                let top = input_level(plan.bootstrapping.as_ref(), params.max_level());
                 let level = top.saturating_sub(start);
                 let diagonals: usize = parts
                     .iter()
@@ -279,7 +279,7 @@ impl<'a> Executor<'a> {
             }
             let start = std::time::Instant::now();
             let inputs = self.at_level(&inputs, level)?;
-            let output = self.stage(index, stage, &inputs, &prepared.cache[index])?;
+            let output = self.stage(index, &stage.op, &inputs, &prepared.cache[index])?;
             info!(
                 stage = index,
                 kind = stage.op.name(),
@@ -325,11 +325,11 @@ impl<'a> Executor<'a> {
     fn stage(
         &self,
         index: usize,
-        stage: &heman_compiler::ckks::PlanStage,
+        op: &StageOp,
         inputs: &[Cow<'_, [Ciphertext]>],
         cache: &[OnceLock<CachedPlaintext>],
     ) -> Result<Vec<Ciphertext>> {
-        match &stage.op {
+        match op {
             StageOp::Linear(parts) => self.linear(parts, inputs, cache),
             StageOp::Bootstrap { max_abs } => self.bootstrap(index, *max_abs, &inputs[0]),
             StageOp::Square => inputs[0]
