@@ -23,8 +23,9 @@ pub use error::{ArtifactError, Result};
 pub const KEYPARAMS_FORMAT: &str = "heman-keyparams";
 /// The keyparams version this heman reads and writes (2: CKKS
 /// `output_flooding` added; 3: `outputs`, the model's outputs with their
-/// post-processing, in place of `postprocess`).
-pub const KEYPARAMS_VERSION: u32 = 3;
+/// post-processing, in place of `postprocess`; 4: the CKKS output flooding
+/// per class of coefficients, `on_stride`, `stride` and `off_stride`).
+pub const KEYPARAMS_VERSION: u32 = 4;
 
 /// The backend a keyparams text names (`"ckks"` when it names none, as the
 /// first keyparams files did).

@@ -80,24 +80,96 @@ impl Encryptor {
     }
 }
 
+/// The Gaussian noise [`Encryptor::rerandomise`] floods a ciphertext's `c0` with:
+/// deviation `sigma` on the coefficients at multiples of `stride`, `off_stride_sigma` on
+/// the others. The flooding must be as large as the noise it hides coefficient by
+/// coefficient (Li-Micciancio-Schultz-Sorrell, CRYPTO 2022, bound each coordinate), and a
+/// computation's noise need not be spread evenly: outputs whose slots repeat with period
+/// `P` were summed over rotations by `P` (a trace), which concentrates their noise on the
+/// subring `Z[X^(N/2P)]`, the coefficients at multiples of `N/2P`. Flooding those at their
+/// own size and the rest at theirs costs far less precision per slot than flooding all
+/// `N` at the largest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flooding {
+    /// Deviation on the coefficients at multiples of `stride`.
+    pub sigma: f64,
+    /// A power of two dividing N (1: every coefficient gets `sigma`).
+    pub stride: usize,
+    /// Deviation on the other coefficients.
+    pub off_stride_sigma: f64,
+}
+
+impl Flooding {
+    /// No flooding: a re-randomisation only.
+    pub const NONE: Self = Self::uniform(0.0);
+
+    /// The same deviation on every coefficient.
+    pub const fn uniform(sigma: f64) -> Self {
+        Self {
+            sigma,
+            stride: 1,
+            off_stride_sigma: sigma,
+        }
+    }
+
+    /// Refuses deviations outside [0, 2^50] and a stride that is not a power of two
+    /// dividing `n`.
+    fn check(&self, n: usize) -> Result<()> {
+        for sigma in [self.sigma, self.off_stride_sigma] {
+            if !(sigma.is_finite() && (0.0..=2f64.powi(50)).contains(&sigma)) {
+                return Err(CkksError::InvalidParameters(format!(
+                    "flooding noise of standard deviation {sigma:e} is outside [0, 2^50]"
+                )));
+            }
+        }
+        if !self.stride.is_power_of_two() || self.stride > n {
+            return Err(CkksError::InvalidParameters(format!(
+                "flooding stride {} is not a power of two at most N = {n}",
+                self.stride
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `n` flooding coefficients, each drawn at its class's deviation.
+    fn sample(&self, sampler: &mut Sampler, n: usize) -> Vec<i64> {
+        let on = sampler.gaussian_wide(n / self.stride, self.sigma);
+        if self.stride == 1 {
+            return on;
+        }
+        let mut off = sampler
+            .gaussian_wide(n - n / self.stride, self.off_stride_sigma)
+            .into_iter();
+        let mut on = on.into_iter();
+        (0..n)
+            .map(|i| {
+                let class = if i % self.stride == 0 {
+                    &mut on
+                } else {
+                    &mut off
+                };
+                class
+                    .next()
+                    .expect("one sample per coefficient of its class")
+            })
+            .collect()
+    }
+}
+
 impl Encryptor {
     /// Re-randomises a ciphertext before it leaves the evaluator (noise flooding): adds a
-    /// fresh public-key encryption of zero whose c0 error is Gaussian of standard deviation
-    /// `flood_sigma`, so that neither the randomness of c1 nor, for `flood_sigma` well above
-    /// the ciphertext's own noise, the noise of the result depends on the computation that
+    /// fresh public-key encryption of zero whose c0 error is Gaussian as `flooding` says,
+    /// so that neither the randomness of c1 nor, for a flooding well above the
+    /// ciphertext's own noise, the noise of the result depends on the computation that
     /// produced it. Sizing: Li-Micciancio-Schultz-Sorrell (CRYPTO 2022) show that
     /// sigma = sqrt(24 N a) 2^(s/2) B hides noise bounded by B for a decryptions with s bits
     /// of statistical security. The message and scale are unchanged; the result decrypts with
-    /// about sigma sqrt(N) / scale more error per slot.
-    pub fn rerandomise(&self, ct: &Ciphertext, flood_sigma: f64) -> Result<Ciphertext> {
+    /// about sqrt(sum of the coefficients' sigma^2 / 2) / scale more error per slot.
+    pub fn rerandomise(&self, ct: &Ciphertext, flooding: &Flooding) -> Result<Ciphertext> {
         if ct.degree() != 1 {
             return Err(CkksError::InvalidDegree(ct.degree()));
         }
-        if !(flood_sigma.is_finite() && (0.0..=2f64.powi(50)).contains(&flood_sigma)) {
-            return Err(CkksError::InvalidParameters(format!(
-                "flooding noise of standard deviation {flood_sigma:e} is outside [0, 2^50]"
-            )));
-        }
+        flooding.check(self.params.n())?;
         let level = ct.level;
         self.params.check_level(level)?;
         let ring = self.params.ring();
@@ -108,7 +180,7 @@ impl Encryptor {
                 .sampler
                 .lock()
                 .map_err(|_| CkksError::Randomness("sampler lock poisoned".into()))?;
-            (s.ternary(n), s.gaussian_wide(n, flood_sigma), s.gaussian(n))
+            (s.ternary(n), flooding.sample(&mut s, n), s.gaussian(n))
         };
         let mut polys = [
             ring.poly_from_i64(&u, &basis),

@@ -47,7 +47,7 @@ pub use bootstrapping::{
     EncapsulationKeys,
 };
 pub use encoding::Encoder;
-pub use encryption::{Decryptor, Encryptor};
+pub use encryption::{Decryptor, Encryptor, Flooding};
 pub use error::{CkksError, Result};
 pub use evaluator::{Decomposed, Evaluator};
 pub use keys::{GaloisKeys, KeyGenerator, PublicKey, RelinearizationKey, SecretKey, SwitchingKey};

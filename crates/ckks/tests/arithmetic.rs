@@ -255,7 +255,10 @@ fn rerandomisation_keeps_the_message_and_changes_every_coefficient() {
         .eval
         .rescale(&c.eval.square_relin(&c.encrypt(&x), &c.rlk).unwrap())
         .unwrap();
-    let r = c.encryptor.rerandomise(&ct, 2f64.powi(20)).unwrap();
+    let r = c
+        .encryptor
+        .rerandomise(&ct, &Flooding::uniform(2f64.powi(20)))
+        .unwrap();
     assert_eq!(r.level(), ct.level());
     assert_eq!(r.scale(), ct.scale());
     // Fresh randomness in both components.
@@ -274,7 +277,10 @@ fn rerandomisation_keeps_the_message_and_changes_every_coefficient() {
         bits < precision_bits(&c.decrypt(&ct), &want),
         "flooding added no noise"
     );
-    assert!(c.encryptor.rerandomise(&ct, 2f64.powi(51)).is_err());
+    assert!(c
+        .encryptor
+        .rerandomise(&ct, &Flooding::uniform(2f64.powi(51)))
+        .is_err());
     // The coefficient-domain noise: small before, about 4-5 sigma (the largest of N
     // Gaussian samples) after flooding.
     let before = c
@@ -293,4 +299,48 @@ fn rerandomisation_keeps_the_message_and_changes_every_coefficient() {
         "noise after flooding 2^{:.1}",
         after.log2()
     );
+}
+
+/// Flooding on a subring: the wide deviation lands on the coefficients at
+/// multiples of the stride only, the narrow one on the rest; a stride that
+/// does not divide N is refused.
+#[test]
+fn subring_flooding_floods_each_class_at_its_own_deviation() {
+    let c = setup(13, &[50, 40], &[50], 40);
+    let x = random_vec(c.params.slots(), 1.0, 17);
+    let ct = c.encrypt(&x);
+    let flooding = Flooding {
+        sigma: 2f64.powi(24),
+        stride: 8,
+        off_stride_sigma: 2f64.powi(12),
+    };
+    let r = c.encryptor.rerandomise(&ct, &flooding).unwrap();
+    let errors = c
+        .encoder
+        .coefficient_errors(&c.decryptor.decrypt(&r).unwrap(), &x);
+    let deviation = |on: bool| {
+        let class: Vec<f64> = errors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (i % 8 == 0) == on)
+            .map(|(_, e)| *e)
+            .collect();
+        (class.iter().map(|e| e * e).sum::<f64>() / class.len() as f64).sqrt()
+    };
+    let (on, off) = (deviation(true), deviation(false));
+    assert!(
+        (on / 2f64.powi(24) - 1.0).abs() < 0.1,
+        "on the subring 2^{:.2}",
+        on.log2()
+    );
+    assert!(
+        (off / 2f64.powi(12) - 1.0).abs() < 0.1,
+        "off the subring 2^{:.2}",
+        off.log2()
+    );
+    let odd = Flooding {
+        stride: 3,
+        ..flooding
+    };
+    assert!(c.encryptor.rerandomise(&ct, &odd).is_err());
 }

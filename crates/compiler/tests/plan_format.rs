@@ -75,9 +75,14 @@ fn the_ckks_plan_format_is_pinned_to_its_version() {
     check(
         "ckks",
         heman_compiler::ckks::Plan::FORMAT_VERSION,
+        // The compiled model carries the output flooding beside the plan.
         schema!(
-            heman_compiler::ckks::Plan,
+            (
+                heman_compiler::ckks::Plan,
+                heman_compiler::ckks::flooding::OutputFlooding
+            ),
             heman_compiler::ckks::StageOp,
+            heman_compiler::ckks::flooding::FloodingTarget,
             heman_model::ops::Op,
             heman_model::ops::elementwise::BinaryKind,
             heman_model::ops::Activation,

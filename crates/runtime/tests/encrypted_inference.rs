@@ -2,7 +2,7 @@
 //! keys for exactly the plan's rotations, encrypt, run, decrypt, and compare
 //! with the plaintext evaluator.
 
-use heman_ckks::{CkksParameters, Decryptor, Encryptor, KeyGenerator};
+use heman_ckks::{CkksParameters, Decryptor, Encryptor, Flooding, KeyGenerator};
 use heman_compiler::ckks::compile_at_degree as compile;
 use heman_model::io::dataset::load_arrays;
 use heman_model::load_onnx;
@@ -82,7 +82,9 @@ fn digits_square_encrypted_matches_plaintext() {
         let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
         let cts =
             encrypt_tensor(params, InputKey::Secret(decryptor), &plan.input_layout, &x).unwrap();
-        let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
+        let out = executor
+            .run_fresh(&prepared, cts, &Flooding::NONE, |_| {})
+            .unwrap();
         let y = decrypt_tensor(
             params,
             decryptor,
@@ -135,7 +137,9 @@ fn a_cache_budget_keeps_as_many_diagonals_as_fit() {
             &x,
         )
         .unwrap();
-        let out = executor.run_fresh(prepared, cts, 0.0, |_| {}).unwrap();
+        let out = executor
+            .run_fresh(prepared, cts, &Flooding::NONE, |_| {})
+            .unwrap();
         decrypt_tensor(
             params,
             &d.decryptor,
@@ -179,7 +183,9 @@ fn pipeline_matches_plaintext(
         let expected = graph.run(std::slice::from_ref(&x)).unwrap().remove(0);
         let cts =
             encrypt_tensor(params, InputKey::Secret(&decryptor), &plan.input_layout, &x).unwrap();
-        let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
+        let out = executor
+            .run_fresh(&prepared, cts, &Flooding::NONE, |_| {})
+            .unwrap();
         let y = decrypt_tensor(
             params,
             &decryptor,
@@ -262,7 +268,7 @@ fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
     let x = graph.check_input(0, &sample.tensor).unwrap();
     let refusal = |cts| {
         executor
-            .run_fresh(&prepared, cts, 0.0, |_| panic!("a stage ran"))
+            .run_fresh(&prepared, cts, &Flooding::NONE, |_| panic!("a stage ran"))
             .unwrap_err()
             .to_string()
     };
@@ -287,9 +293,10 @@ fn inputs_other_than_fresh_seeded_encryptions_are_refused() {
 /// carry fresh randomness, and decrypt with the flooding's noise, not less.
 #[test]
 fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
-    use heman_compiler::ckks::flooding::{FloodingTarget, MeasuredNoise, OutputFlooding};
+    use heman_compiler::ckks::flooding::{FloodingTarget, OutputFlooding};
     use heman_compiler::ckks::simulate::simulate_slots;
     use heman_compiler::ckks::{compile as compile_ckks, Options as CompileOptions};
+    use heman_runtime::ckks::flooding_of;
     use heman_runtime::ckks::measure_output_noise;
     let (graph, samples, ranges, calib) = calibrated_digits_square();
     let compiled = compile_ckks(&graph, &samples, &ranges, CompileOptions::default()).unwrap();
@@ -297,36 +304,34 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
     let noise = measure_output_noise(params, plan, &calib).unwrap();
     // Output noise of a depth-5 plan at scale 2^28: well above fresh noise,
     // well below the scale.
+    let largest = noise.coefficients.max();
     assert!(
-        (8.0..24.0).contains(&noise.max_coefficient.log2()),
+        (8.0..24.0).contains(&largest.log2()),
         "2^{}",
-        noise.max_coefficient.log2()
+        largest.log2()
     );
-    let measured = MeasuredNoise {
-        max: noise.max_coefficient,
-        spreads: noise.spreads.clone(),
-    };
+    let measured = noise.coefficients.class(1, true);
     // The bound lies above the largest coefficient seen, by the Gaussian
     // tail over the coefficients a key may decrypt (1.6 bits measured).
     let bound = measured.bound();
     println!(
         "output noise: largest 2^{:.1}, bound 2^{:.1}, spreads {:?}",
-        noise.max_coefficient.log2(),
+        largest.log2(),
         bound.log2(),
-        noise.spreads
+        measured.spreads
     );
     assert!(
-        bound > noise.max_coefficient && bound < 8.0 * noise.max_coefficient,
+        bound > largest && bound < 8.0 * largest,
         "bound 2^{:.1}, measured 2^{:.1}, spreads {:?}",
         bound.log2(),
-        noise.max_coefficient.log2(),
-        noise.spreads
+        largest.log2(),
+        measured.spreads
     );
     let flooding = OutputFlooding::size(
         FloodingTarget::NoiseBound,
         params.log_n(),
         noise.scale.log2(),
-        &measured,
+        &noise.coefficients,
         40.0,
     )
     .unwrap();
@@ -344,10 +349,10 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
         // Re-randomised only, then re-randomised and flooded: the same input
         // twice, so the two c1 must share nothing either.
         let out = executor
-            .run_fresh(&prepared, cts.clone(), 0.0, |_| {})
+            .run_fresh(&prepared, cts.clone(), &Flooding::NONE, |_| {})
             .unwrap();
         let flooded = executor
-            .run_fresh(&prepared, cts, flooding.sigma(), |_| {})
+            .run_fresh(&prepared, cts, &flooding_of(&flooding), |_| {})
             .unwrap();
         let want = simulate_slots(plan, &x);
         let before = encoder.coefficient_noise(&decryptor.decrypt(&out[0]).unwrap(), &want[0]);
@@ -359,7 +364,7 @@ fn flooded_outputs_keep_predictions_and_carry_the_flooding() {
             sample.name,
             before.log2(),
             after.log2(),
-            flooding.sigma_log2
+            flooding.on_stride.sigma_log2
         );
         let same = flooded[0].parts()[1]
             .data()
@@ -405,7 +410,9 @@ fn released_decryptions_carry_noise_sized_from_their_error() {
     let sample = &load_arrays(&root.join("test")).unwrap()[1];
     let x = graph.check_input(0, &sample.tensor).unwrap();
     let cts = encrypt_tensor(params, InputKey::Secret(decryptor), &plan.input_layout, &x).unwrap();
-    let out = executor.run_fresh(&prepared, cts, 0.0, |_| {}).unwrap();
+    let out = executor
+        .run_fresh(&prepared, cts, &Flooding::NONE, |_| {})
+        .unwrap();
     let layout = (&plan.output_layout, &plan.output_shape[..]);
     let plain = decrypt_tensor(params, decryptor, layout.0, layout.1, &out).unwrap();
 

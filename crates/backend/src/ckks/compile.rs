@@ -8,12 +8,12 @@ use heman_artifacts::ckks::{CompiledModel, KeyParams, TensorSpec};
 use heman_ckks::params::SecurityLevel;
 use heman_compiler::ckks as compiler;
 use heman_compiler::ckks::flooding::{
-    FloodingTarget, MeasuredNoise, OutputFlooding, KEPT_PRECISION_BITS,
+    ClassFlooding, FloodingTarget, OutputFlooding, KEPT_PRECISION_BITS,
 };
 use heman_compiler::ckks::parameters::{choose_by_precision, ParameterChoice, PrecisionChoice};
 use heman_model::Tensor;
 use heman_runtime::ckks::{measure_output_noise, OutputNoise};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::error::{BackendError, Result};
 use crate::interface::{CompileOptions, ModelSource, Report};
@@ -117,7 +117,7 @@ pub fn compile(
         target,
         compiled.params.log_n(),
         check.noise.scale.log2(),
-        &measured(&check.noise),
+        &check.noise.coefficients,
         output_max,
     )
     .map_err(|e| {
@@ -297,21 +297,34 @@ fn choose_parameters(
             .map_err(|e| BackendError::Internal(e.to_string()))?;
         // The flooding's error per slot on top of the largest error the
         // computation left in an output element.
-        let slot_error = OutputFlooding::slot_error_for(
+        let slot_error = OutputFlooding::least(
             target,
             params.log_n(),
             noise.scale.log2(),
-            measured(&noise).sizing_bound(target),
-        ) + noise.max_slot_error;
+            &noise.coefficients,
+        )
+        .slot_error
+            + noise.max_slot_error;
         info!(
             log_scale = candidate.log_scale,
             special_primes = candidate.p_bits.len(),
             key_limbs = candidate.switching_key_limbs(),
-            noise_log2 = noise.max_coefficient.log2(),
+            noise_log2 = noise.coefficients.max().log2(),
             slot_error,
             allowed,
             "parameter candidate measured"
         );
+        for (k, stage) in noise.stages.iter().enumerate() {
+            debug!(
+                stage = k,
+                kind = compiled.plan.stages[k].op.name(),
+                bits = stage.bits(),
+                max_error = stage.max_error,
+                magnitude = stage.magnitude,
+                imaginary = stage.max_imaginary,
+                "stage precision in the dry run"
+            );
+        }
         noises.push((index, noise));
         Ok(slot_error)
     })?;
@@ -327,7 +340,7 @@ fn choose_parameters(
     info!(
         seconds = start.elapsed().as_secs_f64(),
         dry_runs = choice.measured.len(),
-        noise_log2 = noise.max_coefficient.log2(),
+        noise_log2 = noise.coefficients.max().log2(),
         "parameters chosen by measured precision"
     );
     Ok(ParameterCheck {
@@ -392,14 +405,6 @@ fn check_key_memory(
     Ok(())
 }
 
-/// The dry runs' noise as the flooding's sizing reads it.
-fn measured(noise: &OutputNoise) -> MeasuredNoise {
-    MeasuredNoise {
-        max: noise.max_coefficient,
-        spreads: noise.spreads.clone(),
-    }
-}
-
 fn compile_error(e: heman_compiler::CompileError) -> BackendError {
     BackendError::Compile(e.to_string())
 }
@@ -425,12 +430,28 @@ pub fn report(compiled: &Compiled) -> Report {
         &compiled.compiled.candidates,
         &compiled.check,
     ));
+    lines.extend(describe_stage_precision(
+        &compiled.compiled.plan,
+        &compiled.check.noise,
+    ));
     let f = &kp.output_flooding;
+    let class = |c: &ClassFlooding| {
+        format!(
+            "Gaussian sigma = 2^{:.1} (largest output noise measured 2^{:.1}, its tail bound 2^{:.1})",
+            c.sigma_log2, c.measured_noise_log2, c.noise_bound_log2
+        )
+    };
+    let classes = match &f.off_stride {
+        None => class(&f.on_stride),
+        Some(off) => format!(
+            "on the coefficients at multiples of {} (where the output's noise concentrates) {}, on the others {}",
+            f.stride,
+            class(&f.on_stride),
+            class(off)
+        ),
+    };
     lines.push(format!(
-        "output flooding: Gaussian sigma = 2^{:.1} (largest output noise measured 2^{:.1}, its tail bound 2^{:.1}), about {:.1e} added per output; LMSS22 statistical security {}",
-        f.sigma_log2,
-        f.measured_noise_log2,
-        f.noise_bound_log2,
+        "output flooding: {classes}, about {:.1e} added per output; LMSS22 statistical security {}",
         f.slot_error,
         if f.statistical_security >= 0.0 {
             format!("{:.0} bits", f.statistical_security)
@@ -466,7 +487,7 @@ pub fn report(compiled: &Compiled) -> Report {
             kp.log_qp,
             kp.max_log_qp,
             kp.rotation_steps.len(),
-            f.sigma_log2
+            f.on_stride.sigma_log2
         ),
         lines,
         warnings,
@@ -506,6 +527,35 @@ fn describe_parameter_check(candidates: &[ParameterChoice], check: &ParameterChe
         ));
     }
     lines
+}
+
+/// Where the chosen dry run lost precision: its least precise stage, and
+/// what each bootstrap kept (bits of each value's largest |x|).
+fn describe_stage_precision(
+    plan: &heman_compiler::ckks::Plan,
+    noise: &OutputNoise,
+) -> Option<String> {
+    let (lowest, least) = noise
+        .stages
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.bits().total_cmp(&b.1.bits()))?;
+    let mut line = format!(
+        "precision by stage in the dry run: lowest {:.1} bits, after stage {lowest} ({})",
+        least.bits(),
+        plan.stages[lowest].op.name()
+    );
+    let bootstraps: Vec<String> = plan
+        .stages
+        .iter()
+        .zip(&noise.stages)
+        .filter(|(stage, _)| matches!(stage.op, compiler::StageOp::Bootstrap { .. }))
+        .map(|(_, p)| format!("{:.1}", p.bits()))
+        .collect();
+    if !bootstraps.is_empty() {
+        line += &format!("; after each bootstrap {}", bootstraps.join(", "));
+    }
+    Some(line)
 }
 
 #[cfg(test)]

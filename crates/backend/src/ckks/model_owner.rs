@@ -204,9 +204,9 @@ impl ModelOwner for CkksModel {
         // Outputs leave re-randomised with the data owner's public key and
         // flooded (model-owner privacy: their c1 and noise say nothing of the
         // weights).
-        let sigma = self.model().keyparams.output_flooding.sigma();
+        let flooding = heman_runtime::ckks::flooding_of(&self.model().keyparams.output_flooding);
         let out = executor
-            .run_fresh(self.prepared.borrow_dependent(), cts, sigma, |index| {
+            .run_fresh(self.prepared.borrow_dependent(), cts, &flooding, |index| {
                 let timing = StageTiming {
                     name: plan.stages[index].op.name().to_string(),
                     seconds: last.elapsed().as_secs_f64(),

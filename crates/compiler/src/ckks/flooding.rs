@@ -142,24 +142,102 @@ pub enum FloodingTarget {
     Statistical(u32),
 }
 
-/// The flooding of every output ciphertext, recorded in keyparams.
+/// Each dry run's output noise, coefficient by coefficient: what the
+/// flooding is sized on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoefficientNoise {
+    /// The ring degree N: entry `i` of a run is coefficient `i mod N` of
+    /// its output ciphertext.
+    pub n: usize,
+    /// Per dry run, decrypted minus exact output coefficients (unscaled),
+    /// every output ciphertext in order.
+    pub runs: Vec<Vec<f64>>,
+}
+
+impl CoefficientNoise {
+    /// The largest |coefficient| of every run.
+    pub fn max(&self) -> f64 {
+        self.runs
+            .iter()
+            .flatten()
+            .fold(0.0f64, |m, e| m.max(e.abs()))
+    }
+
+    /// The measurement of the coefficients at multiples of `stride` (`on`)
+    /// or of the others.
+    pub fn class(&self, stride: usize, on: bool) -> MeasuredNoise {
+        let n = self.n.max(1);
+        let classes: Vec<Vec<f64>> = self
+            .runs
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .enumerate()
+                    .filter(|(i, _)| (i % n).is_multiple_of(stride) == on)
+                    .map(|(_, e)| *e)
+                    .collect()
+            })
+            .collect();
+        MeasuredNoise {
+            max: classes.iter().flatten().fold(0.0f64, |m, e| m.max(e.abs())),
+            spreads: classes.iter().map(|c| NoiseSpread::of(c)).collect(),
+        }
+    }
+}
+
+/// The flooding of one class of output coefficients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassFlooding {
+    /// `log2` of the largest output noise an encrypted dry run on
+    /// calibration inputs measured on these coefficients.
+    pub measured_noise_log2: f64,
+    /// `log2` of the bound `B` drawn from the measurement
+    /// ([`MeasuredNoise::bound`]), which the flooding is sized on.
+    pub noise_bound_log2: f64,
+    /// `log2 sigma` of the Gaussian added to these coefficients.
+    pub sigma_log2: f64,
+}
+
+impl ClassFlooding {
+    /// The flooding for `target` of coefficients whose noise was `measured`,
+    /// in a ring of 2^`log_n`.
+    fn sized(target: FloodingTarget, log_n: u32, measured: &MeasuredNoise) -> Self {
+        Self {
+            measured_noise_log2: measured.max.max(1.0).log2(),
+            noise_bound_log2: measured.bound().log2(),
+            sigma_log2: OutputFlooding::sigma_log2_for(
+                target,
+                log_n,
+                measured.sizing_bound(target),
+            ),
+        }
+    }
+
+    /// The LMSS22 statistical security this flooding gives its class.
+    fn statistical_security(&self, log_n: u32) -> f64 {
+        2.0 * (self.sigma_log2 - self.noise_bound_log2 - lmss22_log2(log_n))
+    }
+}
+
+/// The flooding of every output ciphertext, recorded in keyparams: the
+/// coefficients at multiples of `stride` (every coefficient when it is 1)
+/// flooded as `on_stride` says, the others as `off_stride` says, never
+/// more widely.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputFlooding {
     /// The sizing chosen.
     pub target: FloodingTarget,
-    /// `log2` of the largest coefficient-domain output noise measured by an
-    /// encrypted dry run on calibration inputs.
-    pub measured_noise_log2: f64,
-    /// `log2` of the bound `B` drawn from the measurement
-    /// ([`MeasuredNoise::bound`]), which the flooding is sized on (0 in
-    /// keyparams written before it was recorded).
-    #[serde(default)]
-    pub noise_bound_log2: f64,
-    /// `log2 sigma` of the Gaussian added to every output coefficient.
-    pub sigma_log2: f64,
-    /// The LMSS22 statistical security `sigma` gives for `B` = measured noise
-    /// raised by [`NOISE_MARGIN_BITS`] and `a` = 2^[`DECRYPTIONS_LOG2`]
-    /// (negative: no provable hiding).
+    /// The coefficients at multiples of `stride`, where a plan whose output
+    /// repeats with period `P` slots concentrates its noise (`stride` =
+    /// N/2P: its last rotate-and-sum is a trace onto that subring).
+    pub on_stride: ClassFlooding,
+    /// A power of two dividing N.
+    pub stride: u32,
+    /// The other coefficients (none when `stride` is 1).
+    pub off_stride: Option<ClassFlooding>,
+    /// The LMSS22 statistical security the flooding gives, the least of the
+    /// classes', for `B` their noise bounds and `a` =
+    /// 2^[`DECRYPTIONS_LOG2`] (negative: no provable hiding).
     pub statistical_security: f64,
     /// Expected added error per output slot, in output units.
     pub slot_error: f64,
@@ -171,39 +249,95 @@ fn lmss22_log2(log_n: u32) -> f64 {
 }
 
 impl OutputFlooding {
-    /// The flooding for `target`, for outputs of `measured` noise at scale
+    /// The flooding for `target`, for outputs of `noise` at scale
     /// 2^`log_scale` in a ring of 2^`log_n`, whose values reach `output_max`
-    /// in magnitude. Refuses a statistical target whose flooding would leave
-    /// fewer than [`KEPT_PRECISION_BITS`] bits of the output.
+    /// in magnitude ([`OutputFlooding::least`]). Refuses a statistical
+    /// target whose flooding would leave fewer than [`KEPT_PRECISION_BITS`]
+    /// bits of the output.
     pub fn size(
         target: FloodingTarget,
         log_n: u32,
         log_scale: f64,
-        measured: &MeasuredNoise,
+        noise: &CoefficientNoise,
         output_max: f64,
     ) -> Result<Self> {
-        let measured_noise_log2 = measured.max.max(1.0).log2();
-        let bound_log2 = measured.bound().log2();
-        let flooded = measured.sizing_bound(target);
-        let sigma_log2 = Self::sigma_log2_for(target, log_n, flooded);
-        let slot_error = Self::slot_error_for(target, log_n, log_scale, flooded);
+        let flooding = Self::least(target, log_n, log_scale, noise);
         let allowed = Self::allowed_slot_error(output_max);
         if let FloodingTarget::Statistical(s) = target {
-            if slot_error > allowed {
+            if flooding.slot_error > allowed {
                 return Err(CompileError::Parameters(format!(
-                    "flooding for {s} bits of statistical security (LMSS22) needs sigma = 2^{sigma_log2:.1} over an output noise bound of 2^{bound_log2:.1} at scale 2^{log_scale:.0}: it would add an error of about {slot_error:.3e} per output (outputs reach {output_max:.3}), {:.1} bits more precision than these parameters have; choose a smaller --flooding-security or the default flooding at the noise bound",
-                    (slot_error / allowed).log2()
+                    "flooding for {s} bits of statistical security (LMSS22) needs sigma = 2^{:.1} over an output noise bound of 2^{:.1} at scale 2^{log_scale:.0}: it would add an error of about {:.3e} per output (outputs reach {output_max:.3}), {:.1} bits more precision than these parameters have; choose a smaller --flooding-security or the default flooding at the noise bound",
+                    flooding.on_stride.sigma_log2,
+                    flooding.on_stride.noise_bound_log2,
+                    flooding.slot_error,
+                    (flooding.slot_error / allowed).log2()
                 )));
             }
         }
-        Ok(Self {
+        Ok(flooding)
+    }
+
+    /// Of the floodings for `target` that size each class of coefficients
+    /// (at multiples of a power-of-two stride, and the others) on its own
+    /// measured noise, the one that adds the least error per slot. Flooding
+    /// every coefficient at the largest noise (stride 1) is one of them,
+    /// and is kept unless a split at least halves its error (noise spread
+    /// evenly splits at random strides for a few percent); a split whose
+    /// off-stride noise exceeds the on-stride noise is not tried.
+    pub fn least(
+        target: FloodingTarget,
+        log_n: u32,
+        log_scale: f64,
+        noise: &CoefficientNoise,
+    ) -> Self {
+        let uniform = ClassFlooding::sized(target, log_n, &noise.class(1, true));
+        let uniform = Self::with_classes(target, log_n, log_scale, (uniform, 1), None);
+        let mut best = uniform.clone();
+        for stride in (1..log_n).map(|k| 1usize << k) {
+            let on = ClassFlooding::sized(target, log_n, &noise.class(stride, true));
+            let off = ClassFlooding::sized(target, log_n, &noise.class(stride, false));
+            if off.sigma_log2 > on.sigma_log2 {
+                continue;
+            }
+            let split = Self::with_classes(target, log_n, log_scale, (on, stride), Some(off));
+            if split.slot_error < best.slot_error {
+                best = split;
+            }
+        }
+        if best.slot_error > uniform.slot_error / 2.0 {
+            return uniform;
+        }
+        best
+    }
+
+    /// The flooding of these classes, with its error per slot and security.
+    fn with_classes(
+        target: FloodingTarget,
+        log_n: u32,
+        log_scale: f64,
+        (on_stride, stride): (ClassFlooding, usize),
+        off_stride: Option<ClassFlooding>,
+    ) -> Self {
+        // A slot's real part sums every coefficient's flooding: its variance
+        // is sum sigma_i^2 / 2.
+        let n = (1u64 << log_n) as f64;
+        let on_count = n / stride as f64;
+        let variance = on_count * (2.0 * on_stride.sigma_log2).exp2()
+            + off_stride
+                .as_ref()
+                .map_or(0.0, |c| (n - on_count) * (2.0 * c.sigma_log2).exp2());
+        let statistical_security = off_stride
+            .iter()
+            .map(|c| c.statistical_security(log_n))
+            .fold(on_stride.statistical_security(log_n), f64::min);
+        Self {
             target,
-            measured_noise_log2,
-            noise_bound_log2: bound_log2,
-            sigma_log2,
-            statistical_security: 2.0 * (sigma_log2 - bound_log2 - lmss22_log2(log_n)),
-            slot_error,
-        })
+            on_stride,
+            stride: stride as u32,
+            off_stride,
+            statistical_security,
+            slot_error: (variance / 2.0).sqrt() / log_scale.exp2(),
+        }
     }
 
     /// `log2 sigma` of the flooding for `target` over the output noise
@@ -217,22 +351,23 @@ impl OutputFlooding {
         }
     }
 
-    /// The error that flooding adds to each output slot at scale
-    /// 2^`log_scale`: a coefficient Gaussian of deviation sigma reaches the
-    /// real part of each slot with deviation sigma sqrt(N / 2).
-    pub fn slot_error_for(target: FloodingTarget, log_n: u32, log_scale: f64, bound: f64) -> f64 {
-        (Self::sigma_log2_for(target, log_n, bound) + (log_n as f64 - 1.0) / 2.0 - log_scale).exp2()
-    }
-
     /// The largest error per slot that keeps [`KEPT_PRECISION_BITS`] of
     /// outputs reaching `output_max`.
     pub fn allowed_slot_error(output_max: f64) -> f64 {
         output_max.max(1.0) * (-KEPT_PRECISION_BITS).exp2()
     }
 
-    /// The standard deviation of the flooding Gaussian.
+    /// The standard deviation of the flooding Gaussian on the coefficients
+    /// at multiples of the stride (every coefficient when it is 1).
     pub fn sigma(&self) -> f64 {
-        self.sigma_log2.exp2()
+        self.on_stride.sigma_log2.exp2()
+    }
+
+    /// The standard deviation on the other coefficients.
+    pub fn off_stride_sigma(&self) -> f64 {
+        self.off_stride
+            .as_ref()
+            .map_or(self.sigma(), |c| c.sigma_log2.exp2())
     }
 }
 
@@ -240,54 +375,100 @@ impl OutputFlooding {
 mod tests {
     use super::*;
 
-    /// Measured noise whose bound is `bound`.
-    fn measured_with_bound(bound: f64) -> MeasuredNoise {
-        let unit = NoiseSpread {
-            deviation: 1.0,
-            support: 8192.0,
-        }
-        .bound();
-        MeasuredNoise {
-            max: bound / 4.0,
-            spreads: vec![NoiseSpread {
-                deviation: bound / unit,
-                support: 8192.0,
-            }],
+    /// One dry run of Gaussian noise of `deviation` on `n` coefficients.
+    fn gaussian(n: usize, deviation: f64, seed: u64) -> Vec<f64> {
+        let u = heman_testkit::pseudo_random(2 * n, seed, 0.0, 1.0);
+        u.chunks(2)
+            .map(|p| {
+                let (a, b) = (1.0 - p[0], p[1]);
+                deviation * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+            })
+            .collect()
+    }
+
+    /// Two dry runs of Gaussian noise of `deviation` at N = 2^14.
+    fn gaussian_runs(deviation: f64) -> CoefficientNoise {
+        CoefficientNoise {
+            n: 1 << 14,
+            runs: vec![
+                gaussian(1 << 14, deviation, 1),
+                gaussian(1 << 14, deviation, 2),
+            ],
         }
     }
 
     #[test]
     fn statistical_sizing_follows_lmss22() {
-        // N = 2^14, a = 2^10, s = 20, B = 2^10, scale 2^50:
-        // sqrt(24 * 2^24) = 2^14.29, so sigma = 2^(14.29 + 10 + 10).
-        let measured = measured_with_bound(1024.0);
-        let f = OutputFlooding::size(FloodingTarget::Statistical(20), 14, 50.0, &measured, 10.0)
-            .unwrap();
-        assert!((f.noise_bound_log2 - 10.0).abs() < 1e-9);
-        assert!((f.sigma_log2 - 34.29).abs() < 0.01, "{}", f.sigma_log2);
-        assert!((f.statistical_security - 20.0).abs() < 1e-9);
-        assert!((f.sigma() / 2f64.powf(34.29) - 1.0).abs() < 0.01);
-        // slot error 2^(34.29 + 6.5 - 50) = 2^-9.2.
+        // N = 2^14, a = 2^10, s = 20, scale 2^50:
+        // sqrt(24 * 2^24) = 2^14.29, so sigma = 2^(14.29 + 10) B.
+        let noise = gaussian_runs(64.0);
+        let f =
+            OutputFlooding::size(FloodingTarget::Statistical(20), 14, 50.0, &noise, 10.0).unwrap();
+        assert_eq!(f.stride, 1, "noise on every coefficient floods uniformly");
+        let bound = noise.class(1, true).bound().log2();
+        assert!((f.on_stride.noise_bound_log2 - bound).abs() < 1e-9);
+        // The Gaussian tail over 2^14 coefficients and 2^10 decryptions: 8.6
+        // deviations.
+        assert!((bound - 6.0 - 3.2).abs() < 0.2, "2^{bound}");
         assert!(
-            (f.slot_error.log2() + 9.21).abs() < 0.01,
+            (f.on_stride.sigma_log2 - (bound + 24.29)).abs() < 0.01,
+            "{}",
+            f.on_stride.sigma_log2
+        );
+        assert!((f.statistical_security - 20.0).abs() < 1e-9);
+        // slot error sigma sqrt(N/2) / scale.
+        let slot_error = (f.on_stride.sigma_log2 + 6.5 - 50.0).exp2();
+        assert!(
+            (f.slot_error / slot_error - 1.0).abs() < 1e-9,
             "{}",
             f.slot_error
         );
     }
 
     #[test]
+    fn noise_concentrated_on_a_subring_is_flooded_there() {
+        // As a final rotate-and-sum leaves it: large on the coefficients at
+        // multiples of 32, small on the others.
+        let noise = CoefficientNoise {
+            n: 1 << 14,
+            runs: (1..3)
+                .map(|seed| {
+                    let wide = gaussian(1 << 14, 2f64.powi(20), seed);
+                    let narrow = gaussian(1 << 14, 2f64.powi(8), seed + 10);
+                    (0..1 << 14)
+                        .map(|i| if i % 32 == 0 { wide[i] } else { narrow[i] })
+                        .collect()
+                })
+                .collect(),
+        };
+        let uniform = OutputFlooding::with_classes(
+            FloodingTarget::NoiseBound,
+            14,
+            40.0,
+            (
+                ClassFlooding::sized(FloodingTarget::NoiseBound, 14, &noise.class(1, true)),
+                1,
+            ),
+            None,
+        );
+        let f = OutputFlooding::size(FloodingTarget::NoiseBound, 14, 40.0, &noise, 10.0).unwrap();
+        assert_eq!(f.stride, 32);
+        let off = f.off_stride.as_ref().unwrap();
+        assert!((off.measured_noise_log2 - 8.0 - 2.0).abs() < 0.6, "{off:?}");
+        assert!(f.sigma() > 2f64.powi(21) && f.off_stride_sigma() < 2f64.powi(11));
+        // The wide flooding on a 32nd of the coefficients: about sqrt(32)
+        // times less error per slot than everywhere.
+        let gain = uniform.slot_error / f.slot_error;
+        assert!((4.5..6.0).contains(&gain), "{gain}");
+        // The subring's flooding is the uniform one's, on fewer coefficients.
+        assert_eq!(f.on_stride.sigma_log2, uniform.on_stride.sigma_log2);
+    }
+
+    #[test]
     fn the_bound_covers_every_coefficient_a_key_may_decrypt() {
         // Gaussian noise on every one of 2^13 coefficients: the support is
         // all of them, t^2 = 2 ln 2 (1 + 13 + 10 + 40).
-        let errors: Vec<f64> = {
-            let u = heman_testkit::pseudo_random(2 * 8192, 5, 0.0, 1.0);
-            u.chunks(2)
-                .map(|p| {
-                    let (a, b) = (1.0 - p[0], p[1]);
-                    3.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-                })
-                .collect()
-        };
+        let errors = gaussian(8192, 3.0, 5);
         let spread = NoiseSpread::of(&errors);
         assert!((6500.0..10000.0).contains(&spread.support), "{spread:?}");
         assert!((spread.deviation - 3.0).abs() < 0.2, "{spread:?}");
@@ -315,8 +496,8 @@ mod tests {
     #[test]
     fn unaffordable_security_is_refused_with_the_missing_precision() {
         // HE-MAN's cryptonets at scale 2^30: output noise about 2^20.
-        let measured = measured_with_bound(2f64.powi(20));
-        let e = OutputFlooding::size(FloodingTarget::Statistical(40), 14, 30.0, &measured, 20.0)
+        let noise = gaussian_runs(2f64.powi(17));
+        let e = OutputFlooding::size(FloodingTarget::Statistical(40), 14, 30.0, &noise, 20.0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("bits more precision"), "{e}");
@@ -324,17 +505,17 @@ mod tests {
 
     #[test]
     fn noise_bound_flooding_costs_a_few_bits_and_proves_nothing() {
-        // The default floods the largest noise seen (2^18 here), the tail
-        // bound option the bound (2^20); both record the bound.
-        let measured = measured_with_bound(2f64.powi(20));
-        let f =
-            OutputFlooding::size(FloodingTarget::NoiseBound, 14, 30.0, &measured, 20.0).unwrap();
-        assert!((f.sigma_log2 - 18.0).abs() < 1e-9);
-        assert!((f.noise_bound_log2 - 20.0).abs() < 1e-9);
+        // The default floods the largest noise seen, the tail bound option
+        // the bound; both record the bound.
+        let noise = gaussian_runs(2f64.powi(15));
+        let (largest, bound) = (noise.max(), noise.class(1, true).bound());
+        let f = OutputFlooding::size(FloodingTarget::NoiseBound, 14, 30.0, &noise, 20.0).unwrap();
+        assert!((f.on_stride.sigma_log2 - largest.log2()).abs() < 1e-9);
+        assert!((f.on_stride.noise_bound_log2 - bound.log2()).abs() < 1e-9);
         assert!(f.statistical_security < 0.0);
-        let t = OutputFlooding::size(FloodingTarget::TailBound, 14, 30.0, &measured, 20.0).unwrap();
-        assert!((t.sigma_log2 - 20.0).abs() < 1e-9);
-        assert!((t.slot_error / f.slot_error - 4.0).abs() < 1e-9);
+        let t = OutputFlooding::size(FloodingTarget::TailBound, 14, 30.0, &noise, 20.0).unwrap();
+        assert!((t.on_stride.sigma_log2 - bound.log2()).abs() < 1e-9);
+        assert!((t.slot_error / f.slot_error - bound / largest).abs() < 1e-9);
         assert!(t.slot_error < 0.1, "{}", t.slot_error);
     }
 }

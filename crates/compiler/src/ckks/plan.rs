@@ -224,9 +224,11 @@ impl Plan {
     /// values it reads), multi-input linear stages, products; the
     /// operators and activations of the graph compiler. 4: several
     /// outputs, each with its own post-processing. 5: bootstrap stages, the
-    /// bootstrapping circuit, replicated slot vectors. The schema
-    /// test (`tests/plan_format.rs`) fails when the types change without it.
-    pub const FORMAT_VERSION: u16 = 5;
+    /// bootstrapping circuit, replicated slot vectors. 6: the output
+    /// flooding per class of coefficients (in the keyparams a compiled
+    /// model carries). The schema test (`tests/plan_format.rs`) fails when
+    /// the types change without it.
+    pub const FORMAT_VERSION: u16 = 6;
 
     /// Compute levels consumed before each value is ready (0 the input,
     /// `k + 1` stage `k`'s output) since the input or the last bootstrap: a

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use heman_ckks::{
     Bootstrapper, BootstrappingKeysRef, Ciphertext, CkksParameters, EncapsulationKeys, Encoder,
-    Encryptor, Evaluator, GaloisKeys, Plaintext, PolynomialEvaluator, PublicKey,
+    Encryptor, Evaluator, Flooding, GaloisKeys, Plaintext, PolynomialEvaluator, PublicKey,
     RelinearizationKey,
 };
 use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
@@ -208,19 +208,19 @@ impl<'a> Executor<'a> {
 
     /// Runs the plan on a data owner's fresh encryptions and returns outputs
     /// fit to leave: each input checked (see [`Executor::check_fresh`])
-    /// before any work, each output re-randomised and flooded with a
-    /// Gaussian of deviation `flooding_sigma`. `on_stage(index)` is called
+    /// before any work, each output re-randomised and flooded as
+    /// `flooding` says. `on_stage(index)` is called
     /// after each stage; `prepared` keeps encoded weights across runs.
     pub fn run_fresh(
         &self,
         prepared: &PreparedPlan<'_>,
         cts: Vec<Ciphertext>,
-        flooding_sigma: f64,
-        on_stage: impl FnMut(usize),
+        flooding: &Flooding,
+        mut on_stage: impl FnMut(usize),
     ) -> Result<Vec<Ciphertext>> {
         self.check_fresh(prepared.plan, &cts)?;
-        let out = self.run_unchecked(prepared, cts, on_stage)?;
-        super::flooding::flood_outputs(&self.outputs, out, flooding_sigma)
+        let out = self.run_unchecked(prepared, cts, |index, _| on_stage(index))?;
+        super::flooding::flood_outputs(&self.outputs, out, flooding)
     }
 
     /// Refuses inputs other than the plan's count of fresh seeded
@@ -250,12 +250,13 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs every stage on `cts` as they are: for this crate's dry runs,
-    /// whose inputs it made itself.
+    /// whose inputs it made itself. `on_stage(index, output)` sees each
+    /// stage's output ciphertexts.
     pub(crate) fn run_unchecked(
         &self,
         prepared: &PreparedPlan<'_>,
         cts: Vec<Ciphertext>,
-        mut on_stage: impl FnMut(usize),
+        mut on_stage: impl FnMut(usize, &[Ciphertext]),
     ) -> Result<Vec<Ciphertext>> {
         let plan = prepared.plan;
         check_count(plan, cts.len())?;
@@ -293,8 +294,8 @@ impl<'a> Executor<'a> {
                     values[v] = None;
                 }
             }
+            on_stage(index, &output);
             values.push(Some(output));
-            on_stage(index);
         }
         Ok(values.pop().flatten().expect("the output is kept"))
     }

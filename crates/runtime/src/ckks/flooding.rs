@@ -3,9 +3,11 @@
 //! [`heman_compiler::ckks::flooding`]); and the measurement of the output noise
 //! that sizes it.
 
-use heman_ckks::{Ciphertext, CkksParameters, Encoder, Encryptor, KeyGenerator};
-use heman_compiler::ckks::flooding::NoiseSpread;
-use heman_compiler::ckks::simulate::simulate_slots;
+use heman_ckks::{
+    Ciphertext, CkksParameters, Complex64, Encoder, Encryptor, Flooding, KeyGenerator,
+};
+use heman_compiler::ckks::flooding::{CoefficientNoise, OutputFlooding};
+use heman_compiler::ckks::simulate::simulate_values;
 use heman_compiler::ckks::Plan;
 use heman_model::Tensor;
 use rayon::prelude::*;
@@ -20,22 +22,29 @@ use crate::error::Result;
 pub(crate) fn flood_outputs(
     encryptor: &Encryptor,
     cts: Vec<Ciphertext>,
-    sigma: f64,
+    flooding: &Flooding,
 ) -> Result<Vec<Ciphertext>> {
     cts.par_iter()
-        .map(|ct| Ok(encryptor.rerandomise(ct, sigma)?))
+        .map(|ct| Ok(encryptor.rerandomise(ct, flooding)?))
         .collect()
+}
+
+/// The flooding keyparams record, as the encryptor draws it.
+pub fn flooding_of(recorded: &OutputFlooding) -> Flooding {
+    Flooding {
+        sigma: recorded.sigma(),
+        stride: recorded.stride as usize,
+        off_stride_sigma: recorded.off_stride_sigma(),
+    }
 }
 
 /// What an encrypted dry run saw of the output ciphertexts.
 #[derive(Debug, Clone)]
 pub struct OutputNoise {
-    /// The largest |coefficient| of decrypted minus exact output, unscaled.
-    pub max_coefficient: f64,
-    /// Each input's noise spread (its deviation on the coefficients that
-    /// carry it), from which the flooding's bound is drawn
-    /// ([`heman_compiler::ckks::flooding::MeasuredNoise::bound`]).
-    pub spreads: Vec<NoiseSpread>,
+    /// Each input's decrypted minus exact output coefficients, unscaled,
+    /// from which the flooding is sized
+    /// ([`heman_compiler::ckks::flooding::OutputFlooding::least`]).
+    pub coefficients: CoefficientNoise,
     /// The output ciphertexts' scale.
     pub scale: f64,
     /// The largest error of a decrypted output element (the slots the output
@@ -43,6 +52,54 @@ pub struct OutputNoise {
     /// the few slots a small output uses is diluted over all slots in the
     /// coefficient measure; this is what the data owner reads.
     pub max_slot_error: f64,
+    /// Each stage's output against its exact slot simulation, worst over
+    /// the inputs: where a plan loses its precision (a bootstrap, a steep
+    /// polynomial, a wide sum).
+    pub stages: Vec<StagePrecision>,
+}
+
+/// How precise one stage's output was in a dry run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StagePrecision {
+    /// The largest |decrypted - exact| over the stage's slots.
+    pub max_error: f64,
+    /// The largest |exact| over the same slots.
+    pub magnitude: f64,
+    /// The largest |imaginary part| over the slots: values are real, so
+    /// all of it is error, which the data owner does not read but which
+    /// the output's coefficients (and so its flooding) carry.
+    pub max_imaginary: f64,
+}
+
+impl StagePrecision {
+    /// Bits of the value's largest magnitude the error leaves:
+    /// `log2(magnitude / max_error)` (infinite for an exact value).
+    pub fn bits(&self) -> f64 {
+        (self.magnitude / self.max_error).log2()
+    }
+
+    /// This measurement's worst with `other`'s: the larger error, and the
+    /// larger magnitude it is read against.
+    fn worst(self, other: Self) -> Self {
+        Self {
+            max_error: self.max_error.max(other.max_error),
+            magnitude: self.magnitude.max(other.magnitude),
+            max_imaginary: self.max_imaginary.max(other.max_imaginary),
+        }
+    }
+
+    /// `got` (decrypted stage output) against `want` (its exact slots).
+    fn of(got: &[Vec<Complex64>], want: &[Vec<f64>]) -> Self {
+        let mut measured = Self::default();
+        for (g, w) in got.iter().zip(want) {
+            for (a, b) in g.iter().zip(w.iter().cycle()) {
+                measured.max_error = measured.max_error.max((a.re - b).abs());
+                measured.magnitude = measured.magnitude.max(b.abs());
+                measured.max_imaginary = measured.max_imaginary.max(a.im.abs());
+            }
+        }
+        measured
+    }
 }
 
 /// The largest coefficient-domain noise of the plan's output ciphertexts on
@@ -79,12 +136,16 @@ pub fn measure_output_noise(
     let prepared = PreparedPlan::new(plan, params, 1 << 28);
     let encoder = Encoder::new(params);
     let mut worst = OutputNoise {
-        max_coefficient: 0.0,
-        spreads: Vec::with_capacity(inputs.len()),
+        coefficients: CoefficientNoise {
+            n: params.n(),
+            runs: Vec::with_capacity(inputs.len()),
+        },
         scale: params.default_scale(),
         max_slot_error: 0.0,
+        stages: vec![StagePrecision::default(); plan.stages.len()],
     };
     for input in inputs {
+        let exact = simulate_values(plan, input);
         let cts = encrypt_tensor_at(
             params,
             InputKey::Public(&encryptor),
@@ -92,22 +153,34 @@ pub fn measure_output_noise(
             input,
             level,
         )?;
-        let out = executor.run_unchecked(&prepared, cts, |_| {})?;
-        let expected = simulate_slots(plan, input);
+        let mut decrypted = Ok(());
+        let out = executor.run_unchecked(&prepared, cts, |index, output| {
+            let got: Result<Vec<Vec<Complex64>>> = output
+                .iter()
+                .map(|ct| Ok(encoder.decode_complex(&decryptor.decrypt(ct)?)))
+                .collect();
+            match got {
+                Ok(got) => {
+                    let here = StagePrecision::of(&got, &exact[index + 1]);
+                    worst.stages[index] = worst.stages[index].worst(here);
+                }
+                Err(e) => decrypted = Err(e),
+            }
+        })?;
+        decrypted?;
+        let expected = exact.last().expect("the input at least");
         let mut decoded = Vec::with_capacity(out.len());
         let mut errors = Vec::with_capacity(out.len() * params.n());
-        for (ct, want) in out.iter().zip(&expected) {
+        for (ct, want) in out.iter().zip(expected) {
             let pt = decryptor.decrypt(ct)?;
             errors.extend(encoder.coefficient_errors(&pt, &replicated(want, params.slots())));
             worst.scale = ct.scale();
             decoded.push(encoder.decode(&pt));
         }
-        let largest = errors.iter().fold(0.0f64, |m, e| m.max(e.abs()));
-        worst.max_coefficient = worst.max_coefficient.max(largest);
-        worst.spreads.push(NoiseSpread::of(&errors));
+        worst.coefficients.runs.push(errors);
         let (got, want) = (
             plan.output_layout.unpack(&decoded),
-            plan.output_layout.unpack(&expected),
+            plan.output_layout.unpack(expected),
         );
         for (a, b) in got.iter().zip(&want) {
             worst.max_slot_error = worst.max_slot_error.max((a - b).abs());

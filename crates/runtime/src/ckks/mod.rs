@@ -10,4 +10,4 @@ pub mod flooding;
 pub use client::{decrypt_tensor, encrypt_tensor, encrypt_tensor_at, InputKey};
 pub use decryption_noise::{decrypt_tensor_for_release, ReleaseNoise};
 pub use executor::{Executor, PreparedPlan};
-pub use flooding::{measure_output_noise, OutputNoise};
+pub use flooding::{flooding_of, measure_output_noise, OutputNoise, StagePrecision};
