@@ -120,6 +120,60 @@ impl SlotLayout {
         strided.then_some([sc, sy, sx])
     }
 
+    /// The grid a `[1, C, H, W]` tensor's layout follows, multiplexed or
+    /// plain ([`ImageGrid`]), when it follows one from position 0.
+    pub fn image_grid(&self, shape: &[usize]) -> Option<ImageGrid> {
+        let &[1, c, h, w] = shape else {
+            return None;
+        };
+        if h < 2 || w < 2 || self.positions.len() != c * h * w {
+            return None;
+        }
+        let at = |ci: usize, y: usize, x: usize| self.positions[(ci * h + y) * w + x] as usize;
+        let step = [at(0, 1, 0), at(0, 0, 1)];
+        if at(0, 0, 0) != 0 || step.contains(&0) {
+            return None;
+        }
+        let factors = |step: usize| {
+            std::iter::successors(Some(1usize), |k| Some(k * 2))
+                .take_while(move |&k| k <= step && k <= c)
+                .filter(move |&k| step.is_multiple_of(k))
+        };
+        for ky in factors(step[0]) {
+            for kx in factors(step[1]).filter(|&kx| ky * kx <= c.max(1)) {
+                let m = ky * kx;
+                let grid = ImageGrid {
+                    channel: if c > m { at(m, 0, 0) } else { 0 },
+                    unit: [step[0] / ky, step[1] / kx],
+                    step,
+                };
+                let fits = (0..c).all(|ci| {
+                    (0..h).all(|y| (0..w).all(|x| at(ci, y, x) == grid.position(ci, y, x)))
+                });
+                if fits {
+                    return Some(grid);
+                }
+            }
+        }
+        None
+    }
+
+    /// A `[1, c, h, w]` tensor laid out on `grid`.
+    pub fn on_grid(shape: [usize; 3], grid: ImageGrid, slots: usize) -> Self {
+        let [c, h, w] = shape;
+        let positions: Vec<u32> = (0..c)
+            .flat_map(|ci| (0..h).flat_map(move |y| (0..w).map(move |x| (ci, y, x))))
+            .map(|(ci, y, x)| grid.position(ci, y, x) as u32)
+            .collect();
+        let span = positions.iter().max().map_or(0, |&p| p as usize + 1);
+        Self {
+            slots,
+            positions,
+            period: None,
+            ciphertexts: span.div_ceil(slots).max(1),
+        }
+    }
+
     /// Packs a tensor's values into `ciphertexts` slot vectors.
     pub fn pack(&self, values: &[f64]) -> Vec<Vec<f64>> {
         let mut cts = vec![vec![0.0; self.slots]; self.ciphertexts];
@@ -144,9 +198,92 @@ impl SlotLayout {
     }
 }
 
+/// Where an image's channels and pixels lie (Lee et al., "Low-Complexity
+/// Deep Convolutional Neural Networks on Fully Homomorphic Encryption Using
+/// Multiplexed Parallel Convolutions", ICML 2022): pixel `(y, x)` of
+/// channel `c` at `(c / m) channel + ((c % m) / kx) unit_y + (c % kx)
+/// unit_x + y step_y + x step_x`, where `ky = step_y / unit_y` and `kx =
+/// step_x / unit_x`, so that `m = ky kx` channels share one grid, each in
+/// the others' gaps. A strided convolution leaves its output on every
+/// `r`-th row and column of its input's grid: multiplexing fills those gaps
+/// with other channels instead of leaving them empty, so the same slots
+/// hold `r^2` times the channels. A plain grid has `unit == step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageGrid {
+    /// Between consecutive groups of `m` channels.
+    pub channel: usize,
+    /// Between neighbouring channels of a group, along rows and columns.
+    pub unit: [usize; 2],
+    /// Between neighbouring pixels, along rows and columns.
+    pub step: [usize; 2],
+}
+
+impl ImageGrid {
+    /// Channels per group along rows and columns.
+    pub fn factors(&self) -> [usize; 2] {
+        [self.step[0] / self.unit[0], self.step[1] / self.unit[1]]
+    }
+
+    /// The slot of pixel `(y, x)` of channel `c`.
+    pub fn position(&self, c: usize, y: usize, x: usize) -> usize {
+        let [_, kx] = self.factors();
+        let m = self.factors().iter().product::<usize>();
+        let (group, inner) = (c / m, c % m);
+        group * self.channel
+            + (inner / kx) * self.unit[0]
+            + (inner % kx) * self.unit[1]
+            + y * self.step[0]
+            + x * self.step[1]
+    }
+
+    /// The grid of a `[c, h, w]` output read every `stride` pixels of this
+    /// grid's image, its channels multiplexed into the gaps; its groups a
+    /// power of two apart (so that the next layer's channel offsets split
+    /// into baby and giant steps).
+    pub fn subsampled(&self, [_, h, w]: [usize; 3], stride: [usize; 2]) -> Self {
+        let step = [self.step[0] * stride[0], self.step[1] * stride[1]];
+        let [ky, kx] = [step[0] / self.unit[0], step[1] / self.unit[1]];
+        let span = (h - 1) * step[0]
+            + (w - 1) * step[1]
+            + (ky - 1) * self.unit[0]
+            + (kx - 1) * self.unit[1]
+            + 1;
+        Self {
+            channel: span.next_power_of_two(),
+            unit: self.unit,
+            step,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_strided_image_multiplexes_its_channels_into_the_gaps() {
+        // 4 channels of 4x4 on a plain 4x4 grid, then a stride-2 output of 8
+        // channels of 2x2: four channels share each 4x4 grid.
+        let plain = SlotLayout::strided(&[1, 4, 4, 4], &[0, 16, 4, 1], 64);
+        let grid = plain.image_grid(&[1, 4, 4, 4]).unwrap();
+        assert_eq!(grid.unit, grid.step);
+        let out = grid.subsampled([8, 2, 2], [2, 2]);
+        assert_eq!((out.unit, out.step, out.channel), ([4, 1], [8, 2], 16));
+        let layout = SlotLayout::on_grid([8, 2, 2], out, 64);
+        // Channel 1 sits one column right of channel 0, channel 2 one row
+        // down, channel 4 in the next group.
+        assert_eq!(&layout.positions[..4], &[0, 2, 8, 10]);
+        assert_eq!(&layout.positions[4..8], &[1, 3, 9, 11]);
+        assert_eq!(&layout.positions[8..12], &[4, 6, 12, 14]);
+        assert_eq!(layout.positions[16], 16);
+        assert_eq!(layout.check(64, 32), Ok(()));
+        let mut seen = std::collections::HashSet::new();
+        assert!(layout.positions.iter().all(|p| seen.insert(*p)));
+        // Recognised back, and subsampled again: sixteen channels per grid.
+        assert_eq!(layout.image_grid(&[1, 8, 2, 2]), Some(out));
+        let twice = out.subsampled([16, 1, 1], [2, 2]);
+        assert_eq!(twice.factors(), [4, 4]);
+    }
 
     #[test]
     fn layouts_the_compiler_makes_pass_their_check() {

@@ -337,7 +337,7 @@ fn best_baby_size(steps: &[usize], slots: usize) -> usize {
 
 /// Candidate output layouts for a map from a tensor of `in_shape` laid out as
 /// `input` to one of `out_shape`: compact, and for images the input's grid
-/// subsampled (gapped) at the output's stride.
+/// subsampled at the output's stride, gapped or multiplexed.
 pub fn candidate_layouts(
     input: &SlotLayout,
     in_shape: &[usize],
@@ -375,6 +375,20 @@ pub fn candidate_layouts(
         let mut seen = HashSet::with_capacity(layout.len());
         layout.positions.iter().all(|p| seen.insert(*p))
     });
+    // Multiplexed: a strided output's channels in its grid's gaps (and a
+    // multiplexed input's layout kept), so that the channels of later
+    // stages fill as few ciphertexts as the first stage's. Only where it
+    // saves ciphertexts over the gapped grid, whose next layer needs fewer
+    // diagonals (its kernel offsets alone).
+    if let (Some(grid), &[1, c, h, w]) = (input.image_grid(in_shape), out_shape) {
+        let stride = [(in_shape[2] / h).max(1), (in_shape[3] / w).max(1)];
+        let multiplexed = grid.subsampled([c, h, w], stride);
+        let layout = SlotLayout::on_grid([c, h, w], multiplexed, slots);
+        let gapped = candidates[1..].iter().map(|l| l.ciphertexts).min();
+        if multiplexed.factors() != [1, 1] && gapped.is_none_or(|g| layout.ciphertexts < g) {
+            candidates.push(layout);
+        }
+    }
     candidates
 }
 
@@ -518,4 +532,82 @@ pub fn lower_parts(
         .into_iter()
         .min_by_key(|parts| parts.iter().map(LinearTransform::cost).sum::<usize>())
         .expect("at least one candidate layout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ckks::simulate::apply_linear;
+
+    /// A `k x k` convolution of `cin x h x w` to `cout` channels at `stride`
+    /// with `k / 2` zero padding, weights and biases made up.
+    fn conv_map(cin: usize, cout: usize, [h, w]: [usize; 2], k: usize, stride: usize) -> AffineMap {
+        let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+        let mut columns = vec![Vec::new(); cin * h * w];
+        for co in 0..cout {
+            for (y, x) in (0..oh).flat_map(|y| (0..ow).map(move |x| (y, x))) {
+                let o = ((co * oh + y) * ow + x) as u32;
+                for (ci, dy, dx) in (0..cin)
+                    .flat_map(|ci| (0..k).flat_map(move |dy| (0..k).map(move |dx| (ci, dy, dx))))
+                {
+                    let (iy, ix) = (
+                        (y * stride + dy) as isize - (k / 2) as isize,
+                        (x * stride + dx) as isize - (k / 2) as isize,
+                    );
+                    if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                        let weight = (((co * 7 + ci * 5 + dy * 3 + dx) % 11) as f64 - 5.0) / 8.0;
+                        columns[(ci * h + iy as usize) * w + ix as usize].push((o, weight));
+                    }
+                }
+            }
+        }
+        AffineMap {
+            rows: cout * oh * ow,
+            cols: cin * h * w,
+            columns,
+            bias: (0..cout * oh * ow).map(|o| (o % 5) as f64 / 4.0).collect(),
+        }
+    }
+
+    /// `t` applied to `x` laid out as `input` against the map itself.
+    fn assert_computes(t: &LinearTransform, map: &AffineMap, input: &SlotLayout, x: &[f64]) {
+        let out = apply_linear(t, &input.pack(x));
+        for (a, b) in t.output_layout.unpack(&out).iter().zip(map.apply(x)) {
+            assert!((a - b).abs() < 1e-9, "{t}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn a_strided_convolution_multiplexes_where_gaps_would_take_more_ciphertexts() {
+        // Four 8x8 channels fill a 256-slot ciphertext; a stride-2 output of
+        // eight 4x4 channels on the gapped grid would take two.
+        let input = SlotLayout::strided(&[1, 4, 8, 8], &[0, 64, 8, 1], 256);
+        let map = conv_map(4, 8, [8, 8], 3, 2);
+        let t = lower(&map, &input, &[1, 4, 8, 8], &[1, 8, 4, 4]);
+        assert_eq!(t.output_ciphertexts, 1, "{t}");
+        let grid = t.output_layout.image_grid(&[1, 8, 4, 4]).expect("a grid");
+        assert_eq!(grid.factors(), [2, 2], "{grid:?}");
+        let x: Vec<f64> = (0..256).map(|v| (v as f64 * 0.31).sin()).collect();
+        assert_computes(&t, &map, &input, &x);
+        // The next convolution may keep the multiplexed layout, and reads
+        // it right into it or wherever it goes.
+        let next = conv_map(8, 8, [4, 4], 3, 1);
+        let y = map.apply(&x);
+        let shape = [1, 8, 4, 4];
+        let candidates = candidate_layouts(&t.output_layout, &shape, &shape);
+        assert!(candidates.contains(&t.output_layout));
+        let kept = lower_direct(&next, &t.output_layout, &t.output_layout);
+        assert_computes(&kept, &next, &t.output_layout, &y);
+        let u = lower(&next, &t.output_layout, &shape, &shape);
+        assert_computes(&u, &next, &t.output_layout, &y);
+        // Where the gapped grid fits as few ciphertexts, it is kept.
+        let roomy = SlotLayout::strided(&[1, 4, 8, 8], &[0, 64, 8, 1], 1024);
+        let kept = lower(&map, &roomy, &[1, 4, 8, 8], &[1, 8, 4, 4]);
+        let grid = kept
+            .output_layout
+            .image_grid(&[1, 8, 4, 4])
+            .expect("a grid");
+        assert_eq!(grid.factors(), [1, 1], "{kept}");
+        assert_computes(&kept, &map, &roomy, &x);
+    }
 }
