@@ -156,7 +156,7 @@ impl Bench<'_> {
             .map(|(stage, t)| format!("{stage} {t:.3} s"))
             .collect();
         println!(
-            "| {name} | {}: {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {}/{}, {:.1e} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
+            "| {name} | {}: {} | {} | {:.1}% | {:.1}% | {:.1}% | {}/{} | {}/{} | {}/{}, {:.1e}{} | {:.3} s ({:.3} s) | {} | {} / {} | {} / {} |",
             self.backend.name(),
             compilation.report.summary,
             s.items,
@@ -170,6 +170,11 @@ impl Bench<'_> {
             s.same_output,
             s.items,
             s.max_deviation,
+            if s.non_finite > 0 {
+                format!(" ({} not finite)", s.non_finite)
+            } else {
+                String::new()
+            },
             s.median,
             s.p90,
             split.join(", "),
@@ -274,6 +279,10 @@ impl Session {
             same_as_simulated: set.same_decision(index, &y[0], &simulated[0]),
             same_output: y == simulated,
             deviation: deviation(&y, &simulated),
+            non_finite: y
+                .iter()
+                .chain(&simulated)
+                .any(|t| t.data().iter().any(|v| !v.is_finite())),
             seconds,
             input_bytes: input.len(),
             output_bytes: inference.output.len(),
@@ -286,11 +295,40 @@ impl Session {
     }
 }
 
-/// The largest elementwise difference of two sets of outputs.
+/// The largest elementwise difference of two sets of outputs, over the
+/// elements both hold as finite numbers (the others are counted apart:
+/// [`ItemResult::non_finite`]).
 fn deviation(a: &[Tensor], b: &[Tensor]) -> f64 {
     a.iter()
         .zip(b)
         .flat_map(|(a, b)| a.data().iter().zip(b.data()))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NaN output is counted apart, not read as no deviation at all
+    /// (`f64::max` drops NaN, which made two broken ResNet-20 outputs read
+    /// as a deviation of 0).
+    #[test]
+    fn outputs_that_are_not_finite_are_counted_not_hidden() {
+        let got = [Tensor::new(vec![3], vec![1.0, f64::NAN, 2.5])];
+        let want = [Tensor::new(vec![3], vec![1.5, 0.0, 2.0])];
+        assert_eq!(deviation(&got, &want), 0.5);
+        let mut item: ItemResult = serde_json::from_str(
+            r#"{"item":"a","plaintext":true,"simulated":true,"encrypted":true,"same_as_plaintext":true,"same_as_simulated":true,"same_output":false,"deviation":0.5,"seconds":1.0,"input_bytes":1,"output_bytes":1,"stages":[]}"#,
+        )
+        .unwrap();
+        assert!(
+            !item.non_finite,
+            "results written before the field read as finite"
+        );
+        item.non_finite = true;
+        let summary = Summary::of(&[item]);
+        assert_eq!((summary.non_finite, summary.max_deviation), (1, 0.5));
+    }
 }

@@ -40,8 +40,14 @@ pub struct ItemResult {
     /// The decrypted output equals the simulated one exactly (TFHE's
     /// integers read right).
     pub same_output: bool,
-    /// The largest difference between decrypted and simulated outputs.
+    /// The largest difference between decrypted and simulated outputs,
+    /// over the elements both hold as finite numbers.
     pub deviation: f64,
+    /// The decrypted or the simulated output held a value that is not a
+    /// finite number (a polynomial run far beyond its interval overflows;
+    /// a bootstrap of a value beyond its range decrypts to garbage).
+    #[serde(default)]
+    pub non_finite: bool,
     /// Inference time on the model owner's side, in seconds.
     pub seconds: f64,
     /// Bytes of the input ciphertext file.
@@ -251,6 +257,8 @@ pub struct Summary {
     pub same_output: usize,
     /// The largest difference between a decrypted and a simulated output.
     pub max_deviation: f64,
+    /// Items whose decrypted or simulated output was not all finite.
+    pub non_finite: usize,
     pub median: f64,
     pub p90: f64,
     pub input_bytes: usize,
@@ -294,6 +302,7 @@ impl Summary {
             same_as_simulated: count(&|r| r.same_as_simulated),
             same_output: count(&|r| r.same_output),
             max_deviation: results.iter().map(|r| r.deviation).fold(0.0, f64::max),
+            non_finite: count(&|r| r.non_finite),
             median: quantile(&times, 0.5),
             p90: quantile(&times, 0.9),
             input_bytes: last.map_or(0, |r| r.input_bytes),
@@ -373,6 +382,7 @@ mod tests {
             same_as_simulated: true,
             same_output: false,
             deviation: 0.01,
+            non_finite: false,
             seconds,
             input_bytes: 10,
             output_bytes: 20,
