@@ -41,6 +41,9 @@ pub struct CompileOptions {
     /// CKKS: when the plan bootstraps: `auto` (only when no modulus chain
     /// holds its depth; `None` means this), `always` or `never`.
     pub bootstrapping: Option<String>,
+    /// CKKS: the share of each activation input's calibrated width its
+    /// polynomial's interval extends past on both sides (`None`: 0.1).
+    pub activation_margin: Option<f64>,
     /// Simulations: draw the encryption noise at every inference (CKKS:
     /// the output flooding's Gaussian; TFHE: every read's noise, misreads
     /// included).
@@ -68,9 +71,12 @@ impl CompileOptions {
             }
             "noise" => self.noise = value.parse().map_err(|_| bad("not true or false"))?,
             "bootstrapping" => self.bootstrapping = Some(value.to_string()),
+            "activation_margin" => {
+                self.activation_margin = Some(value.parse().map_err(|_| bad("not a number"))?)
+            }
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise, bootstrapping)",
+                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise, bootstrapping, activation_margin)",
                 ))
             }
         }

@@ -91,6 +91,14 @@ pub struct BackendArgs {
     /// (auto, the default), always (at N = 2^16), or never.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["auto", "always", "never"]))]
     pub bootstrapping: Option<String>,
+    /// CKKS: extend each activation polynomial's interval past its input's
+    /// calibrated range by this share of the range's width on both sides
+    /// (default 0.1). Inputs beyond the interval break a polynomial (a deep
+    /// network's outputs become garbage); a wider interval approximates
+    /// less closely near zero, which `keyparams` reports as calibration
+    /// agreement.
+    #[arg(long, value_name = "SHARE")]
+    pub activation_margin: Option<f64>,
 }
 
 impl BackendArgs {
@@ -110,6 +118,7 @@ impl BackendArgs {
             accumulator_margin: self.accumulator_margin,
             noise: self.noise,
             bootstrapping: self.bootstrapping.clone(),
+            activation_margin: self.activation_margin,
         }
     }
 }

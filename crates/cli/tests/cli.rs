@@ -672,3 +672,40 @@ fn two_outputs_decrypt_into_an_npz() {
     let total: f64 = arrays[1].tensor.data().iter().sum();
     assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
 }
+
+/// `--activation-margin` outside 0..4 is refused by name before any work,
+/// and on TFHE, whose activations are exact lookups, at all.
+#[test]
+fn activation_margins_out_of_range_or_for_tfhe_are_refused() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = dir.path().join("kp.json");
+    let out = out.to_str().unwrap();
+    let model = "examples/digits/digits_relu.onnx";
+    let calibration = "examples/digits/calibration.npz";
+    for (backend, margin, expected) in [
+        (
+            "ckks",
+            "5",
+            "--activation-margin 5: a share of the calibrated width from 0 to 4",
+        ),
+        ("ckks", "NaN", "--activation-margin NaN"),
+        ("tfhe", "0.3", "apply to the ckks backend only"),
+    ] {
+        fails(
+            &[
+                "keyparams",
+                "--backend",
+                backend,
+                "--activation-margin",
+                margin,
+                "-m",
+                model,
+                "-c",
+                calibration,
+                "-o",
+                out,
+            ],
+            expected,
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! without encryption noise. Tolerance 1e-9 relative to max(1, max |y|).
 
 use heman_compiler::ckks::approximation::{
-    approximate, run_approximated, ActivationInputs, StageMaps,
+    approximate, run_approximated, ActivationInputs, Intervals, StageMaps, MARGIN,
 };
 use heman_compiler::ckks::lower_stages;
 use heman_compiler::ckks::simulate::simulate;
@@ -39,10 +39,14 @@ fn check(
         .iter()
         .filter(|s| matches!(s.kind, StageKind::Activation(_)))
         .count();
+    let intervals = Intervals {
+        ranges: &ranges,
+        margin: MARGIN,
+    };
     let approx = approximate(
         &core,
         &stage_maps,
-        &ranges,
+        intervals,
         &vec![31; activations],
         &ActivationInputs::default(),
     )
@@ -77,6 +81,40 @@ fn check(
         if classes {
             assert_eq!(actual[0].argmax(), exact[0].argmax(), "{}", model.display());
         }
+    }
+}
+
+/// The activation margin widens every polynomial's interval about the same
+/// centre: each calibrated width `w` becomes `w (1 + 2 margin)`.
+#[test]
+fn activation_intervals_extend_past_calibration_by_the_margin_asked_for() {
+    use heman_compiler::ckks::{compile, Options, StageOp};
+    let root = repo().join("examples/digits");
+    let graph = load_onnx(&root.join("digits_relu.onnx")).unwrap();
+    let samples = load_arrays(&root.join("calibration.npz")).unwrap();
+    let ranges = CalibrationRanges::measure(&graph, &samples).unwrap();
+    let intervals = |activation_margin: f64| -> Vec<(f64, f64)> {
+        let options = Options {
+            activation_margin,
+            ..Options::default()
+        };
+        let compiled = compile(&graph, &samples, &ranges, options).unwrap();
+        compiled
+            .plan
+            .stages
+            .iter()
+            .filter_map(|s| match &s.op {
+                StageOp::Activation { interval, .. } => Some(*interval),
+                _ => None,
+            })
+            .collect()
+    };
+    let (narrow, wide) = (intervals(MARGIN), intervals(0.5));
+    assert!(!narrow.is_empty() && narrow.len() == wide.len());
+    for ((a, b), (c, d)) in narrow.iter().zip(&wide) {
+        let ratio = (d - c) / (b - a);
+        assert!((ratio - 2.0 / 1.2).abs() < 1e-9, "{ratio}");
+        assert!(((a + b) - (c + d)).abs() < 1e-9 * (b - a));
     }
 }
 

@@ -94,9 +94,19 @@ pub fn compile(
             )))
         }
     };
+    let activation_margin = match options.activation_margin {
+        None => compiler::Options::default().activation_margin,
+        Some(m) if m.is_finite() && (0.0..=4.0).contains(&m) => m,
+        Some(m) => {
+            return Err(BackendError::Compile(format!(
+                "--activation-margin {m}: a share of the calibrated width from 0 to 4"
+            )))
+        }
+    };
     let options = compiler::Options {
         security,
         bootstrapping,
+        activation_margin,
         ..compiler::Options::default()
     };
     let (compiled, check) = compile_in_ring(source, options, output_max, target, progress)?;

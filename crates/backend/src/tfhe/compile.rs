@@ -49,9 +49,10 @@ fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Pres
     if options.flooding_security.is_some()
         || options.flooding_tail_bound
         || options.bootstrapping.is_some()
+        || options.activation_margin.is_some()
     {
         return Err(BackendError::Compile(
-            "--flooding-security, --flooding-tail-bound and --bootstrapping apply to the ckks backend only (TFHE outputs are flooded at their noise, and every TFHE lookup bootstraps)".into(),
+            "--flooding-security, --flooding-tail-bound, --bootstrapping and --activation-margin apply to the ckks backend only (TFHE outputs are flooded at their noise, every TFHE lookup bootstraps, and its activations are exact lookups)".into(),
         ));
     }
     if options.security.is_some_and(|bits| bits != 128) {

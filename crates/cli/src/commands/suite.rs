@@ -107,6 +107,7 @@ pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Resu
     options.flooding_security = overrides.flooding_security.or(options.flooding_security);
     options.security = overrides.security.or(options.security);
     options.bootstrapping = overrides.bootstrapping.clone().or(options.bootstrapping);
+    options.activation_margin = overrides.activation_margin.or(options.activation_margin);
     Ok(options)
 }
 

@@ -24,8 +24,23 @@ use crate::graph::{same_decisions, OutputTensor};
 pub const DEGREES: [usize; 6] = [3, 7, 15, 31, 63, 127];
 
 /// Fraction of the calibrated width added on each side of an activation's
-/// interval, for inputs slightly beyond what calibration saw.
+/// interval, for inputs slightly beyond what calibration saw (the default
+/// of [`Intervals::margin`]).
 pub const MARGIN: f64 = 0.1;
+
+/// Where the activation polynomials are defined: each activation input's
+/// calibrated range widened by `margin` of its width on both sides. A
+/// polynomial grows without bound beyond its interval (a degree-127 ReLU
+/// the most), so inputs past the margin break the network, while a wider
+/// margin spends the degree on values calibration never saw: ResNet-20's
+/// test images went past 10% by up to 41% (README, *Deep networks*).
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals<'a> {
+    /// The calibrated range of every value.
+    pub ranges: &'a CalibrationRanges,
+    /// The share of each range's width added on both sides.
+    pub margin: f64,
+}
 
 /// A polynomial in Chebyshev form on `domain`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,17 +106,18 @@ impl StageMaps {
     }
 }
 
-/// One activation's calibrated interval, widened by [`MARGIN`].
-fn interval(graph: &Graph, stage: &Stage, ranges: &CalibrationRanges) -> Result<(f64, f64)> {
+/// One activation's calibrated interval, widened by the margin.
+fn interval(graph: &Graph, stage: &Stage, intervals: Intervals<'_>) -> Result<(f64, f64)> {
     let name = &graph.value(stage.inputs[0]).name;
-    let range = ranges.get(name).ok_or_else(|| {
+    let range = intervals.ranges.get(name).ok_or_else(|| {
         CompileError::Graph(format!(
             "activation '{}' needs the calibrated range of '{name}'",
             stage.name
         ))
     })?;
     let width = (range.max - range.min).max(1e-6);
-    Ok((range.min - MARGIN * width, range.max + MARGIN * width))
+    let margin = intervals.margin * width;
+    Ok((range.min - margin, range.max + margin))
 }
 
 /// Activations replaced by polynomials of the given degrees (one per
@@ -160,13 +176,13 @@ impl ActivationInputs {
 pub fn approximate(
     graph: &Graph,
     stage_maps: &StageMaps,
-    ranges: &CalibrationRanges,
+    intervals: Intervals<'_>,
     degrees: &[usize],
     observed: &ActivationInputs,
 ) -> Result<Approximated> {
     let mut maps = stage_maps.maps.clone();
     let mut polynomials = vec![None; stage_maps.stages.len()];
-    let mut intervals = vec![None; stage_maps.stages.len()];
+    let mut chosen = vec![None; stage_maps.stages.len()];
     let mut next_degree = degrees.iter();
     for (index, stage) in stage_maps.stages.iter().enumerate() {
         let StageKind::Activation(function) = stage.kind else {
@@ -175,8 +191,8 @@ pub fn approximate(
         let degree = *next_degree
             .next()
             .ok_or_else(|| CompileError::Graph("a degree per activation".into()))?;
-        let (a, b) = interval(graph, stage, ranges)?;
-        intervals[index] = Some((a, b));
+        let (a, b) = interval(graph, stage, intervals)?;
+        chosen[index] = Some((a, b));
         let points = observed.values.get(&index).map_or(&[][..], Vec::as_slice);
         let fit = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64, points: &[f64]| {
             let fitted = (!points.is_empty())
@@ -212,7 +228,7 @@ pub fn approximate(
     Ok(Approximated {
         maps,
         polynomials,
-        intervals,
+        intervals: chosen,
     })
 }
 
@@ -304,7 +320,7 @@ pub fn agreement(
 pub fn choose_degrees(
     graph: &Graph,
     stage_maps: &StageMaps,
-    ranges: &CalibrationRanges,
+    intervals: Intervals<'_>,
     exact: &[(Tensor, Tensor)],
     outputs: &[OutputTensor],
     min_agreement: f64,
@@ -323,13 +339,13 @@ pub fn choose_degrees(
     // less: cryptonets' first ReLU fell to degree 3 and 97.2% simulated
     // accuracy on 1000 images, against 97.6% interpolated).
     let interpolated = ActivationInputs::default();
-    let mut best = approximate(graph, stage_maps, ranges, &degrees, &interpolated)?;
+    let mut best = approximate(graph, stage_maps, intervals, &degrees, &interpolated)?;
     let mut best_agreement = agreement(stage_maps, &best, exact, outputs);
     let mut observed = interpolated;
     if best_agreement.fraction() < min_agreement {
         let inputs: Vec<&Tensor> = exact.iter().map(|(x, _)| x).collect();
         let fitted_inputs = ActivationInputs::observe(graph, stage_maps, &inputs)?;
-        let fitted = approximate(graph, stage_maps, ranges, &degrees, &fitted_inputs)?;
+        let fitted = approximate(graph, stage_maps, intervals, &degrees, &fitted_inputs)?;
         let fitted_agreement = agreement(stage_maps, &fitted, exact, outputs);
         if fitted_agreement.same_argmax > best_agreement.same_argmax {
             (best, best_agreement, observed) = (fitted, fitted_agreement, fitted_inputs);
@@ -341,7 +357,7 @@ pub fn choose_degrees(
         for &degree in DEGREES.iter().filter(|&&d| d < current) {
             let mut trial = degrees.clone();
             trial[index] = degree;
-            let approx = approximate(graph, stage_maps, ranges, &trial, &observed)?;
+            let approx = approximate(graph, stage_maps, intervals, &trial, &observed)?;
             let agree = agreement(stage_maps, &approx, exact, outputs);
             if agree.fraction() >= min_agreement.min(best_agreement.fraction()) {
                 degrees = trial;

@@ -6,7 +6,7 @@ use heman_model::io::dataset::Sample;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::info;
 
-use crate::ckks::approximation::{choose_degrees, Agreement, StageMaps};
+use crate::ckks::approximation::{choose_degrees, Agreement, Intervals, StageMaps, MARGIN};
 use crate::ckks::bootstrap_placement::{place_bootstraps, value_magnitudes};
 use crate::ckks::lower::lower_stages;
 use crate::ckks::parameters::{
@@ -39,6 +39,10 @@ pub struct Options {
     pub min_log_n: u32,
     /// Whether the plan bootstraps.
     pub bootstrapping: BootstrappingMode,
+    /// The share of each activation input's calibrated width its
+    /// polynomial's interval extends past on both sides
+    /// ([`Intervals`]).
+    pub activation_margin: f64,
 }
 
 /// When a plan bootstraps.
@@ -65,6 +69,7 @@ impl Default for Options {
             security: heman_ckks::params::SecurityLevel::Bits128,
             min_log_n: 12,
             bootstrapping: BootstrappingMode::Auto,
+            activation_margin: MARGIN,
         }
     }
 }
@@ -117,10 +122,14 @@ pub fn compile(
         .stages
         .iter()
         .any(|s| matches!(s.kind, StageKind::Activation(_)));
+    let intervals = Intervals {
+        ranges,
+        margin: options.activation_margin,
+    };
     let (degrees, approx, agreement) = choose_degrees(
         &core,
         &stage_maps,
-        ranges,
+        intervals,
         &exact,
         &outputs,
         options.min_agreement,

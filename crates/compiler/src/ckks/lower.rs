@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use heman_model::{CalibrationRanges, Graph};
 use tracing::debug;
 
-use super::approximation::{approximate, ActivationInputs, Approximated, StageMaps};
+use super::approximation::{
+    approximate, ActivationInputs, Approximated, Intervals, StageMaps, MARGIN,
+};
 use super::layout::SlotLayout;
 use super::linear::{lower_parts, Part};
 use super::plan::{Plan, PlanStage, StageOp};
@@ -36,10 +38,14 @@ pub fn compile_at_degree(
         samples: 0,
         ranges: Default::default(),
     };
+    let intervals = Intervals {
+        ranges: ranges.unwrap_or(&empty),
+        margin: MARGIN,
+    };
     let approx = approximate(
         &core,
         &stage_maps,
-        ranges.unwrap_or(&empty),
+        intervals,
         &vec![DEFAULT_DEGREE; activations],
         &ActivationInputs::default(),
     )?;
