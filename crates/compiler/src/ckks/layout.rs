@@ -47,12 +47,17 @@ impl SlotLayout {
                 index[axis] = 0;
             }
         }
-        let span = positions.iter().max().map_or(0, |&p| p as usize + 1);
+        Self::at(positions, slots)
+    }
+
+    /// Elements at `positions`, unreplicated, in as many ciphertexts as
+    /// the furthest position needs.
+    fn at(positions: Vec<u32>, slots: usize) -> Self {
         Self {
+            ciphertexts: spanned_ciphertexts(&positions, slots),
             slots,
             positions,
             period: None,
-            ciphertexts: span.div_ceil(slots).max(1),
         }
     }
 
@@ -72,13 +77,13 @@ impl SlotLayout {
             ));
         }
         let span = self.positions.iter().max().map_or(0, |&p| p as usize + 1);
+        let spanned = spanned_ciphertexts(&self.positions, slots);
         // At most one ciphertext per element: what packing allocates stays
         // within a multiple of the tensor itself.
-        if self.ciphertexts > elements.max(1) || self.ciphertexts != span.div_ceil(slots).max(1) {
+        if self.ciphertexts > elements.max(1) || self.ciphertexts != spanned {
             return Err(format!(
-                "{} ciphertexts where its positions fill {}",
-                self.ciphertexts,
-                span.div_ceil(slots).max(1)
+                "{} ciphertexts where its positions fill {spanned}",
+                self.ciphertexts
             ));
         }
         if let Some(period) = self.period {
@@ -165,13 +170,7 @@ impl SlotLayout {
             .flat_map(|ci| (0..h).flat_map(move |y| (0..w).map(move |x| (ci, y, x))))
             .map(|(ci, y, x)| grid.position(ci, y, x) as u32)
             .collect();
-        let span = positions.iter().max().map_or(0, |&p| p as usize + 1);
-        Self {
-            slots,
-            positions,
-            period: None,
-            ciphertexts: span.div_ceil(slots).max(1),
-        }
+        Self::at(positions, slots)
     }
 
     /// Packs a tensor's values into `ciphertexts` slot vectors.
@@ -196,6 +195,13 @@ impl SlotLayout {
             .map(|&p| cts[p as usize / self.slots][p as usize % self.slots])
             .collect()
     }
+}
+
+/// Ciphertexts of `slots` slots that positions up to the largest of
+/// `positions` fill (at least one).
+fn spanned_ciphertexts(positions: &[u32], slots: usize) -> usize {
+    let span = positions.iter().max().map_or(0, |&p| p as usize + 1);
+    span.div_ceil(slots).max(1)
 }
 
 /// Where an image's channels and pixels lie (Lee et al., "Low-Complexity
@@ -226,9 +232,8 @@ impl ImageGrid {
 
     /// The slot of pixel `(y, x)` of channel `c`.
     pub fn position(&self, c: usize, y: usize, x: usize) -> usize {
-        let [_, kx] = self.factors();
-        let m = self.factors().iter().product::<usize>();
-        let (group, inner) = (c / m, c % m);
+        let [ky, kx] = self.factors();
+        let (group, inner) = (c / (ky * kx), c % (ky * kx));
         group * self.channel
             + (inner / kx) * self.unit[0]
             + (inner % kx) * self.unit[1]

@@ -346,8 +346,10 @@ pub fn candidate_layouts(
     let slots = input.slots;
     let n: usize = out_shape.iter().product();
     let mut candidates = vec![SlotLayout::strided(&[n], &[1], slots)];
+    // The output image's stride over the input's rows and columns.
+    let stride = |h: usize, w: usize| [(in_shape[2] / h).max(1), (in_shape[3] / w).max(1)];
     if let (Some([sc, sy, sx]), &[1, c, h, w]) = (input.grid_strides(in_shape), out_shape) {
-        let (ry, rx) = ((in_shape[2] / h).max(1), (in_shape[3] / w).max(1));
+        let [ry, rx] = stride(h, w);
         let (gy, gx) = (sy * ry, sx * rx);
         let span = (h - 1) * gy + (w - 1) * gx + 1;
         let channel = if c > 1 && span <= sc { sc } else { span };
@@ -381,8 +383,7 @@ pub fn candidate_layouts(
     // saves ciphertexts over the gapped grid, whose next layer needs fewer
     // diagonals (its kernel offsets alone).
     if let (Some(grid), &[1, c, h, w]) = (input.image_grid(in_shape), out_shape) {
-        let stride = [(in_shape[2] / h).max(1), (in_shape[3] / w).max(1)];
-        let multiplexed = grid.subsampled([c, h, w], stride);
+        let multiplexed = grid.subsampled([c, h, w], stride(h, w));
         let layout = SlotLayout::on_grid([c, h, w], multiplexed, slots);
         let gapped = candidates[1..].iter().map(|l| l.ciphertexts).min();
         if multiplexed.factors() != [1, 1] && gapped.is_none_or(|g| layout.ciphertexts < g) {
