@@ -25,7 +25,7 @@ pub const KEYPARAMS_FORMAT: &str = "heman-keyparams";
 /// `output_flooding` added; 3: `outputs`, the model's outputs with their
 /// post-processing, in place of `postprocess`; 4: the CKKS output flooding
 /// per class of coefficients, `on_stride`, `stride` and `off_stride`).
-pub const KEYPARAMS_VERSION: u32 = 4;
+pub const KEYPARAMS_VERSION: u32 = 5;
 
 /// The backend a keyparams text names (`"ckks"` when it names none, as the
 /// first keyparams files did).

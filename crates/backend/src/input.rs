@@ -12,8 +12,7 @@ use crate::interface::TensorInfo;
 /// and finite values, or refused naming `origin`. Values outside the
 /// calibrated range are taken with a warning saying by how much.
 pub fn fit_input(tensor: &Tensor, input: &TensorInfo, origin: &str) -> Result<Tensor> {
-    let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
-    if squeeze(tensor.shape()) != squeeze(&input.shape) {
+    if squeezed(tensor.shape()) != squeezed(&input.shape) {
         return Err(BackendError::Refused(format!(
             "{origin}: shape {:?}, the model's input '{}' is {:?}",
             tensor.shape(),
@@ -33,6 +32,73 @@ pub fn fit_input(tensor: &Tensor, input: &TensorInfo, origin: &str) -> Result<Te
     }
     warn_outside_calibration(tensor, input.calibrated_range, origin);
     Ok(tensor.clone().reshaped(input.shape.clone()))
+}
+
+/// A shape without its extents of 1.
+fn squeezed(shape: &[usize]) -> Vec<usize> {
+    shape.iter().copied().filter(|&d| d != 1).collect()
+}
+
+/// The inputs of `tensor`, a batch along its first axis (`[B, ...]`, the
+/// model's input shape after it; one input alone may come without the
+/// axis), each fitted to the model's input ([`fit_input`]); refused naming
+/// `origin` when the shape is neither or `B` is outside `1..=max`.
+pub fn split_batch(
+    tensor: &Tensor,
+    input: &TensorInfo,
+    max: usize,
+    origin: &str,
+) -> Result<Vec<Tensor>> {
+    let shape = tensor.shape();
+    let (batch, item) = if squeezed(shape) == squeezed(&input.shape) {
+        (1, shape)
+    } else if !shape.is_empty() && squeezed(&shape[1..]) == squeezed(&input.shape) {
+        (shape[0], &shape[1..])
+    } else {
+        return Err(BackendError::Refused(format!(
+            "{origin}: shape {shape:?} is not a batch [B, ...] of the model's input '{}' {:?} (the batch axis first)",
+            input.name, input.shape
+        )));
+    };
+    if batch == 0 || batch > max {
+        return Err(BackendError::Refused(format!(
+            "{origin}: a batch of {batch} inputs; the model takes 1 to {max} per ciphertext"
+        )));
+    }
+    let size = item.iter().product::<usize>().max(1);
+    tensor
+        .data()
+        .chunks(size)
+        .enumerate()
+        .map(|(b, values)| {
+            let item = Tensor::new(item.to_vec(), values.to_vec());
+            fit_input(&item, input, &format!("{origin} (batch input {b})"))
+        })
+        .collect()
+}
+
+/// Per output, the batch's tensors (`items[b][k]`: input `b`'s output `k`)
+/// stacked along a new first axis, which takes the place of an output's
+/// leading extent of 1.
+pub fn stack_batch(items: Vec<Vec<Tensor>>) -> Vec<Tensor> {
+    let batch = items.len();
+    let Some(first) = items.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|k| {
+            let inner = first[k].shape();
+            let inner = match inner.first() {
+                Some(1) => &inner[1..],
+                _ => inner,
+            };
+            let shape: Vec<usize> = std::iter::once(batch)
+                .chain(inner.iter().copied())
+                .collect();
+            let data: Vec<f64> = items.iter().flat_map(|o| o[k].data().to_vec()).collect();
+            Tensor::new(shape, data)
+        })
+        .collect()
 }
 
 /// Warns (and says by how much) when an input leaves the calibrated range.
@@ -117,6 +183,34 @@ mod tests {
             shape: vec![1, 2, 2],
             calibrated_range: Some((0.0, 1.0)),
         }
+    }
+
+    #[test]
+    fn batches_are_split_along_their_first_axis_or_refused() {
+        let batch = Tensor::new(vec![3, 2, 2], (0..12).map(|v| v as f64 / 12.0).collect());
+        let items = split_batch(&batch, &info(), 4, "b.npy").unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].shape(), &[1, 2, 2]);
+        assert_eq!(items[1].data(), &batch.data()[4..8]);
+        let one = Tensor::new(vec![2, 2], vec![0.0; 4]);
+        assert_eq!(split_batch(&one, &info(), 4, "b.npy").unwrap().len(), 1);
+        // The batch axis last is not a batch.
+        let last = Tensor::new(vec![2, 2, 3], vec![0.0; 12]);
+        let e = split_batch(&last, &info(), 4, "b.npy").unwrap_err();
+        assert!(
+            e.is_refusal() && e.to_string().contains("batch axis first"),
+            "{e}"
+        );
+        let e = split_batch(&batch, &info(), 2, "b.npy").unwrap_err();
+        assert!(e.to_string().contains("a batch of 3 inputs"), "{e}");
+        let stacked = stack_batch(
+            items
+                .into_iter()
+                .map(|x| vec![x.reshaped(vec![1, 4])])
+                .collect(),
+        );
+        assert_eq!(stacked[0].shape(), &[3, 4]);
+        assert_eq!(stacked[0].data(), batch.data());
     }
 
     #[test]

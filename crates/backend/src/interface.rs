@@ -44,6 +44,12 @@ pub struct CompileOptions {
     /// CKKS: the share of each activation input's calibrated width its
     /// polynomial's interval extends past on both sides (`None`: 0.1).
     pub activation_margin: Option<f64>,
+    /// CKKS: `latency` (one input spread over the slots; `None` means this)
+    /// or `throughput` (one input per slot, a batch per ciphertext).
+    pub packing: Option<String>,
+    /// CKKS throughput packing: the inputs one ciphertext holds at least
+    /// (`None`: the slots of the ring the model's depth needs).
+    pub batch: Option<usize>,
     /// Simulations: draw the encryption noise at every inference (CKKS:
     /// the output flooding's Gaussian; TFHE: every read's noise, misreads
     /// included).
@@ -74,9 +80,11 @@ impl CompileOptions {
             "activation_margin" => {
                 self.activation_margin = Some(value.parse().map_err(|_| bad("not a number"))?)
             }
+            "packing" => self.packing = Some(value.to_string()),
+            "batch" => self.batch = Some(value.parse().map_err(|_| bad("not a count"))?),
             _ => {
                 return Err(bad(
-                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise, bootstrapping, activation_margin)",
+                    "no such option (flooding_security, flooding_tail_bound, security, preset, exact, accumulator_margin, noise, bootstrapping, activation_margin, packing, batch)",
                 ))
             }
         }
@@ -386,6 +394,12 @@ pub trait ModelOwner: Send + Sync {
     fn simulate(&self, x: &Tensor, noise: Option<u64>) -> Result<Vec<Tensor>>;
     /// How many stages an inference runs (for progress).
     fn stage_count(&self) -> usize;
+    /// The most inputs one encrypted request holds when the model is
+    /// compiled for throughput packing (its inputs and outputs then carry a
+    /// batch axis first); `None` for one input per request.
+    fn max_batch(&self) -> Option<usize> {
+        None
+    }
     /// What the compiled model holds, a line each (for `inspect`).
     fn describe(&self) -> Vec<String>;
 }
@@ -396,13 +410,19 @@ pub trait DataOwner: Send + Sync {
     fn input(&self) -> &TensorInfo;
     /// The tensors the model returns, in the model's order.
     fn outputs(&self) -> &[TensorInfo];
+    /// The most inputs one ciphertext file holds when the model is
+    /// compiled for throughput packing; `None` for one input per file.
+    fn max_batch(&self) -> Option<usize> {
+        None
+    }
     /// Encrypts an input (checked against the model's input: shape, finite
-    /// values; `origin` names it), as a ciphertext file.
+    /// values; `origin` names it), as a ciphertext file; a batch `[B, ...]`
+    /// where [`DataOwner::max_batch`] allows one.
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>>;
     /// Decrypts an output file (`origin` names it) into the model's
-    /// outputs, one tensor each in [`DataOwner::outputs`]' order, and
-    /// applies the post-processing the model owner left to the data owner
-    /// (Softmax).
+    /// outputs, one tensor each in [`DataOwner::outputs`]' order (with the
+    /// batch axis first for a throughput model), and applies the
+    /// post-processing the model owner left to the data owner (Softmax).
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>>;
     /// As [`DataOwner::decrypt`], for a result that will reach another
     /// party (the model owner among them): decrypt-side noise hides the

@@ -49,7 +49,7 @@ pub use bootstrapping::{
 pub use encoding::Encoder;
 pub use encryption::{Decryptor, Encryptor, Flooding};
 pub use error::{CkksError, Result};
-pub use evaluator::{Decomposed, Evaluator};
+pub use evaluator::{Decomposed, Evaluator, WeightedTerms};
 pub use keys::{GaloisKeys, KeyGenerator, PublicKey, RelinearizationKey, SecretKey, SwitchingKey};
 pub use linear_transform::{EncodedLinearTransform, LinearTransform};
 pub use num_complex::Complex64;

@@ -99,6 +99,17 @@ pub struct BackendArgs {
     /// agreement.
     #[arg(long, value_name = "SHARE")]
     pub activation_margin: Option<f64>,
+    /// CKKS: latency (one input spread over the slots, the default) or
+    /// throughput (one input per slot: a batch of thousands of inputs per
+    /// ciphertext, linear layers without rotations; `encrypt` then takes
+    /// and `decrypt` returns tensors with the batch axis first).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["latency", "throughput"]))]
+    pub packing: Option<String>,
+    /// CKKS throughput packing (implied): the inputs one ciphertext holds
+    /// at least, which may ask for a larger ring (default: the slots of the
+    /// ring the model's depth needs).
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
 }
 
 impl BackendArgs {
@@ -119,6 +130,8 @@ impl BackendArgs {
             noise: self.noise,
             bootstrapping: self.bootstrapping.clone(),
             activation_margin: self.activation_margin,
+            packing: self.packing.clone(),
+            batch: self.batch,
         }
     }
 }
@@ -317,12 +330,33 @@ fn archive_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// One line on decrypted outputs written to `path`: each output's shape and
-/// largest element (the class, for logits).
+/// largest element (the class, for logits); of each row's, for a batch of
+/// rows (`[B, C]`, a throughput model's).
 pub fn describe_outputs(path: &Path, outputs: &[(String, Tensor)]) -> String {
+    const SHOWN: usize = 8;
     let parts: Vec<String> = outputs
         .iter()
         .map(|(name, t)| {
-            let what = format!("shape {:?}, argmax {}", t.shape(), t.argmax().unwrap_or(0));
+            let what = match t.shape() {
+                &[rows, columns] if rows > 1 && columns > 0 => {
+                    let classes: Vec<usize> = t
+                        .data()
+                        .chunks(columns)
+                        .take(SHOWN)
+                        .map(|row| {
+                            (0..columns)
+                                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    let more = if rows > SHOWN { ", ..." } else { "" };
+                    format!(
+                        "shape {:?}, argmax of each row {classes:?}{more}",
+                        t.shape()
+                    )
+                }
+                _ => format!("shape {:?}, argmax {}", t.shape(), t.argmax().unwrap_or(0)),
+            };
             match outputs.len() {
                 1 => what,
                 _ => format!("{name}: {what}"),

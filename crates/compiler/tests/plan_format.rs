@@ -82,6 +82,7 @@ fn the_ckks_plan_format_is_pinned_to_its_version() {
                 heman_compiler::ckks::flooding::OutputFlooding
             ),
             heman_compiler::ckks::StageOp,
+            heman_compiler::ckks::Packing,
             heman_compiler::ckks::flooding::FloodingTarget,
             heman_model::ops::Op,
             heman_model::ops::elementwise::BinaryKind,

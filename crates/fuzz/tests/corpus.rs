@@ -70,6 +70,7 @@ fn ckks_seeds() -> Vec<u8> {
     seed("ckks_object", "secret-key", Some(5), &sk.to_bytes(params));
     let cts = Ciphertexts {
         ciphertexts: vec![ct.clone(), ct],
+        batch: None,
     }
     .to_bytes(params);
     let keys = EvaluationKeys {

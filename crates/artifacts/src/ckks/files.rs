@@ -7,6 +7,7 @@ use heman_ckks::{
     SecretKey,
 };
 use heman_compiler::ckks::Plan;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -270,23 +271,31 @@ pub fn read_public_key(path: &Path, params: &CkksParameters) -> Result<PublicKey
     PublicKey::from_bytes(params, &container.payload).map_err(ckks_error(path))
 }
 
-/// An encrypted tensor: its ciphertexts (seeded where fresh).
+/// A ciphertexts file: a data owner's input or a model owner's output.
+/// Its first part says how the ciphertexts pack their inputs: 0 for one
+/// input over the slots (latency packing), else the number of inputs a
+/// throughput batch holds, one per slot from slot 0.
 pub struct Ciphertexts {
-    /// One per ciphertext of the slot layout.
+    /// The ciphertexts, in layout order.
     pub ciphertexts: Vec<Ciphertext>,
+    /// The inputs of a throughput batch (`None`: latency packing).
+    pub batch: Option<usize>,
 }
 
 impl Ciphertexts {
-    /// The ciphertexts file (fresh ones seeded).
+    /// The file's bytes, bound to `params` (fresh encryptions in seeded
+    /// form).
     pub fn to_bytes(&self, params: &CkksParameters) -> Vec<u8> {
-        let parts: Vec<Vec<u8>> = self
+        let header = (self.batch.unwrap_or(0) as u32).to_le_bytes().to_vec();
+        let cts: Vec<Vec<u8>> = self
             .ciphertexts
-            .iter()
+            .par_iter()
             .map(|ct| {
                 ct.to_bytes_seeded(params)
                     .unwrap_or_else(|_| ct.to_bytes(params))
             })
             .collect();
+        let parts: Vec<Vec<u8>> = std::iter::once(header).chain(cts).collect();
         Container::new(
             kind(Role::Ciphertexts),
             version(Role::Ciphertexts),
@@ -296,18 +305,41 @@ impl Ciphertexts {
         .to_bytes()
     }
 
-    /// Parses a ciphertexts file read from (or received as) `path`.
+    /// Parses a ciphertexts file read from `path`, bound to `params` (a
+    /// batch larger than the parameters' slots refused).
     pub fn from_bytes(bytes: &[u8], path: &Path, params: &CkksParameters) -> Result<Self> {
         let container = ContainerView::expecting(
             bytes,
             path,
             expected(Role::Ciphertexts, Some(&params.fingerprint())),
         )?;
-        let ciphertexts = split_parts(container.payload, path)?
-            .into_iter()
+        let parts = split_parts(container.payload, path)?;
+        let (header, cts) = parts
+            .split_first()
+            .ok_or_else(|| invalid(path, "no packing header"))?;
+        let batch = match <[u8; 4]>::try_from(*header) {
+            Ok(b) => u32::from_le_bytes(b) as usize,
+            Err(_) => return Err(invalid(path, "a packing header of other than 4 bytes")),
+        };
+        if batch > params.slots() {
+            return Err(invalid(
+                path,
+                format!(
+                    "a batch of {batch} inputs; a ciphertext holds at most {}",
+                    params.slots()
+                ),
+            ));
+        }
+        // In parallel: a throughput batch is thousands of seeded
+        // ciphertexts, each expanding its c1 from its seed.
+        let ciphertexts = cts
+            .par_iter()
             .map(|part| Ciphertext::from_bytes(params, part).map_err(ckks_error(path)))
             .collect::<Result<_>>()?;
-        Ok(Self { ciphertexts })
+        Ok(Self {
+            ciphertexts,
+            batch: (batch > 0).then_some(batch),
+        })
     }
 
     /// Writes the ciphertexts file.

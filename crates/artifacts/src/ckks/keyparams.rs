@@ -7,7 +7,7 @@ use heman_ckks::CkksParameters;
 use heman_compiler::ckks::flooding::OutputFlooding;
 use heman_compiler::ckks::parameters::ParameterChoice;
 use heman_compiler::ckks::plan::input_level;
-use heman_compiler::ckks::{Bootstrapping, Plan, SlotLayout};
+use heman_compiler::ckks::{Bootstrapping, Packing, Plan, SlotLayout};
 use heman_compiler::graph::OutputTensor;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +72,10 @@ pub struct KeyParams {
     /// replicated every 2^log_slots slots.
     #[serde(default)]
     pub bootstrapping: Option<Bootstrapping>,
+    /// How inputs lie in the slots: latency (one input spread over the
+    /// slots) or throughput (a batch of up to `slots` inputs, one per slot).
+    #[serde(default)]
+    pub packing: Packing,
     /// The model's input.
     pub input: TensorSpec,
     /// The model's output.
@@ -124,6 +128,7 @@ impl KeyParams {
             depth,
             rotation_steps,
             bootstrapping: plan.bootstrapping,
+            packing: plan.packing,
             input,
             output,
             outputs: plan.outputs.clone(),
@@ -203,6 +208,15 @@ impl KeyParams {
             }
             b.check()
                 .map_err(|e| invalid(path, format!("bootstrapping: {e}")))?;
+        }
+        if self.packing == Packing::Throughput {
+            let batched = |spec: &TensorSpec| spec.layout.is_batched(self.slots);
+            if self.bootstrapping.is_some() || !batched(&self.input) || !batched(&self.output) {
+                return Err(invalid(
+                    path,
+                    "throughput packing with a bootstrapping circuit or a layout other than one ciphertext per element",
+                ));
+            }
         }
         for (what, spec) in [("input", &self.input), ("output", &self.output)] {
             let elements = spec

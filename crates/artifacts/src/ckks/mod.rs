@@ -26,6 +26,8 @@ pub fn version(role: Role) -> u16 {
         // 3: the plan's own format version (2: linear transforms carry pool
         // window sums).
         Role::CompiledModel => heman_compiler::ckks::Plan::FORMAT_VERSION,
+        // 2: a packing header (latency, or a throughput batch's size).
+        Role::Ciphertexts => 2,
         _ => 1,
     }
 }

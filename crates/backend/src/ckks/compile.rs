@@ -22,6 +22,9 @@ use crate::progress::Progress;
 /// Calibration inputs the encrypted dry runs that choose the parameters
 /// and size the output flooding run on.
 const NOISE_SAMPLES: usize = 2;
+/// Calibration inputs a throughput model's dry run packs (repeated over
+/// its batch): a batch's noise depends on every slot's values.
+const BATCH_NOISE_SAMPLES: usize = 64;
 
 /// What the parameter choice measured.
 pub struct ParameterCheck {
@@ -103,10 +106,25 @@ pub fn compile(
             )))
         }
     };
+    // A batch size alone asks for throughput packing.
+    let packing = match options.packing.as_deref() {
+        None if options.batch.is_some() => compiler::Packing::Throughput,
+        None => compiler::Packing::Latency,
+        Some(name) => compiler::Packing::parse(name).ok_or_else(|| {
+            BackendError::Compile(format!("--packing {name}: latency or throughput"))
+        })?,
+    };
+    if options.batch.is_some() && packing != compiler::Packing::Throughput {
+        return Err(BackendError::Compile(
+            "--batch sizes a throughput model; latency packing takes one input".into(),
+        ));
+    }
     let options = compiler::Options {
         security,
         bootstrapping,
         activation_margin,
+        packing,
+        batch: options.batch,
         ..compiler::Options::default()
     };
     let (compiled, check) = compile_in_ring(source, options, output_max, target, progress)?;
@@ -185,7 +203,11 @@ fn compile_in_ring(
     progress: &dyn Progress,
 ) -> Result<(compiler::Compiled, ParameterCheck)> {
     let (graph, calibration) = (&source.graph, &source.calibration);
-    let inputs = dry_run_inputs(graph, &calibration.samples, NOISE_SAMPLES)?;
+    let count = match options.packing {
+        compiler::Packing::Latency => NOISE_SAMPLES,
+        compiler::Packing::Throughput => BATCH_NOISE_SAMPLES,
+    };
+    let inputs = dry_run_inputs(graph, &calibration.samples, count)?;
     let lower = |options: compiler::Options| {
         let start = Instant::now();
         let compiled = compiler::compile(graph, &calibration.samples, &calibration.ranges, options)
@@ -433,8 +455,18 @@ pub fn report(compiled: &Compiled) -> Report {
         ));
     }
     lines.push(format!(
-        "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}",
-        kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
+        "CKKS N = 2^{}, {} slots, log2(QP) = {:.1} of {} allowed (128-bit), scale 2^{}, depth {}, {} packing{}",
+        kp.log_n,
+        kp.slots,
+        kp.log_qp,
+        kp.max_log_qp,
+        kp.log_scale,
+        kp.depth,
+        kp.packing.name(),
+        match kp.packing {
+            compiler::Packing::Throughput => format!(" (a batch of up to {} inputs per ciphertext file)", kp.slots),
+            compiler::Packing::Latency => String::new(),
+        }
     ));
     lines.extend(describe_parameter_check(
         &compiled.compiled.candidates,
@@ -492,6 +524,9 @@ pub fn report(compiled: &Compiled) -> Report {
                     b.log_slots
                 ),
                 None => format!("depth {}", kp.depth),
+            } + match kp.packing {
+                compiler::Packing::Throughput => ", throughput packing",
+                compiler::Packing::Latency => "",
             },
             kp.log_scale,
             kp.log_qp,

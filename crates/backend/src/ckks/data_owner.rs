@@ -9,16 +9,18 @@ use heman_artifacts::ckks::{
     KeyParams,
 };
 use heman_ckks::{CkksParameters, Decryptor, KeyGenerator};
+use heman_compiler::ckks::Packing;
 use heman_compiler::graph::split_outputs;
 use heman_model::Tensor;
 use heman_runtime::ckks::{
-    decrypt_tensor, decrypt_tensor_for_release, encrypt_tensor_at, InputKey,
+    decrypt_batch, decrypt_tensor, decrypt_tensor_for_release, encrypt_batch, encrypt_tensor_at,
+    InputKey,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{BackendError, Result};
-use crate::input::{fit_input, output_infos};
+use crate::input::{fit_input, output_infos, split_batch, stack_batch};
 use crate::interface::{DataOwner, DecryptionNoise, KeyFiles, TensorInfo};
 use crate::progress::Progress;
 
@@ -113,33 +115,66 @@ impl DataOwner for CkksDataOwner {
 
     /// Encrypts with the secret key: the noise of a fresh sample instead of
     /// public-key encryption's, and a seeded ciphertext half the size.
+    fn max_batch(&self) -> Option<usize> {
+        (self.keyparams.packing == Packing::Throughput).then_some(self.keyparams.slots)
+    }
+
     fn encrypt(&self, x: &Tensor, origin: &str) -> Result<Vec<u8>> {
-        let x = fit_input(x, &self.input, origin)?;
-        let cts = encrypt_tensor_at(
-            &self.params,
+        let (key, layout) = (
             InputKey::Secret(&self.decryptor),
             &self.keyparams.input.layout,
-            &x,
-            self.keyparams.input_level(&self.params),
-        )
-        .map_err(crate::error::runtime_error)?;
-        Ok(Ciphertexts { ciphertexts: cts }.to_bytes(&self.params))
+        );
+        let level = self.keyparams.input_level(&self.params);
+        let (cts, batch) = match self.max_batch() {
+            Some(max) => {
+                let batch = split_batch(x, &self.input, max, origin)?;
+                let cts = encrypt_batch(&self.params, key, layout, &batch, level);
+                (cts, Some(batch.len()))
+            }
+            None => {
+                let x = fit_input(x, &self.input, origin).map_err(|e| latency_hint(x, e))?;
+                (
+                    encrypt_tensor_at(&self.params, key, layout, &x, level),
+                    None,
+                )
+            }
+        };
+        let ciphertexts = cts.map_err(crate::error::runtime_error)?;
+        Ok(Ciphertexts { ciphertexts, batch }.to_bytes(&self.params))
     }
 
     /// Decrypts an inference output; fresh (input) ciphertexts, recognised
     /// by their seed, are refused.
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>> {
-        let cts = self.output_ciphertexts(output, origin)?;
+        let (cts, batch) = self.output_ciphertexts(output, origin)?;
         let spec = &self.keyparams.output;
-        let raw = decrypt_tensor(
+        let refused = |e| BackendError::Refused(format!("{}: {e}", origin.display()));
+        let Some(batch) = batch else {
+            let raw = decrypt_tensor(
+                &self.params,
+                &self.decryptor,
+                &spec.layout,
+                &spec.shape,
+                &cts,
+            )
+            .map_err(refused)?;
+            return Ok(split_outputs(&raw, &self.keyparams.outputs));
+        };
+        let items = decrypt_batch(
             &self.params,
             &self.decryptor,
             &spec.layout,
             &spec.shape,
             &cts,
+            batch,
         )
-        .map_err(|e| BackendError::Refused(format!("{}: {e}", origin.display())))?;
-        Ok(split_outputs(&raw, &self.keyparams.outputs))
+        .map_err(refused)?;
+        Ok(stack_batch(
+            items
+                .iter()
+                .map(|raw| split_outputs(raw, &self.keyparams.outputs))
+                .collect(),
+        ))
     }
 
     fn decrypt_for_release(
@@ -148,7 +183,13 @@ impl DataOwner for CkksDataOwner {
         origin: &Path,
         noise: DecryptionNoise,
     ) -> Result<(Vec<Tensor>, String)> {
-        let cts = self.output_ciphertexts(output, origin)?;
+        let (cts, batch) = self.output_ciphertexts(output, origin)?;
+        if batch.is_some() {
+            return Err(BackendError::Refused(format!(
+                "{}: decryption noise for a throughput batch is not implemented; decrypt it without --decryption-noise",
+                origin.display()
+            )));
+        }
         let seed = {
             let mut h = Sha256::new();
             h.update(b"heman decryption noise\0");
@@ -175,17 +216,28 @@ impl DataOwner for CkksDataOwner {
 }
 
 impl CkksDataOwner {
-    /// The ciphertexts of an output file; fresh (input) ciphertexts,
-    /// recognised by their seed, are refused.
+    /// The ciphertexts of an output file and the batch they hold; fresh
+    /// (input) ciphertexts, recognised by their seed, are refused, and so
+    /// is a packing other than the model's.
     fn output_ciphertexts(
         &self,
         output: &[u8],
         origin: &Path,
-    ) -> Result<Vec<heman_ckks::Ciphertext>> {
-        let cts = Ciphertexts::from_bytes(output, origin, &self.params)?.ciphertexts;
-        if cts.iter().any(|ct| ct.is_seeded()) {
+    ) -> Result<(Vec<heman_ckks::Ciphertext>, Option<usize>)> {
+        let file = Ciphertexts::from_bytes(output, origin, &self.params)?;
+        if file.ciphertexts.iter().any(|ct| ct.is_seeded()) {
             return Err(crate::error::not_an_output(origin));
         }
-        Ok(cts)
+        super::check_packing(self.keyparams.packing, file.batch, origin)?;
+        Ok((file.ciphertexts, file.batch))
+    }
+}
+
+/// A latency model's refusal of a batch, saying how to compile for one.
+fn latency_hint(x: &Tensor, e: BackendError) -> BackendError {
+    if x.shape().first().is_some_and(|&b| b > 1) {
+        e.context("the model is compiled for latency packing, one input per ciphertext file; a batch [B, ...] needs keyparams --packing throughput")
+    } else {
+        e
     }
 }

@@ -1,7 +1,7 @@
 //! What `inspect` prints of CKKS keyparams and compiled models.
 
 use heman_artifacts::ckks::{CompiledModel, KeyParams};
-use heman_compiler::ckks::{SlotLayout, StageOp};
+use heman_compiler::ckks::{Packing, SlotLayout, StageOp};
 
 /// The keyparams, a line each.
 pub fn keyparams(kp: &KeyParams) -> Vec<String> {
@@ -15,6 +15,13 @@ pub fn keyparams(kp: &KeyParams) -> Vec<String> {
             "  N = 2^{} ({} slots), log2(QP) = {:.1} of {} allowed, scale 2^{}, depth {}",
             kp.log_n, kp.slots, kp.log_qp, kp.max_log_qp, kp.log_scale, kp.depth
         ),
+        match kp.packing {
+            Packing::Latency => "  packing: latency (one input spread over the slots)".to_string(),
+            Packing::Throughput => format!(
+                "  packing: throughput (a batch of up to {} inputs, one per slot; one ciphertext per tensor element)",
+                kp.slots
+            ),
+        },
         format!("  q: {:?}", kp.q),
         format!("  p: {:?}", kp.p),
         format!(
@@ -70,6 +77,26 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
                 .map(|l| format!("linear {l}"))
                 .collect::<Vec<_>>()
                 .join(" + "),
+            StageOp::WeightedSum { parts, .. } => parts
+                .iter()
+                .map(|p| {
+                    let terms: usize = p.rows.iter().map(Vec::len).sum();
+                    let windows = match p.window_sums.first() {
+                        Some(w) => format!(
+                            " after {} window sums of {} values",
+                            p.window_sums.len(),
+                            w.len()
+                        ),
+                        None => String::new(),
+                    };
+                    format!(
+                        "weighted sums of {} ciphertexts into {} ({terms} weights{windows})",
+                        p.inputs,
+                        p.rows.len()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" + "),
             StageOp::Square => "square".to_string(),
             StageOp::Bootstrap { max_abs } => {
                 format!("bootstrap (amplified for |x| <= {max_abs:.3})")
@@ -100,6 +127,12 @@ pub fn model(model: &CompiledModel) -> Vec<String> {
 
 /// Where a value lies, in one phrase.
 fn describe_layout(layout: &SlotLayout) -> String {
+    if layout.is_batched(layout.slots) {
+        return format!(
+            "{} ciphertext(s), one per value, a batch's inputs in their slots",
+            layout.ciphertexts
+        );
+    }
     let span = layout.positions.iter().max().map_or(0, |&p| p as usize + 1);
     let mut text = format!(
         "{} ciphertext(s), {} values over {} slots",

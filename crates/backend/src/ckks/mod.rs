@@ -11,7 +11,7 @@ use std::path::Path;
 
 use heman_artifacts::ckks::{KeyParams, TensorSpec, BACKEND, TAG};
 
-use crate::error::Result;
+use crate::error::{BackendError, Result};
 use crate::interface::{
     Backend, Compilation, CompileOptions, DataOwner, KeyFiles, ModelOwner, ModelSource,
     ServingOptions, TensorInfo,
@@ -40,6 +40,27 @@ fn evaluation_key_bytes(
     let switching = 2 * switching_key_limbs as u64 * polynomial;
     let public = 2 * q_primes as u64 * polynomial;
     (1 + galois_keys as u64) * switching + public
+}
+
+/// Refuses ciphertexts packed other than the model (`batch`: the file's
+/// throughput batch, `None` for latency packing), naming both.
+fn check_packing(
+    packing: heman_compiler::ckks::Packing,
+    batch: Option<usize>,
+    origin: &std::path::Path,
+) -> Result<()> {
+    use heman_compiler::ckks::Packing;
+    match (packing, batch) {
+        (Packing::Latency, None) | (Packing::Throughput, Some(_)) => Ok(()),
+        (Packing::Latency, Some(b)) => Err(BackendError::Refused(format!(
+            "{}: a throughput batch of {b} inputs, and the model is compiled for latency packing (one input per file)",
+            origin.display()
+        ))),
+        (Packing::Throughput, None) => Err(BackendError::Refused(format!(
+            "{}: ciphertexts of one input in latency packing, and the model is compiled for throughput packing (a batch per file)",
+            origin.display()
+        ))),
+    }
 }
 
 fn tensor_info(spec: &TensorSpec) -> TensorInfo {

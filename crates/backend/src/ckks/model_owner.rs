@@ -86,16 +86,14 @@ impl CkksModel {
     /// The input ciphertexts of a request, parsed under these parameters;
     /// whether they are fresh encryptions the runtime checks before it runs
     /// ([`Executor::run_fresh`]), so no entry point can skip it.
-    fn input_ciphertexts(
-        &self,
-        input: &[u8],
-        origin: &Path,
-    ) -> Result<Vec<heman_ckks::Ciphertext>> {
+    fn input_ciphertexts(&self, input: &[u8], origin: &Path) -> Result<Ciphertexts> {
         crate::registry::check_kind(input, origin, &super::CKKS, Role::Ciphertexts)
             .map_err(|e| e.context("input ciphertext refused"))?;
-        Ok(Ciphertexts::from_bytes(input, origin, &self.params)
-            .map_err(refused("input ciphertext"))?
-            .ciphertexts)
+        let file = Ciphertexts::from_bytes(input, origin, &self.params)
+            .map_err(refused("input ciphertext"))?;
+        super::check_packing(self.model().plan.packing, file.batch, origin)
+            .map_err(|e| e.context("input ciphertext refused"))?;
+        Ok(file)
     }
 }
 
@@ -175,7 +173,7 @@ impl ModelOwner for CkksModel {
     }
 
     fn input_masks_digest(&self, input: &[u8], origin: &Path) -> Result<[u8; 32]> {
-        let cts = self.input_ciphertexts(input, origin)?;
+        let cts = self.input_ciphertexts(input, origin)?.ciphertexts;
         let seeds = cts.iter().map(|ct| {
             ct.seed()
                 .copied()
@@ -192,7 +190,10 @@ impl ModelOwner for CkksModel {
         on_stage: &mut dyn FnMut(&StageTiming),
     ) -> Result<Inference> {
         let keys: &CkksKeys = keys.get()?;
-        let cts = self.input_ciphertexts(input, origin)?;
+        let Ciphertexts {
+            ciphertexts: cts,
+            batch,
+        } = self.input_ciphertexts(input, origin)?;
         let mut executor = Executor::new(&self.params, &keys.relin, &keys.galois, &keys.public)
             .map_err(|e| BackendError::Refused(format!("evaluation keys refused: {e}")))?;
         if let Some(b) = &self.bootstrapper {
@@ -217,7 +218,11 @@ impl ModelOwner for CkksModel {
             })
             .map_err(runtime_error)?;
         Ok(Inference {
-            output: Ciphertexts { ciphertexts: out }.to_bytes(&self.params),
+            output: Ciphertexts {
+                ciphertexts: out,
+                batch,
+            }
+            .to_bytes(&self.params),
             stages,
         })
     }
@@ -236,12 +241,20 @@ impl ModelOwner for CkksModel {
                 *v += sigma * heman_compiler::gaussian::standard_normal(&mut rng);
             }
         }
-        let joined = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&slots));
+        let joined = Tensor::new(
+            plan.output_shape.clone(),
+            heman_compiler::ckks::simulate::output_values(plan, &slots),
+        );
         Ok(split_outputs(&joined, &plan.outputs))
     }
 
     fn stage_count(&self) -> usize {
         self.model().plan.stages.len()
+    }
+
+    fn max_batch(&self) -> Option<usize> {
+        let plan = &self.model().plan;
+        (plan.packing == heman_compiler::ckks::Packing::Throughput).then_some(plan.slots)
     }
 
     fn describe(&self) -> Vec<String> {

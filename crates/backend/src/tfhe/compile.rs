@@ -55,6 +55,11 @@ fn tfhe_options(options: &CompileOptions) -> Result<(compiler::Options, Vec<Pres
             "--flooding-security, --flooding-tail-bound, --bootstrapping and --activation-margin apply to the ckks backend only (TFHE outputs are flooded at their noise, every TFHE lookup bootstraps, and its activations are exact lookups)".into(),
         ));
     }
+    if options.packing.as_deref().is_some_and(|p| p != "latency") || options.batch.is_some() {
+        return Err(BackendError::Compile(
+            "--packing throughput and --batch apply to the ckks backend only (TFHE has no slots to pack a batch in; batches of TFHE inputs are not implemented yet)".into(),
+        ));
+    }
     if options.security.is_some_and(|bits| bits != 128) {
         return Err(BackendError::Compile(
             "--security above 128 applies to the ckks backend only: tfhe-rs's presets (2_2, 2_3, 3_3) are 128-bit parameter sets".into(),

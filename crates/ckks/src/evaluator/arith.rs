@@ -219,13 +219,19 @@ impl Evaluator {
 
     /// ct + c in every slot (c encoded at the ciphertext's scale: a constant polynomial).
     pub fn add_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.add_const_assign(&mut out, c)?;
+        Ok(out)
+    }
+
+    /// ct += c in every slot, in place (as [`Evaluator::add_const`], without a copy).
+    pub fn add_const_assign(&self, ct: &mut Ciphertext, c: f64) -> Result<()> {
         let ring = self.params.ring();
         let basis = self.params.q_basis(ct.level);
         let k = self.constant_residues(c, ct.scale, ct.level)?;
-        let mut out = ct.clone();
-        out.seed = None;
+        ct.seed = None;
         // A constant polynomial's NTT evaluations all equal the constant.
-        ring.add_scalar_assign(&mut out.parts[0], &k, &basis);
-        Ok(out)
+        ring.add_scalar_assign(&mut ct.parts[0], &k, &basis);
+        Ok(())
     }
 }

@@ -6,8 +6,10 @@ mod keyswitch;
 mod mult;
 mod rescale;
 mod rotation;
+mod weighted_sum;
 
 pub use keyswitch::Decomposed;
+pub use weighted_sum::WeightedTerms;
 
 use crate::error::{CkksError, Result};
 use crate::params::CkksParameters;

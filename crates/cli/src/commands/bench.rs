@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// this machine's memory, at least 1024).
     #[arg(long)]
     cache_mib: Option<usize>,
+    /// Throughput models: run each batch's inference this many times and
+    /// report the median (the batch is one measurement otherwise).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: u32,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -81,6 +85,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 options,
                 serving,
                 limit: args.limit,
+                repeat: args.repeat as usize,
                 results: results.as_deref(),
             };
             if let Err(e) = bench.model(
@@ -107,6 +112,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         options: overrides,
         serving,
         limit: args.limit,
+        repeat: args.repeat as usize,
         results: args.results.as_deref(),
     }
     .model(&model, &calibration, &data)
@@ -125,6 +131,8 @@ struct Bench<'a> {
     options: CompileOptions,
     serving: ServingOptions,
     limit: usize,
+    /// Inferences per throughput batch.
+    repeat: usize,
     /// The results file of this model, when kept.
     results: Option<&'a Path>,
 }
@@ -141,9 +149,35 @@ impl Bench<'_> {
         let set = LabelledSet::load(data, Some(self.limit))?;
         let bar = progress::bar(set.inputs.len(), "encrypted");
         let mut measured = Vec::with_capacity(set.inputs.len());
-        for index in 0..set.inputs.len() {
-            measured.push(log.result_of(&set.inputs[index].name, || session.measure(&set, index))?);
-            bar.inc(1);
+        let mut batches = Vec::new();
+        if let Some(batch) = session.owner.max_batch() {
+            for first in (0..set.inputs.len()).step_by(batch) {
+                let indices: Vec<usize> = (first..(first + batch).min(set.inputs.len())).collect();
+                if indices
+                    .iter()
+                    .all(|&i| log.recorded(&set.inputs[i].name).is_some())
+                {
+                    measured.extend(indices.iter().map(|&i| {
+                        log.recorded(&set.inputs[i].name)
+                            .cloned()
+                            .expect("recorded")
+                    }));
+                } else {
+                    let (results, timing) =
+                        session.measure_batch(&set, &indices, (batch, self.repeat))?;
+                    for result in results {
+                        measured.push(log.result_of(&result.item.clone(), || Ok(result))?);
+                    }
+                    batches.push(timing);
+                }
+                bar.inc(indices.len() as u64);
+            }
+        } else {
+            for index in 0..set.inputs.len() {
+                measured
+                    .push(log.result_of(&set.inputs[index].name, || session.measure(&set, index))?);
+                bar.inc(1);
+            }
         }
         bar.finish_and_clear();
         let s = Summary::of(&measured);
@@ -183,7 +217,50 @@ impl Bench<'_> {
             human(s.input_bytes as u64),
             human(s.output_bytes as u64),
         );
+        if let Some(line) = BatchTiming::summary(&batches) {
+            println!("{name}: {line}");
+        }
         Ok(())
+    }
+}
+
+/// One throughput batch measured: a full batch (the set's items repeated
+/// to fill the slots), timed per step.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchTiming {
+    /// Inputs the batch held (the slots).
+    pub inputs: usize,
+    /// The data owner's encryption of the batch, seconds.
+    pub encrypt: f64,
+    /// The model owner's inference, seconds.
+    pub inference: f64,
+    /// The data owner's decryption, seconds.
+    pub decrypt: f64,
+    /// The encrypted batch's size, bytes.
+    pub upload_bytes: usize,
+}
+
+impl BatchTiming {
+    /// A line on the batches: the medians per image and the images per
+    /// second of the model owner's inference.
+    fn summary(batches: &[Self]) -> Option<String> {
+        let median = |f: &dyn Fn(&Self) -> f64| {
+            let mut v: Vec<f64> = batches.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let per_image = |f: &dyn Fn(&Self) -> f64| median(&|b| f(b) / b.inputs as f64);
+        Some(format!(
+            "throughput packing, {} batch(es) of {} inputs: inference {:.1} images/s ({:.3} s per batch, median), per image: inference {:.3} ms, encryption {:.3} ms, decryption {:.3} ms, upload {}",
+            batches.len(),
+            batches.first()?.inputs,
+            1.0 / per_image(&|b| b.inference)?,
+            median(&|b| b.inference)?,
+            1e3 * per_image(&|b| b.inference)?,
+            1e3 * per_image(&|b| b.encrypt)?,
+            1e3 * per_image(&|b| b.decrypt)?,
+            human(per_image(&|b| b.upload_bytes as f64)? as u64),
+        ))
     }
 }
 
@@ -253,6 +330,85 @@ impl Session {
         })
     }
 
+    /// Items `indices` of `set` in one throughput batch of `slots` inputs
+    /// (the items repeated to fill it): each plaintext, simulated and
+    /// encrypted, its time the batch's share; and the batch's timing.
+    pub fn measure_batch(
+        &self,
+        set: &LabelledSet,
+        indices: &[usize],
+        (slots, repeat): (usize, usize),
+    ) -> Result<(Vec<ItemResult>, BatchTiming)> {
+        let inputs = indices
+            .iter()
+            .map(|&i| {
+                let sample = &set.inputs[i];
+                heman_backend::input::fit_input(
+                    &sample.tensor,
+                    self.data_owner.input(),
+                    &sample.name,
+                )
+            })
+            .collect::<heman_backend::Result<Vec<_>>>()?;
+        let data: Vec<f64> = inputs
+            .iter()
+            .cycle()
+            .take(slots)
+            .flat_map(|x| x.data().to_vec())
+            .collect();
+        let shape = std::iter::once(slots).chain(inputs[0].shape().iter().copied());
+        let batch = Tensor::new(shape.collect(), data);
+        let origin = format!("batch of {} from {}", indices.len(), set.root.display());
+        let start = Instant::now();
+        let input = self.data_owner.encrypt(&batch, &origin)?;
+        let encrypt = start.elapsed().as_secs_f64();
+        let mut runs = Vec::with_capacity(repeat);
+        for _ in 0..repeat.max(1) {
+            let start = Instant::now();
+            let inference =
+                self.owner
+                    .infer(&self.keys, &input, Path::new(&origin), &mut |_| {})?;
+            runs.push((start.elapsed().as_secs_f64(), inference));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (seconds, inference) = runs.swap_remove(runs.len() / 2);
+        let start = Instant::now();
+        let outputs = self
+            .data_owner
+            .decrypt(&inference.output, Path::new(&origin))?;
+        let decrypt = start.elapsed().as_secs_f64();
+        let share = |bytes: usize| bytes.div_ceil(slots);
+        let results = indices
+            .iter()
+            .zip(&inputs)
+            .enumerate()
+            .map(|(b, (&index, x))| {
+                let y: Vec<Tensor> = outputs.iter().map(|t| batch_item(t, b)).collect();
+                let plain = self.source.graph.run(std::slice::from_ref(x))?;
+                let simulated = self.owner.simulate(x, None)?;
+                Ok(ItemResult {
+                    seconds: seconds / slots as f64,
+                    input_bytes: share(input.len()),
+                    output_bytes: share(inference.output.len()),
+                    stages: inference
+                        .stages
+                        .iter()
+                        .map(|t| (t.name.clone(), t.seconds / slots as f64))
+                        .collect(),
+                    ..compare(set, index, &plain, &simulated, &y)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let timing = BatchTiming {
+            inputs: slots,
+            encrypt,
+            inference: seconds,
+            decrypt,
+            upload_bytes: input.len(),
+        };
+        Ok((results, timing))
+    }
+
     /// Item `index` of `set`: plaintext, simulated and encrypted. The set's
     /// labels score the model's first output; the outputs compared are all.
     pub fn measure(&self, set: &LabelledSet, index: usize) -> Result<ItemResult> {
@@ -271,18 +427,6 @@ impl Session {
             .data_owner
             .decrypt(&inference.output, Path::new(&sample.name))?;
         Ok(ItemResult {
-            item: sample.name.clone(),
-            plaintext: set.is_correct(index, &plain[0]),
-            simulated: set.is_correct(index, &simulated[0]),
-            encrypted: set.is_correct(index, &y[0]),
-            same_as_plaintext: set.same_decision(index, &y[0], &plain[0]),
-            same_as_simulated: set.same_decision(index, &y[0], &simulated[0]),
-            same_output: y == simulated,
-            deviation: deviation(&y, &simulated),
-            non_finite: y
-                .iter()
-                .chain(&simulated)
-                .any(|t| t.data().iter().any(|v| !v.is_finite())),
             seconds,
             input_bytes: input.len(),
             output_bytes: inference.output.len(),
@@ -291,8 +435,47 @@ impl Session {
                 .into_iter()
                 .map(|t| (t.name, t.seconds))
                 .collect(),
+            ..compare(set, index, &plain, &simulated, &y)
         })
     }
+}
+
+/// Item `index` of `set` scored: its plaintext, simulated and decrypted
+/// outputs compared (no timing or sizes yet).
+fn compare(
+    set: &LabelledSet,
+    index: usize,
+    plain: &[Tensor],
+    simulated: &[Tensor],
+    y: &[Tensor],
+) -> ItemResult {
+    ItemResult {
+        item: set.inputs[index].name.clone(),
+        plaintext: set.is_correct(index, &plain[0]),
+        simulated: set.is_correct(index, &simulated[0]),
+        encrypted: set.is_correct(index, &y[0]),
+        same_as_plaintext: set.same_decision(index, &y[0], &plain[0]),
+        same_as_simulated: set.same_decision(index, &y[0], &simulated[0]),
+        same_output: y == simulated,
+        deviation: deviation(y, simulated),
+        non_finite: y
+            .iter()
+            .chain(simulated)
+            .any(|t| t.data().iter().any(|v| !v.is_finite())),
+        seconds: 0.0,
+        input_bytes: 0,
+        output_bytes: 0,
+        stages: Vec::new(),
+    }
+}
+
+/// Input `b`'s tensor of a batched output (`[B, ...]`), with the batch axis
+/// left as an extent of 1.
+fn batch_item(batched: &Tensor, b: usize) -> Tensor {
+    let inner: Vec<usize> = batched.shape()[1..].to_vec();
+    let size: usize = inner.iter().product();
+    let shape = std::iter::once(1).chain(inner).collect();
+    Tensor::new(shape, batched.data()[b * size..(b + 1) * size].to_vec())
 }
 
 /// The largest elementwise difference of two sets of outputs, over the

@@ -108,6 +108,8 @@ pub fn options_of(settings: &[(&str, &str)], overrides: &CompileOptions) -> Resu
     options.security = overrides.security.or(options.security);
     options.bootstrapping = overrides.bootstrapping.clone().or(options.bootstrapping);
     options.activation_margin = overrides.activation_margin.or(options.activation_margin);
+    options.packing = overrides.packing.clone().or(options.packing);
+    options.batch = overrides.batch.or(options.batch);
     Ok(options)
 }
 

@@ -129,6 +129,7 @@ mod tests {
             output_layout: layout,
             outputs: Vec::new(),
             bootstrapping: None,
+            packing: Default::default(),
         }
     }
 

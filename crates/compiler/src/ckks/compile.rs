@@ -8,13 +8,13 @@ use tracing::info;
 
 use crate::ckks::approximation::{choose_degrees, Agreement, Intervals, StageMaps, MARGIN};
 use crate::ckks::bootstrap_placement::{place_bootstraps, value_magnitudes};
-use crate::ckks::lower::lower_stages;
+use crate::ckks::lower::{lower_packed, lower_stages};
 use crate::ckks::parameters::{
     bootstrapping_choice, candidates, compute_levels, unmeasured_choice, ParameterChoice,
     Requirements,
 };
-use crate::ckks::plan::{Bootstrapping, Plan};
-use crate::error::Result;
+use crate::ckks::plan::{Bootstrapping, Packing, Plan};
+use crate::error::{CompileError, Result};
 use crate::graph::front_end;
 use crate::graph::stages::{value_depths, Levels, StageKind};
 
@@ -43,6 +43,11 @@ pub struct Options {
     /// polynomial's interval extends past on both sides
     /// ([`Intervals`]).
     pub activation_margin: f64,
+    /// How inputs lie in the slots.
+    pub packing: Packing,
+    /// Throughput packing: the inputs one ciphertext holds at least (the
+    /// ring's slots then; `None`: the slots of the ring the depth needs).
+    pub batch: Option<usize>,
 }
 
 /// When a plan bootstraps.
@@ -70,6 +75,8 @@ impl Default for Options {
             min_log_n: 12,
             bootstrapping: BootstrappingMode::Auto,
             activation_margin: MARGIN,
+            packing: Packing::Latency,
+            batch: None,
         }
     }
 }
@@ -157,13 +164,17 @@ pub fn compile(
         max_scale_bits: options.max_scale_bits,
         preferred_scale_bits: options.preferred_scale_bits,
         security: options.security,
-        min_log_n: options.min_log_n,
+        min_log_n: options.min_log_n.max(batch_log_n(&options)?),
     };
     let one_chain = candidates(requirements);
-    let bootstrap = match options.bootstrapping {
-        BootstrappingMode::Never => false,
-        BootstrappingMode::Always => true,
-        BootstrappingMode::Auto => one_chain.is_err(),
+    let bootstrap = match (options.bootstrapping, options.packing) {
+        (BootstrappingMode::Always, Packing::Throughput) => return Err(CompileError::Parameters(
+            "throughput packing does not bootstrap (yet): a model it runs fits one modulus chain"
+                .into(),
+        )),
+        (_, Packing::Throughput) | (BootstrappingMode::Never, _) => false,
+        (BootstrappingMode::Always, _) => true,
+        (BootstrappingMode::Auto, _) => one_chain.is_err(),
     };
     let agreement = has_activations.then_some(agreement);
     if bootstrap {
@@ -178,7 +189,13 @@ pub fn compile(
     let candidates = one_chain?;
     let choice = unmeasured_choice(&candidates, options.preferred_scale_bits).clone();
     let params = choice.build()?;
-    let plan = lower_stages(&core, &stage_maps, &approx, params.slots(), outputs)?;
+    let plan = lower_packed(
+        &core,
+        &stage_maps,
+        &approx,
+        (params.slots(), options.packing),
+        outputs,
+    )?;
     Ok(Compiled {
         choice,
         params,
@@ -187,6 +204,23 @@ pub fn compile(
         depth,
         agreement,
     })
+}
+
+/// The smallest ring whose slots hold the batch a throughput compilation
+/// asks for (0 otherwise).
+fn batch_log_n(options: &Options) -> Result<u32> {
+    match (options.packing, options.batch) {
+        (Packing::Throughput, Some(batch)) => {
+            let slots = batch.max(1).next_power_of_two();
+            if slots > 1 << 15 {
+                return Err(CompileError::Parameters(format!(
+                    "a batch of {batch}: at most 32768 inputs per ciphertext (N = 2^16)"
+                )));
+            }
+            Ok(slots.trailing_zeros() + 1)
+        }
+        _ => Ok(0),
+    }
 }
 
 /// The levels each stage consumes: its polynomial's depth for an

@@ -32,6 +32,59 @@ impl SlotLayout {
         }
     }
 
+    /// Throughput packing's layout of `n` elements: element `e` in
+    /// ciphertext `e`, the batch's input `b` in slot `b` of each (positions
+    /// name input 0's slots). `None` when the positions overflow.
+    pub fn batched(n: usize, slots: usize) -> Option<Self> {
+        let positions = (0..n)
+            .map(|e| u32::try_from(e * slots).ok())
+            .collect::<Option<Vec<u32>>>()?;
+        Some(Self {
+            slots,
+            positions,
+            period: None,
+            ciphertexts: n.max(1),
+        })
+    }
+
+    /// Whether this is [`SlotLayout::batched`]'s layout for `slots`.
+    pub fn is_batched(&self, slots: usize) -> bool {
+        self.slots == slots
+            && self.period.is_none()
+            && self.ciphertexts == self.positions.len().max(1)
+            && self
+                .positions
+                .iter()
+                .enumerate()
+                .all(|(e, &p)| p as usize == e * slots)
+    }
+
+    /// A batch of tensors in a [`SlotLayout::batched`] layout: element `e`
+    /// of `batch[b]` in slot `b` of ciphertext `e`. The batch has at most
+    /// `slots` inputs of the layout's length (the caller checks).
+    pub fn pack_batch(&self, batch: &[&[f64]]) -> Vec<Vec<f64>> {
+        let mut cts = vec![vec![0.0; self.slots]; self.ciphertexts];
+        for (b, values) in batch.iter().enumerate() {
+            for (&p, &v) in self.positions.iter().zip(*values) {
+                cts[p as usize / self.slots][p as usize % self.slots + b] = v;
+            }
+        }
+        cts
+    }
+
+    /// The first `batch` inputs back from a [`SlotLayout::batched`]
+    /// layout's slot vectors, each a tensor's values.
+    pub fn unpack_batch(&self, cts: &[Vec<f64>], batch: usize) -> Vec<Vec<f64>> {
+        (0..batch)
+            .map(|b| {
+                self.positions
+                    .iter()
+                    .map(|&p| cts[p as usize / self.slots][p as usize % self.slots + b])
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Elements of a tensor of `shape` at `sum(index[k] * strides[k])`.
     pub fn strided(shape: &[usize], strides: &[usize], slots: usize) -> Self {
         let n: usize = shape.iter().product();

@@ -10,8 +10,8 @@ use super::approximation::{
 };
 use super::layout::SlotLayout;
 use super::linear::{lower_parts, Part};
-use super::plan::{Plan, PlanStage, StageOp};
-use crate::error::Result;
+use super::plan::{Packing, Plan, PlanStage, StageOp, WeightRows};
+use crate::error::{CompileError, Result};
 use crate::graph::{front_end, AffineMap, OutputTensor, Stage, StageKind};
 
 /// Degree of the activation polynomials [`compile_at_degree`] uses.
@@ -52,7 +52,7 @@ pub fn compile_at_degree(
     lower_stages(&core, &stage_maps, &approx, slots, outputs)
 }
 
-/// Lowers probed, approximated stages to a plan.
+/// Lowers probed, approximated stages to a latency plan.
 pub fn lower_stages(
     graph: &Graph,
     stage_maps: &StageMaps,
@@ -60,8 +60,29 @@ pub fn lower_stages(
     slots: usize,
     outputs: Vec<OutputTensor>,
 ) -> Result<Plan> {
+    lower_packed(
+        graph,
+        stage_maps,
+        approx,
+        (slots, Packing::Latency),
+        outputs,
+    )
+}
+
+/// Lowers probed, approximated stages to a plan of `slots` slots packed as
+/// `packing` says.
+pub fn lower_packed(
+    graph: &Graph,
+    stage_maps: &StageMaps,
+    approx: &Approximated,
+    (slots, packing): (usize, Packing),
+    outputs: Vec<OutputTensor>,
+) -> Result<Plan> {
     let input_shape = graph.shape(graph.inputs[0]).to_vec();
-    let input_layout = SlotLayout::compact(input_shape.iter().product(), slots);
+    let input_layout = match packing {
+        Packing::Latency => SlotLayout::compact(input_shape.iter().product(), slots),
+        Packing::Throughput => batched_layout(graph, graph.inputs[0], slots)?,
+    };
     let stages = &stage_maps.stages;
     let groups = LayoutGroups::new(stages);
     // Per value (0 the input, k + 1 stage k's output), where it lies.
@@ -71,6 +92,14 @@ pub fn lower_stages(
     let mut lowered = Vec::with_capacity(stages.len());
     for (index, stage) in stages.iter().enumerate() {
         let op = match &stage.kind {
+            StageKind::Affine { .. } if packing == Packing::Throughput => StageOp::WeightedSum {
+                parts: approx.maps[index]
+                    .iter()
+                    .zip(&stage.inputs)
+                    .map(|(map, &id)| weight_rows(map, graph.shape(id)))
+                    .collect(),
+                output_layout: batched_layout(graph, stage.output, slots)?,
+            },
             StageKind::Affine { .. } => {
                 let shapes: Vec<&[usize]> =
                     stage.inputs.iter().map(|&id| graph.shape(id)).collect();
@@ -111,6 +140,7 @@ pub fn lower_stages(
         };
         layouts.push(match &op {
             StageOp::Linear(transforms) => transforms[0].output_layout.clone(),
+            StageOp::WeightedSum { output_layout, .. } => output_layout.clone(),
             _ => layouts[stage.sources[0]].clone(),
         });
         lowered.push(PlanStage {
@@ -128,7 +158,58 @@ pub fn lower_stages(
         output_layout: layouts.pop().expect("the input at least"),
         outputs,
         bootstrapping: None,
+        packing,
     })
+}
+
+/// One ciphertext per element of value `id` ([`SlotLayout::batched`]).
+fn batched_layout(graph: &Graph, id: heman_model::ValueId, slots: usize) -> Result<SlotLayout> {
+    let elements: usize = graph.shape(id).iter().product();
+    SlotLayout::batched(elements, slots).ok_or_else(|| {
+        CompileError::Graph(format!(
+            "'{}': {elements} elements of {slots} slots each are more slot positions than a layout addresses",
+            graph.value(id).name
+        ))
+    })
+}
+
+/// An affine map reading a tensor of `shape` as a weighted sum's terms,
+/// a pooling window factored out of it where that saves terms
+/// ([`super::window_sum::factor`]: lenet5's second convolution reads 4x
+/// fewer values).
+fn weight_rows(map: &AffineMap, shape: &[usize]) -> WeightRows {
+    let plain = WeightRows {
+        inputs: map.cols,
+        window_sums: Vec::new(),
+        rows: map.by_rows(),
+        bias: map.bias.clone(),
+    };
+    let Some(factor) = pool_factor(map, shape) else {
+        return plain;
+    };
+    let window_sums = factor.window_inputs(shape);
+    let terms = factor.rest.nonzeros() + window_sums.iter().map(Vec::len).sum::<usize>();
+    if terms >= map.nonzeros() {
+        return plain;
+    }
+    WeightRows {
+        window_sums,
+        rows: factor.rest.by_rows(),
+        ..plain
+    }
+}
+
+/// The window sums factored out of `map`, read from a `[1, C, H, W]` tensor
+/// in row-major order.
+fn pool_factor(map: &AffineMap, shape: &[usize]) -> Option<super::window_sum::WindowSumFactor> {
+    let &[1, c, h, w] = shape else {
+        return None;
+    };
+    // Row-major positions in one ciphertext long enough that no window
+    // wraps: the factor's element order, whatever the slots.
+    let slots = (c * h * w).next_power_of_two();
+    let layout = SlotLayout::strided(shape, &[c * h * w, h * w, w, 1], slots);
+    super::window_sum::factor(map, &layout, shape)
 }
 
 /// Values that must share one slot layout: a product's operands and

@@ -18,5 +18,5 @@ pub mod window_sum;
 
 pub use compile::{compile, BootstrappingMode, Compiled, Options};
 pub use layout::SlotLayout;
-pub use lower::{compile_at_degree, lower_stages, DEFAULT_DEGREE};
-pub use plan::{Bootstrapping, Plan, PlanStage, StageOp};
+pub use lower::{compile_at_degree, lower_packed, lower_stages, DEFAULT_DEGREE};
+pub use plan::{Bootstrapping, Packing, Plan, PlanStage, StageOp, WeightRows};

@@ -19,6 +19,16 @@ pub enum StageOp {
     /// The parts share their output layout and rotate-and-sum steps; the
     /// bias is the first part's.
     Linear(Vec<LinearTransform>),
+    /// A throughput plan's affine stage: each output element's ciphertext
+    /// the weighted sum of input elements' ciphertexts (`parts[k]` reads
+    /// input `k`), the parts summed before one rescale (one level), no
+    /// rotation; the bias is the first part's.
+    WeightedSum {
+        /// One set of weighted sums per input.
+        parts: Vec<WeightRows>,
+        /// Where the output's elements lie ([`SlotLayout::batched`]).
+        output_layout: SlotLayout,
+    },
     /// Every slot squared (one ciphertext multiplication per ciphertext).
     Square,
     /// The slotwise product of the stage's two inputs, which share one
@@ -52,7 +62,10 @@ impl StageOp {
     /// the compute levels; it restores them, see [`StageOp::consumes`]).
     pub fn depth(&self) -> usize {
         match self {
-            StageOp::Linear(_) | StageOp::Square | StageOp::Product => 1,
+            StageOp::Linear(_)
+            | StageOp::WeightedSum { .. }
+            | StageOp::Square
+            | StageOp::Product => 1,
             StageOp::Activation { polynomial, .. } => polynomial.depth(),
             StageOp::Bootstrap { .. } => 0,
         }
@@ -70,10 +83,78 @@ impl StageOp {
     pub fn name(&self) -> &'static str {
         match self {
             StageOp::Linear(_) => "linear",
+            StageOp::WeightedSum { .. } => "weighted sum",
             StageOp::Square => "square",
             StageOp::Product => "product",
             StageOp::Activation { function, .. } => function.name(),
             StageOp::Bootstrap { .. } => "bootstrap",
+        }
+    }
+}
+
+/// One input's share of a [`StageOp::WeightedSum`]: `y[o] = sum of w x[i]
+/// over (i, w) in rows[o]`, plus `bias[o]`; with window sums, `x` are the
+/// sums, not the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightRows {
+    /// Elements (ciphertexts) of the input.
+    pub inputs: usize,
+    /// Sums of input elements taken first, each with weight one (an
+    /// average pool's windows factored out of the map, its scale folded
+    /// into `rows`: additions only, no level), which `rows` then read; empty
+    /// when `rows` read the input.
+    #[serde(default)]
+    pub window_sums: Vec<Vec<u32>>,
+    /// Per output element, its (input element, weight) terms; zero weights
+    /// are left out, so a convolution costs its kernel's taps only.
+    pub rows: Vec<Vec<(u32, f64)>>,
+    /// Per output element, the constant added (zero in all parts but the
+    /// first).
+    pub bias: Vec<f64>,
+}
+
+impl WeightRows {
+    /// How many values `rows` read: the window sums, or the input's
+    /// elements.
+    pub fn read(&self) -> usize {
+        if self.window_sums.is_empty() {
+            self.inputs
+        } else {
+            self.window_sums.len()
+        }
+    }
+}
+
+/// How a plan lays inputs out in the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Packing {
+    /// One input spread over the slots of its ciphertexts: the lowest
+    /// latency per input, rotations for the linear layers.
+    #[default]
+    Latency,
+    /// One input per slot position, as many inputs per ciphertext as it has
+    /// slots and one ciphertext per tensor element: linear layers are
+    /// weighted sums of ciphertexts, without rotations or Galois keys
+    /// (CryptoNets, Gilad-Bachrach et al., ICML 2016).
+    Throughput,
+}
+
+impl Packing {
+    /// The packing's name on command lines and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Latency => "latency",
+            Packing::Throughput => "throughput",
+        }
+    }
+
+    /// The packing a command line names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "latency" => Some(Packing::Latency),
+            "throughput" => Some(Packing::Throughput),
+            _ => None,
         }
     }
 }
@@ -214,6 +295,11 @@ pub struct Plan {
     /// it has some: the compute levels run between bootstraps.
     #[serde(default)]
     pub bootstrapping: Option<Bootstrapping>,
+    /// How inputs lie in the slots: with [`Packing::Throughput`] every
+    /// layout is [`SlotLayout::batched`] and slot `j` of every ciphertext
+    /// belongs to the batch's input `j`.
+    #[serde(default)]
+    pub packing: Packing,
 }
 
 impl Plan {
@@ -226,9 +312,10 @@ impl Plan {
     /// outputs, each with its own post-processing. 5: bootstrap stages, the
     /// bootstrapping circuit, replicated slot vectors. 6: the output
     /// flooding per class of coefficients (in the keyparams a compiled
-    /// model carries). The schema test (`tests/plan_format.rs`) fails when
-    /// the types change without it.
-    pub const FORMAT_VERSION: u16 = 6;
+    /// model carries). 7: throughput packing (weighted-sum stages). The
+    /// schema test (`tests/plan_format.rs`) fails when the types change
+    /// without it.
+    pub const FORMAT_VERSION: u16 = 7;
 
     /// Compute levels consumed before each value is ready (0 the input,
     /// `k + 1` stage `k`'s output) since the input or the last bootstrap: a
@@ -249,6 +336,7 @@ impl Plan {
         for stage in &self.stages {
             let layout = match &stage.op {
                 StageOp::Linear(parts) => &parts[0].output_layout,
+                StageOp::WeightedSum { output_layout, .. } => output_layout,
                 _ => layouts[stage.inputs[0]],
             };
             layouts.push(layout);
@@ -280,6 +368,7 @@ impl Plan {
         for (s, stage) in self.stages.iter().enumerate() {
             let expected = match &stage.op {
                 StageOp::Linear(parts) => parts.len(),
+                StageOp::WeightedSum { parts, .. } => parts.len(),
                 StageOp::Product => 2,
                 StageOp::Square | StageOp::Activation { .. } | StageOp::Bootstrap { .. } => 1,
             };
@@ -301,6 +390,13 @@ impl Plan {
                     ));
                 }
             }
+            if let StageOp::WeightedSum {
+                parts,
+                output_layout,
+            } = &stage.op
+            {
+                self.check_weighted_sum(s, &stage.name, parts, output_layout)?;
+            }
             if let StageOp::Bootstrap { max_abs } = &stage.op {
                 if self.bootstrapping.is_none() || !(max_abs.is_finite() && *max_abs > 0.0) {
                     return Err(format!(
@@ -317,6 +413,40 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// Refuses weighted sums that do not fit the plan's packing: rows and
+    /// biases other than the output's elements, a term past its input.
+    fn check_weighted_sum(
+        &self,
+        s: usize,
+        name: &str,
+        parts: &[WeightRows],
+        output_layout: &SlotLayout,
+    ) -> Result<(), String> {
+        let outputs = output_layout.len();
+        let fits = self.packing == Packing::Throughput
+            && output_layout.is_batched(self.slots)
+            && parts.iter().all(|p| {
+                p.rows.len() == outputs
+                    && p.bias.len() == outputs
+                    && p.rows
+                        .iter()
+                        .flatten()
+                        .all(|&(i, w)| (i as usize) < p.read() && w.is_finite())
+                    && p.window_sums
+                        .iter()
+                        .flatten()
+                        .all(|&i| (i as usize) < p.inputs)
+                    && p.bias.iter().all(|b| b.is_finite())
+            });
+        if fits {
+            Ok(())
+        } else {
+            Err(format!(
+                "stage {s} ('{name}'): its weighted sums do not fit a throughput plan's {outputs} output elements and its inputs"
+            ))
+        }
     }
 
     /// Every linear transform of the plan.

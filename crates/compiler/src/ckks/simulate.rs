@@ -5,7 +5,7 @@
 use heman_model::Tensor;
 
 use crate::ckks::linear::LinearTransform;
-use crate::ckks::plan::{Plan, StageOp};
+use crate::ckks::plan::{Packing, Plan, StageOp, WeightRows};
 
 /// Left rotation: slot `s` receives slot `s + k`.
 pub fn rotate(v: &[f64], k: usize) -> Vec<f64> {
@@ -94,6 +94,46 @@ pub fn apply_linear_parts(parts: &[LinearTransform], inputs: &[&[Vec<f64>]]) -> 
     out
 }
 
+/// A weighted-sum stage on plain slot vectors, as the runtime computes it:
+/// per output element, the sum over the parts of its weighted input
+/// ciphertexts, then its bias in every slot.
+pub fn apply_weighted_sums(parts: &[WeightRows], inputs: &[&[Vec<f64>]]) -> Vec<Vec<f64>> {
+    let slots = inputs[0][0].len();
+    let mut out = vec![vec![0.0; slots]; parts[0].rows.len()];
+    for (part, input) in parts.iter().zip(inputs) {
+        let summed: Vec<Vec<f64>>;
+        let input = if part.window_sums.is_empty() {
+            *input
+        } else {
+            summed = part
+                .window_sums
+                .iter()
+                .map(|window| {
+                    let mut sum = vec![0.0; slots];
+                    for &i in window {
+                        sum.iter_mut()
+                            .zip(&input[i as usize])
+                            .for_each(|(a, x)| *a += x);
+                    }
+                    sum
+                })
+                .collect();
+            &summed
+        };
+        for (y, row) in out.iter_mut().zip(&part.rows) {
+            for &(i, w) in row {
+                for (a, x) in y.iter_mut().zip(&input[i as usize]) {
+                    *a += w * x;
+                }
+            }
+        }
+    }
+    for (y, &b) in out.iter_mut().zip(&parts[0].bias) {
+        y.iter_mut().for_each(|a| *a += b);
+    }
+    out
+}
+
 /// One single-input lowered affine stage on plain slot vectors.
 pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<f64>> {
     apply_linear_parts(std::slice::from_ref(transform), &[input])
@@ -103,7 +143,7 @@ pub fn apply_linear(transform: &LinearTransform, input: &[Vec<f64>]) -> Vec<Vec<
 /// polynomials, post-processed as the data owner would.
 pub fn simulate(plan: &Plan, input: &Tensor) -> Vec<Tensor> {
     let cts = simulate_slots(plan, input);
-    let joined = Tensor::new(plan.output_shape.clone(), plan.output_layout.unpack(&cts));
+    let joined = Tensor::new(plan.output_shape.clone(), output_values(plan, &cts));
     crate::graph::split_outputs(&joined, &plan.outputs)
 }
 
@@ -116,9 +156,30 @@ pub fn simulate_slots(plan: &Plan, input: &Tensor) -> Vec<Vec<f64>> {
 
 /// Every value of the plan for `input` (0 the input, `k + 1` stage `k`'s
 /// output), every slot of every ciphertext, as the runtime computes them
-/// without noise (a bootstrap is the identity).
+/// without noise (a bootstrap is the identity). A throughput plan's
+/// ciphertexts are simulated by the one slot that holds `input`: its slots
+/// never meet.
 pub fn simulate_values(plan: &Plan, input: &Tensor) -> Vec<Vec<Vec<f64>>> {
-    let mut values: Vec<Vec<Vec<f64>>> = vec![plan.input_layout.pack(input.data())];
+    let packed = match plan.packing {
+        Packing::Latency => plan.input_layout.pack(input.data()),
+        Packing::Throughput => input.data().iter().map(|&v| vec![v]).collect(),
+    };
+    simulate_packed(plan, packed)
+}
+
+/// The output tensor's values in the slot vectors [`simulate_slots`]
+/// returns.
+pub fn output_values(plan: &Plan, cts: &[Vec<f64>]) -> Vec<f64> {
+    match plan.packing {
+        Packing::Latency => plan.output_layout.unpack(cts),
+        Packing::Throughput => cts.iter().map(|ct| ct[0]).collect(),
+    }
+}
+
+/// Every value of the plan (as [`simulate_values`]) from its input's slot
+/// vectors as packed: a throughput plan's batch, say.
+pub fn simulate_packed(plan: &Plan, packed: Vec<Vec<f64>>) -> Vec<Vec<Vec<f64>>> {
+    let mut values: Vec<Vec<Vec<f64>>> = vec![packed];
     for stage in &plan.stages {
         let x = |k: usize| &values[stage.inputs[k]];
         let elementwise = |f: &dyn Fn(f64) -> f64| -> Vec<Vec<f64>> {
@@ -130,6 +191,10 @@ pub fn simulate_values(plan: &Plan, input: &Tensor) -> Vec<Vec<Vec<f64>>> {
             StageOp::Linear(parts) => {
                 let inputs: Vec<&[Vec<f64>]> = (0..parts.len()).map(|k| x(k).as_slice()).collect();
                 apply_linear_parts(parts, &inputs)
+            }
+            StageOp::WeightedSum { parts, .. } => {
+                let inputs: Vec<&[Vec<f64>]> = (0..parts.len()).map(|k| x(k).as_slice()).collect();
+                apply_weighted_sums(parts, &inputs)
             }
             StageOp::Square => elementwise(&|a| a * a),
             StageOp::Product => x(0)

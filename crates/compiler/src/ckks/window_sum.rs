@@ -30,6 +30,30 @@ pub struct WindowSumFactor {
     pub sums_shape: Vec<usize>,
 }
 
+impl WindowSumFactor {
+    /// The input elements each window sum adds, in `rest`'s column order,
+    /// for a `[1, C, H, W]` input `shape` read in row-major order.
+    pub fn window_inputs(&self, shape: &[usize]) -> Vec<Vec<u32>> {
+        let (h, w) = (shape[2], shape[3]);
+        let [kh, kw] = self.window;
+        let &[_, c, oh, ow] = self.sums_shape.as_slice() else {
+            return Vec::new();
+        };
+        let mut sums = Vec::with_capacity(c * oh * ow);
+        for ci in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let window = (0..kh).flat_map(|dy| {
+                        (0..kw).map(move |dx| ((ci * h + oy * kh + dy) * w + ox * kw + dx) as u32)
+                    });
+                    sums.push(window.collect());
+                }
+            }
+        }
+        sums
+    }
+}
+
 /// Largest window side tried.
 const MAX_WINDOW: usize = 8;
 

@@ -4,6 +4,7 @@
 use heman_ckks::{Ciphertext, CkksParameters, Decryptor, Encoder, Encryptor};
 use heman_compiler::ckks::SlotLayout;
 use heman_model::Tensor;
+use rayon::prelude::*;
 
 use crate::error::{Result, RuntimeError};
 
@@ -53,10 +54,21 @@ pub fn encrypt_tensor_at(
             params.slots()
         )));
     }
+    encrypt_slots(params, key, &layout.pack(tensor.data()), level)
+}
+
+/// Encrypts slot vectors as packed (a layout of fewer slots than the
+/// parameters' replicated over all), one ciphertext each, at `level` and
+/// the parameters' scale.
+pub fn encrypt_slots(
+    params: &CkksParameters,
+    key: InputKey<'_>,
+    packed: &[Vec<f64>],
+    level: usize,
+) -> Result<Vec<Ciphertext>> {
     let encoder = Encoder::new(params);
-    layout
-        .pack(tensor.data())
-        .iter()
+    packed
+        .par_iter()
         .map(|slots| {
             let slots = super::executor::replicated(slots, params.slots());
             let pt = encoder.encode(&slots, level, params.default_scale())?;
@@ -66,6 +78,79 @@ pub fn encrypt_tensor_at(
             })
         })
         .collect()
+}
+
+/// Refuses a batch a throughput layout cannot take: none, more inputs than
+/// slots, an input of another length than the layout's.
+fn check_batch(layout: &SlotLayout, batch: &[Tensor]) -> Result<()> {
+    if batch.is_empty() || batch.len() > layout.slots {
+        return Err(RuntimeError::Input(format!(
+            "a batch of {} inputs: from 1 to {} (the slots of a ciphertext)",
+            batch.len(),
+            layout.slots
+        )));
+    }
+    if let Some((b, x)) = batch
+        .iter()
+        .enumerate()
+        .find(|(_, x)| x.len() != layout.len())
+    {
+        return Err(RuntimeError::Input(format!(
+            "batch input {b} has {} values for a layout of {}",
+            x.len(),
+            layout.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Encrypts a batch of tensors in a throughput plan's layout
+/// ([`SlotLayout::batched`]): input `b` in slot `b` of every ciphertext, one
+/// ciphertext per element.
+pub fn encrypt_batch(
+    params: &CkksParameters,
+    key: InputKey<'_>,
+    layout: &SlotLayout,
+    batch: &[Tensor],
+    level: usize,
+) -> Result<Vec<Ciphertext>> {
+    check_batch(layout, batch)?;
+    if !layout.is_batched(params.slots()) {
+        return Err(RuntimeError::Input(
+            "a batch for a layout that is not throughput packing's".into(),
+        ));
+    }
+    let values: Vec<&[f64]> = batch.iter().map(|x| x.data()).collect();
+    encrypt_slots(params, key, &layout.pack_batch(&values), level)
+}
+
+/// Decrypts a throughput plan's output ciphertexts into the batch's first
+/// `batch` tensors of `shape`.
+pub fn decrypt_batch(
+    params: &CkksParameters,
+    decryptor: &Decryptor,
+    layout: &SlotLayout,
+    shape: &[usize],
+    cts: &[Ciphertext],
+    batch: usize,
+) -> Result<Vec<Tensor>> {
+    check_count(layout, cts)?;
+    if batch == 0 || batch > layout.slots || !layout.is_batched(params.slots()) {
+        return Err(RuntimeError::Input(format!(
+            "a batch of {batch} from a layout of {} slots that is not throughput packing's",
+            layout.slots
+        )));
+    }
+    let encoder = Encoder::new(params);
+    let slots = cts
+        .par_iter()
+        .map(|ct| Ok(encoder.decode(&decryptor.decrypt(ct)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(layout
+        .unpack_batch(&slots, batch)
+        .into_iter()
+        .map(|values| Tensor::new(shape.to_vec(), values))
+        .collect())
 }
 
 /// Refuses a number of ciphertexts other than `layout`'s.

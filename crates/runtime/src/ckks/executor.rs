@@ -23,13 +23,13 @@ use std::sync::OnceLock;
 use heman_ckks::{
     Bootstrapper, BootstrappingKeysRef, Ciphertext, CkksParameters, EncapsulationKeys, Encoder,
     Encryptor, Evaluator, Flooding, GaloisKeys, Plaintext, PolynomialEvaluator, PublicKey,
-    RelinearizationKey,
+    RelinearizationKey, WeightedTerms,
 };
 use heman_compiler::ckks::linear::{Diagonal, LinearTransform};
 use heman_compiler::ckks::plan::input_level;
-use heman_compiler::ckks::{Plan, StageOp};
+use heman_compiler::ckks::{Plan, StageOp, WeightRows};
 use rayon::prelude::*;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::error::{Result, RuntimeError};
 
@@ -102,6 +102,19 @@ fn check_count(plan: &Plan, given: usize) -> Result<()> {
             plan.input_layout.ciphertexts
         )))
     }
+}
+
+/// An activation stage's polynomial, ready to evaluate.
+fn approximation_of(
+    stage: usize,
+    polynomial: &heman_compiler::ckks::approximation::Polynomial,
+) -> Result<heman_ckks::ChebyshevApproximation> {
+    polynomial
+        .approximation()
+        .map_err(|e| RuntimeError::Unsupported {
+            stage,
+            message: e.to_string(),
+        })
 }
 
 /// One giant step of a block: output ciphertext, step, baby-step terms.
@@ -265,6 +278,14 @@ impl<'a> Executor<'a> {
         let last_readers = plan.last_readers();
         let mut values: Vec<Option<Vec<Ciphertext>>> = vec![Some(cts)];
         for (index, stage) in plan.stages.iter().enumerate() {
+            if let Some(output) =
+                self.elementwise_in_place(index, stage, &mut values, &last_readers)
+            {
+                let output = output?;
+                on_stage(index, &output);
+                values.push(Some(output));
+                continue;
+            }
             let inputs: Vec<&[Ciphertext]> = stage
                 .inputs
                 .iter()
@@ -300,6 +321,73 @@ impl<'a> Executor<'a> {
         Ok(values.pop().flatten().expect("the output is kept"))
     }
 
+    /// A square or an activation of a value no later stage reads, computed
+    /// from that value's ciphertexts as they are consumed, so that a wide
+    /// layer (a throughput model's thousands of ciphertexts) is not held
+    /// twice; `None` for the other stages.
+    fn elementwise_in_place(
+        &self,
+        index: usize,
+        stage: &heman_compiler::ckks::PlanStage,
+        values: &mut [Option<Vec<Ciphertext>>],
+        last_readers: &[Option<usize>],
+    ) -> Option<Result<Vec<Ciphertext>>> {
+        let &[v] = stage.inputs.as_slice() else {
+            return None;
+        };
+        let elementwise = matches!(stage.op, StageOp::Square | StageOp::Activation { .. });
+        if !elementwise || last_readers[v] != Some(index) {
+            return None;
+        }
+        let input = values[v].take().expect("read before its last reader");
+        let start = std::time::Instant::now();
+        let level = input[0].level();
+        if level < stage.depth() {
+            return Some(Err(RuntimeError::OutOfLevels {
+                stage: index,
+                needed: stage.depth(),
+                available: level,
+            }));
+        }
+        let output: Result<Vec<Ciphertext>> = match &stage.op {
+            StageOp::Square => input
+                .into_par_iter()
+                .map(|ct| {
+                    let sq = self.evaluator.square_relin(&ct, self.relin)?;
+                    drop(ct);
+                    Ok(self.evaluator.rescale_owned(sq)?)
+                })
+                .collect(),
+            StageOp::Activation { polynomial, .. } => {
+                approximation_of(index, polynomial).and_then(|approximation| {
+                    let target = self.params.default_scale();
+                    input
+                        .into_par_iter()
+                        .map(|ct| {
+                            Ok(self.polynomials.evaluate(
+                                &ct,
+                                &approximation,
+                                self.relin,
+                                target,
+                            )?)
+                        })
+                        .collect()
+                })
+            }
+            _ => unreachable!("a square or an activation"),
+        };
+        if let Ok(output) = &output {
+            info!(
+                stage = index,
+                kind = stage.op.name(),
+                level = output[0].level(),
+                ms = start.elapsed().as_secs_f64() * 1e3,
+                "stage done"
+            );
+        }
+        Some(output)
+    }
+
     /// Every input brought down to `level` (a skip connection arrives with
     /// levels to spare): dropping primes keeps the scale.
     fn at_level<'c>(
@@ -332,6 +420,7 @@ impl<'a> Executor<'a> {
     ) -> Result<Vec<Ciphertext>> {
         match op {
             StageOp::Linear(parts) => self.linear(parts, inputs, cache),
+            StageOp::WeightedSum { parts, .. } => self.weighted_sums(parts, inputs),
             StageOp::Bootstrap { max_abs } => self.bootstrap(index, *max_abs, &inputs[0]),
             StageOp::Square => inputs[0]
                 .par_iter()
@@ -349,13 +438,7 @@ impl<'a> Executor<'a> {
                 })
                 .collect(),
             StageOp::Activation { polynomial, .. } => {
-                let approximation =
-                    polynomial
-                        .approximation()
-                        .map_err(|e| RuntimeError::Unsupported {
-                            stage: index,
-                            message: e.to_string(),
-                        })?;
+                let approximation = approximation_of(index, polynomial)?;
                 let target = self.params.default_scale();
                 inputs[0]
                     .par_iter()
@@ -388,6 +471,73 @@ impl<'a> Executor<'a> {
             .map(|ct| {
                 let amplification = bootstrapper.amplification_for(max_abs, ct.scale());
                 Ok(bootstrapper.bootstrap_amplified(ct, keys, amplification)?)
+            })
+            .collect()
+    }
+
+    /// One weighted-sum stage (throughput packing): each part's sums of
+    /// its input's ciphertexts, the weights encoded at the scale that brings
+    /// the input to the product scale `q_l * target` (as a linear stage's
+    /// diagonals), summed over the parts, then per output one rescale and
+    /// its bias in every slot.
+    fn weighted_sums(
+        &self,
+        parts: &[WeightRows],
+        inputs: &[Cow<'_, [Ciphertext]>],
+    ) -> Result<Vec<Ciphertext>> {
+        let start = std::time::Instant::now();
+        let mut sums: Option<Vec<Ciphertext>> = None;
+        for (part, input) in parts.iter().zip(inputs) {
+            if input.len() != part.inputs {
+                return Err(RuntimeError::Input(format!(
+                    "a weighted sum over {} ciphertexts given {}",
+                    part.inputs,
+                    input.len()
+                )));
+            }
+            let summed: Vec<Ciphertext>;
+            let input: &[Ciphertext] = if part.window_sums.is_empty() {
+                input
+            } else {
+                // Weight one at scale one: additions, the scale kept.
+                let windows: Vec<WeightedTerms> = part
+                    .window_sums
+                    .iter()
+                    .map(|w| w.iter().map(|&i| (i, 1.0)).collect())
+                    .collect();
+                summed = self.evaluator.weighted_sums(input, &windows, 1.0)?;
+                &summed
+            };
+            let level = input[0].level();
+            let weight_scale =
+                self.params.q()[level] as f64 * self.params.default_scale() / input[0].scale();
+            let products = self
+                .evaluator
+                .weighted_sums(input, &part.rows, weight_scale)?;
+            sums = Some(match sums {
+                None => products,
+                Some(mut sums) => {
+                    sums.par_iter_mut()
+                        .zip(&products)
+                        .try_for_each(|(a, b)| self.evaluator.add_assign(a, b))?;
+                    sums
+                }
+            });
+        }
+        let sums = sums.ok_or_else(|| RuntimeError::Input("a weighted sum of no part".into()))?;
+        debug!(
+            ms = start.elapsed().as_secs_f64() * 1e3,
+            outputs = sums.len(),
+            "weighted sums computed"
+        );
+        sums.into_par_iter()
+            .zip(&parts[0].bias)
+            .map(|(sum, &bias)| {
+                let mut ct = self.evaluator.rescale_owned(sum)?;
+                if bias != 0.0 {
+                    self.evaluator.add_const_assign(&mut ct, bias)?;
+                }
+                Ok(ct)
             })
             .collect()
     }

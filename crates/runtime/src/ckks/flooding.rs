@@ -7,14 +7,14 @@ use heman_ckks::{
     Ciphertext, CkksParameters, Complex64, Encoder, Encryptor, Flooding, KeyGenerator,
 };
 use heman_compiler::ckks::flooding::{CoefficientNoise, OutputFlooding};
-use heman_compiler::ckks::simulate::simulate_values;
-use heman_compiler::ckks::Plan;
+use heman_compiler::ckks::simulate::simulate_packed;
+use heman_compiler::ckks::{Packing, Plan};
 use heman_model::Tensor;
 use rayon::prelude::*;
 
 use heman_compiler::ckks::plan::input_level;
 
-use super::client::{encrypt_tensor_at, InputKey};
+use super::client::{encrypt_slots, InputKey};
 use super::executor::{replicated, Executor, PreparedPlan};
 use crate::error::Result;
 
@@ -102,6 +102,46 @@ impl StagePrecision {
     }
 }
 
+/// Ciphertexts of each stage's output the dry runs decrypt to measure the
+/// stage's precision.
+const STAGE_CIPHERTEXTS: usize = 64;
+
+/// The dry runs' packed inputs: one per input for a latency plan; for a
+/// throughput plan one full batch, the inputs repeated over its slots (a
+/// batch's products carry noise from every slot, so a lone input would
+/// understate it).
+fn dry_run_batches(plan: &Plan, inputs: &[Tensor]) -> Vec<Vec<Vec<f64>>> {
+    match plan.packing {
+        Packing::Latency => inputs
+            .iter()
+            .map(|x| plan.input_layout.pack(x.data()))
+            .collect(),
+        Packing::Throughput => {
+            let values: Vec<&[f64]> = (0..packed_inputs(plan, inputs.len()))
+                .map(|b| inputs[b % inputs.len()].data())
+                .collect();
+            vec![plan.input_layout.pack_batch(&values)]
+        }
+    }
+}
+
+/// Inputs one dry run packs: one, or a throughput plan's full batch.
+fn packed_inputs(plan: &Plan, inputs: usize) -> usize {
+    match plan.packing {
+        Packing::Throughput if inputs > 0 => plan.slots,
+        _ => 1,
+    }
+}
+
+/// Every output element of a dry run's decoded slot vectors: the output
+/// layout's, for each of the batch's inputs.
+fn output_values(plan: &Plan, slots: &[Vec<f64>], batch: usize) -> Vec<f64> {
+    match plan.packing {
+        Packing::Latency => plan.output_layout.unpack(slots),
+        Packing::Throughput => plan.output_layout.unpack_batch(slots, batch).concat(),
+    }
+}
+
 /// The largest coefficient-domain noise of the plan's output ciphertexts on
 /// `inputs`, measured by running the plan encrypted under throw-away keys
 /// (made here, dropped on return) against its exact slot simulation. Inputs
@@ -144,19 +184,15 @@ pub fn measure_output_noise(
         max_slot_error: 0.0,
         stages: vec![StagePrecision::default(); plan.stages.len()],
     };
-    for input in inputs {
-        let exact = simulate_values(plan, input);
-        let cts = encrypt_tensor_at(
-            params,
-            InputKey::Public(&encryptor),
-            &plan.input_layout,
-            input,
-            level,
-        )?;
+    for packed in dry_run_batches(plan, inputs) {
+        let exact = simulate_packed(plan, packed.clone());
+        let cts = encrypt_slots(params, InputKey::Public(&encryptor), &packed, level)?;
         let mut decrypted = Ok(());
         let out = executor.run_unchecked(&prepared, cts, |index, output| {
-            let got: Result<Vec<Vec<Complex64>>> = output
-                .iter()
+            // A stage's precision from its first ciphertexts: a throughput
+            // layer has thousands, all alike.
+            let got: Result<Vec<Vec<Complex64>>> = output[..output.len().min(STAGE_CIPHERTEXTS)]
+                .par_iter()
                 .map(|ct| Ok(encoder.decode_complex(&decryptor.decrypt(ct)?)))
                 .collect();
             match got {
@@ -178,9 +214,10 @@ pub fn measure_output_noise(
             decoded.push(encoder.decode(&pt));
         }
         worst.coefficients.runs.push(errors);
+        let batch = packed_inputs(plan, inputs.len());
         let (got, want) = (
-            plan.output_layout.unpack(&decoded),
-            plan.output_layout.unpack(expected),
+            output_values(plan, &decoded, batch),
+            output_values(plan, expected, batch),
         );
         for (a, b) in got.iter().zip(&want) {
             worst.max_slot_error = worst.max_slot_error.max((a - b).abs());

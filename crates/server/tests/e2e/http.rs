@@ -328,7 +328,11 @@ async fn malformed_requests_are_refused_and_serving_goes_on() {
             .iter()
             .map(|ct| evaluator.add(ct, ct).unwrap())
             .collect();
-        heman_artifacts::ckks::Ciphertexts { ciphertexts }.to_bytes(params)
+        heman_artifacts::ckks::Ciphertexts {
+            ciphertexts,
+            batch: None,
+        }
+        .to_bytes(params)
     });
     let cases: Vec<(&str, String, Value, Vec<u8>, &str)> = vec![
         (
