@@ -117,6 +117,32 @@ fn approximation_of(
         })
 }
 
+/// Refuses to run stage `index` on inputs at `level`, below its depth.
+fn check_levels(index: usize, stage: &heman_compiler::ckks::PlanStage, level: usize) -> Result<()> {
+    if level < stage.depth() {
+        return Err(RuntimeError::OutOfLevels {
+            stage: index,
+            needed: stage.depth(),
+            available: level,
+        });
+    }
+    Ok(())
+}
+
+/// What an elementwise stage does to one ciphertext.
+type ElementwiseMap<'e> = Box<dyn Fn(&Ciphertext) -> Result<Ciphertext> + Sync + 'e>;
+
+/// Logs a stage's end: what it computed, its output's level, its time.
+fn log_stage(index: usize, op: &StageOp, output: &[Ciphertext], start: std::time::Instant) {
+    info!(
+        stage = index,
+        kind = op.name(),
+        level = output.first().map_or(0, Ciphertext::level),
+        ms = start.elapsed().as_secs_f64() * 1e3,
+        "stage done"
+    );
+}
+
 /// One giant step of a block: output ciphertext, step, baby-step terms.
 type GiantStep<'p> = (usize, &'p usize, &'p Vec<(usize, Diagonal)>);
 
@@ -292,23 +318,11 @@ impl<'a> Executor<'a> {
                 .map(|&v| values[v].as_deref().expect("read before its last reader"))
                 .collect();
             let level = inputs.iter().map(|cts| cts[0].level()).min().unwrap_or(0);
-            if level < stage.depth() {
-                return Err(RuntimeError::OutOfLevels {
-                    stage: index,
-                    needed: stage.depth(),
-                    available: level,
-                });
-            }
+            check_levels(index, stage, level)?;
             let start = std::time::Instant::now();
             let inputs = self.at_level(&inputs, level)?;
             let output = self.stage(index, &stage.op, &inputs, &prepared.cache[index])?;
-            info!(
-                stage = index,
-                kind = stage.op.name(),
-                level = output[0].level(),
-                ms = start.elapsed().as_secs_f64() * 1e3,
-                "stage done"
-            );
+            log_stage(index, &stage.op, &output, start);
             // Values no later stage reads are freed as soon as possible.
             for &v in &stage.inputs {
                 if last_readers[v] == Some(index) {
@@ -341,49 +355,12 @@ impl<'a> Executor<'a> {
         }
         let input = values[v].take().expect("read before its last reader");
         let start = std::time::Instant::now();
-        let level = input[0].level();
-        if level < stage.depth() {
-            return Some(Err(RuntimeError::OutOfLevels {
-                stage: index,
-                needed: stage.depth(),
-                available: level,
-            }));
+        if let Err(e) = check_levels(index, stage, input[0].level()) {
+            return Some(Err(e));
         }
-        let output: Result<Vec<Ciphertext>> = match &stage.op {
-            StageOp::Square => input
-                .into_par_iter()
-                .map(|ct| {
-                    let sq = self.evaluator.square_relin(&ct, self.relin)?;
-                    drop(ct);
-                    Ok(self.evaluator.rescale_owned(sq)?)
-                })
-                .collect(),
-            StageOp::Activation { polynomial, .. } => {
-                approximation_of(index, polynomial).and_then(|approximation| {
-                    let target = self.params.default_scale();
-                    input
-                        .into_par_iter()
-                        .map(|ct| {
-                            Ok(self.polynomials.evaluate(
-                                &ct,
-                                &approximation,
-                                self.relin,
-                                target,
-                            )?)
-                        })
-                        .collect()
-                })
-            }
-            _ => unreachable!("a square or an activation"),
-        };
+        let output = self.elementwise(index, &stage.op, Cow::Owned(input));
         if let Ok(output) = &output {
-            info!(
-                stage = index,
-                kind = stage.op.name(),
-                level = output[0].level(),
-                ms = start.elapsed().as_secs_f64() * 1e3,
-                "stage done"
-            );
+            log_stage(index, &stage.op, output, start);
         }
         Some(output)
     }
@@ -422,13 +399,9 @@ impl<'a> Executor<'a> {
             StageOp::Linear(parts) => self.linear(parts, inputs, cache),
             StageOp::WeightedSum { parts, .. } => self.weighted_sums(parts, inputs),
             StageOp::Bootstrap { max_abs } => self.bootstrap(index, *max_abs, &inputs[0]),
-            StageOp::Square => inputs[0]
-                .par_iter()
-                .map(|ct| {
-                    let sq = self.evaluator.square_relin(ct, self.relin)?;
-                    Ok(self.evaluator.rescale(&sq)?)
-                })
-                .collect(),
+            StageOp::Square | StageOp::Activation { .. } => {
+                self.elementwise(index, op, Cow::Borrowed(&inputs[0]))
+            }
             StageOp::Product => inputs[0]
                 .par_iter()
                 .zip(inputs[1].par_iter())
@@ -437,19 +410,47 @@ impl<'a> Executor<'a> {
                     Ok(self.evaluator.rescale(&product)?)
                 })
                 .collect(),
+        }
+    }
+
+    /// A square or an activation on every ciphertext of `input`; an owned
+    /// input's ciphertexts are freed as their outputs are made.
+    fn elementwise(
+        &self,
+        index: usize,
+        op: &StageOp,
+        input: Cow<'_, [Ciphertext]>,
+    ) -> Result<Vec<Ciphertext>> {
+        let map = self.elementwise_map(index, op)?;
+        match input {
+            Cow::Borrowed(cts) => cts.par_iter().map(&map).collect(),
+            Cow::Owned(cts) => cts.into_par_iter().map(|ct| map(&ct)).collect(),
+        }
+    }
+
+    /// What a square or an activation stage does to one ciphertext.
+    fn elementwise_map(&self, index: usize, op: &StageOp) -> Result<ElementwiseMap<'_>> {
+        Ok(match op {
+            StageOp::Square => Box::new(|ct| {
+                let square = self.evaluator.square_relin(ct, self.relin)?;
+                Ok(self.evaluator.rescale_owned(square)?)
+            }),
             StageOp::Activation { polynomial, .. } => {
                 let approximation = approximation_of(index, polynomial)?;
                 let target = self.params.default_scale();
-                inputs[0]
-                    .par_iter()
-                    .map(|ct| {
-                        Ok(self
-                            .polynomials
-                            .evaluate(ct, &approximation, self.relin, target)?)
-                    })
-                    .collect()
+                Box::new(move |ct| {
+                    Ok(self
+                        .polynomials
+                        .evaluate(ct, &approximation, self.relin, target)?)
+                })
             }
-        }
+            other => {
+                return Err(RuntimeError::Unsupported {
+                    stage: index,
+                    message: format!("{} is not elementwise", other.name()),
+                })
+            }
+        })
     }
 
     /// Every ciphertext refreshed, amplified to the circuit's range by the
