@@ -414,6 +414,53 @@ fn one_server_serves_models_of_both_backends() {
     assert_refused_keys(&d.query("relu_tfhe", "keys", "tfhe2.npy", &[]));
 }
 
+/// A throughput model served: `heman query` sends a batch `[3, 1, 8, 8]` as
+/// one ciphertext file and gets `[3, 10]`, each row its image's plaintext
+/// class.
+#[test]
+fn a_throughput_model_answers_a_batch_in_one_query() {
+    let d = Deployment::serve(&[("batch", "digits_square.onnx", &["--packing", "throughput"])]);
+    let names = ["3-4", "0-16", "7-1"];
+    let images: Vec<heman_model::Tensor> = names
+        .iter()
+        .map(|n| {
+            let path = repo_root().join(format!("examples/digits/test/{n}.npy"));
+            heman_model::io::npy::read_npy(&path).unwrap()
+        })
+        .collect();
+    let data: Vec<f64> = images.iter().flat_map(|t| t.data().to_vec()).collect();
+    let batch = d.w("batch.npy");
+    heman_model::io::npy::write_npy(
+        &batch,
+        &heman_model::Tensor::new(vec![3, 1, 8, 8], data),
+        heman_model::io::npy::NpyDtype::F32,
+    )
+    .unwrap();
+    let (keys, output) = (path_text(&d.w("keys")), path_text(&d.w("y.npy")));
+    let args = [
+        "query",
+        "--url",
+        &d.server.http,
+        "--model",
+        "batch",
+        "-k",
+        &keys,
+        "-i",
+        &path_text(&batch),
+        "-o",
+        &output,
+    ];
+    succeeded(&heman(&args), "batch query");
+    let y = heman_model::io::npy::read_npy(&d.w("y.npy")).unwrap();
+    assert_eq!(y.shape(), &[3, 10]);
+    for (row, name) in y.data().chunks(10).zip(names) {
+        let path = repo_root().join(format!("examples/digits/test/{name}.npy"));
+        let expected = plaintext(&path, "digits_square.onnx");
+        let class = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+        assert_eq!(Some(class), expected.argmax(), "image {name}");
+    }
+}
+
 /// The official Python client, over HTTP and gRPC.
 #[test]
 fn tritonclient_over_http_and_grpc() {

@@ -54,7 +54,8 @@ pub fn find(state: &AppState, name: &str, version: Option<&str>) -> Result<Arc<L
 }
 
 /// A model's metadata: one BYTES input and output of shape [1], and the
-/// keyparams a data owner needs (never the plan, which holds the weights).
+/// keyparams a data owner needs (never the plan, which holds the weights);
+/// for a throughput model, the batch one input holds at most.
 pub fn model_metadata(model: &LoadedModel) -> ModelMetadata {
     let tensor = |name: &str| TensorMetadata {
         name: name.into(),
@@ -66,6 +67,12 @@ pub fn model_metadata(model: &LoadedModel) -> ModelMetadata {
         "keyparams".into(),
         serde_json::Value::String(model.keyparams_json().to_string()),
     );
+    // A throughput model's one ciphertext file holds a batch: its size, as
+    // Triton's model configuration says it.
+    if let Some(batch) = model.owner.max_batch() {
+        parameters.insert("max_batch_size".into(), batch.into());
+        parameters.insert("packing".into(), "throughput".into());
+    }
     ModelMetadata {
         name: model.name.clone(),
         versions: vec!["1".into()],
