@@ -716,67 +716,30 @@ fn activation_margins_out_of_range_or_for_tfhe_are_refused() {
 #[test]
 fn a_throughput_batch_runs_through_the_five_commands() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let path = dir.path().join("batch.npy");
     let images = ["3-13", "0-16", "7-1"].map(|n| {
         heman_model::io::npy::read_npy(&repo().join(format!("examples/digits/test/{n}.npy")))
             .unwrap()
     });
     let data: Vec<f64> = images.iter().flat_map(|t| t.data().to_vec()).collect();
     let batch = heman_model::Tensor::new(vec![3, 1, 8, 8], data);
-    heman_model::io::npy::write_npy(
-        std::path::Path::new(&p("batch.npy")),
-        &batch,
-        heman_model::io::npy::NpyDtype::F32,
-    )
-    .unwrap();
-    let report = ok(&[
-        "keyparams",
-        "--packing",
-        "throughput",
-        "-m",
+    heman_model::io::npy::write_npy(&path, &batch, heman_model::io::npy::NpyDtype::F32).unwrap();
+    let batch = path.to_str().unwrap();
+    let flow = Workflow::run(
+        "ckks",
+        &["--packing", "throughput"],
         "examples/digits/digits_square.onnx",
-        "-c",
-        "examples/digits/calibration.npz",
-        "-o",
-        &p("kp.json"),
-    ]);
-    assert!(report.contains("0 rotation keys"), "{report}");
-    ok(&["keygen", "-i", &p("kp.json"), "-o", &p("keys")]);
-    ok(&[
-        "encrypt",
-        "-k",
-        &p("keys"),
-        "-i",
-        &p("batch.npy"),
-        "-o",
-        &p("x.enc"),
-    ]);
-    assert!(ok(&["inspect", &p("digits_square.heman")]).contains("packing: throughput"));
-    ok(&[
-        "inference",
-        "-m",
-        &p("digits_square.heman"),
-        "-k",
-        &p("keys/eval.keys"),
-        "-i",
-        &p("x.enc"),
-        "-o",
-        &p("y.enc"),
-    ]);
-    let decrypted = ok(&[
-        "decrypt",
-        "-k",
-        &p("keys"),
-        "-i",
-        &p("y.enc"),
-        "-o",
-        &p("y.npy"),
-    ]);
+        Calibration::File("examples/digits/calibration.npz"),
+        batch,
+    );
+    assert!(flow.report.contains("0 rotation keys"), "{}", flow.report);
+    assert!(ok(&["inspect", &flow.p(flow.model)]).contains("packing: throughput"));
     assert!(
-        decrypted.contains("shape [3, 10], argmax of each row [3, 0, 7]"),
-        "{decrypted}"
+        flow.decrypted
+            .contains("shape [3, 10], argmax of each row [3, 0, 7]"),
+        "{}",
+        flow.decrypted
     );
     // The latency workflow's keys take one image, and say how to batch.
-    let flow = ckks_workflow();
-    flow.encrypt_fails(&p("batch.npy"), "--packing throughput");
+    ckks_workflow().encrypt_fails(batch, "--packing throughput");
 }

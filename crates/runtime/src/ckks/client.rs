@@ -141,11 +141,7 @@ pub fn decrypt_batch(
             layout.slots
         )));
     }
-    let encoder = Encoder::new(params);
-    let slots = cts
-        .par_iter()
-        .map(|ct| Ok(encoder.decode(&decryptor.decrypt(ct)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let slots = decoded(params, decryptor, cts)?;
     Ok(layout
         .unpack_batch(&slots, batch)
         .into_iter()
@@ -174,10 +170,19 @@ pub fn decrypt_tensor(
     cts: &[Ciphertext],
 ) -> Result<Tensor> {
     check_count(layout, cts)?;
-    let encoder = Encoder::new(params);
-    let slots = cts
-        .iter()
-        .map(|ct| Ok(encoder.decode(&decryptor.decrypt(ct)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let slots = decoded(params, decryptor, cts)?;
     Ok(Tensor::new(shape.to_vec(), layout.unpack(&slots)))
+}
+
+/// Every ciphertext decrypted and decoded to its slots (in parallel: a
+/// throughput batch's output is one ciphertext per element).
+fn decoded(
+    params: &CkksParameters,
+    decryptor: &Decryptor,
+    cts: &[Ciphertext],
+) -> Result<Vec<Vec<f64>>> {
+    let encoder = Encoder::new(params);
+    cts.par_iter()
+        .map(|ct| Ok(encoder.decode(&decryptor.decrypt(ct)?)))
+        .collect()
 }
