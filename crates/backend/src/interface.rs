@@ -192,6 +192,23 @@ pub struct Report {
     pub lines: Vec<String>,
     /// What the model owner should know before serving the model.
     pub warnings: Vec<String>,
+    /// How often the compiled model keeps the float model's class on the
+    /// calibration samples, where the compilation measured it.
+    pub agreement: Option<Agreement>,
+}
+
+/// The compiled model's class against the float model's on calibration
+/// samples: what a compilation predicts of its accuracy before any key is
+/// made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agreement {
+    /// The samples compared.
+    pub samples: usize,
+    /// Those on which the compiled arithmetic (polynomials or quantisation)
+    /// picks the float model's class.
+    pub same_class: usize,
+    /// The same with the encryption noise drawn, where it was simulated.
+    pub same_class_with_noise: Option<usize>,
 }
 
 /// A compiled model, as files.

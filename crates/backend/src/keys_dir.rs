@@ -83,14 +83,28 @@ impl KeysDir {
     /// The keyparams text the keys were made from and its backend.
     pub fn keyparams(&self) -> Result<(Vec<u8>, &'static dyn Backend)> {
         let path = self.file(KEYPARAMS);
-        let text = read(&path).map_err(|e| {
-            e.context(format!(
-                "{} is not a keys directory made by `heman keygen`",
-                self.path.display()
-            ))
+        let text = std::fs::read(&path).map_err(|e| {
+            BackendError::Artifact(heman_artifacts::ArtifactError::Invalid {
+                path: self.path.clone(),
+                message: format!("not a keys directory made by `heman keygen` ({KEYPARAMS}: {e})"),
+            })
         })?;
         let backend = registry::for_keyparams(&text, &path)?;
         Ok((text, backend))
+    }
+
+    /// Every key file in the directory (the public key where there is one).
+    pub fn files(&self) -> Result<KeyFiles> {
+        let public = self.file(PUBLIC_KEY);
+        Ok(KeyFiles {
+            secret: zeroize::Zeroizing::new(read(&self.file(SECRET_KEY))?),
+            evaluation: read(&self.file(EVAL_KEYS))?,
+            public: if public.exists() {
+                Some(read(&public)?)
+            } else {
+                None
+            },
+        })
     }
 
     /// Opens the data owner's side: keyparams and secret key.

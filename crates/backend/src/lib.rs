@@ -25,7 +25,7 @@ pub mod tfhe;
 
 pub use error::{BackendError, Result};
 pub use interface::{
-    default_cache_bytes, Backend, Calibration, Compilation, CompileOptions, DataOwner,
+    default_cache_bytes, Agreement, Backend, Calibration, Compilation, CompileOptions, DataOwner,
     DecryptionNoise, EvaluationKeys, Inference, KeyFiles, ModelOwner, ModelSource, Report,
     ServingOptions, StageTiming, TensorInfo,
 };

@@ -536,6 +536,11 @@ pub fn report(compiled: &Compiled) -> Report {
         ),
         lines,
         warnings,
+        agreement: compiled.compiled.agreement.map(|a| crate::Agreement {
+            samples: a.samples,
+            same_class: a.same_argmax,
+            same_class_with_noise: None,
+        }),
     }
 }
 

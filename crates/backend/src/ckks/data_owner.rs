@@ -224,7 +224,10 @@ impl CkksDataOwner {
         output: &[u8],
         origin: &Path,
     ) -> Result<(Vec<heman_ckks::Ciphertext>, Option<usize>)> {
-        let file = Ciphertexts::from_bytes(output, origin, &self.params)?;
+        // The answer comes from the model owner: a damaged one is refused,
+        // as the model owner refuses a damaged input.
+        let file = Ciphertexts::from_bytes(output, origin, &self.params)
+            .map_err(crate::error::refused("output ciphertext"))?;
         if file.ciphertexts.iter().any(|ct| ct.is_seeded()) {
             return Err(crate::error::not_an_output(origin));
         }

@@ -260,6 +260,11 @@ pub fn report(compiled: &Compiled) -> Report {
         ),
         lines,
         warnings,
+        agreement: Some(crate::Agreement {
+            samples: f.samples,
+            same_class: f.same_argmax,
+            same_class_with_noise: Some(f.noisy_same_argmax),
+        }),
     }
 }
 

@@ -78,8 +78,9 @@ impl DataOwner for TfheDataOwner {
 
     /// Decrypts an inference output; fresh (input) ciphertexts are refused.
     fn decrypt(&self, output: &[u8], origin: &Path) -> Result<Vec<Tensor>> {
-        let cts =
-            Ciphertexts::from_bytes(output, origin, self.keyparams.preset, &self.fingerprint)?;
+        // The answer comes from the model owner: a damaged one is refused.
+        let cts = Ciphertexts::from_bytes(output, origin, self.keyparams.preset, &self.fingerprint)
+            .map_err(crate::error::refused("output ciphertext"))?;
         let Ciphertexts::Expanded(cts) = cts else {
             return Err(crate::error::not_an_output(origin));
         };

@@ -43,8 +43,12 @@ pub fn load_arrays(path: &Path) -> Result<Vec<Sample>> {
     Ok(samples)
 }
 
-/// The samples of an array stacked along its first axis, each keeping that axis (of 1).
-fn split_stacked(path: &Path, stacked: Tensor) -> Result<Vec<Sample>> {
+/// The samples of an array stacked along its first axis, each keeping that
+/// axis (of 1), named `0` .. `N-1`; `path` names the array in errors.
+///
+/// # Errors
+/// [`ModelError::Dataset`] for a scalar.
+pub fn split_stacked(path: &Path, stacked: Tensor) -> Result<Vec<Sample>> {
     let Some((&count, rest)) = stacked.shape().split_first() else {
         return Err(dataset_error(
             path,

@@ -29,6 +29,15 @@ pub fn load_onnx(path: &Path) -> Result<Graph> {
     Ok(passes::simplify(read_onnx(path)?))
 }
 
+/// Imports ONNX bytes and simplifies them ([`passes::simplify`]); `origin`
+/// names them in errors.
+///
+/// # Errors
+/// As [`import_onnx`].
+pub fn parse_onnx(bytes: &[u8], origin: &Path) -> Result<Graph> {
+    Ok(passes::simplify(import_onnx(bytes, origin)?))
+}
+
 /// Reads an ONNX model as written (constants folded, nothing else rewritten).
 ///
 /// # Errors

@@ -7,5 +7,5 @@ mod ops;
 pub mod proto;
 mod tensor;
 
-pub use import::{import_onnx, load_onnx, read_onnx, MAX_OPSET, MIN_OPSET};
+pub use import::{import_onnx, load_onnx, parse_onnx, read_onnx, MAX_OPSET, MIN_OPSET};
 pub use ops::supported_operators;

@@ -1,0 +1,84 @@
+"""Files made by Python read by the CLI, and the reverse; a query through
+`heman serve`."""
+
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+import heman
+from conftest import CALIBRATION, SQUARE, assert_close, onnxruntime_outputs, run_cli, digits
+
+
+def test_the_cli_runs_what_python_made(tmp_path, heman_bin, ckks_model, ckks_client):
+    ckks_model.save(tmp_path / "model.heman", keyparams=tmp_path / "keyparams.json")
+    ckks_client.save(tmp_path / "keys")
+    x, _ = digits(1)[0]
+    (tmp_path / "x.ct").write_bytes(ckks_client.encrypt(x))
+    run_cli(heman_bin, "inference", "-m", tmp_path / "model.heman", "-k", tmp_path / "keys" / "eval.keys",
+            "-i", tmp_path / "x.ct", "-o", tmp_path / "y.ct")
+    run_cli(heman_bin, "decrypt", "-k", tmp_path / "keys", "-i", tmp_path / "y.ct", "-o", tmp_path / "y.npy")
+    expected = onnxruntime_outputs(SQUARE, x)
+    assert_close(np.load(tmp_path / "y.npy"), expected, "CLI on Python's files")
+    # And the CLI's output file decrypted by Python.
+    assert_close(ckks_client.decrypt((tmp_path / "y.ct").read_bytes()), expected, "Python on the CLI's answer")
+
+
+def test_python_runs_what_the_cli_made(tmp_path, heman_bin):
+    run_cli(heman_bin, "keyparams", "-m", SQUARE, "-c", CALIBRATION, "-o", tmp_path / "keyparams.json",
+            "--compiled", tmp_path / "model.heman")
+    run_cli(heman_bin, "keygen", "-i", tmp_path / "keyparams.json", "-o", tmp_path / "keys")
+    x, _ = digits(1)[0]
+    np.save(tmp_path / "x.npy", x)
+    run_cli(heman_bin, "encrypt", "-k", tmp_path / "keys", "-i", tmp_path / "x.npy", "-o", tmp_path / "x.ct")
+
+    model = heman.load(tmp_path / "model.heman")
+    client = heman.Client.load(tmp_path / "keys")
+    answer = model.run((tmp_path / "x.ct").read_bytes(), client.eval_keys)
+    assert_close(client.decrypt(answer), onnxruntime_outputs(SQUARE, x), "Python on the CLI's files")
+
+
+class Server:
+    """A `heman serve` process on a free port."""
+
+    def __init__(self, heman_bin, repository, key_store):
+        self.process = subprocess.Popen(
+            [heman_bin, "serve", "--model-repository", str(repository), "--http", "127.0.0.1:0",
+             "--grpc", "off", "--key-store", str(key_store)],
+            stdout=subprocess.PIPE, text=True, env={"HEMAN_LOG": "warn", "PATH": ""},
+        )
+        for line in self.process.stdout:
+            if line.startswith("HTTP listening on "):
+                self.url = line.split()[-1]
+                return
+        raise AssertionError(f"heman serve exited: {self.process.wait()}")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def test_a_query_through_heman_serve(tmp_path, heman_bin, ckks_model):
+    (tmp_path / "repo" / "digits").mkdir(parents=True)
+    ckks_model.save(tmp_path / "repo" / "digits" / "digits.heman")
+    server = Server(heman_bin, tmp_path / "repo", tmp_path / "registered")
+    try:
+        client = heman.Client.from_server(server.url, "digits").keygen(progress=False)
+        assert client.keyparams == ckks_model.keyparams
+        for x, label in digits(2):
+            assert_close(client.query(server.url, "digits", x), onnxruntime_outputs(SQUARE, x),
+                         f"served digit labelled {label}")
+        assert len(list((tmp_path / "registered").rglob("*"))) >= 1, "the keys were registered"
+
+        stranger = heman.Client(heman.compile(SQUARE, CALIBRATION, packing="throughput", progress=False).keyparams)
+        stranger.keygen(progress=False)
+        with pytest.raises(heman.RefusedError, match="other keyparams"):
+            stranger.query(server.url, "digits", digits(1)[0][0])
+        with pytest.raises(heman.ServerError, match="404|not found|no model"):
+            client.query(server.url, "absent", digits(1)[0][0])
+        assert server.process.poll() is None, "the server stays up"
+    finally:
+        server.stop()
+    with pytest.raises(heman.ServerError):
+        heman.Client.from_server(server.url, "digits")
