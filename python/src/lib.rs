@@ -27,7 +27,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    init_logging();
+    // The library's warnings (an input outside the calibrated range, ...)
+    // on standard error, as the CLI's.
+    heman_server::logging::init("warn");
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<model_owner::Model>()?;
@@ -42,20 +44,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     Ok(())
-}
-
-/// The library's log (warnings such as an input outside the calibrated
-/// range) on standard error, filtered by `HEMAN_LOG` (default `warn`), as
-/// the CLI's `RUST_LOG`.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HEMAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // A second initialisation (the module imported in a second interpreter)
-    // keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The backends this build holds: `(name, about, exact activations)`.

@@ -1,14 +1,12 @@
 """Files made by Python read by the CLI, and the reverse; a query through
 `heman serve`."""
 
-import pathlib
-import subprocess
-
 import numpy as np
 import pytest
 
 import heman
-from conftest import CALIBRATION, SQUARE, assert_close, onnxruntime_outputs, run_cli, digits
+from conftest import CALIBRATION, SQUARE, assert_close, digits, onnxruntime_outputs, run_cli
+from servers import HemanServe
 
 
 def test_the_cli_runs_what_python_made(tmp_path, heman_bin, ckks_model, ckks_client):
@@ -39,37 +37,15 @@ def test_python_runs_what_the_cli_made(tmp_path, heman_bin):
     assert_close(client.decrypt(answer), onnxruntime_outputs(SQUARE, x), "Python on the CLI's files")
 
 
-class Server:
-    """A `heman serve` process on a free port."""
-
-    def __init__(self, heman_bin, repository, key_store):
-        self.process = subprocess.Popen(
-            [heman_bin, "serve", "--model-repository", str(repository), "--http", "127.0.0.1:0",
-             "--grpc", "off", "--key-store", str(key_store)],
-            stdout=subprocess.PIPE, text=True, env={"HEMAN_LOG": "warn", "PATH": ""},
-        )
-        for line in self.process.stdout:
-            if line.startswith("HTTP listening on "):
-                self.url = line.split()[-1]
-                return
-        raise AssertionError(f"heman serve exited: {self.process.wait()}")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 def test_a_query_through_heman_serve(tmp_path, heman_bin, ckks_model):
-    (tmp_path / "repo" / "digits").mkdir(parents=True)
-    ckks_model.save(tmp_path / "repo" / "digits" / "digits.heman")
-    server = Server(heman_bin, tmp_path / "repo", tmp_path / "registered")
+    server = HemanServe(heman_bin, tmp_path, {"digits": ckks_model})
     try:
         client = heman.Client.from_server(server.url, "digits").keygen(progress=False)
         assert client.keyparams == ckks_model.keyparams
         for x, label in digits(2):
             assert_close(client.query(server.url, "digits", x), onnxruntime_outputs(SQUARE, x),
                          f"served digit labelled {label}")
-        assert len(list((tmp_path / "registered").rglob("*"))) >= 1, "the keys were registered"
+        assert len(list((tmp_path / "keys").rglob("*"))) >= 1, "the keys were registered"
 
         stranger = heman.Client(heman.compile(SQUARE, CALIBRATION, packing="throughput", progress=False).keyparams)
         stranger.keygen(progress=False)

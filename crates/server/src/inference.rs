@@ -40,6 +40,22 @@ pub fn run(model: &LoadedModel, keys: &EvaluationKeys, input: &[u8]) -> Result<V
         .map_err(server_error)
 }
 
+/// Answers one inference request whose keys are loaded: the input must be a
+/// fresh encryption whose masks this key has not had answered, within the
+/// key's query budget (the ledger counts it), before the model runs. Every
+/// transport (HTTP, gRPC, the Triton backend) answers through here.
+pub fn answer(
+    model: &LoadedModel,
+    keys: &EvaluationKeys,
+    ledger: &crate::ledger::QueryLedger,
+    stored_id: &str,
+    input: &[u8],
+) -> Result<Vec<u8>> {
+    let masks = masks_digest(model, input)?;
+    ledger.admit(stored_id, &masks)?;
+    run(model, keys, input)
+}
+
 /// The digest of the input's masks, which the query ledger answers once
 /// per key; refuses inputs that are not fresh encryptions.
 pub fn masks_digest(model: &LoadedModel, input: &[u8]) -> Result<[u8; 32]> {

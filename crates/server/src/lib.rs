@@ -30,6 +30,7 @@ pub mod http;
 pub mod inference;
 pub mod keystore;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod repository;

@@ -102,7 +102,10 @@ impl Repository {
     }
 }
 
-fn load_model(
+/// Loads the one compiled `*.heman` of `folder` as the model `name`,
+/// keeping up to `cache_bytes` of encoded weights across requests; refuses
+/// another kind of file and a simulation's model (nothing encrypted).
+pub fn load_model(
     name: &str,
     folder: &Path,
     cache_bytes: usize,

@@ -313,9 +313,7 @@ pub async fn infer(state: &Arc<AppState>, tenant: &Tenant, call: InferCall) -> R
             // Counted only once the keys are known to exist for this model,
             // so unknown ids cannot fill the ledger; keyed on the input's
             // masks, so other bodies on the same masks count as a repeat.
-            let masks = inference::masks_digest(&model, &ciphertext)?;
-            state.ledger.admit(&stored_id, &masks)?;
-            inference::run(&model, &keys, &ciphertext)
+            inference::answer(&model, &keys, &state.ledger, &stored_id, &ciphertext)
         })
         .await
         .map_err(|e| ServerError::Internal(format!("inference panicked: {e}")))?
