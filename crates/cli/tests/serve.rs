@@ -51,7 +51,19 @@ struct Serving {
 impl Serving {
     /// Serves `repo` on `http` and `grpc` (port 0: any free port), with
     /// `extra` arguments.
-    fn start(repo: &Path, key_store: &Path, (http, grpc): (&str, &str), extra: &[&str]) -> Self {
+    fn start(repo: &Path, key_store: &Path, addrs: (&str, &str), extra: &[&str]) -> Self {
+        Self::start_with_env(repo, key_store, addrs, extra, &[])
+    }
+
+    /// As [`Serving::start`], with environment variables `env` set (an S3
+    /// key store's credentials).
+    fn start_with_env(
+        repo: &Path,
+        key_store: &Path,
+        (http, grpc): (&str, &str),
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(heman_bin())
             .args(["serve", "--model-repository"])
             .arg(repo)
@@ -61,6 +73,7 @@ impl Serving {
             .args(extra)
             // Warnings and errors only: the test's output stays readable.
             .env("HEMAN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("heman serve starts");
@@ -173,29 +186,9 @@ impl Deployment {
 
     /// As [`Deployment::serve`], `heman serve` given `extra` arguments.
     fn serve_with(models: &[(&str, &str, &[&str])], extra: &[&str]) -> Self {
-        let work = tempfile::tempdir().unwrap();
-        let repo = work.path().join("repo");
-        for (name, model, extra) in models {
-            std::fs::create_dir_all(repo.join(name)).unwrap();
-            let keyparams = path_text(&work.path().join(format!("keyparams-{name}.json")));
-            let compiled = path_text(&repo.join(format!("{name}/{name}.heman")));
-            let model = format!("examples/digits/{model}");
-            let mut args = vec!["keyparams"];
-            args.extend_from_slice(extra);
-            args.extend_from_slice(&[
-                "-m",
-                &model,
-                "-c",
-                "examples/digits/calibration.npz",
-                "-o",
-                &keyparams,
-                "--compiled",
-                &compiled,
-            ]);
-            succeeded(&heman(&args), &format!("keyparams ({name})"));
-        }
+        let work = compiled(models);
         let server = Serving::start(
-            &repo,
+            &work.path().join("repo"),
             &work.path().join("registered"),
             ("127.0.0.1:0", "127.0.0.1:0"),
             extra,
@@ -215,23 +208,18 @@ impl Deployment {
     /// `heman query` of `model` with the keys folder `keys` into `output`
     /// (names in the deployment's folder).
     fn query(&self, model: &str, keys: &str, output: &str, extra: &[&str]) -> Output {
+        self.query_at(&self.server.http, model, keys, output, extra)
+    }
+
+    /// As [`Deployment::query`], of the server at `url`.
+    fn query_at(&self, url: &str, model: &str, keys: &str, output: &str, extra: &[&str]) -> Output {
         let (keys, input, output) = (
             path_text(&self.w(keys)),
             path_text(&self.input),
             path_text(&self.w(output)),
         );
         let mut args = vec![
-            "query",
-            "--url",
-            &self.server.http,
-            "--model",
-            model,
-            "-k",
-            &keys,
-            "-i",
-            &input,
-            "-o",
-            &output,
+            "query", "--url", url, "--model", model, "-k", &keys, "-i", &input, "-o", &output,
         ];
         args.extend_from_slice(extra);
         heman(&args)
@@ -242,6 +230,33 @@ impl Deployment {
     fn assert_close(&self, output: &str, what: &str) {
         assert_close(&self.w(output), &self.input, what);
     }
+}
+
+/// A temporary folder with each `(name, model, extra arguments)` compiled
+/// into `repo/<name>/<name>.heman`.
+fn compiled(models: &[(&str, &str, &[&str])]) -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    for (name, model, extra) in models {
+        std::fs::create_dir_all(repo.join(name)).unwrap();
+        let keyparams = path_text(&work.path().join(format!("keyparams-{name}.json")));
+        let compiled = path_text(&repo.join(format!("{name}/{name}.heman")));
+        let model = format!("examples/digits/{model}");
+        let mut args = vec!["keyparams"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "-m",
+            &model,
+            "-c",
+            "examples/digits/calibration.npz",
+            "-o",
+            &keyparams,
+            "--compiled",
+            &compiled,
+        ]);
+        succeeded(&heman(&args), &format!("keyparams ({name})"));
+    }
+    work
 }
 
 fn path_text(p: &Path) -> String {
@@ -521,4 +536,176 @@ fn registered_keys_survive_a_graceful_restart() {
     assert!(!again.contains("registered"), "keys sent again:\n{again}");
     d.assert_close("y6.npy", "after restart");
     assert!(d.server.stop().success());
+}
+
+/// A round-robin TCP proxy on loopback (a load balancer's part): each
+/// connection goes to the next backend that accepts one, so a backend that
+/// went away is skipped; a connection whose backend dies is closed.
+struct RoundRobin {
+    url: String,
+}
+
+impl RoundRobin {
+    fn start(backends: Vec<String>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (next, client) in listener.incoming().map_while(Result::ok).enumerate() {
+                let backend = (0..backends.len()).find_map(|k| {
+                    let addr = &backends[(next + k) % backends.len()];
+                    std::net::TcpStream::connect(addr).ok()
+                });
+                let Some(backend) = backend else { continue };
+                Self::pipe(client, backend);
+            }
+        });
+        Self { url }
+    }
+
+    /// Copies both ways until either side closes, then closes both.
+    fn pipe(client: std::net::TcpStream, backend: std::net::TcpStream) {
+        for (mut from, mut to) in [
+            (client.try_clone().unwrap(), backend.try_clone().unwrap()),
+            (backend, client),
+        ] {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(std::net::Shutdown::Both);
+                let _ = from.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    }
+}
+
+/// A value of a replica's Prometheus metrics (`name` with its labels), by a
+/// plain HTTP/1.0 request.
+fn metric(http: &str, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let addr = http.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return 0.0;
+    };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Scale-out on one machine: two replicas share one S3 key store behind a
+/// round-robin proxy. Keys registered through replica A serve requests on
+/// replica B without being sent again; replica A is killed while it answers
+/// part of a load run, and the client, sending failed requests again
+/// (freshly encrypted), loses none and gets no wrong answer.
+#[test]
+fn replicas_behind_a_proxy_share_keys_and_outlive_one_of_them() {
+    let Some(s3s_fs) = heman_testkit::s3::s3s_fs() else {
+        let note = format!(
+            "SKIPPED replicas_behind_a_proxy_share_keys_and_outlive_one_of_them: {}",
+            heman_testkit::s3::MISSING
+        );
+        println!("{note}");
+        eprintln!("{note}");
+        return;
+    };
+    let work = compiled(&[DIGITS]);
+    std::fs::create_dir_all(work.path().join("s3/heman-keys")).unwrap();
+    let s3 = heman_testkit::s3::S3Server::start(&s3s_fs, &work.path().join("s3"));
+    let endpoint = format!("http://{}", s3.addr);
+    let s3_args = [
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-region",
+        "us-east-1",
+        "--s3-allow-http",
+    ];
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", heman_testkit::s3::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", heman_testkit::s3::SECRET_KEY),
+    ];
+    let replica = || {
+        Serving::start_with_env(
+            &work.path().join("repo"),
+            Path::new("s3://heman-keys/replicas"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            &s3_args,
+            &credentials,
+        )
+    };
+    let (a, b) = (replica(), replica());
+    let d = Deployment {
+        input: repo_root().join("examples/digits/test/3-4.npy"),
+        server: a,
+        work,
+    };
+
+    // Registered through A; B finds them in the shared store.
+    let first = succeeded(&d.query("digits", "keys", "y-a.npy", &[]), "query on A");
+    assert!(first.contains("registered"), "{first}");
+    d.assert_close("y-a.npy", "replica A");
+    let on_b = succeeded(
+        &d.query_at(&b.http, "digits", "keys", "y-b.npy", &[]),
+        "query on B",
+    );
+    assert!(
+        !on_b.contains("registered"),
+        "keys sent to B again:\n{on_b}"
+    );
+    d.assert_close("y-b.npy", "replica B with keys registered through A");
+
+    // A load run through the proxy; A killed while it answers.
+    let proxy = RoundRobin::start(vec![
+        d.server.http.trim_start_matches("http://").to_string(),
+        b.http.trim_start_matches("http://").to_string(),
+    ]);
+    let (keys, input, output) = (
+        path_text(&d.w("keys")),
+        path_text(&d.input),
+        path_text(&d.w("y-load.npy")),
+    );
+    let load = Command::new(heman_bin())
+        .args(["query", "--url", &proxy.url, "--model", "digits"])
+        .args(["-k", &keys, "-i", &input, "-o", &output])
+        .args(["--repeat", "60", "--concurrency", "4", "--retries", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answered = r#"heman_inference_requests_total{protocol="http",outcome="success"}"#;
+    // Killed once it has answered some of the run (one before it) and while
+    // it computes another.
+    let mut load = load;
+    let start = Instant::now();
+    while metric(&d.server.http, answered) < 4.0
+        || metric(&d.server.http, "heman_inference_running") < 1.0
+    {
+        assert!(
+            load.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120),
+            "the load run ended (or stalled) before replica A was seen computing"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut a = d.server;
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let done = load.wait_with_output().unwrap();
+    let report = succeeded(&done, "the load run through the proxy");
+    eprintln!("load run, replica A killed during it:\n{report}");
+    assert!(report.contains("60 requests"), "{report}");
+    let retried: usize = report
+        .split(", ")
+        .find_map(|part| part.trim().strip_suffix(" retried")?.parse().ok())
+        .expect("the retries reported");
+    assert!(
+        retried >= 1,
+        "A was killed mid-request, yet nothing was sent again:\n{report}"
+    );
+    assert_close(
+        &d.work.path().join("y-load.npy"),
+        &d.input,
+        "the load run's answer",
+    );
+    drop(b);
+    drop(s3);
 }

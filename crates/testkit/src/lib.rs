@@ -4,6 +4,8 @@
 
 #![warn(missing_docs)]
 
+pub mod s3;
+
 use std::path::PathBuf;
 
 use heman_model::Tensor;

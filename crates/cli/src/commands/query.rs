@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 use heman_backend::{registry, DataOwner, DecryptionNoise, KeysDir};
-use heman_server::client::Client;
+use heman_server::client::{Client, ClientError};
 use tokio::sync::Mutex;
 use tracing::info;
 
@@ -53,6 +53,11 @@ pub struct QueryArgs {
     /// argument: command lines are visible to other users.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Send a request again, freshly encrypted, this many times when it
+    /// fails on the way (connection refused or reset, 502/503/504: a
+    /// replica going away behind a load balancer); other errors fail at once.
+    #[arg(long, default_value_t = 0)]
+    retries: usize,
     /// Decrypt-side noise before the result is released (see `heman
     /// decrypt --decryption-noise`).
     #[arg(long, value_parser = DecryptionNoise::parse)]
@@ -106,12 +111,17 @@ async fn query(args: QueryArgs) -> Result<()> {
     let tensor = heman_model::io::npy::read_npy(&args.input)?;
     let origin = args.input.display().to_string();
     let owner = Arc::new(owner);
+    let retry = Retry {
+        attempts: args.retries,
+        fresh: {
+            let owner = owner.clone();
+            Arc::new(move || Ok(owner.encrypt(&tensor, &origin)?))
+        },
+    };
     let ciphertexts: Vec<Vec<u8>> = {
-        let owner = owner.clone();
+        let fresh = retry.fresh.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
-            (0..args.repeat)
-                .map(|_| Ok(owner.encrypt(&tensor, &origin)?))
-                .collect()
+            (0..args.repeat).map(|_| fresh()).collect()
         })
         .await??
     };
@@ -121,8 +131,16 @@ async fn query(args: QueryArgs) -> Result<()> {
         "input encrypted"
     );
 
-    let (answers, latencies, wall) =
-        send_all(&client, &args.model, &key_id, ciphertexts, args.concurrency).await?;
+    let sent = send_all(
+        &client,
+        &args.model,
+        &key_id,
+        ciphertexts,
+        args.concurrency,
+        &retry,
+    )
+    .await?;
+    let (answers, latencies, wall) = (sent.answers, sent.latencies, sent.wall);
     let output_size = answers[0].len();
     let noise = args.decryption_noise;
     let decrypted: Vec<workflow::NamedOutputs> = {
@@ -176,7 +194,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         let mut ms: Vec<f64> = latencies.iter().map(|s| s * 1e3).collect();
         ms.sort_by(f64::total_cmp);
         println!(
-            "{} requests, {} in flight: {:.2} s, {:.2} inferences/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{} requests, {} in flight: {:.2} s, {:.2} inferences/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} retried",
             args.repeat,
             args.concurrency,
             wall,
@@ -184,6 +202,7 @@ async fn query(args: QueryArgs) -> Result<()> {
             percentile(&ms, 0.50),
             percentile(&ms, 0.99),
             ms[ms.len() - 1],
+            sent.retries,
         );
     }
     Ok(())
@@ -292,15 +311,69 @@ async fn ensure_registered(client: &Client, model: &str, keys: &Path) -> Result<
     Ok(id)
 }
 
-/// Sends every ciphertext with `concurrency` requests in flight; answers in
-/// input order, each request's latency (s) and the wall time (s).
+/// How failed requests are sent again: how many times each, and how a
+/// fresh encryption of the input is made (a retry never resends a
+/// ciphertext: the server answers an input's masks once).
+struct Retry {
+    attempts: usize,
+    fresh: Arc<dyn Fn() -> Result<Vec<u8>> + Send + Sync>,
+}
+
+/// Whether a failed request may succeed when sent again (elsewhere): it
+/// did not get through, or a gateway or busy server turned it away.
+fn retryable(error: &ClientError) -> bool {
+    match error {
+        ClientError::Transport { .. } => true,
+        e => matches!(e.status(), Some(502..=504)),
+    }
+}
+
+/// Every request's answer, in input order, with its latency (s, retries
+/// included), the wall time (s) and the retries made.
+struct Sent {
+    answers: Vec<Vec<u8>>,
+    latencies: Vec<f64>,
+    wall: f64,
+    retries: usize,
+}
+
+/// One request, sent again on a retryable failure with a fresh encryption
+/// (backing off 100 ms, 200 ms, ...); answers it and the retries it took.
+async fn send_one(
+    client: &Client,
+    model: &str,
+    key_id: &str,
+    mut ciphertext: Vec<u8>,
+    retry: &Retry,
+) -> Result<(Vec<u8>, usize)> {
+    let mut retries = 0;
+    loop {
+        match client.infer(model, key_id, &ciphertext).await {
+            Ok(answer) => return Ok((answer, retries)),
+            Err(e) if retries < retry.attempts && retryable(&e) => {
+                retries += 1;
+                tracing::warn!(error = %e, retry = retries, "request failed on the way: sending it again");
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    100 << (retries - 1).min(6),
+                ))
+                .await;
+                let fresh = retry.fresh.clone();
+                ciphertext = tokio::task::spawn_blocking(move || fresh()).await??;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends every ciphertext with `concurrency` requests in flight.
 async fn send_all(
     client: &Client,
     model: &str,
     key_id: &str,
     ciphertexts: Vec<Vec<u8>>,
     concurrency: usize,
-) -> Result<(Vec<Vec<u8>>, Vec<f64>, f64)> {
+    retry: &Retry,
+) -> Result<Sent> {
     let count = ciphertexts.len();
     let queue = Arc::new(Mutex::new(
         ciphertexts.into_iter().enumerate().collect::<Vec<_>>(),
@@ -314,6 +387,10 @@ async fn send_all(
             model.to_string(),
             key_id.to_string(),
         );
+        let retry = Retry {
+            attempts: retry.attempts,
+            fresh: retry.fresh.clone(),
+        };
         workers.spawn(async move {
             let mut done = Vec::new();
             loop {
@@ -321,11 +398,10 @@ async fn send_all(
                     return Ok::<_, anyhow::Error>(done);
                 };
                 let sent = Instant::now();
-                let answer = client
-                    .infer(&model, &key_id, &ct)
+                let (answer, retries) = send_one(&client, &model, &key_id, ct, &retry)
                     .await
                     .with_context(|| format!("request {i}"))?;
-                done.push((i, answer, sent.elapsed().as_secs_f64()));
+                done.push((i, answer, sent.elapsed().as_secs_f64(), retries));
             }
         });
     }
@@ -337,8 +413,11 @@ async fn send_all(
     if results.len() != count {
         bail!("{} of {count} requests answered", results.len());
     }
-    results.sort_by_key(|(i, _, _)| *i);
-    let latencies = results.iter().map(|(_, _, s)| *s).collect();
-    let answers = results.into_iter().map(|(_, a, _)| a).collect();
-    Ok((answers, latencies, wall))
+    results.sort_by_key(|(i, _, _, _)| *i);
+    Ok(Sent {
+        latencies: results.iter().map(|(_, _, s, _)| *s).collect(),
+        retries: results.iter().map(|(_, _, _, r)| r).sum(),
+        answers: results.into_iter().map(|(_, a, _, _)| a).collect(),
+        wall,
+    })
 }

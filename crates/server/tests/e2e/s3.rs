@@ -2,76 +2,15 @@
 //! `.ci/run` installs): two replicas share keys through it, and keys
 //! survive both replicas going away. Skipped, visibly, without `s3s-fs`.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use heman_server::{KeyStoreLocation, S3Location};
+use heman_testkit::s3::{s3s_fs, S3Server, ACCESS_KEY, MISSING, SECRET_KEY};
 
 use crate::common::{config, digit, fixture, Running};
-
-/// `s3s-fs`: `$HEMAN_S3S_FS`, else on the PATH, else in cargo's bin folder.
-fn s3s_fs() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HEMAN_S3S_FS") {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("s3s-fs"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-        Some(home.join("bin/s3s-fs")).filter(|p| p.is_file())
-    })
-}
-
-/// The S3 server process, killed when dropped.
-struct S3Server(Child);
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const ACCESS_KEY: &str = "heman-test-access";
-const SECRET_KEY: &str = "heman-test-secret-key";
-
-fn start_s3(binary: &PathBuf, root: &std::path::Path) -> (S3Server, SocketAddr) {
-    // A port the system just gave out; s3s-fs binds it right after.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let child = Command::new(binary)
-        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-    let server = S3Server(child);
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "s3s-fs did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, addr)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_keys_through_s3() {
     let Some(binary) = s3s_fs() else {
-        let note = "SKIPPED replicas_share_keys_through_s3: s3s-fs not found (cargo install --locked s3s-fs --version 0.12.0 --features binary, or set HEMAN_S3S_FS)";
+        let note = format!("SKIPPED replicas_share_keys_through_s3: {MISSING}");
         println!("{note}");
         eprintln!("{note}");
         return;
@@ -81,7 +20,8 @@ async fn replicas_share_keys_through_s3() {
     let root = work.path().join("s3");
     // s3s-fs maps each bucket to a folder of its root.
     std::fs::create_dir_all(root.join("heman-keys")).unwrap();
-    let (_s3, addr) = start_s3(&binary, &root);
+    let s3 = S3Server::start(&binary, &root);
+    let addr = s3.addr;
     let location = KeyStoreLocation::S3(S3Location {
         bucket: "heman-keys".into(),
         prefix: "replicated/eval".into(),
