@@ -606,6 +606,8 @@ class Client:
         self._keys: Any = None
         self.last_release_note: Optional[str] = None
         """What decrypt-side noise the last decryption added, when asked for."""
+        self.last_retries = 0
+        """How many times the last :meth:`query` sent its request again."""
 
     @classmethod
     def load(cls, path: PathLike) -> "Client":
@@ -711,7 +713,9 @@ class Client:
         self.last_release_note = note
         return named
 
-    def query(self, url: str, model: str, x: ArrayLike, token: Optional[str] = None) -> Output:
+    def query(
+        self, url: str, model: str, x: ArrayLike, token: Optional[str] = None, retries: int = 0
+    ) -> Output:
         """One encrypted inference on a ``heman serve`` server (what
         ``heman query`` does): registers :attr:`eval_keys` unless the server
         knows them, encrypts ``x``, sends it, decrypts the answer.
@@ -720,13 +724,17 @@ class Client:
             url: the server's HTTP address (``http://host:port``).
             model: the model's name on the server.
             token: a bearer token, for a server started with ``--tokens``.
+            retries: send the request again, freshly encrypted, this many
+                times when it fails on the way (connection refused or reset,
+                502/503/504: a replica going away behind a load balancer).
+                :attr:`last_retries` says how many were made.
 
         Raises:
             RefusedError: the served model's keyparams are not these keys'.
             ServerError: the server is unreachable or refused the request
                 (its message included).
         """
-        output, _ = _native.query(url, model, self._native, self.encrypt(x), token)
+        output, _, self.last_retries = _native.query(url, model, self._native, _raw(x), token, retries)
         return self.decrypt(output)
 
     def __repr__(self) -> str:

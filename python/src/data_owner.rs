@@ -139,9 +139,7 @@ impl KeySet {
     /// Encrypts an array (checked against the model's input).
     fn encrypt<'py>(&self, py: Python<'py>, x: Raw<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let x = array::from_raw(&x, "input")?;
-        let bytes = py
-            .detach(|| self.owner.encrypt(&x, "input"))
-            .map_err(error::backend)?;
+        let bytes = py.detach(|| self.encrypt_tensor(&x))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -175,6 +173,11 @@ impl KeySet {
 }
 
 impl KeySet {
+    /// Encrypts a tensor (checked against the model's input).
+    pub fn encrypt_tensor(&self, x: &heman_model::Tensor) -> PyResult<Vec<u8>> {
+        self.owner.encrypt(x, "input").map_err(error::backend)
+    }
+
     /// The evaluation keys' bytes.
     pub fn evaluation(&self) -> &[u8] {
         &self.files.evaluation

@@ -7,6 +7,7 @@ use heman_server::client::Client;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::array::{self, Raw};
 use crate::data_owner::KeySet;
 use crate::error;
 
@@ -52,46 +53,63 @@ pub fn server_keyparams(
     })
 }
 
+/// A query's failure: the server client's, or encrypting a fresh input.
+struct QueryError(PyErr);
+
+impl From<PyErr> for QueryError {
+    fn from(e: PyErr) -> Self {
+        Self(e)
+    }
+}
+
+impl From<heman_server::client::ClientError> for QueryError {
+    fn from(e: heman_server::client::ClientError) -> Self {
+        Self(error::server(e))
+    }
+}
+
 /// One inference on a served model: checks that the server's keyparams are
 /// the keys', registers the evaluation keys unless the server knows them,
-/// sends the ciphertext. Answers the output file's bytes and the key id.
+/// encrypts `x` and sends it; a request that fails on the way is sent again
+/// (freshly encrypted) up to `retries` times. Answers the output file's
+/// bytes, the key id and the retries made.
 #[pyfunction]
-#[pyo3(signature = (url, model, keys, ciphertext, token=None))]
+#[pyo3(signature = (url, model, keys, x, token=None, retries=0))]
 pub fn query<'py>(
     py: Python<'py>,
     url: &str,
     model: &str,
     keys: &KeySet,
-    ciphertext: &[u8],
+    x: Raw<'py>,
     token: Option<&str>,
-) -> PyResult<(Bound<'py, PyBytes>, String)> {
+    retries: usize,
+) -> PyResult<(Bound<'py, PyBytes>, String, usize)> {
     let client = client(url, token)?;
-    let (output, key_id) = block_on(py, async {
-        let served = client.keyparams(model).await.map_err(error::server)?;
+    let x = array::from_raw(&x, "input")?;
+    let encrypt = || keys.encrypt_tensor(&x).map_err(QueryError);
+    let work = async {
+        let served = client.keyparams(model).await?;
         check_same_keyparams(model, &served, keys.keyparams_bytes())?;
         let key_id = heman_server::keystore::key_id(keys.evaluation());
-        if !client
-            .key_registered(model, &key_id)
-            .await
-            .map_err(error::server)?
-        {
+        if !client.key_registered(model, &key_id).await? {
             let registered = client
                 .register_keys(model, keys.evaluation().to_vec())
-                .await
-                .map_err(error::server)?;
+                .await?;
             if registered != key_id {
                 return Err(error::ServerError::new_err(format!(
                     "the server registered the keys as {registered}, not as their content address {key_id}"
-                )));
+                ))
+                .into());
             }
         }
-        let output = client
-            .infer(model, &key_id, ciphertext)
-            .await
-            .map_err(error::server)?;
-        Ok((output, key_id))
-    })?;
-    Ok((PyBytes::new(py, &output), key_id))
+        let first = encrypt()?;
+        let (output, retried) = client
+            .infer_retrying(model, &key_id, first, retries, || async { encrypt() })
+            .await?;
+        Ok::<_, QueryError>((output, key_id, retried))
+    };
+    let (output, key_id, retried) = block_on(py, async { work.await.map_err(|e| e.0) })?;
+    Ok((PyBytes::new(py, &output), key_id, retried))
 }
 
 /// Refuses keys made for keyparams other than the served model's.

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -146,3 +147,54 @@ class Triton:
             self.process.wait(timeout=60)
         finally:
             self.log.close()
+
+
+class FlakyGateway:
+    """An HTTP gateway in front of `upstream` (a server's URL) that turns
+    away the first `failures` inference requests with 503, as a load
+    balancer does while a replica goes away, and forwards everything else."""
+
+    def __init__(self, upstream, failures):
+        import http.server
+        import threading
+
+        gateway = self
+        self.failures, self.turned_away = failures, 0
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            def forward(self, body=None):
+                if self.command == "POST" and self.path.endswith("/infer") and gateway.turned_away < gateway.failures:
+                    gateway.turned_away += 1
+                    return self.answer(503, {"Content-Type": "application/json"}, b'{"error": "replica gone"}')
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                request = urllib.request.Request(upstream + self.path, data=body, headers=headers, method=self.command)
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as reply:
+                        self.answer(reply.status, dict(reply.headers), reply.read())
+                except urllib.error.HTTPError as refused:
+                    self.answer(refused.code, dict(refused.headers), refused.read())
+
+            def answer(self, status, headers, body):
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self.forward()
+
+            def do_POST(self):
+                self.forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()

@@ -6,7 +6,7 @@ import pytest
 
 import heman
 from conftest import CALIBRATION, SQUARE, assert_close, digits, onnxruntime_outputs, run_cli
-from servers import HemanServe
+from servers import FlakyGateway, HemanServe
 
 
 def test_the_cli_runs_what_python_made(tmp_path, heman_bin, ckks_model, ckks_client):
@@ -58,3 +58,21 @@ def test_a_query_through_heman_serve(tmp_path, heman_bin, ckks_model):
         server.stop()
     with pytest.raises(heman.ServerError):
         heman.Client.from_server(server.url, "digits")
+
+
+def test_a_query_retries_what_a_gateway_turned_away(tmp_path, heman_bin, ckks_model):
+    server = HemanServe(heman_bin, tmp_path, {"digits": ckks_model})
+    gateway = FlakyGateway(server.url, failures=2)
+    try:
+        client = heman.Client.from_server(gateway.url, "digits").keygen(progress=False)
+        x, _ = digits(1)[0]
+        with pytest.raises(heman.ServerError, match="503.*replica gone"):
+            client.query(gateway.url, "digits", x)
+        assert client.last_retries == 0
+        y = client.query(gateway.url, "digits", x, retries=3)
+        assert client.last_retries == 1, "one more 503, then through"
+        assert gateway.turned_away == 2
+        assert_close(y, onnxruntime_outputs(SQUARE, x), "after a retry")
+    finally:
+        gateway.stop()
+        server.stop()

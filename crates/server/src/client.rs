@@ -53,6 +53,16 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether the request may succeed when sent again (elsewhere, behind a
+    /// load balancer): it did not get through (refused or reset), or a
+    /// gateway or a busy server turned it away (502, 503, 504).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            e => matches!(e.status(), Some(502..=504)),
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -189,6 +199,40 @@ impl Client {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(404) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    /// [`Client::infer`], sent again on a transient failure
+    /// ([`ClientError::is_transient`]) up to `retries` times, each time with a
+    /// fresh ciphertext from `fresh` (never the same ciphertext twice: a
+    /// server answers an input's masks once), backing off 100 ms, 200 ms,
+    /// ...; answers the output file's bytes and the retries made.
+    pub async fn infer_retrying<E, F, Fut>(
+        &self,
+        model: &str,
+        key_id: &str,
+        mut ciphertext: Vec<u8>,
+        retries: usize,
+        mut fresh: F,
+    ) -> std::result::Result<(Vec<u8>, usize), E>
+    where
+        E: From<ClientError>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Vec<u8>, E>>,
+    {
+        let mut retried = 0;
+        loop {
+            match self.infer(model, key_id, &ciphertext).await {
+                Ok(answer) => return Ok((answer, retried)),
+                Err(e) if retried < retries && e.is_transient() => {
+                    retried += 1;
+                    tracing::warn!(error = %e, retry = retried, "request failed on the way: sending it again");
+                    let backoff = 100u64 << (retried - 1).min(6);
+                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                    ciphertext = fresh().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

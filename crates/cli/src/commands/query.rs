@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 use heman_backend::{registry, DataOwner, DecryptionNoise, KeysDir};
-use heman_server::client::{Client, ClientError};
+use heman_server::client::Client;
 use tokio::sync::Mutex;
 use tracing::info;
 
@@ -319,15 +319,6 @@ struct Retry {
     fresh: Arc<dyn Fn() -> Result<Vec<u8>> + Send + Sync>,
 }
 
-/// Whether a failed request may succeed when sent again (elsewhere): it
-/// did not get through, or a gateway or busy server turned it away.
-fn retryable(error: &ClientError) -> bool {
-    match error {
-        ClientError::Transport { .. } => true,
-        e => matches!(e.status(), Some(502..=504)),
-    }
-}
-
 /// Every request's answer, in input order, with its latency (s, retries
 /// included), the wall time (s) and the retries made.
 struct Sent {
@@ -335,34 +326,6 @@ struct Sent {
     latencies: Vec<f64>,
     wall: f64,
     retries: usize,
-}
-
-/// One request, sent again on a retryable failure with a fresh encryption
-/// (backing off 100 ms, 200 ms, ...); answers it and the retries it took.
-async fn send_one(
-    client: &Client,
-    model: &str,
-    key_id: &str,
-    mut ciphertext: Vec<u8>,
-    retry: &Retry,
-) -> Result<(Vec<u8>, usize)> {
-    let mut retries = 0;
-    loop {
-        match client.infer(model, key_id, &ciphertext).await {
-            Ok(answer) => return Ok((answer, retries)),
-            Err(e) if retries < retry.attempts && retryable(&e) => {
-                retries += 1;
-                tracing::warn!(error = %e, retry = retries, "request failed on the way: sending it again");
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    100 << (retries - 1).min(6),
-                ))
-                .await;
-                let fresh = retry.fresh.clone();
-                ciphertext = tokio::task::spawn_blocking(move || fresh()).await??;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// Sends every ciphertext with `concurrency` requests in flight.
@@ -398,7 +361,18 @@ async fn send_all(
                     return Ok::<_, anyhow::Error>(done);
                 };
                 let sent = Instant::now();
-                let (answer, retries) = send_one(&client, &model, &key_id, ct, &retry)
+                let fresh = || {
+                    let fresh = retry.fresh.clone();
+                    async move { tokio::task::spawn_blocking(move || fresh()).await? }
+                };
+                let (answer, retries) = client
+                    .infer_retrying::<anyhow::Error, _, _>(
+                        &model,
+                        &key_id,
+                        ct,
+                        retry.attempts,
+                        fresh,
+                    )
                     .await
                     .with_context(|| format!("request {i}"))?;
                 done.push((i, answer, sent.elapsed().as_secs_f64(), retries));
