@@ -76,3 +76,19 @@ def test_a_query_retries_what_a_gateway_turned_away(tmp_path, heman_bin, ckks_mo
     finally:
         gateway.stop()
         server.stop()
+
+
+def test_a_throughput_batch_goes_through_heman_serve_as_one_query(tmp_path, heman_bin):
+    model = heman.compile(SQUARE, CALIBRATION, packing="throughput", progress=False)
+    server = HemanServe(heman_bin, tmp_path, {"batched": model})
+    try:
+        client = heman.Client.from_server(server.url, "batched").keygen(progress=False)
+        assert client.max_batch == model.max_batch
+        images = digits(5)
+        batch = np.concatenate([x for x, _ in images])
+        y = client.query(server.url, "batched", batch)
+        assert y.shape == (5, 10)
+        for i, (x, label) in enumerate(images):
+            assert_close(y[i], onnxruntime_outputs(SQUARE, x)[0], f"batch item {i}, labelled {label}")
+    finally:
+        server.stop()
