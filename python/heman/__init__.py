@@ -148,9 +148,7 @@ class Inference:
 
 def _raw(x: ArrayLike) -> Tuple[bytes, List[int]]:
     """An array as little-endian float64 bytes in C order and its shape."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    array = np.ascontiguousarray(np.asarray(x, dtype="<f8"))
+    array = np.ascontiguousarray(np.asarray(_as_numpy(x), dtype="<f8"))
     return array.tobytes(), list(array.shape)
 
 
@@ -305,6 +303,7 @@ def _calibration(calibration: Any) -> Any:
 
 
 def _as_numpy(x: Any) -> Any:
+    """A torch tensor as a numpy array; anything else as it is."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         return x.detach().cpu().numpy()
     return x
@@ -512,29 +511,17 @@ class CompiledModel:
         """
         return self.infer(ciphertext, eval_keys).output
 
-    def _per_item(self, run: Callable[[Any], Any], x: ArrayLike) -> Output:
-        """``run`` on one input, or on each input of a batch (throughput
-        models), outputs stacked along the batch axis."""
-        array = np.asarray(_as_numpy(x), dtype=np.float64)
-        one = self.input.shape
-        if self.max_batch is None or _squeezed(array.shape) == _squeezed(one):
-            return _outputs(run(_raw(array)))
-        items = [_outputs(run(_raw(item))) for item in array]
-        if isinstance(items[0], tuple):
-            return tuple(np.stack([_first_axis(o[k]) for o in items]) for k in range(len(items[0])))
-        return np.stack([_first_axis(o) for o in items])
-
     def simulate(self, x: ArrayLike, noise_seed: Optional[int] = None) -> Output:
         """The compiled model's arithmetic in cleartext (CKKS polynomials and
         slot layouts, TFHE quantisation): what an encrypted inference
         computes, without keys. ``noise_seed`` draws the encryption noise too.
         One array per output (a tuple for several)."""
-        return self._per_item(lambda raw: self._native.simulate(raw, noise_seed), x)
+        return _outputs(self._native.simulate(_raw(x), noise_seed))
 
     def evaluate(self, x: ArrayLike) -> Output:
         """The float model (a model compiled in this process): the reference
         for :meth:`simulate` and encrypted results."""
-        return self._per_item(self._native.evaluate, x)
+        return _outputs(self._native.evaluate(_raw(x)))
 
     def predicted_accuracy(
         self, inputs: ArrayLike, labels: Optional[ArrayLike] = None, noise_seed: Optional[int] = None
@@ -567,15 +554,6 @@ class CompiledModel:
 
 def _first(output: Output) -> np.ndarray:
     return output[0] if isinstance(output, tuple) else output
-
-
-def _squeezed(shape: Sequence[int]) -> Tuple[int, ...]:
-    return tuple(d for d in shape if d != 1)
-
-
-def _first_axis(output: np.ndarray) -> np.ndarray:
-    """One input's output without its leading axis of 1, for stacking."""
-    return output[0] if output.ndim > 0 and output.shape[0] == 1 else output
 
 
 # --- the data owner ----------------------------------------------------------

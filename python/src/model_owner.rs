@@ -328,9 +328,7 @@ impl Model {
         noise: Option<u64>,
     ) -> PyResult<Vec<NamedRaw<'py>>> {
         let x = array::from_raw(&x, "input")?;
-        let outputs = py
-            .detach(|| self.owner.simulate(&x, noise))
-            .map_err(error::backend)?;
+        let outputs = py.detach(|| self.per_input(&x, |x| self.owner.simulate(x, noise)))?;
         Ok(self.named(py, &outputs))
     }
 
@@ -344,13 +342,38 @@ impl Model {
         };
         let input = self.owner.input();
         let x = array::from_raw(&x, "input")?;
-        let x = heman_backend::input::fit_input(&x, input, "input").map_err(error::backend)?;
-        let outputs = py.detach(|| graph.run(&[x])).map_err(error::model)?;
+        let outputs = py.detach(|| {
+            self.per_input(&x, |x| {
+                let x = heman_backend::input::fit_input(x, input, "input")?;
+                Ok(graph.run(&[x])?)
+            })
+        })?;
         Ok(self.named(py, &outputs))
     }
 }
 
 impl Model {
+    /// `run` on one input, or for a throughput model on each input of a
+    /// batch `[B, ...]`, the outputs stacked along the batch axis (as the
+    /// data owner's decryption returns them).
+    fn per_input(
+        &self,
+        x: &Tensor,
+        run: impl Fn(&Tensor) -> heman_backend::Result<Vec<Tensor>>,
+    ) -> PyResult<Vec<Tensor>> {
+        let Some(max) = self.owner.max_batch() else {
+            return run(x).map_err(error::backend);
+        };
+        let items = heman_backend::input::split_batch(x, self.owner.input(), max, "input")
+            .map_err(error::backend)?;
+        let outputs = items
+            .iter()
+            .map(&run)
+            .collect::<heman_backend::Result<Vec<_>>>()
+            .map_err(error::backend)?;
+        Ok(heman_backend::input::stack_batch(outputs))
+    }
+
     fn named<'py>(&self, py: Python<'py>, outputs: &[Tensor]) -> Vec<NamedRaw<'py>> {
         array::named_to_raw(
             py,

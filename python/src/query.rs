@@ -3,7 +3,7 @@
 //! are content addresses, so keys a server knows never travel again), and
 //! one inference per call, over the server's HTTP protocol.
 
-use heman_server::client::Client;
+use heman_server::client::{model_fingerprint_prefix, Client};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -121,14 +121,10 @@ fn check_same_keyparams(model: &str, served: &str, ours: &[u8]) -> PyResult<()> 
         )));
     };
     if served != ours {
-        let fingerprint = |v: &serde_json::Value| {
-            let f = v["model_fingerprint"].as_str().unwrap_or("?");
-            f[..12.min(f.len())].to_string()
-        };
         return Err(error::RefusedError::new_err(format!(
             "model '{model}' on the server has other keyparams (model {}) than these keys (model {}): make keys for it with Client.from_server",
-            fingerprint(&served),
-            fingerprint(&ours)
+            model_fingerprint_prefix(&served),
+            model_fingerprint_prefix(&ours)
         )));
     }
     Ok(())

@@ -67,6 +67,18 @@ impl ClientError {
 
 type Result<T> = std::result::Result<T, ClientError>;
 
+/// The start of a keyparams' model fingerprint, to tell two keyparams apart
+/// in a message (`?` where it has none). By characters: the text may come
+/// from a server, and a byte cut inside a character would panic.
+pub fn model_fingerprint_prefix(keyparams: &Value) -> String {
+    keyparams["model_fingerprint"]
+        .as_str()
+        .unwrap_or("?")
+        .chars()
+        .take(12)
+        .collect()
+}
+
 /// A server's base URL and a connection pool.
 #[derive(Clone)]
 pub struct Client {

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use heman_backend::keys_dir::{EVAL_KEYS, KEYPARAMS, SECRET_KEY};
 use heman_backend::{registry, DataOwner, DecryptionNoise, KeysDir};
-use heman_server::client::Client;
+use heman_server::client::{model_fingerprint_prefix, Client};
 use tokio::sync::Mutex;
 use tracing::info;
 
@@ -236,15 +236,11 @@ fn ensure_keys(keys: &Path, server_keyparams: &str) -> Result<(Box<dyn DataOwner
         })?;
         let server = read_json(&received)?;
         if existing != server {
-            let model = |v: &serde_json::Value| {
-                let f = v["model_fingerprint"].as_str().unwrap_or("?");
-                f[..12.min(f.len())].to_string()
-            };
             bail!(
                 "{} holds keys for other keyparams (model {}, the server's is {}); use another --keys directory",
                 keys.display(),
-                model(&existing),
-                model(&server)
+                model_fingerprint_prefix(&existing),
+                model_fingerprint_prefix(&server)
             );
         }
         std::fs::remove_file(&received).ok();
